@@ -1,0 +1,262 @@
+"""The shared HTTP layer: pacing, the one retry policy, status → error, redaction, counting.
+
+Connectors never talk to `httpx` directly; they call `Http.get_json` / `Http.request`, so every
+tracker call is paced by a limiter per credential, retried only for `TransientError`, never
+before the server's `Retry-After` / reset time, with positive jitter and a cap on attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from okrsync.errors import AuthError, ConnectorError, NotFound, PayloadError, TransientError
+from okrsync.redaction import redact_url
+
+log = structlog.get_logger("okrsync.http")
+Sleep = Callable[[float], Awaitable[None]]
+
+# Default concurrency per tracker credential: GitHub asks for serial requests, Asana allows
+# 50 reads in flight, Jira a few.
+DEFAULT_IN_FLIGHT = {"github": 1, "asana": 50, "jira": 4}
+
+
+@dataclass
+class HttpStats:
+    """What one run cost; read by the orchestrator into the sync-run record and metrics."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    not_modified: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_s: float = 0.5
+    max_backoff_s: float = 60.0
+    jitter_s: float = 0.25
+    max_wait_s: float = 900.0
+
+
+class Http:
+    """An `httpx.AsyncClient` with the okrsync policies; one per connector run."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        connector: str,
+        limiter: asyncio.Semaphore | None = None,
+        policy: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.connector = connector
+        self.limiter = limiter or asyncio.Semaphore(1)
+        self.policy = policy or RetryPolicy()
+        self.headers = headers or {}
+        self.auth = auth
+        self.sleep = sleep
+        self.stats = HttpStats()
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        accept: Iterable[int] = (),
+    ) -> tuple[httpx.Response, Any]:
+        """GET and parse JSON; statuses in `accept` are returned, not raised (body None)."""
+        return await self.request("GET", url, params=params, headers=headers, accept=accept)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        accept: Iterable[int] = (),
+    ) -> tuple[httpx.Response, Any]:
+        """Send with retries; returns the response and its parsed JSON body (None if empty)."""
+        accepted = frozenset(accept)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientError),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(method, url, params, headers, json_body, accepted)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        json_body: Any,
+        accepted: frozenset[int],
+    ) -> tuple[httpx.Response, Any]:
+        safe = redact_url(url)
+        async with self.limiter:
+            self.stats.requests += 1
+            try:
+                resp = await self.client.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={**self.headers, **(headers or {})},
+                    json=json_body,
+                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TimeoutException as exc:
+                raise TransientError(
+                    f"timeout ({type(exc).__name__})", connector=self.connector, url=safe
+                ) from None
+            except httpx.TransportError as exc:
+                raise TransientError(
+                    f"network error ({type(exc).__name__})", connector=self.connector, url=safe
+                ) from None
+        status = resp.status_code
+        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        if status == 304:
+            self.stats.not_modified += 1
+        if status in accepted or status == 304:
+            return resp, None
+        if status >= 300:
+            raise translate(resp, self.connector)
+        return resp, self._parse(resp, safe)
+
+    def _parse(self, resp: httpx.Response, safe_url: str) -> Any:
+        if not resp.content:
+            return None
+        try:
+            return json.loads(resp.content)
+        except ValueError:
+            # A cut or garbled body is a transport fault far more often than an API change.
+            raise TransientError(
+                f"invalid or truncated JSON body ({len(resp.content)} bytes)",
+                connector=self.connector,
+                url=safe_url,
+                status=resp.status_code,
+            ) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(self.policy.max_backoff_s, self.policy.base_s * 2 ** (state.attempt_number - 1))
+        server = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else 0.0
+        base = min(max(server, backoff), self.policy.max_wait_s)
+        # Positive jitter only: never earlier than the server asked.
+        return base + random.uniform(0, self.policy.jitter_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.sleep(seconds)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.upcoming_sleep
+        self.stats.retries += 1
+        if isinstance(exc, TransientError) and exc.rate_limited:
+            self.stats.rate_limit_wait_s += wait
+        log.warning(
+            "http.retry",
+            connector=self.connector,
+            attempt=state.attempt_number,
+            wait_s=round(wait, 3),
+            error=str(exc),
+            status=getattr(exc, "status", None),
+            url=getattr(exc, "url", ""),
+        )
+
+
+def translate(resp: httpx.Response, connector: str) -> ConnectorError:
+    """Map an error response to the exception that says what the caller should do."""
+    status = resp.status_code
+    url = redact_url(str(resp.request.url))
+    wait = retry_after(resp.headers, use_reset=status in (403, 429))
+    remaining = resp.headers.get("x-ratelimit-remaining")
+    if status == 429 or (status == 403 and (remaining == "0" or "retry-after" in resp.headers)):
+        return TransientError(
+            f"rate limited (HTTP {status})",
+            connector=connector,
+            url=url,
+            status=status,
+            retry_after=wait,
+            rate_limited=True,
+        )
+    if status >= 500:
+        return TransientError(
+            f"server error HTTP {status}", connector=connector, url=url, status=status,
+            retry_after=wait,
+        )
+    if status in (401, 403):
+        return AuthError(
+            f"HTTP {status}: the tracker refused the credentials of connector {connector!r} "
+            "(token missing, wrong, expired or revoked, or lacking permission)",
+            connector=connector,
+            url=url,
+            status=status,
+        )
+    if status in (404, 410):
+        return NotFound(f"HTTP {status} for {url}", connector=connector, url=url, status=status)
+    if 300 <= status < 400:
+        return NotFound(
+            f"HTTP {status}: moved to {redact_url(resp.headers.get('location', '?'))}",
+            connector=connector,
+            url=url,
+            status=status,
+        )
+    return PayloadError(f"HTTP {status} for {url}", connector=connector, url=url, status=status)
+
+
+def retry_after(
+    headers: httpx.Headers, now: float | None = None, *, use_reset: bool = True
+) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date) or a reset header.
+
+    `x-ratelimit-reset` is epoch seconds on GitHub and an ISO-8601 time on Jira; it only counts
+    when the remaining quota is 0 or the response is a 429.
+    """
+    now = time.time() if now is None else now
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("x-ratelimit-reset")
+    if reset and use_reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            try:
+                return max(0.0, datetime.fromisoformat(reset).astimezone(UTC).timestamp() - now)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,102 @@
+"""Domain types shared by every layer: the normalised work item and a page of them.
+
+Vendor JSON never leaves `connectors/`; everything after a connector sees only these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+Cursor = dict[str, Any]
+"""A connector's resumable position, JSON-serialisable, opaque to the core."""
+
+
+class ItemKind(enum.StrEnum):
+    """What a work item is; the last five are containers that never count as work."""
+
+    TASK = "task"
+    ISSUE = "issue"
+    PULL_REQUEST = "pull_request"
+    EPIC = "epic"
+    PROJECT = "project"
+    MILESTONE = "milestone"
+    SECTION = "section"
+
+    @property
+    def is_container(self) -> bool:
+        return self in CONTAINER_KINDS
+
+
+CONTAINER_KINDS = frozenset(
+    {ItemKind.EPIC, ItemKind.PROJECT, ItemKind.MILESTONE, ItemKind.SECTION}
+)
+
+
+class StatusCategory(enum.StrEnum):
+    """The four states every tracker status is folded into."""
+
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    DROPPED = "dropped"
+
+
+DEFAULT_DROPPED_NAMES = (
+    "won't do",
+    "wont do",
+    "cancelled",
+    "canceled",
+    "declined",
+    "rejected",
+    "duplicate",
+)
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One task, issue, pull request or container, in the one shape PRODUCT.md defines."""
+
+    connector: str
+    external_id: str
+    key: str
+    kind: ItemKind
+    title: str
+    status: StatusCategory
+    status_raw: str
+    created: datetime
+    updated: datetime
+    url: str | None = None
+    container: str | None = None
+    parent_key: str | None = None
+    labels: tuple[str, ...] = ()
+    milestone: str | None = None
+    section: str | None = None
+    assignee: str | None = None
+    estimate: float | None = None
+    due: date | None = None
+    completed_at: datetime | None = None
+    custom: dict[str, str] = field(default_factory=dict)
+    previous_keys: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Page:
+    """A page of normalised items plus the cursor as it stands once this page is stored.
+
+    `deleted` lists external ids that the tracker reports gone (deleted, or moved out of
+    reach); `scope` names the project/repo the page belongs to, for logs and metrics.
+    `census` maps a container to the complete list of external ids that exist in it, sent on
+    the page that completes a periodic full listing: stored items of that container missing
+    from the list are flagged deleted. `lost_scopes` names configured scopes that became
+    invisible (403/404 on the scope itself): reported, never treated as deletions.
+    """
+
+    items: list[WorkItem]
+    cursor: Cursor
+    scope: str = ""
+    deleted: list[str] = field(default_factory=list)
+    lost_scopes: list[str] = field(default_factory=list)
+    census: dict[str, list[str]] = field(default_factory=dict)
