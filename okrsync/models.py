@@ -57,7 +57,13 @@ DEFAULT_DROPPED_NAMES = (
 
 @dataclass(slots=True)
 class WorkItem:
-    """One task, issue, pull request or container, in the one shape PRODUCT.md defines."""
+    """One task, issue, pull request or container, in the one shape PRODUCT.md defines.
+
+    `external_id` is the tracker's stable id (Jira issue id, Asana gid, GitHub issue id);
+    `key` is the human key (PROJ-12, owner/repo#12, the Asana gid); `item_type` is the
+    tracker's own type name (Bug, Story, default_task, ...). `previous_keys` is kept by the
+    store when an item's key changes (a move), connectors need not fill it.
+    """
 
     connector: str
     external_id: str
@@ -68,6 +74,7 @@ class WorkItem:
     status_raw: str
     created: datetime
     updated: datetime
+    item_type: str | None = None
     url: str | None = None
     container: str | None = None
     parent_key: str | None = None
