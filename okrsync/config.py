@@ -7,6 +7,7 @@ redaction before it can reach a log line.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -225,9 +226,24 @@ def _explain(path: Path, text: str, exc: ValidationError) -> ConfigError:
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
-        msg = f"unknown key '{key}'; remove it or check its spelling against config.example.toml"
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "remove it or check its spelling"
+        msg = f"unknown key '{key}'; {hint} (every key is documented in config.example.toml)"
     elif err["type"] == "missing":
         msg = f"missing key '{key}'; it is required (see config.example.toml)"
     else:
         msg = f"key '{key}': {err['msg']}"
     return ConfigError(msg, file=str(path), line=locate(text, loc))
+
+
+def _known_keys() -> list[str]:
+    models: list[type[BaseModel]] = [
+        Settings,
+        StoreConfig,
+        MappingsConfig,
+        LoggingConfig,
+        ServiceConfig,
+        SignalsConfig,
+        ConnectorConfig,
+    ]
+    return sorted({name for m in models for name in m.model_fields})

@@ -166,9 +166,13 @@ class Http:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = min(self.policy.max_backoff_s, self.policy.base_s * 2 ** (state.attempt_number - 1))
-        server = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else 0.0
-        base = min(max(server, backoff), self.policy.max_wait_s)
+        backoff = min(
+            self.policy.max_backoff_s, self.policy.base_s * 2 ** (state.attempt_number - 1)
+        )
+        server = 0.0
+        if isinstance(exc, TransientError) and exc.retry_after:
+            server = float(exc.retry_after)
+        base: float = min(max(server, backoff), self.policy.max_wait_s)
         # Positive jitter only: never earlier than the server asked.
         return base + random.uniform(0, self.policy.jitter_s)
 
@@ -209,7 +213,10 @@ def translate(resp: httpx.Response, connector: str) -> ConnectorError:
         )
     if status >= 500:
         return TransientError(
-            f"server error HTTP {status}", connector=connector, url=url, status=status,
+            f"server error HTTP {status}",
+            connector=connector,
+            url=url,
+            status=status,
             retry_after=wait,
         )
     if status in (401, 403):

@@ -30,9 +30,7 @@ class ItemKind(enum.StrEnum):
         return self in CONTAINER_KINDS
 
 
-CONTAINER_KINDS = frozenset(
-    {ItemKind.EPIC, ItemKind.PROJECT, ItemKind.MILESTONE, ItemKind.SECTION}
-)
+CONTAINER_KINDS = frozenset({ItemKind.EPIC, ItemKind.PROJECT, ItemKind.MILESTONE, ItemKind.SECTION})
 
 
 class StatusCategory(enum.StrEnum):

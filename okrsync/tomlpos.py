@@ -46,7 +46,9 @@ def locate(text: str, loc: Loc) -> int | None:
     return best
 
 
-def _resolve(parts: tuple[str, ...], arrays: dict[tuple[str | int, ...], int]) -> tuple[str | int, ...]:
+def _resolve(
+    parts: tuple[str, ...], arrays: dict[tuple[str | int, ...], int]
+) -> tuple[str | int, ...]:
     out: list[str | int] = []
     for i, p in enumerate(parts):
         out.append(p)

@@ -1,0 +1,194 @@
+"""The `okrsync` command line: thin commands over the core modules.
+
+Exit codes: 0 success; 1 a run or operation failed; 2 bad input (config, mapping files,
+arguments) — the message names the file, line or key and the fix. No tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from okrsync import __version__
+from okrsync.config import Settings, load_settings
+from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.logging import configure, quiet_defaults
+from okrsync.okrfile import OkrTree, load_tree
+from okrsync.render import render_checkins, render_tree
+from okrsync.store import Store
+from okrsync.tree import load_tree_view
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="okrsync: bridge task trackers to OKRs without treating tasks as goals.",
+)
+okrs_app = typer.Typer(no_args_is_help=True, help="The OKR tree declared in the mapping files.")
+db_app = typer.Typer(no_args_is_help=True, help="The store's schema.")
+app.add_typer(okrs_app, name="okrs")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class State:
+    config_path: Path | None
+    _settings: Settings | None = None
+    _store: Store | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+            s = self._settings.logging
+            configure(s.level, s.format, file=s.file)
+            quiet_defaults()
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(
+                self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms
+            )
+        return self._store
+
+    def tree(self) -> OkrTree:
+        return load_tree(self.settings.mapping_paths())
+
+
+def _state(ctx: typer.Context) -> State:
+    state = ctx.find_root().obj
+    assert isinstance(state, State)  # noqa: S101 - set by the root callback
+    return state
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"okrsync {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="OKRSYNC_CONFIG",
+            help="Config file (default: ./okrsync.toml, else built-in defaults).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = State(config)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the store's schema to the newest version."""
+    from okrsync.migrate import current_revision
+
+    store = _state(ctx).store
+    out.print(f"store schema at revision {current_revision(store.engine)}")
+
+
+@okrs_app.command("sync")
+def okrs_sync(ctx: typer.Context) -> None:
+    """Load the mapping files into the store: add new ids, update changes, archive removed."""
+    state = _state(ctx)
+    tree = state.tree()
+    report = state.store.apply_okr_tree(tree)
+    out.print(
+        f"loaded {len(tree.objectives)} objectives, {len(tree.key_results)} key results, "
+        f"{len(tree.tactics)} tactics from {len(tree.files)} file(s): "
+        f"{len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.archived)} archived, {len(report.restored)} restored"
+    )
+    for label, ids in (("archived", report.archived), ("restored", report.restored)):
+        for ident in ids:
+            out.print(f"  {label} {ident}")
+
+
+@okrs_app.command("show")
+def okrs_show(ctx: typer.Context) -> None:
+    """Print the OKR tree with each key result's outcome progress."""
+    render_tree(out, load_tree_view(_state(ctx).store))
+
+
+@app.command("checkin")
+def checkin(
+    ctx: typer.Context,
+    key_result: Annotated[str, typer.Argument(help="Key result id, e.g. trial-conversion.")],
+    value: Annotated[float, typer.Option("--value", "-v", help="The measured value.")],
+    confidence: Annotated[
+        float | None, typer.Option("--confidence", min=0.0, max=1.0, help="0..1")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", "-n")] = None,
+    author: Annotated[str | None, typer.Option("--author")] = None,
+) -> None:
+    """Record a key result's measured value (the only way its progress changes)."""
+    store = _state(ctx).store
+    c = store.add_checkin(key_result, value, confidence=confidence, note=note, author=author)
+    out.print(f"checked in {key_result} = {c.value:g} at {c.recorded_at:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("checkins")
+def checkins(
+    ctx: typer.Context,
+    key_result: Annotated[str, typer.Argument(help="Key result id.")],
+) -> None:
+    """List a key result's check-in history with the progress each one meant."""
+    state = _state(ctx)
+    view = next(
+        (k for o in load_tree_view(state.store) for k in o.key_results if k.id == key_result),
+        None,
+    )
+    if view is None:
+        raise ConfigError(f"no active key result {key_result!r}; see `okrsync okrs show`")
+    render_checkins(out, view, state.store.checkins(key_result))
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite store.")] = Path(
+        ".okrsync-demo"
+    ),
+) -> None:
+    """The main job on the embedded default: SQLite store, example OKR files, the tree."""
+    from okrsync.demo import run_demo
+
+    run_demo(out, workdir)
+
+
+def main() -> None:
+    """Console-script entry: run the app, turn okrsync errors into messages and exit codes."""
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except OkrsyncError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

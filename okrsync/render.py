@@ -1,0 +1,77 @@
+"""Terminal rendering (rich) of the OKR tree and check-in history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from okrsync.signals import outcome_progress
+from okrsync.store import Checkin
+from okrsync.tree import KeyResultView, ObjectiveView
+
+BAR = 20
+
+
+def bar(value: float | None, width: int = BAR) -> str:
+    """A text bar like `████████░░░░  40%`; `no data` when there is no value."""
+    if value is None:
+        return "[dim]" + "·" * width + "  no data[/]"
+    filled = round(value * width)
+    return f"{'█' * filled}{'░' * (width - filled)} {value:4.0%}"
+
+
+def _kr_line(kr: KeyResultView) -> str:
+    unit = f" {kr.unit}" if kr.unit else ""
+    cur = "—" if kr.current is None else f"{kr.current:g}"
+    arrow = "↑" if kr.direction == "increase" else "↓"
+    return (
+        f"[bold]{escape(kr.id)}[/] {escape(kr.title)}  "
+        f"[cyan]outcome[/] {bar(kr.progress)}  "
+        f"[dim]{kr.start:g} → {kr.target:g}{escape(unit)} {arrow}, now {cur}[/]"
+    )
+
+
+def render_tree(console: Console, objectives: Sequence[ObjectiveView]) -> None:
+    if not objectives:
+        console.print("no objectives in the store; run `okrsync okrs sync` first")
+        return
+    root = Tree("[bold]OKRs[/]")
+    for obj in objectives:
+        period = obj.period or f"{obj.start} … {obj.end}"
+        owner = f" · {escape(obj.owner)}" if obj.owner else ""
+        node = root.add(
+            f"[bold magenta]{escape(obj.id)}[/] {escape(obj.title)} [dim]({period}{owner})[/]"
+        )
+        for kr in obj.key_results:
+            kr_node = node.add(_kr_line(kr))
+            for t in kr.tactics:
+                kr_node.add(
+                    f"[green]{escape(t.id)}[/] {escape(t.title)} "
+                    f"[dim]· {t.linked_items} linked item(s)[/]"
+                )
+    console.print(root)
+
+
+def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Checkin]) -> None:
+    table = Table(title=f"{kr.id}: {kr.title} ({kr.start:g} → {kr.target:g})")
+    for col in ("recorded (UTC)", "value", "progress", "confidence", "note"):
+        table.add_column(col)
+    for c in history:
+        p = outcome_progress(kr.start, kr.target, c.value, kr.direction)
+        table.add_row(
+            f"{c.recorded_at:%Y-%m-%d %H:%M}",
+            f"{c.value:g}",
+            f"{p:.0%}" if p is not None else "",
+            "" if c.confidence is None else f"{c.confidence:.2f}",
+            escape(c.note or ""),
+        )
+    if not history:
+        console.print(
+            f"no check-ins yet for {kr.id}; add one with `okrsync checkin {kr.id} --value V`"
+        )
+        return
+    console.print(table)

@@ -1,0 +1,613 @@
+"""The store: the only writer of the tables in `okrsync.tables`.
+
+`commit_page` stores a page of items, their links and the connector's cursor in ONE
+transaction, so a crash replays at most one page. Key-result values are written only by
+`add_checkin`; nothing here or anywhere else derives them from work items.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from okrsync.errors import ConfigError, StoreError
+from okrsync.models import Cursor, Page, WorkItem
+from okrsync.okrfile import OkrTree
+from okrsync.redaction import redact_url
+from okrsync.tables import (
+    CHECKIN,
+    CURSOR,
+    ITEM_LINK,
+    KEY_RESULT,
+    OBJECTIVE,
+    SYNC_RUN,
+    TACTIC,
+    WORK_ITEM,
+    SyncRunRow,
+    WorkItemRow,
+)
+
+WI = WORK_ITEM
+LINK = ITEM_LINK
+CHUNK = 500
+Link = tuple[str, str]  # (tactic_id, rule_id)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ApplyReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PageResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    changed_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Checkin:
+    key_result_id: str
+    value: float
+    confidence: float | None
+    note: str | None
+    recorded_at: datetime
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "store URL uses the psycopg2 scheme; write it as postgresql+psycopg://user@host/db"
+        )
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (ImportError, sa.exc.ArgumentError) as exc:
+        raise ConfigError(f"cannot use store URL {redact_url(url)}: {exc}") from None
+
+
+class Store:
+    """Transactions over the okrsync tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True, busy_timeout_ms: int = 5000) -> Store:
+        store = cls(make_engine(url, busy_timeout_ms=busy_timeout_ms))
+        if upgrade:
+            store.upgrade()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        from okrsync.migrate import upgrade
+
+        try:
+            upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach the store: {exc.orig}") from None
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"store error: {exc.orig}") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    # -- the OKR tree ---------------------------------------------------------------------
+    def apply_okr_tree(self, tree: OkrTree) -> ApplyReport:
+        """Load the tree idempotently: add new ids, update changes, archive removed ones.
+
+        Check-ins are never touched: an archived key result keeps its history, and comes back
+        with it when its id reappears.
+        """
+        report = ApplyReport()
+        ts = now()
+        with self.tx() as conn:
+            obj_rows = {o.id: _obj_values(o) for o in tree.objectives.values()}
+            # Parents are set in a second pass so insertion order never trips the FK.
+            self._sync_table(
+                conn,
+                OBJECTIVE,
+                {k: {**v, "parent_id": None} for k, v in obj_rows.items()},
+                ts,
+                report,
+                "objective",
+            )
+            for oid, vals in obj_rows.items():
+                conn.execute(
+                    sa.update(OBJECTIVE)
+                    .where(OBJECTIVE.c.id == oid)
+                    .values(parent_id=vals["parent_id"])
+                )
+            krs = {k.id: _kr_values(k) for k in tree.key_results.values()}
+            self._sync_table(conn, KEY_RESULT, krs, ts, report, "key_result")
+            tacs = {t.id: _tactic_values(t) for t in tree.tactics.values()}
+            self._sync_table(conn, TACTIC, tacs, ts, report, "tactic")
+        return report
+
+    def _sync_table(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        wanted: Mapping[str, dict[str, Any]],
+        ts: datetime,
+        report: ApplyReport,
+        label: str,
+    ) -> None:
+        existing = {r._mapping["id"]: dict(r._mapping) for r in conn.execute(sa.select(table))}
+        for ident, vals in wanted.items():
+            old = existing.get(ident)
+            if old is None:
+                conn.execute(sa.insert(table).values(id=ident, updated_at=ts, **vals))
+                report.added.append(f"{label}:{ident}")
+                continue
+            changed = {k: v for k, v in vals.items() if old.get(k) != v and k != "parent_id"}
+            if old["archived_at"] is not None:
+                report.restored.append(f"{label}:{ident}")
+                changed["archived_at"] = None
+            elif set(changed) - {"source"}:  # a moved line is not a change to report
+                report.updated.append(f"{label}:{ident}")
+            if changed:
+                conn.execute(
+                    sa.update(table).where(table.c.id == ident).values(updated_at=ts, **changed)
+                )
+        for ident, old in existing.items():
+            if ident not in wanted and old["archived_at"] is None:
+                conn.execute(sa.update(table).where(table.c.id == ident).values(archived_at=ts))
+                report.archived.append(f"{label}:{ident}")
+
+    # -- check-ins: the only writer of key-result values ---------------------------------
+    def add_checkin(
+        self,
+        key_result_id: str,
+        value: float,
+        *,
+        confidence: float | None = None,
+        note: str | None = None,
+        author: str | None = None,
+        at: datetime | None = None,
+    ) -> Checkin:
+        """Record a key result's measured value."""
+        if confidence is not None and not 0 <= confidence <= 1:
+            raise ConfigError(f"confidence must be between 0 and 1, got {confidence}")
+        kr_table = KEY_RESULT
+        with self.tx() as conn:
+            row = conn.execute(
+                sa.select(kr_table.c.archived_at).where(kr_table.c.id == key_result_id)
+            ).first()
+            if row is None:
+                raise ConfigError(
+                    f"no key result {key_result_id!r}; run `okrsync okrs sync` after adding it "
+                    "to a mapping file, or check the id with `okrsync okrs show`"
+                )
+            if row[0] is not None:
+                raise ConfigError(
+                    f"key result {key_result_id!r} is archived (removed from the mapping files)"
+                )
+            recorded = at or now()
+            conn.execute(
+                sa.insert(CHECKIN).values(
+                    key_result_id=key_result_id,
+                    value=float(value),
+                    confidence=confidence,
+                    note=note,
+                    author=author,
+                    recorded_at=recorded,
+                )
+            )
+        return Checkin(key_result_id, float(value), confidence, note, recorded)
+
+    def checkins(self, key_result_id: str) -> list[Checkin]:
+        t = CHECKIN
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t)
+                .where(t.c.key_result_id == key_result_id)
+                .order_by(t.c.recorded_at, t.c.id)
+            )
+            return [
+                Checkin(r.key_result_id, r.value, r.confidence, r.note, r.recorded_at) for r in rows
+            ]
+
+    def latest_checkins(self) -> dict[str, Checkin]:
+        """The newest check-in of every key result (one query)."""
+        t = CHECKIN
+        newest = (
+            sa.select(t.c.key_result_id, sa.func.max(t.c.id).label("mid"))
+            .group_by(t.c.key_result_id)
+            .subquery()
+        )
+        q = sa.select(t).join(newest, t.c.id == newest.c.mid)
+        with self.engine.connect() as conn:
+            return {
+                r.key_result_id: Checkin(
+                    r.key_result_id, r.value, r.confidence, r.note, r.recorded_at
+                )
+                for r in conn.execute(q)
+            }
+
+    # -- work items ----------------------------------------------------------------------
+    def commit_page(
+        self,
+        connector: str,
+        page: Page,
+        links: Mapping[str, Sequence[Link]] | None = None,
+        run_id: int | None = None,
+    ) -> PageResult:
+        """Store a page's items, their links and the cursor together, or nothing."""
+        ts = now()
+        result = PageResult()
+        with self.tx() as conn:
+            self._upsert_items(conn, connector, page.items, ts, result)
+            result.deleted += self._mark_deleted(conn, connector, page.deleted, ts)
+            for container, ids in page.census.items():
+                result.deleted += self._apply_census(conn, connector, container, ids, ts)
+            if links is not None:
+                self._replace_links(conn, connector, links, ts)
+            self._save_cursor(conn, connector, page.cursor, ts, run_id)
+            if run_id is not None:
+                self._count_page(conn, run_id, result, page.lost_scopes)
+        return result
+
+    def _upsert_items(
+        self,
+        conn: Connection,
+        connector: str,
+        items: Sequence[WorkItem],
+        ts: datetime,
+        result: PageResult,
+    ) -> None:
+        if not items:
+            return
+        existing: dict[str, Any] = {}
+        ids = [i.external_id for i in items]
+        for chunk in _chunks(ids):
+            q = sa.select(
+                WI.c.external_id,
+                WI.c.updated,
+                WI.c.key,
+                WI.c.container,
+                WI.c.previous_keys,
+                WI.c.deleted_at,
+                WI.c.lost_at,
+                WI.c.first_seen,
+            ).where(WI.c.connector == connector, WI.c.external_id.in_(chunk))
+            existing.update({r.external_id: r for r in conn.execute(q)})
+        rows: dict[str, dict[str, Any]] = {}
+        for item in items:
+            old = existing.get(item.external_id)
+            if (
+                old is not None
+                and old.updated == item.updated
+                and old.key == item.key
+                and (old.deleted_at is None and old.lost_at is None)
+            ):
+                result.unchanged += 1
+                continue
+            prev = list(old.previous_keys) if old is not None else []
+            if old is not None and old.key != item.key and old.key not in prev:
+                prev.append(old.key)
+            rows[item.external_id] = _item_values(item, prev, old.first_seen if old else ts, ts)
+            if old is None:
+                result.created += 1
+            else:
+                result.updated += 1
+        if rows:
+            self._bulk_upsert(conn, list(rows.values()))
+            result.changed_ids.extend(rows)
+
+    def _bulk_upsert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        ins = postgresql.insert(WI) if self.dialect == "postgresql" else sqlite.insert(WI)
+        cols = {
+            c: getattr(ins.excluded, c)
+            for c in rows[0]
+            if c not in ("connector", "external_id", "first_seen")
+        }
+        conn.execute(
+            ins.on_conflict_do_update(index_elements=["connector", "external_id"], set_=cols),
+            rows,
+        )
+
+    def _mark_deleted(
+        self, conn: Connection, connector: str, ids: Iterable[str], ts: datetime
+    ) -> int:
+        total = 0
+        for chunk in _chunks(list(ids)):
+            res = conn.execute(
+                sa.update(WI)
+                .where(
+                    WI.c.connector == connector,
+                    WI.c.external_id.in_(chunk),
+                    WI.c.deleted_at.is_(None),
+                )
+                .values(deleted_at=ts)
+            )
+            total += res.rowcount or 0
+        return total
+
+    def _apply_census(
+        self,
+        conn: Connection,
+        connector: str,
+        container: str,
+        present: Sequence[str],
+        ts: datetime,
+    ) -> int:
+        known = conn.execute(
+            sa.select(WI.c.external_id).where(
+                WI.c.connector == connector,
+                WI.c.container == container,
+                WI.c.deleted_at.is_(None),
+            )
+        ).scalars()
+        gone = set(known) - set(present)
+        return self._mark_deleted(conn, connector, sorted(gone), ts)
+
+    def _replace_links(
+        self, conn: Connection, connector: str, links: Mapping[str, Sequence[Link]], ts: datetime
+    ) -> None:
+        ids = list(links)
+        for chunk in _chunks(ids):
+            conn.execute(
+                sa.delete(LINK).where(LINK.c.connector == connector, LINK.c.external_id.in_(chunk))
+            )
+        rows = [
+            {
+                "connector": connector,
+                "external_id": ext,
+                "tactic_id": tac,
+                "rule_id": rule,
+                "linked_at": ts,
+            }
+            for ext, pairs in links.items()
+            for tac, rule in sorted(set(pairs))
+        ]
+        if rows:
+            conn.execute(sa.insert(LINK), rows)
+
+    def _save_cursor(
+        self, conn: Connection, connector: str, cursor: Cursor, ts: datetime, run_id: int | None
+    ) -> None:
+        t = CURSOR
+        ins = postgresql.insert(t) if self.dialect == "postgresql" else sqlite.insert(t)
+        vals = {"connector": connector, "value": cursor, "updated_at": ts, "run_id": run_id}
+        conn.execute(
+            ins.values(**vals).on_conflict_do_update(
+                index_elements=["connector"],
+                set_={"value": cursor, "updated_at": ts, "run_id": run_id},
+            )
+        )
+
+    def _count_page(
+        self, conn: Connection, run_id: int, result: PageResult, lost: Sequence[str]
+    ) -> None:
+        t = SYNC_RUN
+        vals: dict[str, Any] = {
+            "pages": t.c.pages + 1,
+            "items_created": t.c.items_created + result.created,
+            "items_updated": t.c.items_updated + result.updated,
+            "items_deleted": t.c.items_deleted + result.deleted,
+        }
+        if lost:
+            old = conn.execute(sa.select(t.c.lost_scopes).where(t.c.id == run_id)).scalar_one()
+            vals["lost_scopes"] = sorted(set(old or []) | set(lost))
+        conn.execute(sa.update(t).where(t.c.id == run_id).values(**vals))
+
+    def mark_lost(self, connector: str, containers: Sequence[str]) -> None:
+        """Flag items of scopes we can no longer see (kept and counted, never deleted)."""
+        with self.tx() as conn:
+            conn.execute(
+                sa.update(WI)
+                .where(
+                    WI.c.connector == connector,
+                    WI.c.container.in_(containers),
+                    WI.c.lost_at.is_(None),
+                )
+                .values(lost_at=now())
+            )
+
+    def cursor(self, connector: str) -> Cursor | None:
+        t = CURSOR
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(t.c.value).where(t.c.connector == connector)).scalar()
+        return dict(value) if value is not None else None
+
+    def items(
+        self, connector: str | None = None, *, include_deleted: bool = True
+    ) -> list[WorkItemRow]:
+        q = sa.select(WorkItemRow)
+        if connector:
+            q = q.where(WI.c.connector == connector)
+        if not include_deleted:
+            q = q.where(WI.c.deleted_at.is_(None))
+        from sqlmodel import Session
+
+        with Session(self.engine) as s:
+            return list(s.exec(q).scalars())  # type: ignore[call-overload]
+
+    # -- sync runs -------------------------------------------------------------------------
+    def start_run(self, connector: str) -> int:
+        t = SYNC_RUN
+        with self.tx() as conn:
+            res = conn.execute(
+                sa.insert(t).values(
+                    connector=connector,
+                    started_at=now(),
+                    status="running",
+                    host=socket.gethostname(),
+                    lost_scopes=[],
+                )
+            )
+            key = res.inserted_primary_key
+            assert key is not None  # noqa: S101 - an INSERT always returns its key
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        requests: int = 0,
+        retries: int = 0,
+        rate_limit_wait_s: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        t = SYNC_RUN
+        with self.tx() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == run_id)
+                .values(
+                    status=status,
+                    ended_at=now(),
+                    requests=requests,
+                    retries=retries,
+                    rate_limit_wait_s=rate_limit_wait_s,
+                    error=error,
+                )
+            )
+
+    def runs(
+        self,
+        connector: str | None = None,
+        *,
+        failed: bool = False,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[SyncRunRow]:
+        t = SYNC_RUN
+        q = sa.select(SyncRunRow).order_by(t.c.id.desc()).limit(limit)
+        if connector:
+            q = q.where(t.c.connector == connector)
+        if failed:
+            q = q.where(t.c.status != "ok")
+        if since:
+            q = q.where(t.c.started_at >= since)
+        from sqlmodel import Session
+
+        with Session(self.engine) as s:
+            return list(s.exec(q).scalars())  # type: ignore[call-overload]
+
+
+def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _item_values(
+    item: WorkItem, prev: list[str], first_seen: datetime, ts: datetime
+) -> dict[str, Any]:
+    return {
+        "connector": item.connector,
+        "external_id": item.external_id,
+        "key": item.key,
+        "kind": str(item.kind),
+        "item_type": item.item_type,
+        "title": item.title,
+        "url": item.url,
+        "container": item.container,
+        "parent_key": item.parent_key,
+        "labels": list(item.labels),
+        "milestone": item.milestone,
+        "section": item.section,
+        "assignee": item.assignee,
+        "estimate": item.estimate,
+        "due": item.due,
+        "created": item.created,
+        "updated": item.updated,
+        "completed_at": item.completed_at,
+        "status_raw": item.status_raw,
+        "status": str(item.status),
+        "custom": dict(item.custom),
+        "previous_keys": prev,
+        "deleted_at": None,
+        "lost_at": None,
+        "first_seen": first_seen,
+        "last_seen": ts,
+    }
+
+
+def _obj_values(o: Any) -> dict[str, Any]:
+    return {
+        "title": o.title,
+        "owner": o.owner,
+        "period": o.period,
+        "period_start": o.start,
+        "period_end": o.end,
+        "parent_id": o.parent,
+        "weight": o.weight,
+        "source": str(o.source),
+    }
+
+
+def _kr_values(k: Any) -> dict[str, Any]:
+    return {
+        "objective_id": k.objective,
+        "title": k.title,
+        "unit": k.unit,
+        "start_value": k.start,
+        "target_value": k.target,
+        "direction": k.direction,
+        "weight": k.weight,
+        "source": str(k.source),
+    }
+
+
+def _tactic_values(t: Any) -> dict[str, Any]:
+    return {
+        "key_result_id": t.key_result,
+        "title": t.title,
+        "weight": t.weight,
+        "source": str(t.source),
+    }

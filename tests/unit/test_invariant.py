@@ -1,0 +1,104 @@
+"""Tasks are not goals: no code path writes a key result's value from work items."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
+from okrsync.okrfile import load_tree
+from okrsync.store import Store
+from okrsync.tables import KeyResultRow
+from tests.helpers import TREE, write
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [*ROOT.joinpath("okrsync").rglob("*.py"), *ROOT.joinpath("connectors").rglob("*.py")]
+
+
+def test_key_results_have_no_value_column() -> None:
+    """A key result row holds its definition only; its value lives in check-ins."""
+    columns = set(KeyResultRow.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert not columns & {"current", "value", "current_value", "progress", "actual"}
+
+
+def test_checkin_table_is_written_only_by_add_checkin() -> None:
+    """Only Store.add_checkin refers to the check-in table among all product code."""
+    offenders = []
+    for path in SOURCES:
+        if path.name == "tables.py" or "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+            if names & {"CheckinRow", "CHECKIN"} and not _reads_only(fn):
+                offenders.append(f"{path.relative_to(ROOT)}:{fn.name}")
+    assert offenders == ["okrsync/store.py:add_checkin"]
+
+
+def _reads_only(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    calls = {
+        c.func.attr
+        for c in ast.walk(fn)
+        if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+    }
+    funcs = {
+        c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+    }
+    return not ({"insert", "update", "delete"} & calls) and not (
+        {"insert", "update", "delete"} & funcs
+    )
+
+
+@contextmanager
+def writes(store: Store) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_a: object) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+
+def test_storing_completed_work_never_writes_key_results_or_checkins(
+    store: Store, mapping_dir: Path
+) -> None:
+    """Committing pages of done items touches items, links, cursor and runs — nothing else."""
+    write(mapping_dir / "okrs.toml", TREE)
+    store.apply_okr_tree(load_tree([mapping_dir]))
+    store.add_checkin("conv", 9)
+    t = datetime(2026, 11, 2, tzinfo=UTC)
+    done = [
+        WorkItem(
+            "gh",
+            str(n),
+            f"o/r#{n}",
+            ItemKind.ISSUE,
+            f"t{n}",
+            StatusCategory.DONE,
+            "closed",
+            t,
+            t,
+            completed_at=t,
+        )
+        for n in range(50)
+    ]
+    run = store.start_run("gh")
+    with writes(store) as seen:
+        store.commit_page("gh", Page(done, {"since": "x"}), {"1": [("checkout", "r")]}, run)
+    tables = {
+        s.split()[2 if s.upper().startswith(("INSERT", "DELETE")) else 1].strip('"') for s in seen
+    }
+    assert tables <= {"work_item", "item_link", "sync_cursor", "sync_run"}
+    assert [c.value for c in store.checkins("conv")] == [9.0]
