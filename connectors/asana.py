@@ -1,0 +1,543 @@
+"""Asana connector: tasks, milestones and sections of configured projects (scopes = project gids).
+
+Vendor facts relied on (Asana REST API 1.0, `Authorization: Bearer <personal access token>`):
+
+- `GET /projects/{gid}/tasks?modified_since=<ISO UTC>&limit=100&opt_fields=...&offset=<token>`
+  lists a project's tasks; `next_page.offset` is followed until `next_page` is null. "Modified"
+  includes association changes such as being added to a project. An expired offset answers 400
+  with a message about the offset / pagination token: the listing restarts from the window it
+  was started with (at most `MAX_RESTARTS` times, then `CursorRejected`). Other 400s are
+  `PayloadError`s carrying Asana's message.
+- `GET /projects/{gid}/sections` lists the project's sections (containers). They are fetched
+  only on a scope's full run, on census runs, and after a section event; nothing else is cached.
+- `GET /events?resource=<project gid>&sync=<token>`: the first call (no token) and a call with an
+  expired token answer 412 with a fresh `sync` token in the body (normal, not an error); a 200
+  gives `data` (at most 100 events), a new `sync` and `has_more`. Events are at-most-once, so the
+  `modified_since` poll stays the source of truth and the events call is only a cheap "did
+  anything change?" probe plus the source of deletions.
+- 429 + Retry-After is handled by the core `Http`; 404/403 on a project's events, tasks or
+  sections means the scope is lost (reported, never deletions). 401 (`AuthError`) propagates.
+
+One run, per scope: (1) the events call (loop while `has_more`); `deleted` task/section events
+become `Page.deleted`. (2) If events arrived, the token was refused (412), a poll is still pending
+from an interrupted run, or this is a census run, the tasks are polled with `modified_since` =
+the stored window (no window yet: a full listing, which also lists sections and emits a census).
+Otherwise the project is unchanged and the run cost one request. (3) After every scope's poll,
+scopes whose census is due (every `census_every` runs, after a `removed` event, or when a full
+listing was interrupted) list their sections and all task gids (`opt_fields=gid`) and emit
+`Page(census={project: [task gids + "section:<gid>"]})` on the last page.
+
+Moves: a `removed` event for project A only says the task left A; it may have moved to another
+configured project B (where it shows up through B's own `added` event and poll) or be multi-homed.
+So `removed` is never reported as a deletion: it triggers a poll of A and a census of A, and the
+census pass runs after every scope's poll, so a task that moved into B is already stored under
+container B when A's census (which only flags A's stored items) runs. A task that left every
+configured project is then flagged by A's census in the same run.
+
+Watermarks: the window advances to the highest `modified_at` seen; if any task seen has
+`modified_at` at or after the run's start (first response's `Date` header), the starting window
+is kept and a re-poll of it is left pending, so a task hidden by an offset shift is caught.
+
+Cursor (`{"v": 1, "scopes": {project_gid: state}}`), per scope:
+`window` (ISO UTC or null: full listing next), `sync` (events token), `runs` (runs since the last
+census), `census_due`, `sections_due`, and `pending` (a poll to run or resume:
+`{"since", "offset", "high", "keep"}`). A pending poll resumes at its stored offset (at most one
+page replayed) unless new events arrived, in which case it restarts from its window.
+
+Normalisation: tasks → external_id = key = gid, kind = milestone for `resource_subtype`
+"milestone" (a container) else task, item_type = resource_subtype, container = the scope project
+gid, section = the section name in that project, parent_key = parent gid, labels = tag names,
+estimate = the number custom field named `estimate_field` (default "Estimate"), custom =
+{"project", "section"}. Sections → external_id = key = "section:<gid>", kind = section,
+container = project gid; having no modification time, their `updated` is the listing's server
+time, so a rename is stored on the next census. Status: completed → done (dropped if the section
+is a dropped name); open → dropped if the section is a dropped name, in_progress for "In
+Progress" / "Doing" / "In Review", else todo. completed_at is set for every completed task.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+import structlog
+
+from okrsync.config import ConnectorConfig
+from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
+from okrsync.http import Http
+from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+
+log = structlog.get_logger("okrsync.connectors.asana")
+
+CURSOR_VERSION = 1
+MAX_RESTARTS = 3
+MAX_LIMIT = 100
+DEFAULT_ESTIMATE_FIELD = "Estimate"
+IN_PROGRESS_SECTIONS = frozenset({"in progress", "doing", "in review"})
+TASK_FIELDS = ",".join(
+    (
+        "name",
+        "resource_subtype",
+        "completed",
+        "completed_at",
+        "created_at",
+        "modified_at",
+        "due_on",
+        "assignee.name",
+        "tags.name",
+        "parent.gid",
+        "memberships.project.gid",
+        "memberships.project.name",
+        "memberships.section.gid",
+        "memberships.section.name",
+        "permalink_url",
+        "custom_fields.name",
+        "custom_fields.number_value",
+        "custom_fields.type",
+    )
+)
+SECTION_FIELDS = "name,created_at"
+CENSUS_FIELDS = "gid"
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class _Census:
+    """Ids gathered by a listing that started at its first page in this run."""
+
+    sections: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        return [*self.sections, *self.tasks]
+
+
+class AsanaConnector:
+    """Pulls tasks, milestones and sections of the configured Asana projects."""
+
+    kind: ClassVar[str] = "asana"
+
+    def __init__(self, config: ConnectorConfig, http: Http) -> None:
+        self.config = config
+        self.http = http
+        http.headers["Authorization"] = f"Bearer {config.secret()}"
+        self._base = config.base_url.rstrip("/")
+        self._dropped = frozenset(_fold(n) for n in config.dropped_statuses)
+        self._estimate = _fold(config.estimate_field or DEFAULT_ESTIMATE_FIELD)
+        self._limit = min(config.page_size or MAX_LIMIT, MAX_LIMIT)
+        self._cursor: Cursor = {}
+        self._run_start: datetime | None = None
+
+    async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        """Events probe + poll per scope, then the census pass for scopes that are due."""
+        self._cursor = _load_cursor(cursor, self.config.scope)
+        self._run_start = None
+        lost: set[str] = set()
+        for gid in self.config.scope:
+            async for page in self._guarded(gid, self._sync_scope(gid)):
+                lost.update(page.lost_scopes)
+                yield page
+        for gid in self.config.scope:
+            if gid not in lost and self._census_due(self._state(gid)):
+                async for page in self._guarded(gid, self._census(gid)):
+                    yield page
+
+    # -- per-scope flow ---------------------------------------------------------------------
+
+    async def _guarded(self, gid: str, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+        """Turn 403/404/410 on a scope into a lost-scope page; 401 still propagates."""
+        try:
+            async for page in pages:
+                yield page
+        except (NotFound, AuthError) as exc:
+            if isinstance(exc, AuthError) and exc.status != 403:
+                raise
+            log.warning("asana.scope_lost", scope=gid, status=exc.status)
+            yield Page(items=[], cursor=self._snapshot(), scope=gid, lost_scopes=[gid])
+
+    async def _sync_scope(self, gid: str) -> AsyncIterator[Page]:
+        st = self._state(gid)
+        st["runs"] += 1
+        census_run = self._census_due(st)
+        async for page in self._events(gid, st):
+            yield page
+        if st["pending"] is None and census_run:
+            st["pending"] = _new_poll(st["window"])
+        if st["pending"] is None:
+            return  # unchanged: this scope cost one request
+        async for page in self._poll(gid, st):
+            yield page
+
+    def _census_due(self, st: JSON) -> bool:
+        return bool(st["census_due"]) or st["runs"] >= self.config.census_every
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def _events(self, gid: str, st: JSON) -> AsyncIterator[Page]:
+        while True:
+            params = {"resource": gid, **({"sync": st["sync"]} if st["sync"] else {})}
+            resp, body = await self._get("/events", params, accept=(412,))
+            if resp.status_code == 412:
+                st["sync"] = _sync_token(_body(resp), resp, self.config.name)
+                _mark_changed(st)
+                yield Page(items=[], cursor=self._snapshot(), scope=gid)
+                return
+            events = _list(body, "data")
+            deleted = self._read_events(gid, st, events)
+            st["sync"] = _sync_token(body, resp, self.config.name)
+            yield Page(items=[], cursor=self._snapshot(), scope=gid, deleted=deleted)
+            if not body.get("has_more") or not events:
+                return
+
+    def _read_events(self, gid: str, st: JSON, events: list[JSON]) -> list[str]:
+        """Deleted ids from `events`; any event at all means the project must be polled."""
+        deleted: list[str] = []
+        for ev in events:
+            resource = _obj(ev, "resource")
+            rtype = resource.get("resource_type") or ev.get("type")
+            rid = resource.get("gid")
+            action = ev.get("action")
+            parent = _obj(ev, "parent")
+            if rtype == "task" and action == "deleted" and rid:
+                deleted.append(str(rid))
+            elif rtype == "section" and rid:
+                if action == "deleted":
+                    deleted.append(f"section:{rid}")
+                else:
+                    st["sections_due"] = True
+            elif rtype == "task" and action == "removed" and parent.get("gid") == gid:
+                st["census_due"] = True  # left this project: the census settles it
+        if events:
+            _mark_changed(st)
+        return deleted
+
+    # -- the modified_since poll ------------------------------------------------------------
+
+    async def _poll(self, gid: str, st: JSON) -> AsyncIterator[Page]:
+        p = st["pending"]
+        fresh = p["offset"] is None
+        census = _Census() if fresh and p["since"] is None else None
+        if fresh and (p["since"] is None or st["sections_due"]):
+            async for page in self._sections(gid, st, census):
+                yield page
+        params = {"limit": self._limit, "opt_fields": TASK_FIELDS}
+        if p["since"] is not None:
+            params["modified_since"] = p["since"]
+        path = f"/projects/{gid}/tasks"
+        async for data, nxt, restarted in self._pages(path, params, p["offset"]):
+            if restarted and census is not None:
+                census.tasks.clear()
+            items = self._tasks(gid, data, p)
+            if census is not None:
+                census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
+            p["offset"] = nxt
+            ids: dict[str, list[str]] = {}
+            if nxt is None:
+                self._finish_poll(st, census)
+                ids = {gid: census.ids()} if census is not None else {}
+            yield Page(items=items, cursor=self._snapshot(), scope=gid, census=ids)
+
+    def _tasks(self, gid: str, data: list[JSON], p: JSON) -> list[WorkItem]:
+        items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
+        for it in items:
+            if p["high"] is None or it.updated > _parse_dt(p["high"]):
+                p["high"] = _iso(it.updated)
+            if self._run_start is not None and it.updated >= self._run_start:
+                p["keep"] = True
+        return items
+
+    def _finish_poll(self, st: JSON, census: _Census | None) -> None:
+        p = st["pending"]
+        if p["keep"]:
+            # Something changed while we paged: keep the window and re-poll it next run.
+            st["pending"] = _new_poll(p["since"])
+        else:
+            st["window"] = p["high"] or p["since"]
+            st["pending"] = None
+        if census is not None:
+            _census_done(st)
+
+    # -- census -----------------------------------------------------------------------------
+
+    async def _census(self, gid: str) -> AsyncIterator[Page]:
+        st = self._state(gid)
+        census = _Census()
+        async for page in self._sections(gid, st, census):
+            yield page
+        params = {"limit": self._limit, "opt_fields": CENSUS_FIELDS}
+        async for data, nxt, restarted in self._pages(f"/projects/{gid}/tasks", params, None):
+            if restarted:
+                census.tasks.clear()
+            census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
+            if nxt is None:
+                _census_done(st)
+                yield Page(items=[], cursor=self._snapshot(), scope=gid, census={gid: census.ids()})
+
+    async def _sections(self, gid: str, st: JSON, census: _Census | None) -> AsyncIterator[Page]:
+        params = {"limit": self._limit, "opt_fields": SECTION_FIELDS}
+        async for data, nxt, restarted in self._pages(f"/projects/{gid}/sections", params, None):
+            if restarted and census is not None:
+                census.sections.clear()
+            items = [self._section(raw, gid) for raw in data if raw.get("gid")]
+            if census is not None:
+                census.sections.extend(it.external_id for it in items)
+            if nxt is None:
+                st["sections_due"] = False
+            yield Page(items=items, cursor=self._snapshot(), scope=gid)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _pages(
+        self, path: str, params: dict[str, Any], offset: str | None
+    ) -> AsyncIterator[tuple[list[JSON], str | None, bool]]:
+        """Follow `next_page.offset`; an expired offset restarts the listing (flag `restarted`)."""
+        restarts, restarted = 0, False
+        while True:
+            query = {**params, **({"offset": offset} if offset else {})}
+            resp, body = await self._get(path, query, accept=(400,))
+            if resp.status_code == 400:
+                message = _error_message(_body(resp))
+                if offset is None or not _is_offset_error(message):
+                    raise PayloadError(
+                        f"HTTP 400: {message}", connector=self.config.name, url=path, status=400
+                    )
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise CursorRejected(
+                        f"offset refused {restarts} times: {message}",
+                        connector=self.config.name,
+                        url=path,
+                        status=400,
+                    )
+                log.warning("asana.offset_expired", path=path, restart=restarts)
+                offset, restarted = None, True
+                continue
+            nxt = _next_offset(body)
+            if nxt is not None and nxt == offset:
+                raise PayloadError(
+                    "Asana repeated the same offset", connector=self.config.name, url=path
+                )
+            yield _list(body, "data"), nxt, restarted
+            if nxt is None:
+                return
+            offset, restarted = nxt, False
+
+    async def _get(
+        self, path: str, params: dict[str, Any], accept: tuple[int, ...] = ()
+    ) -> tuple[httpx.Response, JSON]:
+        resp, body = await self.http.get_json(self._base + path, params=params, accept=accept)
+        if self._run_start is None:
+            self._run_start = _server_time(resp)
+        return resp, body if isinstance(body, dict) else {}
+
+    # -- cursor -----------------------------------------------------------------------------
+
+    def _state(self, gid: str) -> JSON:
+        state: JSON = self._cursor["scopes"][gid]
+        return state
+
+    def _snapshot(self) -> Cursor:
+        return copy.deepcopy(self._cursor)
+
+    # -- normalisation ----------------------------------------------------------------------
+
+    def _task_or_skip(self, raw: JSON, gid: str) -> WorkItem | None:
+        try:
+            return self._task(raw, gid)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("asana.item_skipped", scope=gid, gid=raw.get("gid"), error=repr(exc))
+            return None
+
+    def _task(self, raw: JSON, gid: str) -> WorkItem:
+        project, section = _membership(raw, gid)
+        completed = bool(raw.get("completed"))
+        subtype = raw.get("resource_subtype") or "default_task"
+        created = _parse_dt(raw["created_at"])
+        completed_at = raw.get("completed_at")
+        return WorkItem(
+            connector=self.config.name,
+            external_id=str(raw["gid"]),
+            key=str(raw["gid"]),
+            kind=ItemKind.MILESTONE if subtype == "milestone" else ItemKind.TASK,
+            title=str(raw.get("name") or ""),
+            status=self._status(completed, section),
+            status_raw=_status_raw(completed, section),
+            created=created,
+            updated=_parse_dt(raw.get("modified_at") or raw["created_at"]),
+            item_type=subtype,
+            url=raw.get("permalink_url"),
+            container=gid,
+            parent_key=_obj(raw, "parent").get("gid"),
+            labels=tuple(str(t["name"]) for t in _list(raw, "tags") if t.get("name")),
+            section=section,
+            assignee=_obj(raw, "assignee").get("name"),
+            estimate=self._estimate_of(raw),
+            due=date.fromisoformat(raw["due_on"]) if raw.get("due_on") else None,
+            completed_at=_parse_dt(completed_at) if completed and completed_at else None,
+            custom={k: v for k, v in (("project", project), ("section", section)) if v},
+        )
+
+    def _section(self, raw: JSON, gid: str) -> WorkItem:
+        seen = self._run_start or datetime.now(UTC)
+        created = raw.get("created_at")
+        return WorkItem(
+            connector=self.config.name,
+            external_id=f"section:{raw['gid']}",
+            key=f"section:{raw['gid']}",
+            kind=ItemKind.SECTION,
+            title=str(raw.get("name") or ""),
+            status=StatusCategory.TODO,
+            status_raw="section",
+            created=_parse_dt(created) if created else seen,
+            updated=seen,
+            item_type="section",
+            container=gid,
+        )
+
+    def _status(self, completed: bool, section: str | None) -> StatusCategory:
+        name = _fold(section or "")
+        if name in self._dropped:
+            return StatusCategory.DROPPED
+        if completed:
+            return StatusCategory.DONE
+        if name in IN_PROGRESS_SECTIONS:
+            return StatusCategory.IN_PROGRESS
+        return StatusCategory.TODO
+
+    def _estimate_of(self, raw: JSON) -> float | None:
+        for cf in _list(raw, "custom_fields"):
+            if _fold(str(cf.get("name") or "")) != self._estimate:
+                continue
+            value = cf.get("number_value")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+
+# -- small pure helpers -------------------------------------------------------------------------
+
+
+def _load_cursor(cursor: Cursor | None, scopes: list[str]) -> Cursor:
+    old = cursor.get("scopes", {}) if cursor and cursor.get("v") == CURSOR_VERSION else {}
+    return {"v": CURSOR_VERSION, "scopes": {g: _scope_state(old.get(g)) for g in scopes}}
+
+
+def _scope_state(old: Any) -> JSON:
+    state: JSON = {
+        "window": None,
+        "sync": None,
+        "runs": 0,
+        "census_due": True,
+        "sections_due": False,
+        "pending": None,
+    }
+    if isinstance(old, dict):
+        state.update({k: copy.deepcopy(v) for k, v in old.items() if k in state})
+    return state
+
+
+def _new_poll(since: str | None) -> JSON:
+    return {"since": since, "offset": None, "high": None, "keep": False}
+
+
+def _mark_changed(st: JSON) -> None:
+    """Something changed: poll from the window; a pending poll restarts at its first page."""
+    if st["pending"] is None:
+        st["pending"] = _new_poll(st["window"])
+    else:
+        st["pending"]["offset"] = None
+
+
+def _census_done(st: JSON) -> None:
+    st["census_due"] = False
+    st["runs"] = 0
+
+
+def _membership(raw: JSON, gid: str) -> tuple[str | None, str | None]:
+    """(project name, section name) of the task's membership in project `gid`."""
+    for m in _list(raw, "memberships"):
+        project = _obj(m, "project")
+        if project.get("gid") == gid:
+            return project.get("name"), _obj(m, "section").get("name")
+    return None, None
+
+
+def _status_raw(completed: bool, section: str | None) -> str:
+    state = "completed" if completed else "open"
+    return f"{state} / {section}" if section else state
+
+
+def _fold(name: str) -> str:
+    return name.strip().replace("\u2019", "'").casefold()
+
+
+def _obj(raw: JSON, key: str) -> JSON:
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _list(raw: JSON, key: str) -> list[JSON]:
+    value = raw.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _parse_dt(value: str) -> datetime:
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _server_time(resp: httpx.Response) -> datetime:
+    value = resp.headers.get("date")
+    if value:
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _body(resp: httpx.Response) -> JSON:
+    try:
+        body = json.loads(resp.content) if resp.content else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _sync_token(body: JSON, resp: httpx.Response, connector: str) -> str:
+    token = body.get("sync")
+    if not isinstance(token, str) or not token:
+        raise PayloadError(
+            f"HTTP {resp.status_code} from /events without a sync token",
+            connector=connector,
+            url="/events",
+            status=resp.status_code,
+        )
+    return token
+
+
+def _next_offset(body: JSON) -> str | None:
+    offset = _obj(body, "next_page").get("offset")
+    return str(offset) if offset else None
+
+
+def _error_message(body: JSON) -> str:
+    return "; ".join(str(e.get("message", "")) for e in _list(body, "errors")) or "bad request"
+
+
+def _is_offset_error(message: str) -> bool:
+    text = message.casefold()
+    return "offset" in text or "pagination" in text
