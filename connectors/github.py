@@ -1,0 +1,463 @@
+"""GitHub connector: issues and pull requests of configured `owner/repo` scopes.
+
+Vendor facts relied on (GitHub REST API, version 2022-11-28; same on GitHub Enterprise Server
+under `https://<host>/api/v3`):
+
+- `GET /repos/{owner}/{repo}/issues?state=all&sort=updated&direction=asc&since=<ISO>` lists
+  issues AND pull requests (PRs carry a `pull_request` object). `since` is inclusive, so the
+  items at the watermark come back on every run (the store de-duplicates them).
+- Paging is by the `Link` header; its `rel="next"` URL is followed verbatim (GitHub switches
+  to `/repositories/{id}/...` paths and may switch to cursor parameters: never build `page=`).
+- An `If-None-Match` carrying the ETag of an earlier identical request is answered
+  `304 Not Modified` (no body; not counted against the rate limit). The ETag is stored with the
+  exact `since` it was obtained for, and only when that answer was one short page: then any
+  change in the window (an updated, added or removed item) changes that page's content.
+- `state_reason: "not_planned"` and a PR closed with `pull_request.merged_at: null` mean the
+  work was abandoned (dropped); older GHES omit `merged_at` from the issues payload, and such a
+  closed PR counts as done (unknown merge, not proven abandoned). `dropped_statuses` also
+  match `state_reason` (e.g. "duplicate") and label names (e.g. "wontfix"). Milestones arrive
+  embedded in each issue (no extra request).
+- A renamed or transferred repo answers `301` with `Location: .../repositories/{id}`; a repo
+  out of reach answers 404 (or 403). Both are reported as a lost scope, never as deletions.
+- Rate limits (403/429 with `x-ratelimit-remaining: 0` + `x-ratelimit-reset`, or
+  `retry-after`) are waited out by the core `Http`; GitHub wants serial requests per
+  credential, which the core's limiter enforces, so this module never adds concurrency.
+
+Cursor (JSON): `{"v": 1, "scopes": {"owner/repo": {"since": str | None, "etag": str | None,
+"runs": int, "pass": {...}?}}}`. `since` is the raw `updated_at` string of the newest item seen
+(kept in GitHub's exact form so the next URL, and so its ETag, match); `runs` counts runs since
+the last census; `pass` exists only while a listing is under way (`next` URL, the pass's
+`window`, newest `high` seen so far, run `start`, `hold`), so a killed run resumes with at most
+one page replayed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+import structlog
+
+from okrsync.config import ConnectorConfig
+from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
+from okrsync.http import Http
+from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+
+log = structlog.get_logger("okrsync.github")
+
+API_VERSION = "2022-11-28"
+MAX_PAGE = 100
+MAX_RESTARTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
+IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
+
+Json = dict[str, Any]
+_Status = tuple[StatusCategory, str]
+
+
+class _ScopeLost(Exception):
+    """The scope's own list call answered 404/403/3xx: report it, never delete its items."""
+
+
+class _PageRejected(Exception):
+    """A followed `next` URL was refused (404/410/422): restart the pass from its window."""
+
+
+@dataclass
+class _Pass:
+    """Progress of one incremental listing of a scope, stored in the cursor between pages."""
+
+    window: str | None
+    start: str
+    next: str | None = None
+    high: str | None = None
+    hold: bool = False
+
+    def observe(self, issues: Iterable[Json]) -> None:
+        """Move `high` to the newest `updated_at`; hold the window on items changed mid-run."""
+        start = _ts(self.start)
+        for raw in issues:
+            stamp = raw.get("updated_at")
+            try:
+                updated = _ts(stamp) if isinstance(stamp, str) else None
+            except ValueError:
+                updated = None
+            if updated is None:
+                continue  # the item itself is logged and skipped by normalisation
+            if self.high is None or updated > _ts(self.high):
+                self.high = stamp
+            if updated >= start:
+                self.hold = True
+
+    def final_since(self) -> str | None:
+        """The next run's `since`: the window if held (or nothing newer), else the newest seen."""
+        if self.hold or self.high is None:
+            return self.window
+        if self.window is not None and _ts(self.window) >= _ts(self.high):
+            return self.window
+        return self.high
+
+
+class GitHubConnector:
+    """Pull issues, pull requests and their milestones from GitHub / GitHub Enterprise."""
+
+    kind: ClassVar[str] = "github"
+
+    def __init__(self, config: ConnectorConfig, http: Http) -> None:
+        self.config = config
+        self.http = http
+        http.headers.update(
+            {
+                "Authorization": f"Bearer {config.secret()}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+            }
+        )
+        self._base = config.base_url.rstrip("/")
+        self._per_page = min(config.page_size or MAX_PAGE, MAX_PAGE)
+        self._dropped = frozenset(n.casefold() for n in config.dropped_statuses)
+        prefix = re.escape(config.estimate_field or "points")
+        self._estimate = re.compile(rf"^\s*{prefix}\s*[:=]\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
+
+    async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        """Yield each repo's changed items page by page, then its census when one is due."""
+        state = _load(cursor)
+        for scope in self.config.scope:
+            async for page in self._pull_scope(scope, state):
+                yield page
+
+    # --- one scope -------------------------------------------------------------------
+
+    async def _pull_scope(self, scope: str, state: Cursor) -> AsyncIterator[Page]:
+        st = state["scopes"].setdefault(scope, {"since": None, "etag": None, "runs": 0})
+        if "pass" not in st:
+            st["runs"] = int(st.get("runs", 0)) + 1
+        try:
+            async for page in self._incremental_with_restarts(scope, st, state):
+                yield page
+            if st["runs"] >= self.config.census_every:
+                async for page in self._census(scope, st, state):
+                    yield page
+        except _ScopeLost as lost:
+            st.pop("pass", None)
+            log.warning("github.scope_lost", connector=self.config.name, scope=scope,
+                        reason=str(lost))
+            yield Page(items=[], cursor=_snap(state), scope=scope, lost_scopes=[scope])
+
+    async def _incremental_with_restarts(
+        self, scope: str, st: Json, state: Cursor
+    ) -> AsyncIterator[Page]:
+        for restart in range(MAX_RESTARTS + 1):
+            try:
+                async for page in self._incremental(scope, st, state):
+                    yield page
+            except _PageRejected as exc:
+                log.warning("github.page_rejected", connector=self.config.name, scope=scope,
+                            restart=restart + 1, reason=str(exc))
+                pending = st.pop("pass", None) or {}
+                st["since"] = pending.get("window", st.get("since"))
+                st["etag"] = None
+                continue
+            return
+        raise CursorRejected(
+            f"GitHub refused the paging links of {scope} {MAX_RESTARTS + 1} times in a row",
+            connector=self.config.name,
+        )
+
+    async def _incremental(self, scope: str, st: Json, state: Cursor) -> AsyncIterator[Page]:
+        """One `since` pass: fresh (conditional first request) or resumed from `pass.next`."""
+        pending = st.get("pass")
+        census: list[str] | None = [] if pending is None and st.get("since") is None else None
+        if pending is not None:
+            prog = _Pass(**pending)
+            resp, body = await self._follow(str(prog.next))
+        else:
+            resp, body = await self._list(scope, self._issues_params(st.get("since")),
+                                          st.get("etag"))
+            if resp.status_code == 304:
+                yield Page(items=[], cursor=_snap(state), scope=scope)
+                return
+            prog = _Pass(window=st.get("since"), start=_server_now(resp).isoformat())
+        first = pending is None
+        while True:
+            issues = _as_list(body, self.config.name)
+            prog.observe(issues)
+            items = self._normalise(issues, scope)
+            if census is not None:
+                census.extend(i.external_id for i in items)
+            prog.next = _next_link(resp)
+            page = Page(items=items, cursor={}, scope=scope)
+            if prog.next is None:
+                self._finish(st, prog, resp if first and len(issues) < self._per_page else None)
+                page.census = self._first_census(scope, st, prog, census)
+            else:
+                st["pass"] = asdict(prog)
+            page.cursor = _snap(state)
+            yield page
+            if prog.next is None:
+                return
+            first = False
+            resp, body = await self._follow(prog.next)
+
+    def _finish(self, st: Json, prog: _Pass, single: httpx.Response | None) -> None:
+        """Close a pass: move `since`, keep the ETag only for a short single-page answer."""
+        since = prog.final_since()
+        st.pop("pass", None)
+        etag = single.headers.get("etag") if single is not None else None
+        st["etag"] = etag if since == prog.window else None
+        st["since"] = since
+
+    def _first_census(
+        self, scope: str, st: Json, prog: _Pass, ids: list[str] | None
+    ) -> dict[str, list[str]]:
+        """The first full listing doubles as a census unless it was resumed or disturbed."""
+        if ids is not None and not prog.hold:
+            st["runs"] = 0
+            return {scope: _unique(ids)}
+        if prog.window is None:  # a full listing that could not serve: census right away
+            st["runs"] = self.config.census_every
+        return {}
+
+    async def _census(self, scope: str, st: Json, state: Cursor) -> AsyncIterator[Page]:
+        """List every issue id of the repo (no `since`); the last page carries the census.
+
+        Not resumable on purpose: the id list is not kept in the cursor, so a killed census
+        starts over next run (it re-sends items the store already has, never loses data).
+        """
+        ids: list[str] = []
+        resp, body = await self._list(scope, {"state": "all", "per_page": self._per_page}, None)
+        while True:
+            items = self._normalise(_as_list(body, self.config.name), scope)
+            ids.extend(i.external_id for i in items)
+            nxt = _next_link(resp)
+            page = Page(items=items, cursor={}, scope=scope)
+            if nxt is None:
+                st["runs"] = 0
+                page.census = {scope: _unique(ids)}
+                log.info("github.census", connector=self.config.name, scope=scope,
+                         ids=len(page.census[scope]))
+            page.cursor = _snap(state)
+            yield page
+            if nxt is None:
+                return
+            resp, body = await self._follow(nxt)
+
+    # --- requests --------------------------------------------------------------------
+
+    def _issues_params(self, since: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "state": "all", "sort": "updated", "direction": "asc", "per_page": self._per_page,
+        }
+        if since is not None:
+            params["since"] = since
+        return params
+
+    async def _list(
+        self, scope: str, params: dict[str, Any], etag: str | None
+    ) -> tuple[httpx.Response, Any]:
+        """The scope's own list call: 404/410, plain 403 and redirects mean the repo is lost."""
+        headers = {"If-None-Match": etag} if etag else None
+        url = f"{self._base}/repos/{scope}/issues"
+        try:
+            resp, body = await self.http.get_json(url, params=params, headers=headers,
+                                                  accept=REDIRECTS)
+        except NotFound as exc:
+            raise _ScopeLost(f"HTTP {exc.status}") from None
+        except AuthError as exc:
+            if exc.status == 403:
+                raise _ScopeLost("HTTP 403 (no access to the repository)") from None
+            raise
+        moved = _redirect(resp)
+        if moved is not None:
+            raise _ScopeLost(f"HTTP {moved[0]}: moved to {moved[1]}")
+        return resp, body
+
+    async def _follow(self, url: str) -> tuple[httpx.Response, Any]:
+        """GET a `Link` URL exactly as GitHub gave it."""
+        try:
+            return await self.http.get_json(url)
+        except NotFound as exc:
+            raise _PageRejected(f"HTTP {exc.status} on a next link") from None
+        except PayloadError as exc:
+            if exc.status == 422:
+                raise _PageRejected("HTTP 422 on a next link") from None
+            raise
+
+    # --- normalisation ---------------------------------------------------------------
+
+    def _normalise(self, issues: list[Json], scope: str) -> list[WorkItem]:
+        """Milestones first (containers), then the issues and PRs of one response page."""
+        milestones: dict[str, WorkItem] = {}
+        items: list[WorkItem] = []
+        for raw in issues:
+            try:
+                ms = raw.get("milestone")
+                if isinstance(ms, dict):
+                    m = _milestone(self.config.name, ms, scope)
+                    milestones.setdefault(m.external_id, m)
+                items.append(self._issue(raw, scope))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("github.payload_skipped", connector=self.config.name, scope=scope,
+                            id=raw.get("id") if isinstance(raw, dict) else None,
+                            error=f"{type(exc).__name__}: {exc}")
+        return [*milestones.values(), *items]
+
+    def _issue(self, raw: Json, scope: str) -> WorkItem:
+        is_pr = isinstance(raw.get("pull_request"), dict)
+        labels = tuple(_label_names(raw.get("labels") or []))
+        status, status_raw = self._status(raw, is_pr, labels)
+        closed = raw.get("closed_at")
+        ms = raw.get("milestone")
+        return WorkItem(
+            connector=self.config.name,
+            external_id=str(raw["id"]),
+            key=f"{scope}#{raw['number']}",
+            kind=ItemKind.PULL_REQUEST if is_pr else ItemKind.ISSUE,
+            title=str(raw.get("title") or ""),
+            status=status,
+            status_raw=status_raw,
+            created=_ts(raw["created_at"]),
+            updated=_ts(raw["updated_at"]),
+            item_type="pull_request" if is_pr else "issue",
+            url=raw.get("html_url"),
+            container=scope,
+            labels=labels,
+            milestone=ms.get("title") if isinstance(ms, dict) else None,
+            assignee=_login(raw.get("assignee")),
+            estimate=self._estimate_of(labels),
+            completed_at=_ts(closed) if status is StatusCategory.DONE and closed else None,
+            custom=_custom(scope, raw),
+        )
+
+    def _status(self, raw: Json, is_pr: bool, labels: tuple[str, ...]) -> _Status:
+        """not_planned / dropped names / unmerged PR → dropped; closed → done; else by label."""
+        state = str(raw.get("state") or "open")
+        reason = raw.get("state_reason")
+        pr = raw.get("pull_request") if is_pr else None
+        unmerged = isinstance(pr, dict) and "merged_at" in pr and pr["merged_at"] is None
+        status_raw = state
+        if state == "closed" and isinstance(pr, dict) and "merged_at" in pr:
+            status_raw = "closed:unmerged" if unmerged else "closed:merged"
+        elif reason:
+            status_raw = f"{state}:{reason}"
+        named = [str(reason or ""), *labels]
+        if reason == "not_planned" or any(n.casefold() in self._dropped for n in named):
+            return StatusCategory.DROPPED, status_raw
+        if state == "closed":
+            return (StatusCategory.DROPPED if unmerged else StatusCategory.DONE), status_raw
+        if is_pr or any(label.casefold() in IN_PROGRESS_LABELS for label in labels):
+            return StatusCategory.IN_PROGRESS, status_raw
+        return StatusCategory.TODO, status_raw
+
+    def _estimate_of(self, labels: tuple[str, ...]) -> float | None:
+        for label in labels:
+            m = self._estimate.match(label)
+            if m:
+                return float(m.group(1))
+        return None
+
+
+# --- helpers (pure) -------------------------------------------------------------------
+
+
+def _milestone(connector: str, ms: Json, scope: str) -> WorkItem:
+    """A milestone embedded in an issue, as a container of its repo."""
+    closed = ms.get("state") == "closed"
+    due = ms.get("due_on")
+    return WorkItem(
+        connector=connector,
+        external_id=f"milestone:{scope}#{ms['number']}",
+        key=f"{scope}#m{ms['number']}",
+        kind=ItemKind.MILESTONE,
+        title=str(ms.get("title") or ""),
+        status=StatusCategory.DONE if closed else StatusCategory.TODO,
+        status_raw=str(ms.get("state") or "open"),
+        created=_ts(ms["created_at"]),
+        updated=_ts(ms["updated_at"]),
+        item_type="milestone",
+        url=ms.get("html_url"),
+        container=scope,
+        due=_day(due) if due else None,
+        completed_at=_ts(ms["closed_at"]) if closed and ms.get("closed_at") else None,
+    )
+
+
+def _label_names(labels: list[Any]) -> list[str]:
+    """Label names; the API allows a label to be a plain string or an object."""
+    names = [lab.get("name") if isinstance(lab, dict) else lab for lab in labels]
+    return [n for n in names if isinstance(n, str)]
+
+
+def _login(user: Any) -> str | None:
+    return user.get("login") if isinstance(user, dict) else None
+
+
+def _custom(scope: str, raw: Json) -> dict[str, str]:
+    author = _login(raw.get("user"))
+    return {"repo": scope, **({"author": author} if author else {})}
+
+
+def _ts(value: str) -> datetime:
+    """GitHub timestamps (`2011-04-22T13:33:48Z`, or with an offset) as aware UTC."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _day(value: str) -> date:
+    return _ts(value).date()
+
+
+def _server_now(resp: httpx.Response) -> datetime:
+    """The run's start: the server's `Date` header, or local UTC now."""
+    header = resp.headers.get("date")
+    if header:
+        try:
+            return parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _next_link(resp: httpx.Response) -> str | None:
+    """The `rel="next"` URL of the `Link` header, untouched."""
+    url = resp.links.get("next", {}).get("url")
+    return url or None
+
+
+def _redirect(resp: httpx.Response) -> tuple[int, str] | None:
+    """(status, Location) if the list call was redirected (answered or followed by httpx)."""
+    for hop in (*resp.history, resp):
+        if hop.status_code in REDIRECTS:
+            return hop.status_code, hop.headers.get("location", "?")
+    return None
+
+
+def _as_list(body: Any, connector: str) -> list[Json]:
+    if not isinstance(body, list):
+        raise PayloadError(
+            f"expected a JSON array of issues, got {type(body).__name__}", connector=connector
+        )
+    return [x for x in body if isinstance(x, dict)]
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _load(cursor: Cursor | None) -> Cursor:
+    state = copy.deepcopy(cursor) if cursor else {}
+    if state.get("v") != 1 or not isinstance(state.get("scopes"), dict):
+        state = {"v": 1, "scopes": {}}
+    return state
+
+
+def _snap(state: Cursor) -> Cursor:
+    return copy.deepcopy(state)
