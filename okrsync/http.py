@@ -65,6 +65,7 @@ class Http:
         headers: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
         sleep: Sleep = asyncio.sleep,
+        timeout: float | None = None,
     ) -> None:
         self.client = client
         self.connector = connector
@@ -73,6 +74,9 @@ class Http:
         self.headers = headers or {}
         self.auth = auth
         self.sleep = sleep
+        self.timeout: float | httpx.Timeout | httpx._client.UseClientDefault = (
+            httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        )
         self.stats = HttpStats()
 
     async def get_json(
@@ -131,6 +135,7 @@ class Http:
                     headers={**self.headers, **(headers or {})},
                     json=json_body,
                     auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    timeout=self.timeout,
                 )
             except httpx.TimeoutException as exc:
                 raise TransientError(

@@ -1,0 +1,196 @@
+"""The only orchestrator: one run of one connector, and `sync --once` over all of them.
+
+    connector.pull(cursor) → Page(items, cursor) → links → store.commit_page(page, links, cursor)
+
+Pages are fetched one ahead of the store (a queue of two), so HTTP and JSON work overlap
+with the database write, while memory stays bounded by two pages whatever the item count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+
+from okrsync import __version__
+from okrsync.config import ConnectorConfig, Settings
+from okrsync.connector import load
+from okrsync.errors import ConfigError, ConnectorError, OkrsyncError
+from okrsync.http import DEFAULT_IN_FLIGHT, Http, RetryPolicy
+from okrsync.models import Page, WorkItem
+from okrsync.redaction import scrub
+from okrsync.store import Link, Store
+
+log = structlog.get_logger("okrsync.sync")
+Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
+QUEUE_PAGES = 2
+
+
+@dataclass
+class RunResult:
+    connector: str
+    run_id: int
+    status: str = "ok"
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    duration_s: float = 0.0
+    lost_scopes: list[str] = field(default_factory=list)
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def items(self) -> int:
+        return self.created + self.updated
+
+
+class Limiters:
+    """One semaphore per tracker credential, shared by every run in this event loop."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, asyncio.Semaphore] = {}
+
+    def for_connector(self, cc: ConnectorConfig, credential: str) -> asyncio.Semaphore:
+        digest = hashlib.sha256(credential.encode()).hexdigest()[:16]
+        key = f"{cc.type}|{cc.base_url}|{digest}"
+        if key not in self._by_key:
+            size = cc.max_in_flight or DEFAULT_IN_FLIGHT.get(cc.type, 4)
+            self._by_key[key] = asyncio.Semaphore(size)
+        return self._by_key[key]
+
+
+def new_client() -> httpx.AsyncClient:
+    """The shared HTTP client: keep-alive pool, no redirects followed, a plain user agent."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        follow_redirects=False,
+        headers={"User-Agent": f"okrsync/{__version__}"},
+    )
+
+
+async def run_connector(
+    cc: ConnectorConfig,
+    store: Store,
+    client: httpx.AsyncClient,
+    limiters: Limiters,
+    linker: Linker | None = None,
+) -> RunResult:
+    """Pull one connector to the end, committing each page with its cursor."""
+    run_id = await asyncio.to_thread(store.start_run, cc.name)
+    result = RunResult(cc.name, run_id)
+    bound = log.bind(connector=cc.name, run_id=run_id)
+    started = time.monotonic()
+    http: Http | None = None
+    try:
+        http = Http(
+            client,
+            connector=cc.name,
+            limiter=limiters.for_connector(cc, cc.secret()),
+            policy=RetryPolicy(max_attempts=cc.max_attempts),
+            timeout=cc.timeout_s,
+        )
+        connector = load(cc.type)(cc, http)
+        cursor = await asyncio.to_thread(store.cursor, cc.name)
+        bound.info("sync.start", resume=cursor is not None)
+        await _drain(connector.pull(cursor), store, cc.name, run_id, linker, result, bound)
+    except asyncio.CancelledError:
+        result.status, result.error = "interrupted", "stopped by signal"
+        raise
+    except (ConnectorError, ConfigError) as exc:
+        result.status, result.error = "failed", scrub(str(exc))
+        bound.error("sync.failed", error=result.error, error_type=type(exc).__name__)
+    except OkrsyncError as exc:
+        result.status, result.error = "failed", scrub(str(exc))
+        bound.error("sync.failed", error=result.error, error_type=type(exc).__name__)
+    finally:
+        result.duration_s = time.monotonic() - started
+        if http is not None:
+            s = http.stats
+            result.requests, result.retries = s.requests, s.retries
+            result.rate_limit_wait_s = s.rate_limit_wait_s
+        await asyncio.shield(_finish(store, result))
+        bound.info(
+            "sync.end", status=result.status, pages=result.pages, created=result.created,
+            updated=result.updated, deleted=result.deleted, requests=result.requests,
+            retries=result.retries, duration_s=round(result.duration_s, 3),
+        )
+    return result
+
+
+async def _finish(store: Store, r: RunResult) -> None:
+    await asyncio.to_thread(
+        store.finish_run, r.run_id, r.status, requests=r.requests, retries=r.retries,
+        rate_limit_wait_s=r.rate_limit_wait_s, error=r.error,
+    )
+
+
+async def _drain(
+    pages: object,
+    store: Store,
+    name: str,
+    run_id: int,
+    linker: Linker | None,
+    result: RunResult,
+    bound: structlog.typing.FilteringBoundLogger,
+) -> None:
+    queue: asyncio.Queue[Page | Exception | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+    producer = asyncio.create_task(_produce(pages, queue))
+    try:
+        while (page := await queue.get()) is not None:
+            if isinstance(page, Exception):
+                raise page
+            links = linker(page.items) if linker else None
+            res = await asyncio.to_thread(store.commit_page, name, page, links, run_id)
+            if page.lost_scopes:
+                await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)
+                result.lost_scopes.extend(page.lost_scopes)
+                bound.warning("sync.scope_lost", scopes=page.lost_scopes,
+                              hint="access lost: items kept, not deleted")
+            result.pages += 1
+            result.created += res.created
+            result.updated += res.updated
+            result.deleted += res.deleted
+            result.changed.setdefault(name, []).extend(res.changed_ids)
+            bound.debug("sync.page", scope=page.scope, items=len(page.items),
+                        created=res.created, updated=res.updated, deleted=res.deleted)
+        await producer
+    finally:
+        if not producer.done():
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+
+async def _produce(pages: object, queue: asyncio.Queue[Page | Exception | None]) -> None:
+    """Fetch pages ahead of the store; an error travels through the queue in order."""
+    try:
+        async for page in pages:  # type: ignore[attr-defined]
+            await queue.put(page)
+    except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        await queue.put(exc)
+        return
+    await queue.put(None)
+
+
+async def sync_once(
+    settings: Settings, store: Store, only: str | None = None, linker: Linker | None = None
+) -> list[RunResult]:
+    """Run every enabled connector (or `only`) once, concurrently; return their results."""
+    configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
+    if not configs:
+        raise ConfigError("no connectors configured; add a [[connectors]] section "
+                          "(see config.example.toml)")
+    limiters = Limiters()
+    async with new_client() as client:
+        return list(await asyncio.gather(
+            *(run_connector(cc, store, client, limiters, linker) for cc in configs)
+        ))
