@@ -1,0 +1,173 @@
+"""Jira HTTP calls: flavor detection, field discovery and the two search paginators.
+
+- Cloud: `GET /rest/api/3/search/jql` (`jql`, explicit `fields`, `maxResults`,
+  `nextPageToken`). Without `fields` only ids come back. The last page says `isLast: true`; a
+  short page does not mean the end. The old `/rest/api/3/search` answers 410 on Cloud and is
+  never called.
+- Server/DC: `GET /rest/api/2/search` with `startAt` / `maxResults`, answered with `total`.
+- `GET /rest/api/2/serverInfo` → `deploymentType` ("Cloud", "Server", "DataCenter").
+- `GET /rest/api/{3|2}/field` lists fields with `id` and `name` (custom ids differ per site).
+- Errors: 400 with `errorMessages` naming the page token → the token expired; 400 "The value
+  'KEY' does not exist for the field 'project'." / 403 / 404 / 410 → the project is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from okrsync.errors import AuthError, NotFound, PayloadError
+from okrsync.http import Http, translate
+
+CLOUD_SEARCH = "/rest/api/3/search/jql"
+SERVER_SEARCH = "/rest/api/2/search"
+ESTIMATE_NAMES = ("Story point estimate", "Story Points")
+EPIC_LINK_NAME = "Epic Link"
+_PROJECT_MISSING = "does not exist for the field 'project'"
+
+
+class TokenExpired(Exception):
+    """Jira refused a page token: restart the scope's query from its window."""
+
+
+class ScopeLost(Exception):
+    """The project itself is gone or no longer visible."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One search response, reduced to what paging needs."""
+
+    issues: list[dict[str, Any]]
+    last: bool
+    date_ms: int
+    next_token: str | None = None
+    next_start: int = 0
+    total: int | None = None
+
+
+@dataclass
+class JiraApi:
+    """The Jira REST calls one connector makes; `cloud` selects the API flavour."""
+
+    http: Http
+    base_url: str
+    cloud: bool
+
+    async def search(
+        self,
+        jql: str,
+        fields: list[str],
+        max_results: int,
+        *,
+        token: str | None = None,
+        start_at: int = 0,
+    ) -> SearchPage:
+        """One page of `jql`; Cloud pages by token, Server/DC by offset."""
+        params: dict[str, Any] = {"jql": jql, "fields": ",".join(fields), "maxResults": max_results}
+        if self.cloud and token:
+            params["nextPageToken"] = token
+        elif not self.cloud:
+            params["startAt"] = start_at
+        path = CLOUD_SEARCH if self.cloud else SERVER_SEARCH
+        resp, body = await self._get(path, params, token_sent=bool(token))
+        if not isinstance(body, Mapping) or not isinstance(body.get("issues"), list):
+            raise PayloadError("search answer without an 'issues' list", url=path)
+        date_ms = _date_ms(resp)
+        if self.cloud:
+            return _cloud_page(body, token, date_ms)
+        return _server_page(body, start_at, date_ms)
+
+    async def fields(self) -> list[dict[str, Any]]:
+        """Every field the site knows (`id`, `name`)."""
+        version = 3 if self.cloud else 2
+        _, body = await self.http.get_json(f"{self.base_url}/rest/api/{version}/field")
+        return [f for f in body or [] if isinstance(f, dict)]
+
+    async def deployment(self) -> str:
+        """`deploymentType` from serverInfo: "Cloud", "Server" or "DataCenter"."""
+        _, body = await self.http.get_json(f"{self.base_url}/rest/api/2/serverInfo")
+        return str((body or {}).get("deploymentType") or "")
+
+    async def _get(
+        self, path: str, params: dict[str, Any], *, token_sent: bool
+    ) -> tuple[httpx.Response, Any]:
+        try:
+            url = self.base_url + path
+            resp, body = await self.http.get_json(url, params=params, accept=(400,))
+        except NotFound:
+            raise ScopeLost from None
+        except AuthError as exc:
+            if exc.status == 403:
+                raise ScopeLost from None
+            raise
+        if resp.status_code == 400:
+            raise _bad_request(resp, self.http.connector, token_sent=token_sent)
+        return resp, body
+
+
+def discover_field(fields: list[dict[str, Any]], names: tuple[str, ...]) -> str | None:
+    """The id of the first name in `names` that exists (names case-insensitive; ids accepted)."""
+    for wanted in names:
+        for f in fields:
+            if wanted == f.get("id") or wanted.casefold() == str(f.get("name", "")).casefold():
+                return str(f["id"])
+    return None
+
+
+def _cloud_page(body: Mapping[str, Any], token: str | None, date_ms: int) -> SearchPage:
+    nxt = body.get("nextPageToken") or None
+    last = body.get("isLast") is True or (body.get("isLast") is None and nxt is None)
+    if not last and (nxt is None or nxt == token):
+        raise PayloadError("Jira said isLast=false without a new nextPageToken")
+    return SearchPage(list(body["issues"]), last, date_ms, next_token=None if last else str(nxt))
+
+
+def _server_page(body: Mapping[str, Any], start_at: int, date_ms: int) -> SearchPage:
+    issues = list(body["issues"])
+    total = int(body.get("total") or 0)
+    start = int(body.get("startAt") or start_at)
+    nxt = start + len(issues)
+    return SearchPage(issues, not issues or nxt >= total, date_ms, next_start=nxt, total=total)
+
+
+def _bad_request(resp: httpx.Response, connector: str, *, token_sent: bool) -> Exception:
+    messages = " ".join(_error_messages(resp))
+    if _PROJECT_MISSING in messages:
+        return ScopeLost()
+    if token_sent and "token" in messages.casefold():
+        return TokenExpired()
+    return translate(resp, connector)
+
+
+def _error_messages(resp: httpx.Response) -> list[str]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return []
+    if not isinstance(body, Mapping):
+        return []
+    messages = [str(m) for m in body.get("errorMessages") or ()]
+    errors = body.get("errors")
+    if isinstance(errors, Mapping):
+        messages += [str(v) for v in errors.values()]
+    return messages
+
+
+def _date_ms(resp: httpx.Response) -> int:
+    """The server's clock (`Date` header), else ours: the run's start for the hold rule."""
+    value = resp.headers.get("date")
+    moment = None
+    if value:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            moment = None
+    if moment is None or moment.tzinfo is None:
+        moment = datetime.now(UTC)
+    return int(moment.timestamp() * 1000)
