@@ -7,21 +7,16 @@ arguments) — the message names the file, line or key and the fix. No traceback
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from okrsync import __version__
-from okrsync.config import Settings, load_settings
+from okrsync import __version__, cli_mapping, cli_signals
+from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
-from okrsync.logging import configure, quiet_defaults
-from okrsync.okrfile import OkrTree, load_tree
 from okrsync.render import render_checkins, render_tree
-from okrsync.store import Store
 from okrsync.tree import load_tree_view
 
 app = typer.Typer(
@@ -34,43 +29,6 @@ okrs_app = typer.Typer(no_args_is_help=True, help="The OKR tree declared in the 
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema.")
 app.add_typer(okrs_app, name="okrs")
 app.add_typer(db_app, name="db")
-
-out = Console()
-err = Console(stderr=True)
-
-
-@dataclass
-class State:
-    config_path: Path | None
-    _settings: Settings | None = None
-    _store: Store | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-            s = self._settings.logging
-            configure(s.level, s.format, file=s.file)
-            quiet_defaults()
-        return self._settings
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store.open(
-                self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms
-            )
-        return self._store
-
-    def tree(self) -> OkrTree:
-        return load_tree(self.settings.mapping_paths())
-
-
-def _state(ctx: typer.Context) -> State:
-    state = ctx.find_root().obj
-    assert isinstance(state, State)  # noqa: S101 - set by the root callback
-    return state
 
 
 def _version(value: bool) -> None:
@@ -103,14 +61,14 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the store's schema to the newest version."""
     from okrsync.migrate import current_revision
 
-    store = _state(ctx).store
+    store = state_of(ctx).store
     out.print(f"store schema at revision {current_revision(store.engine)}")
 
 
 @okrs_app.command("sync")
 def okrs_sync(ctx: typer.Context) -> None:
     """Load the mapping files into the store: add new ids, update changes, archive removed."""
-    state = _state(ctx)
+    state = state_of(ctx)
     tree = state.tree()
     report = state.store.apply_okr_tree(tree)
     out.print(
@@ -127,7 +85,7 @@ def okrs_sync(ctx: typer.Context) -> None:
 @okrs_app.command("show")
 def okrs_show(ctx: typer.Context) -> None:
     """Print the OKR tree with each key result's outcome progress."""
-    render_tree(out, load_tree_view(_state(ctx).store))
+    render_tree(out, load_tree_view(state_of(ctx).store))
 
 
 @app.command("checkin")
@@ -142,7 +100,7 @@ def checkin(
     author: Annotated[str | None, typer.Option("--author")] = None,
 ) -> None:
     """Record a key result's measured value (the only way its progress changes)."""
-    store = _state(ctx).store
+    store = state_of(ctx).store
     c = store.add_checkin(key_result, value, confidence=confidence, note=note, author=author)
     out.print(f"checked in {key_result} = {c.value:g} at {c.recorded_at:%Y-%m-%d %H:%M} UTC")
 
@@ -153,7 +111,7 @@ def checkins(
     key_result: Annotated[str, typer.Argument(help="Key result id.")],
 ) -> None:
     """List a key result's check-in history with the progress each one meant."""
-    state = _state(ctx)
+    state = state_of(ctx)
     view = next(
         (k for o in load_tree_view(state.store) for k in o.key_results if k.id == key_result),
         None,
@@ -174,6 +132,10 @@ def demo(
     from okrsync.demo import run_demo
 
     run_demo(out, workdir)
+
+
+for _module in (cli_mapping, cli_signals):
+    _module.register(app)
 
 
 def main() -> None:
