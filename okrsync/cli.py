@@ -16,7 +16,7 @@ from rich.markup import escape
 from okrsync import __version__, cli_mapping, cli_signals
 from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
-from okrsync.render import render_checkins, render_tree
+from okrsync.render import render_checkins, render_runs, render_tree
 from okrsync.tree import load_tree_view
 
 app = typer.Typer(
@@ -119,6 +119,44 @@ def checkins(
     if view is None:
         raise ConfigError(f"no active key result {key_result!r}; see `okrsync okrs show`")
     render_checkins(out, view, state.store.checkins(key_result))
+
+
+@app.command("sync")
+def sync(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run each connector once and exit (the default).")
+    ] = True,
+    connector: Annotated[
+        str | None, typer.Option("--connector", help="Only this connector (its config name).")
+    ] = None,
+) -> None:
+    """Pull every configured tracker (or one) once: page by page, each with its cursor."""
+    import asyncio
+
+    from okrsync.sync import sync_once
+
+    state = state_of(ctx)
+    state.store.apply_okr_tree(state.tree())
+    results = asyncio.run(sync_once(state.settings, state.store, connector))
+    render_runs(out, results)
+    if any(r.status != "ok" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("sandbox")
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data set.")] = 7,
+    items: Annotated[
+        int | None, typer.Option(help="Items per tracker (default: the sandbox's sizes).")
+    ] = None,
+) -> None:
+    """Serve fake Jira Cloud, Jira DC, Asana and GitHub on 127.0.0.1 until Ctrl-C."""
+    from okrsync.sandbox import DEFAULT_SIZES, serve
+
+    sizes = {k: items for k in DEFAULT_SIZES} if items else dict(DEFAULT_SIZES)
+    serve(port, seed, sizes)
 
 
 @app.command("demo")

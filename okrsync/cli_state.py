@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from okrsync.logging import configure, quiet_defaults
 from okrsync.okrfile import OkrTree, load_tree
 from okrsync.store import Store
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) gets a wider page than rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 @dataclass

@@ -1,37 +1,104 @@
-"""`okrsync demo`: the main job end to end on the embedded default (SQLite)."""
+"""`okrsync demo`: the main job end to end on the embedded default (SQLite) against the sandbox.
+
+Starts the local fake trackers, configures one connector per tracker, loads the example
+mapping files, records a few example check-ins, syncs everything, mutates a few items and
+syncs again (the incremental path), then prints the OKR tree.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 from rich.console import Console
 
+from okrsync.config import ConnectorConfig, Settings
+from okrsync.logging import configure, quiet_defaults
 from okrsync.okrfile import load_tree
-from okrsync.render import render_tree
+from okrsync.render import render_runs, render_tree
+from okrsync.sandbox import Sandbox
 from okrsync.store import Store
+from okrsync.sync import sync_once
 from okrsync.tree import load_tree_view
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+DEMO_SIZES = {"jira": 400, "jira_dc": 200, "asana": 300, "github": 400}
 DEMO_CHECKINS = {
     "trial-conversion": (9.1, 0.7, "demo: weekly funnel export"),
     "activation-time": (31.0, 0.6, "demo: median from product analytics"),
     "p95-latency": (410.0, 0.8, "demo: APM dashboard"),
 }
+ENV = {
+    "jira_email": "OKRSYNC_SANDBOX_JIRA_EMAIL",
+    "jira_token": "OKRSYNC_SANDBOX_JIRA_TOKEN",
+    "jira_dc_token": "OKRSYNC_SANDBOX_JIRA_DC_TOKEN",
+    "asana_token": "OKRSYNC_SANDBOX_ASANA_TOKEN",
+    "github_token": "OKRSYNC_SANDBOX_GITHUB_TOKEN",
+}
 
 
-def run_demo(console: Console, workdir: Path) -> None:
+def sandbox_env(sb: Sandbox) -> dict[str, str]:
+    """Environment variables holding the sandbox's (fake) credentials."""
+    return {env: sb.credentials[key] for key, env in ENV.items()}
+
+
+def sandbox_connectors(sb: Sandbox, **overrides: object) -> list[ConnectorConfig]:
+    """One connector per sandbox tracker, credentials named by environment variable."""
+    specs = [
+        (
+            "jira",
+            "jira",
+            "jira",
+            {"flavor": "auto", "email_env": ENV["jira_email"], "token_env": ENV["jira_token"]},
+        ),
+        ("jira-dc", "jira", "jira_dc", {"flavor": "auto", "token_env": ENV["jira_dc_token"]}),
+        ("asana", "asana", "asana", {"token_env": ENV["asana_token"]}),
+        ("github", "github", "github", {"token_env": ENV["github_token"]}),
+    ]
+    return [
+        ConnectorConfig.model_validate(
+            {
+                "name": name,
+                "type": kind,
+                "base_url": sb.base_url(tracker),
+                "scope": sb.scopes(tracker),
+                "jitter_s": 0,
+                **extra,
+                **overrides,
+            }
+        )
+        for name, kind, tracker, extra in specs
+    ]
+
+
+def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = None) -> None:
+    configure("warning")
+    quiet_defaults()
     workdir.mkdir(parents=True, exist_ok=True)
     db = (workdir / "okrsync.db").resolve()
-    store = Store.open(f"sqlite:///{db}")
-    tree = load_tree([MAPPINGS])
-    report = store.apply_okr_tree(tree)
-    console.print(
-        f"[bold]store[/] {db}  ·  mappings {MAPPINGS} "
-        f"({len(report.added)} added, {len(report.updated)} updated)"
-    )
-    latest = store.latest_checkins()
-    for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
-        if kr_id in tree.key_results and kr_id not in latest:
-            store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
-    render_tree(console, load_tree_view(store))
-    store.close()
+    for suffix in ("", "-wal", "-shm"):  # the demo's own store, rebuilt on every run
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with Sandbox(seed=7, sizes=sizes or DEMO_SIZES) as sb:
+        os.environ.update(sandbox_env(sb))
+        settings = Settings(
+            store={"url": f"sqlite:///{db}"},
+            mappings={"paths": [str(MAPPINGS)]},
+            connectors=sandbox_connectors(sb),
+            base_dir=workdir.resolve(),
+        )
+        store = Store.open(settings.store_url())
+        tree = load_tree(settings.mapping_paths())
+        store.apply_okr_tree(tree)
+        for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
+            if kr_id in tree.key_results:
+                store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
+        console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {db}")
+        console.print("[bold]1. full sync[/]")
+        render_runs(console, asyncio.run(sync_once(settings, store)))
+        for tracker in ("jira", "asana", "github"):
+            sb.mutate(tracker, 5)
+        console.print("[bold]2. incremental re-sync after 5 changes per tracker[/]")
+        render_runs(console, asyncio.run(sync_once(settings, store)))
+        render_tree(console, load_tree_view(store))
+        store.close()

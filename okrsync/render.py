@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from okrsync.signals import outcome_progress
+from okrsync.sync import RunResult
 from okrsync.store import Checkin
 from okrsync.tree import KeyResultView, ObjectiveView
 
@@ -75,3 +76,45 @@ def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Check
         )
         return
     console.print(table)
+
+
+def render_runs(console: Console, results: Sequence[RunResult]) -> None:
+    """One line per connector run: outcome, pages, item counts, requests, time."""
+    table = Table(title="sync runs")
+    for col in (
+        "connector",
+        "run",
+        "status",
+        "pages",
+        "new",
+        "changed",
+        "deleted",
+        "requests",
+        "retries",
+        "secs",
+    ):
+        left = col in ("connector", "status")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
+    for r in results:
+        colour = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
+        table.add_row(
+            r.connector,
+            str(r.run_id),
+            f"[{colour}]{r.status}[/]",
+            str(r.pages),
+            str(r.created),
+            str(r.updated),
+            str(r.deleted),
+            str(r.requests),
+            str(r.retries),
+            f"{r.duration_s:.2f}",
+        )
+    console.print(table)
+    for r in results:
+        if r.error:
+            console.print(f"[red]{escape(r.connector)}:[/] {escape(r.error)}")
+        if r.lost_scopes:
+            console.print(
+                f"[yellow]{escape(r.connector)}: access lost to "
+                f"{', '.join(r.lost_scopes)} (items kept, not deleted)[/]"
+            )

@@ -120,17 +120,28 @@ async def run_connector(
             result.rate_limit_wait_s = s.rate_limit_wait_s
         await asyncio.shield(_finish(store, result))
         bound.info(
-            "sync.end", status=result.status, pages=result.pages, created=result.created,
-            updated=result.updated, deleted=result.deleted, requests=result.requests,
-            retries=result.retries, duration_s=round(result.duration_s, 3),
+            "sync.end",
+            status=result.status,
+            pages=result.pages,
+            created=result.created,
+            updated=result.updated,
+            deleted=result.deleted,
+            requests=result.requests,
+            retries=result.retries,
+            duration_s=round(result.duration_s, 3),
         )
     return result
 
 
 async def _finish(store: Store, r: RunResult) -> None:
     await asyncio.to_thread(
-        store.finish_run, r.run_id, r.status, requests=r.requests, retries=r.retries,
-        rate_limit_wait_s=r.rate_limit_wait_s, error=r.error,
+        store.finish_run,
+        r.run_id,
+        r.status,
+        requests=r.requests,
+        retries=r.retries,
+        rate_limit_wait_s=r.rate_limit_wait_s,
+        error=r.error,
     )
 
 
@@ -154,15 +165,24 @@ async def _drain(
             if page.lost_scopes:
                 await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)
                 result.lost_scopes.extend(page.lost_scopes)
-                bound.warning("sync.scope_lost", scopes=page.lost_scopes,
-                              hint="access lost: items kept, not deleted")
+                bound.warning(
+                    "sync.scope_lost",
+                    scopes=page.lost_scopes,
+                    hint="access lost: items kept, not deleted",
+                )
             result.pages += 1
             result.created += res.created
             result.updated += res.updated
             result.deleted += res.deleted
             result.changed.setdefault(name, []).extend(res.changed_ids)
-            bound.debug("sync.page", scope=page.scope, items=len(page.items),
-                        created=res.created, updated=res.updated, deleted=res.deleted)
+            bound.debug(
+                "sync.page",
+                scope=page.scope,
+                items=len(page.items),
+                created=res.created,
+                updated=res.updated,
+                deleted=res.deleted,
+            )
         await producer
     finally:
         if not producer.done():
@@ -175,7 +195,7 @@ async def _produce(pages: object, queue: asyncio.Queue[Page | Exception | None])
     try:
         async for page in pages:  # type: ignore[attr-defined]
             await queue.put(page)
-    except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+    except Exception as exc:
         await queue.put(exc)
         return
     await queue.put(None)
@@ -187,10 +207,13 @@ async def sync_once(
     """Run every enabled connector (or `only`) once, concurrently; return their results."""
     configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
     if not configs:
-        raise ConfigError("no connectors configured; add a [[connectors]] section "
-                          "(see config.example.toml)")
+        raise ConfigError(
+            "no connectors configured; add a [[connectors]] section (see config.example.toml)"
+        )
     limiters = Limiters()
     async with new_client() as client:
-        return list(await asyncio.gather(
-            *(run_connector(cc, store, client, limiters, linker) for cc in configs)
-        ))
+        return list(
+            await asyncio.gather(
+                *(run_connector(cc, store, client, limiters, linker) for cc in configs)
+            )
+        )
