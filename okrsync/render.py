@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 from okrsync.signals import outcome_progress
-from okrsync.sync import RunResult
 from okrsync.store import Checkin
+from okrsync.sync import RunResult
 from okrsync.tree import KeyResultView, ObjectiveView
 
 BAR = 20
