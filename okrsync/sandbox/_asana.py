@@ -1,0 +1,385 @@
+"""Fake Asana (`/asana`, like https://app.asana.com/api/1.0).
+
+Bearer PAT. Tasks of a project are listed in (modified_at, gid) order; `modified_since` keeps
+tasks with modified_at >= the value; `limit` must be 1..100 (without it at most 1000 results,
+else 400); the `offset` token encodes position + query hash + issue time and expires after
+`offset_ttl_s`. Only `opt_fields` asked for are returned (plus gid, resource_type); dotted
+paths select sub-fields. `/events?resource=<project>&sync=` follows Asana's 412 protocol.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from okrsync.sandbox._core import (
+    Env,
+    Request,
+    Response,
+    decode_token,
+    encode_token,
+    json_response,
+    short_hash,
+)
+from okrsync.sandbox._data import ASANA_WORKSPACE, Rec, dt_to_ms, iso_z, now_ms
+from okrsync.sandbox._world import TrackerState
+
+ESTIMATE_FIELD = "1204000000000001"
+SYNC_INVALID = (
+    "Sync token invalid or too old. If you are attempting to keep resources in sync, you must "
+    "fetch the full dataset for this query now and use the new sync token for the next sync."
+)
+OFFSET_EXPIRED = "offset: Your pagination token has expired."
+COMPACT = ("gid", "name", "resource_type", "resource_subtype")
+
+
+def error(status: int, message: str, **extra: Any) -> Response:
+    return json_response(status, {"errors": [{"message": message}], **extra})
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {
+        "gid": "12000000" + short_hash(name)[:8].translate(str.maketrans("abcdef", "123456")),
+        "name": name,
+        "resource_type": "user",
+    }
+
+
+def full_task(rec: Rec, state: TrackerState, projects: dict[str, str]) -> dict[str, Any]:
+    cached: dict[str, Any] | None = rec.cache.get("asana")
+    if cached is None:
+        cached = _build_task(rec, state, projects)
+        rec.cache["asana"] = cached
+    return cached
+
+
+def _build_task(rec: Rec, state: TrackerState, projects: dict[str, str]) -> dict[str, Any]:
+    section = state.by_key[rec.section or ""]
+    parent = state.recs.get(int(rec.parent_key)) if rec.parent_key else None
+    return {
+        "gid": str(rec.id),
+        "resource_type": "task",
+        "name": rec.title,
+        "resource_subtype": rec.issuetype,
+        "completed": rec.completed,
+        "completed_at": iso_z(rec.updated_ms) if rec.completed else None,
+        "created_at": iso_z(rec.created_ms),
+        "modified_at": iso_z(rec.updated_ms),
+        "due_on": rec.due,
+        "assignee": _user(rec.assignee) if rec.assignee else None,
+        "tags": [
+            {
+                "gid": "12050000000"
+                + short_hash(t)[:5].translate(str.maketrans("abcdef", "123456")),
+                "name": t,
+                "resource_type": "tag",
+            }
+            for t in rec.labels
+        ],
+        "parent": None
+        if parent is None
+        else {
+            "gid": str(parent.id),
+            "name": parent.title,
+            "resource_type": "task",
+            "resource_subtype": parent.issuetype,
+        },
+        "memberships": [
+            {
+                "project": {
+                    "gid": rec.scope,
+                    "name": projects[rec.scope],
+                    "resource_type": "project",
+                },
+                "section": {
+                    "gid": str(section.id),
+                    "name": section.title,
+                    "resource_type": "section",
+                },
+            }
+        ],
+        "permalink_url": f"https://app.asana.com/0/{rec.scope}/{rec.id}",
+        "custom_fields": [
+            {
+                "gid": ESTIMATE_FIELD,
+                "name": "Estimate",
+                "type": "number",
+                "resource_type": "custom_field",
+                "number_value": rec.estimate,
+                "display_value": None if rec.estimate is None else f"{rec.estimate:g}",
+            }
+        ],
+        "notes": "",
+    }
+
+
+def field_tree(opt_fields: str) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in filter(None, (p.strip() for p in opt_fields.split(","))):
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+def project_fields(value: Any, tree: dict[str, Any]) -> Any:
+    """Keep only the requested paths (an empty subtree keeps the whole value)."""
+    if not tree:
+        return value
+    if isinstance(value, list):
+        return [project_fields(v, tree) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: value[k] for k in ("gid", "resource_type") if k in value}
+    for name, sub in tree.items():
+        if name in value:
+            out[name] = project_fields(value[name], sub)
+    return out
+
+
+def select(task: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    if not tree:
+        return {k: task[k] for k in COMPACT}
+    result: dict[str, Any] = project_fields(task, tree)
+    return result
+
+
+def selected(
+    rec: Rec, state: TrackerState, projects: dict[str, str], opt_fields: str, tree: dict[str, Any]
+) -> dict[str, Any]:
+    """The projected task, cached on the record per opt_fields string."""
+    key = "asana:" + opt_fields
+    cached: dict[str, Any] | None = rec.cache.get(key)
+    if cached is None:
+        cached = select(full_task(rec, state, projects), tree)
+        rec.cache[key] = cached
+    return cached
+
+
+def visible_project(env: Env, gid: str) -> Response | None:
+    state = env.world.state("asana")
+    if gid not in state.scopes:
+        return error(404, f"project: Not a recognized ID: {gid}")
+    if gid in state.hidden:
+        return error(403, "You do not have access to this resource.")
+    return None
+
+
+def list_tasks(req: Request, env: Env, project: str) -> Response:
+    denied = visible_project(env, project)
+    if denied:
+        return denied
+    since = parse_since(req.query.get("modified_since"))
+    if isinstance(since, Response):
+        return since
+    raw_limit = req.query.get("limit")
+    if raw_limit is not None and not (raw_limit.isdigit() and 1 <= int(raw_limit) <= 100):
+        return error(400, "limit: Must be between 1 and 100")
+    query_hash = short_hash(f"{project}|{req.query.get('modified_since', '')}")
+    offset = read_offset(req, env, query_hash)
+    if isinstance(offset, Response):
+        return offset
+    limit = int(raw_limit) if raw_limit else 1001
+    return _task_page(req, env, project, since, offset, limit, query_hash)
+
+
+def _task_page(
+    req: Request, env: Env, project: str, since: int, offset: int, limit: int, query_hash: str
+) -> Response:
+    world = env.world
+    opt_fields = req.query.get("opt_fields", "")
+    tree = field_tree(opt_fields)
+    with world.lock:
+        state = world.state("asana")
+        recs = state.index.window([project], since, offset, limit)
+        total = state.index.count([project], since)
+        data = [selected(r, state, world.asana_projects, opt_fields, tree) for r in recs]
+    if "limit" not in req.query and total > 1000:
+        return error(
+            400,
+            "The result is too large. You should use pagination (may require specifying a limit).",
+        )
+    next_page = None
+    if offset + len(recs) < total:
+        token = encode_token({"o": offset + len(recs), "h": query_hash, "t": int(time.time())})
+        params = {k: v for k, v in req.query.items() if k != "offset"} | {"offset": token}
+        path = f"/projects/{project}/tasks?{urllib.parse.urlencode(params)}"
+        next_page = {"offset": token, "path": path, "uri": req.base + path}
+    return json_response(200, {"data": data, "next_page": next_page})
+
+
+def parse_since(raw: str | None) -> int | Response:
+    if not raw:
+        return 0
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return error(400, f"modified_since: Not a valid datetime: {raw}")
+    return dt_to_ms(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def read_offset(req: Request, env: Env, query_hash: str) -> int | Response:
+    token = req.query.get("offset")
+    if not token:
+        return 0
+    if env.faults.take("asana", req.path, frozenset({"expire_offset"})):
+        return error(400, OFFSET_EXPIRED)
+    data = decode_token(token)
+    if (
+        data is None
+        or data.get("h") != query_hash
+        or time.time() - float(data.get("t", 0)) > env.settings.offset_ttl_s
+    ):
+        return error(400, OFFSET_EXPIRED)
+    return int(data.get("o", 0))
+
+
+def get_task(req: Request, env: Env, gid: str) -> Response:
+    world = env.world
+    with world.lock:
+        state = world.state("asana")
+        rec = state.recs.get(int(gid)) if gid.isdigit() else None
+        if rec is None or rec.deleted:
+            return error(404, f"task: Not a recognized ID: {gid}")
+        if rec.scope in state.hidden:
+            return error(403, "You do not have access to this resource.")
+        task = full_task(rec, state, world.asana_projects)
+        return json_response(
+            200, {"data": select(task, field_tree(req.query.get("opt_fields", ",".join(task))))}
+        )
+
+
+def events(req: Request, env: Env) -> Response:
+    world = env.world
+    project = req.query.get("resource", "")
+    denied = visible_project(env, project)
+    if denied:
+        return denied
+    with world.lock:
+        token = req.query.get("sync", "")
+        known = world.sync_tokens.get(token)
+        expired = (
+            bool(token)
+            and env.faults.take("asana", req.path, frozenset({"expire_sync_token"})) is not None
+        )
+        too_old = known is not None and now_ms() - known[2] > env.settings.sync_ttl_s * 1000
+        if known is None or known[0] != project or expired or too_old:
+            return error(412, SYNC_INVALID, sync=world.new_sync_token(project))
+        return _events_since(env, project, known[1])
+
+
+def _events_since(env: Env, project: str, after_seq: int) -> Response:
+    world = env.world
+    pending = [e for e in world.events[after_seq:] if e.project == project]
+    batch = pending[:100]
+    last_seq = batch[-1].seq if len(pending) > 100 else len(world.events)
+    token = world.new_sync_token(project)
+    world.sync_tokens[token] = (project, last_seq, now_ms())
+    data = [
+        {
+            "user": None,
+            "type": "task",
+            "action": e.action,
+            "resource": {"gid": e.task, "resource_type": "task"},
+            "parent": {"gid": e.project, "resource_type": "project"},
+            "created_at": iso_z(e.at_ms),
+        }
+        for e in batch
+    ]
+    return json_response(200, {"data": data, "sync": token, "has_more": len(pending) > 100})
+
+
+def _project_json(gid: str, name: str, req: Request) -> dict[str, Any]:
+    return {
+        "gid": gid,
+        "resource_type": "project",
+        "name": name,
+        "archived": False,
+        "workspace": {"gid": ASANA_WORKSPACE, "resource_type": "workspace", "name": "Sandbox"},
+        "permalink_url": f"https://app.asana.com/0/{gid}",
+    }
+
+
+def users_me(req: Request, env: Env) -> Response:
+    return json_response(
+        200,
+        {
+            "data": {
+                "gid": "1200000000000099",
+                "resource_type": "user",
+                "name": "Sandbox Bot",
+                "email": "sandbox@example.com",
+                "workspaces": [
+                    {"gid": ASANA_WORKSPACE, "resource_type": "workspace", "name": "Sandbox"}
+                ],
+            }
+        },
+    )
+
+
+def workspace_projects(req: Request, env: Env, workspace: str) -> Response:
+    if workspace != ASANA_WORKSPACE:
+        return error(404, f"workspace: Not a recognized ID: {workspace}")
+    state = env.world.state("asana")
+    data = [
+        {"gid": gid, "resource_type": "project", "name": name}
+        for gid, name in env.world.asana_projects.items()
+        if gid not in state.hidden
+    ]
+    return json_response(200, {"data": data, "next_page": None})
+
+
+def project(req: Request, env: Env, gid: str) -> Response:
+    denied = visible_project(env, gid)
+    if denied:
+        return denied
+    return json_response(200, {"data": _project_json(gid, env.world.asana_projects[gid], req)})
+
+
+def sections(req: Request, env: Env, gid: str) -> Response:
+    denied = visible_project(env, gid)
+    if denied:
+        return denied
+    data = [
+        {
+            "gid": str(s.id),
+            "resource_type": "section",
+            "name": s.title,
+            "created_at": iso_z(s.created_ms),
+        }
+        for s in env.world.state("asana").containers
+        if s.scope == gid
+    ]
+    return json_response(200, {"data": data, "next_page": None})
+
+
+Handler = Callable[[Request, Env, str], Response]
+_ROUTES: list[tuple[str, str, Handler]] = [
+    ("/workspaces/", "/projects", workspace_projects),
+    ("/projects/", "/tasks", list_tasks),
+    ("/projects/", "/sections", sections),
+    ("/projects/", "", project),
+    ("/tasks/", "", get_task),
+]
+
+
+def handle(req: Request, env: Env) -> Response:
+    if (
+        req.headers.get("authorization") != f"Bearer {env.credentials['asana_token']}"
+        or env.world.state("asana").revoked
+    ):
+        return error(401, "Not Authorized")
+    path = req.path.rstrip("/")
+    if path == "/users/me":
+        return users_me(req, env)
+    if path == "/events":
+        return events(req, env)
+    for prefix, suffix, handler in _ROUTES:
+        if path.startswith(prefix) and path.endswith(suffix):
+            gid = path[len(prefix) : len(path) - len(suffix)]
+            if gid.isdigit():
+                return handler(req, env, gid)
+    return error(404, f"No matching route for request: {req.path}")

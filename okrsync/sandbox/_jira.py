@@ -1,0 +1,454 @@
+"""Fake Jira Cloud (`/jira`, API v3 enhanced search) and Jira Data Center (`/jira-dc`, v2).
+
+Cloud: Basic auth (email:api_token); `/rest/api/3/search/jql` pages with an opaque
+`nextPageToken` (offset + JQL hash + issue time; expires after `token_ttl_s`); without
+`fields` issues carry only `id`. The legacy `/rest/api/3/search` answers 410.
+DC: Bearer PAT; `/rest/api/2/search` pages with `startAt`/`maxResults` (cap 1000)/`total`.
+Epics: Cloud links children through `parent`; DC through "Epic Link" (customfield_10008),
+with `parent` only for sub-tasks.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from okrsync.sandbox._core import (
+    Env,
+    Request,
+    Response,
+    decode_token,
+    encode_token,
+    json_response,
+    short_hash,
+)
+from okrsync.sandbox._data import Rec
+from okrsync.sandbox._jql import JqlError, JqlQuery, parse_jql
+from okrsync.sandbox._world import TrackerState
+
+SELF_HOST = "https://sandbox.invalid"
+_STATUS = {
+    "todo": ("To Do", "10000", ("new", "To Do", 2), None),
+    "in_progress": ("In Progress", "3", ("indeterminate", "In Progress", 4), None),
+    "done": ("Done", "10001", ("done", "Done", 3), "Done"),
+    "dropped": ("Cancelled", "10002", ("done", "Done", 3), "Won't Do"),
+}
+_TYPES = {
+    "Epic": ("10000", 1),
+    "Story": ("10001", 0),
+    "Task": ("10002", 0),
+    "Bug": ("10004", 0),
+    "Sub-task": ("10003", -1),
+}
+CLOUD_POINTS, CLOUD_POINTS_UNUSED = "customfield_10016", "customfield_10026"
+DC_POINTS, DC_EPIC_LINK = "customfield_10002", "customfield_10008"
+TOKEN_INVALID = "The provided next page token is invalid or has expired."  # noqa: S105
+
+
+def error(status: int, *messages: str) -> Response:
+    return json_response(status, {"errorMessages": list(messages), "errors": {}})
+
+
+def check_auth(req: Request, env: Env) -> bool:
+    auth = req.headers.get("authorization", "")
+    creds = env.credentials
+    if req.tracker == "jira":
+        basic = f"{creds['jira_email']}:{creds['jira_token']}".encode()
+        return auth == "Basic " + base64.b64encode(basic).decode()
+    return auth == f"Bearer {creds['jira_dc_token']}"
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def jira_time(ms: int, tz: str) -> str:
+    local = datetime.fromtimestamp(ms / 1000, tz=ZoneInfo(tz))
+    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}" + local.strftime("%z")
+
+
+def _status(rec: Rec) -> dict[str, Any]:
+    name, sid, (cat_key, cat_name, cat_id), _ = _STATUS[rec.status]
+    return {
+        "self": f"{SELF_HOST}/rest/api/2/status/{sid}",
+        "name": name,
+        "id": sid,
+        "statusCategory": {"id": cat_id, "key": cat_key, "name": cat_name},
+    }
+
+
+def _issuetype(name: str) -> dict[str, Any]:
+    tid, level = _TYPES[name]
+    return {"id": tid, "name": name, "subtask": level < 0, "hierarchyLevel": level}
+
+
+def _parent(state: TrackerState, key: str) -> dict[str, Any]:
+    parent = state.by_key.get(key)
+    if parent is None:
+        return {"key": key}
+    return {
+        "id": str(parent.id),
+        "key": parent.key,
+        "self": _self(parent),
+        "fields": {
+            "summary": parent.title,
+            "status": _status(parent),
+            "issuetype": _issuetype(parent.issuetype),
+        },
+    }
+
+
+def _self(rec: Rec) -> str:
+    version = "3" if rec.tracker == "jira" else "2"
+    return f"{SELF_HOST}/rest/api/{version}/issue/{rec.id}"
+
+
+def _assignee(rec: Rec, cloud: bool) -> dict[str, Any] | None:
+    if rec.assignee is None:
+        return None
+    slug = rec.assignee.lower().replace(" ", ".")
+    if cloud:
+        return {
+            "accountId": f"5b10ac8d82e05b22cc7d{short_hash(slug)[:4]}",
+            "displayName": rec.assignee,
+            "active": True,
+        }
+    return {"name": slug, "key": slug, "displayName": rec.assignee, "active": True}
+
+
+def all_fields(rec: Rec, state: TrackerState, tz: str) -> dict[str, Any]:
+    cache_key = f"jira:{tz}"
+    cached: dict[str, Any] | None = rec.cache.get(cache_key)
+    if cached is None:
+        cached = _build_fields(rec, state, tz)
+        rec.cache[cache_key] = cached
+    return cached
+
+
+def _build_fields(rec: Rec, state: TrackerState, tz: str) -> dict[str, Any]:
+    cloud = rec.tracker == "jira"
+    resolution = _STATUS[rec.status][3]
+    fields: dict[str, Any] = {
+        "summary": rec.title,
+        "status": _status(rec),
+        "resolution": {"name": resolution} if resolution else None,
+        "resolutiondate": jira_time(rec.updated_ms, tz) if resolution else None,
+        "issuetype": _issuetype(rec.issuetype),
+        "project": {
+            "id": str(state.scopes.index(rec.scope) + 10000),
+            "key": rec.scope,
+            "name": rec.scope.title(),
+        },
+        "labels": list(rec.labels),
+        "assignee": _assignee(rec, cloud),
+        "duedate": rec.due,
+        "created": jira_time(rec.created_ms, tz),
+        "updated": jira_time(rec.updated_ms, tz),
+        "fixVersions": [],
+    }
+    is_sub = rec.issuetype == "Sub-task"
+    if rec.parent_key and (cloud or is_sub):
+        fields["parent"] = _parent(state, rec.parent_key)
+    if cloud:
+        fields[CLOUD_POINTS], fields[CLOUD_POINTS_UNUSED] = rec.estimate, None
+    else:
+        fields[DC_POINTS] = rec.estimate
+        fields[DC_EPIC_LINK] = rec.parent_key if rec.parent_key and not is_sub else None
+    return fields
+
+
+def render_issue(rec: Rec, state: TrackerState, tz: str, wanted: list[str] | None) -> Any:
+    if wanted is not None and not wanted:
+        return {"id": str(rec.id)}
+    full = all_fields(rec, state, tz)
+    fields = full if wanted is None else {k: full[k] for k in wanted if k in full}
+    return {"expand": "", "id": str(rec.id), "self": _self(rec), "key": rec.key, "fields": fields}
+
+
+def parse_fields(raw: Any, default_all: bool) -> list[str] | None:
+    """None = every field; [] = id only."""
+    if raw is None or raw == "":
+        return None if default_all else []
+    names = raw if isinstance(raw, list) else str(raw).split(",")
+    names = [str(n).strip() for n in names if str(n).strip()]
+    if any(n in ("*all", "*navigable") for n in names):
+        return None
+    return [n for n in names if not n.startswith("-")]
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+def run_query(req: Request, env: Env, jql: str) -> tuple[JqlQuery, list[str]] | Response:
+    state = env.world.state(req.tracker)
+    try:
+        q = parse_jql(jql, env.settings.jira_timezone)
+    except JqlError as exc:
+        return error(400, str(exc))
+    if req.tracker == "jira" and q.clauses == 0:
+        return error(
+            400,
+            "Unbounded JQL queries are not allowed here. "
+            "Please add a search restriction to your query.",
+        )
+    visible = [s for s in state.scopes if s not in state.hidden]
+    for key in q.projects or []:
+        if key not in visible:
+            return error(400, f"The value '{key}' does not exist for the field 'project'.")
+    return q, (visible if q.projects is None else q.projects)
+
+
+def window(
+    state: TrackerState, q: JqlQuery, scopes: list[str], offset: int, limit: int
+) -> tuple[list[Rec], int]:
+    total = state.index.count(scopes, q.min_ms)
+    if not q.descending:
+        return state.index.window(scopes, q.min_ms, offset, limit), total
+    items = list(state.index.iter(scopes, q.min_ms))[::-1]
+    return items[offset : offset + limit], total
+
+
+def int_param(value: Any, default: int, cap: int) -> int:
+    if value is None or value == "":
+        return default
+    number = int(value)
+    if number < 0:
+        raise ValueError("negative")
+    return min(number, cap)
+
+
+def search_jql(req: Request, env: Env) -> Response:
+    """Cloud enhanced search, GET or POST."""
+    params: dict[str, Any] = dict(req.query) if req.method == "GET" else req.json_body()
+    try:
+        limit = int_param(params.get("maxResults"), 50, 100)
+    except (TypeError, ValueError):
+        return error(400, "The value of 'maxResults' must be an integer.")
+    jql = str(params.get("jql", ""))
+    offset = page_offset(req, env, params.get("nextPageToken"), jql)
+    if isinstance(offset, Response):
+        return offset
+    with env.world.lock:
+        found = run_query(req, env, jql)
+        if isinstance(found, Response):
+            return found
+        state = env.world.state(req.tracker)
+        recs, total = window(state, found[0], found[1], offset, limit or 1)
+        wanted = parse_fields(params.get("fields"), default_all=False)
+        tz = env.settings.jira_timezone
+        issues = [render_issue(r, state, tz, wanted) for r in recs]
+    body: dict[str, Any] = {"issues": issues, "isLast": offset + len(recs) >= total}
+    if not body["isLast"]:
+        body["nextPageToken"] = encode_token(
+            {"o": offset + len(recs), "h": short_hash(jql), "t": int(time.time())}
+        )
+    return json_response(200, body)
+
+
+def page_offset(req: Request, env: Env, token: Any, jql: str) -> int | Response:
+    if not token:
+        return 0
+    if env.faults.take(req.tracker, req.path, frozenset({"expire_page_token"})):
+        return error(400, TOKEN_INVALID)
+    data = decode_token(str(token))
+    if (
+        data is None
+        or data.get("h") != short_hash(jql)
+        or time.time() - float(data.get("t", 0)) > env.settings.token_ttl_s
+    ):
+        return error(400, TOKEN_INVALID)
+    return int(data.get("o", 0))
+
+
+def search_dc(req: Request, env: Env) -> Response:
+    """Jira Server/DC (and Cloud v2-style) startAt search."""
+    params: dict[str, Any] = dict(req.query) if req.method == "GET" else req.json_body()
+    try:
+        limit = int_param(params.get("maxResults"), 50, 1000)
+        start = int_param(params.get("startAt"), 0, 10**9)
+    except (TypeError, ValueError):
+        return error(400, "The value of 'maxResults'/'startAt' must be an integer.")
+    with env.world.lock:
+        found = run_query(req, env, str(params.get("jql", "")))
+        if isinstance(found, Response):
+            return found
+        state = env.world.state(req.tracker)
+        recs, total = window(state, found[0], found[1], start, limit)
+        wanted = parse_fields(params.get("fields"), default_all=True)
+        tz = env.settings.jira_timezone
+        issues = [render_issue(r, state, tz, wanted) for r in recs]
+    return json_response(
+        200,
+        {
+            "expand": "schema,names",
+            "startAt": start,
+            "maxResults": limit,
+            "total": total,
+            "issues": issues,
+        },
+    )
+
+
+# --- other resources --------------------------------------------------------------------
+
+
+def get_issue(req: Request, env: Env, ref: str) -> Response:
+    with env.world.lock:
+        state = env.world.state(req.tracker)
+        rec = state.recs.get(int(ref)) if ref.isdigit() else state.by_key.get(ref.upper())
+        if rec is None or rec.deleted or rec.scope in state.hidden:
+            return error(404, "Issue does not exist or you do not have permission to see it.")
+        wanted = parse_fields(req.query.get("fields"), default_all=True)
+        return json_response(200, render_issue(rec, state, env.settings.jira_timezone, wanted))
+
+
+def myself(req: Request, env: Env) -> Response:
+    cloud = req.tracker == "jira"
+    body: dict[str, Any] = {
+        "displayName": "Sandbox Bot",
+        "active": True,
+        "emailAddress": env.credentials["jira_email"],
+        "timeZone": env.settings.jira_timezone,
+        "locale": "en_US",
+    }
+    if cloud:
+        body["accountId"] = "5b10ac8d82e05b22cc7d4ef5"
+        body["accountType"] = "atlassian"
+    else:
+        body["name"] = body["key"] = "sandbox.bot"
+    return json_response(200, body)
+
+
+def server_info(req: Request, env: Env) -> Response:
+    cloud = req.tracker == "jira"
+    return json_response(
+        200,
+        {
+            "baseUrl": req.base,
+            "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2",
+            "versionNumbers": [1001, 0, 0] if cloud else [9, 12, 2],
+            "deploymentType": "Cloud" if cloud else env.settings.jira_dc_deployment,
+            "buildNumber": 100230,
+            "serverTitle": "Sandbox Jira",
+            "serverTime": jira_time(int(time.time() * 1000), env.settings.jira_timezone),
+        },
+    )
+
+
+def _field(fid: str, name: str, custom: bool, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": fid,
+        "key": fid,
+        "name": name,
+        "custom": custom,
+        "orderable": True,
+        "navigable": True,
+        "searchable": True,
+        "clauseNames": [f"cf[{fid[12:]}]", name] if custom else [fid],
+        "schema": schema,
+    }
+
+
+def fields(req: Request, env: Env) -> Response:
+    std = [
+        ("summary", "Summary", {"type": "string", "system": "summary"}),
+        ("status", "Status", {"type": "status", "system": "status"}),
+        ("resolution", "Resolution", {"type": "resolution", "system": "resolution"}),
+        ("issuetype", "Issue Type", {"type": "issuetype", "system": "issuetype"}),
+        ("project", "Project", {"type": "project", "system": "project"}),
+        ("parent", "Parent", {}),
+        ("labels", "Labels", {"type": "array", "items": "string"}),
+        ("assignee", "Assignee", {"type": "user", "system": "assignee"}),
+        ("duedate", "Due date", {"type": "date", "system": "duedate"}),
+        ("created", "Created", {"type": "datetime", "system": "created"}),
+        ("updated", "Updated", {"type": "datetime", "system": "updated"}),
+        ("resolutiondate", "Resolved", {"type": "datetime", "system": "resolutiondate"}),
+        ("fixVersions", "Fix versions", {"type": "array", "items": "version"}),
+    ]
+    out = [_field(fid, name, False, schema) for fid, name, schema in std]
+    number = {"type": "number", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}
+    if req.tracker == "jira":
+        out.append(_field(CLOUD_POINTS, "Story point estimate", True, number))
+        out.append(_field(CLOUD_POINTS_UNUSED, "Story Points", True, number))
+    else:
+        out.append(_field(DC_POINTS, "Story Points", True, number))
+        out.append(
+            _field(
+                DC_EPIC_LINK,
+                "Epic Link",
+                True,
+                {"type": "any", "custom": "com.pyxis.greenhopper.jira:gh-epic-link"},
+            )
+        )
+    return json_response(200, out)
+
+
+def projects(req: Request, env: Env) -> Response:
+    state = env.world.state(req.tracker)
+    values = [
+        {"id": str(i + 10000), "key": key, "name": key.title()}
+        for i, key in enumerate(state.scopes)
+        if key not in state.hidden
+    ]
+    if req.path.endswith("/project/search"):
+        return json_response(
+            200,
+            {
+                "values": values,
+                "isLast": True,
+                "total": len(values),
+                "startAt": 0,
+                "maxResults": 50,
+            },
+        )
+    return json_response(200, values)
+
+
+def legacy_gone(req: Request, env: Env) -> Response:
+    return error(
+        410,
+        "The requested API has been removed. Please migrate to the "
+        "/rest/api/3/search/jql API. A full migration guideline is available "
+        "at https://developer.atlassian.com/changelog/#CHANGE-2046",
+    )
+
+
+Handler = Callable[[Request, Env], Response]
+CLOUD_ROUTES: dict[str, Handler] = {
+    "/rest/api/3/search/jql": search_jql,
+    "/rest/api/3/search": legacy_gone,
+    "/rest/api/2/search": legacy_gone,
+    "/rest/api/3/myself": myself,
+    "/rest/api/2/myself": myself,
+    "/rest/api/3/serverInfo": server_info,
+    "/rest/api/2/serverInfo": server_info,
+    "/rest/api/3/field": fields,
+    "/rest/api/2/field": fields,
+    "/rest/api/3/project/search": projects,
+    "/rest/api/3/project": projects,
+}
+DC_ROUTES: dict[str, Handler] = {
+    "/rest/api/2/search": search_dc,
+    "/rest/api/2/myself": myself,
+    "/rest/api/2/serverInfo": server_info,
+    "/rest/api/2/field": fields,
+    "/rest/api/2/project": projects,
+}
+
+
+def handle(req: Request, env: Env) -> Response:
+    if not check_auth(req, env) or env.world.state(req.tracker).revoked:
+        return error(
+            401, "You are not authenticated. Authentication required to perform this operation."
+        )
+    routes = CLOUD_ROUTES if req.tracker == "jira" else DC_ROUTES
+    handler = routes.get(req.path.rstrip("/"))
+    if handler is not None:
+        return handler(req, env)
+    for prefix in ("/rest/api/3/issue/", "/rest/api/2/issue/"):
+        if req.path.startswith(prefix) and (req.tracker == "jira" or "/2/" in prefix):
+            return get_issue(req, env, req.path[len(prefix) :].strip("/"))
+    return error(404, f"No resource at {req.path}")

@@ -1,0 +1,231 @@
+"""`Sandbox`: the in-process control API over the fake trackers and their HTTP server."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from okrsync.sandbox import _asana, _github, _jira
+from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
+from okrsync.sandbox._data import TRACKERS, TruthItem, dt_to_ms
+from okrsync.sandbox._faults import FaultQueue
+from okrsync.sandbox._server import PREFIX_OF, App, RequestLog, SandboxServer, admin_json
+from okrsync.sandbox._world import World
+
+DEFAULT_SIZES = {"jira": 300, "jira_dc": 200, "asana": 300, "github": 300}
+
+
+class Sandbox:
+    """Fake Jira Cloud, Jira DC, Asana and GitHub on one local port (see package docs)."""
+
+    def __init__(
+        self,
+        seed: int = 7,
+        sizes: dict[str, int] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.world = World(seed, DEFAULT_SIZES if sizes is None else sizes)
+        self.faults = FaultQueue()
+        self.settings = Settings()
+        self.credentials: dict[str, str] = dict(CREDENTIALS)
+        self.app = App(Env(self.world, self.faults, self.settings, self.credentials), self._admin)
+        self._host, self._port = host, port
+        self._server: SandboxServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self._server = SandboxServer(self._host, self._port, self.app)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="okrsync-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        return int(self._server.server_address[1])
+
+    def base_url(self, tracker: str) -> str:
+        if tracker not in PREFIX_OF:
+            raise ValueError(f"unknown tracker {tracker!r}; known: {list(TRACKERS)}")
+        return f"http://{self._host}:{self.port}{PREFIX_OF[tracker]}"
+
+    def warm(self) -> None:
+        """Pre-render every live item's JSON so a benchmark's first pass measures the client.
+
+        Jira uses the current `jira_timezone`; Asana caches the full task (each distinct
+        `opt_fields` projection is still built on first use); needs a started server.
+        """
+        tz, base = self.settings.jira_timezone, self.base_url("github")
+        with self.world.lock:
+            for tracker in ("jira", "jira_dc", "asana", "github"):
+                state = self.world.state(tracker)
+                for rec in state.recs.values():
+                    if rec.deleted:
+                        continue
+                    if tracker == "github":
+                        _github.render_issue(rec, state, base)
+                    elif tracker == "asana":
+                        _asana.full_task(rec, state, self.world.asana_projects)
+                    else:
+                        _jira.all_fields(rec, state, tz)
+
+    # --- settings -----------------------------------------------------------------------
+
+    @property
+    def jira_timezone(self) -> str:
+        return self.settings.jira_timezone
+
+    @jira_timezone.setter
+    def jira_timezone(self, value: str) -> None:
+        self.settings.jira_timezone = value
+
+    # --- data ---------------------------------------------------------------------------
+
+    def scopes(self, tracker: str) -> list[str]:
+        return list(self.world.state(tracker).scopes)
+
+    def truth(self, tracker: str) -> dict[str, TruthItem]:
+        with self.world.lock:
+            return {r.ext_id: r.truth() for r in self.world.truth(tracker)}
+
+    def mutate(self, tracker: str, n: int, rng_seed: int | None = None) -> list[str]:
+        with self.world.lock:
+            return self.world.mutate(tracker, n, rng_seed)
+
+    def update(self, tracker: str, external_id: str, **fields: Any) -> None:
+        with self.world.lock:
+            rec = self.world.rec(tracker, external_id)
+            if rec.deleted:
+                raise KeyError(f"{tracker}: {external_id} is deleted")
+            self.world.change(rec, fields)
+
+    def delete(self, tracker: str, external_id: str) -> None:
+        with self.world.lock:
+            self.world.delete(tracker, external_id)
+
+    def move(self, tracker: str, external_id: str, new_scope: str) -> None:
+        with self.world.lock:
+            self.world.move(tracker, external_id, new_scope)
+
+    def set_updated(self, tracker: str, external_ids: list[str], when: datetime) -> None:
+        if when.tzinfo is None:
+            raise ValueError("when must be timezone-aware")
+        ms = dt_to_ms(when)
+        ms = ms // 1000 * 1000 if tracker == "github" else ms
+        with self.world.lock:
+            for external_id in external_ids:
+                self.world.change(self.world.rec(tracker, external_id), {}, when_ms=ms)
+
+    # --- access and faults --------------------------------------------------------------
+
+    def inject(self, tracker: str, fault: str, count: int = 1, **params: Any) -> None:
+        self.world.state(tracker)
+        self.faults.add(tracker, fault, count, params)
+
+    def revoke_token(self, tracker: str) -> None:
+        self.world.state(tracker).revoked = True
+
+    def restore_token(self, tracker: str) -> None:
+        self.world.state(tracker).revoked = False
+
+    def hide_scope(self, tracker: str, scope: str) -> None:
+        self.world.state(tracker).hidden.add(scope)
+
+    def unhide_scope(self, tracker: str, scope: str) -> None:
+        self.world.state(tracker).hidden.discard(scope)
+
+    @property
+    def requests(self) -> list[RequestLog]:
+        with self.app.log_lock:
+            return list(self.app.log)
+
+    def clear_requests(self) -> None:
+        with self.app.log_lock:
+            self.app.log.clear()
+
+    def stats(self) -> dict[str, Any]:
+        counts: dict[str, dict[str, int]] = {}
+        for entry in self.requests:
+            per = counts.setdefault(entry.tracker, {})
+            per[str(entry.status)] = per.get(str(entry.status), 0) + 1
+        return {"requests": counts, "faults_fired": dict(self.faults.fired)}
+
+    # --- admin endpoints ----------------------------------------------------------------
+
+    def _admin(self, req: Request) -> Response:
+        try:
+            args = admin_json(req)
+            result = self._admin_call(req.path.strip("/"), args)
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+        if result is NotImplemented:
+            return json_response(404, {"error": f"no admin endpoint {req.path}"})
+        return json_response(200, result)
+
+    def _admin_call(self, name: str, a: dict[str, Any]) -> Any:
+        tracker = a.get("tracker", "")
+        if name == "truth":
+            return [_truth_json(t) for t in self.truth(tracker).values()]
+        if name == "stats":
+            return self.stats()
+        if name == "mutate":
+            return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
+        if name == "inject":
+            params = {k: v for k, v in a.items() if k not in ("tracker", "fault", "count")}
+            self.inject(tracker, str(a["fault"]), int(a.get("count", 1)), **params)
+        elif name in ("revoke", "restore"):
+            (self.revoke_token if name == "revoke" else self.restore_token)(tracker)
+        elif name in ("hide_scope", "unhide_scope"):
+            getattr(self, name)(tracker, str(a["scope"]))
+        elif name in ("delete", "move"):
+            self._admin_item(name, tracker, a)
+        elif name == "update":
+            fields = {k: v for k, v in a.items() if k not in ("tracker", "external_id")}
+            self.update(tracker, str(a["external_id"]), **fields)
+        else:
+            return NotImplemented
+        return {"ok": True}
+
+    def _admin_item(self, name: str, tracker: str, a: dict[str, Any]) -> None:
+        if name == "delete":
+            self.delete(tracker, str(a["external_id"]))
+        else:
+            self.move(tracker, str(a["external_id"]), str(a["new_scope"]))
+
+
+def _truth_json(item: TruthItem) -> dict[str, Any]:
+    data = dataclasses.asdict(item)
+    data["updated"] = item.updated.isoformat()
+    data["labels"] = list(item.labels)
+    return data

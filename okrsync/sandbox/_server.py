@@ -1,0 +1,213 @@
+"""The HTTP layer: one ThreadingHTTPServer, path prefix per tracker, faults, request log.
+
+HTTP/1.1 with keep-alive; every response carries Content-Length (the "truncate" fault
+deliberately lies about it). Paths in the request log and in `path_contains` are the part
+after the tracker prefix (e.g. `/rest/api/3/search/jql`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from okrsync.sandbox import _asana, _github, _jira
+from okrsync.sandbox._core import Env, Request, Response, json_response
+from okrsync.sandbox._faults import TRANSPORT_FAULTS, Fault
+
+PREFIXES = (("/jira-dc", "jira_dc"), ("/jira", "jira"), ("/asana", "asana"), ("/github", "github"))
+PREFIX_OF = {tracker: prefix for prefix, tracker in PREFIXES}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLog:
+    """One served request (status 0 = connection reset by a fault)."""
+
+    tracker: str
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    started: float
+    headers_in: dict[str, str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A response plus how to send it: `cut` bytes only, `reset` = no response at all."""
+
+    response: Response | None
+    cut: int | None = None
+    claim_full: bool = True
+
+
+def _error_body(tracker: str, status: int, message: str) -> Response:
+    if tracker in ("jira", "jira_dc"):
+        return _jira.error(status, message)
+    if tracker == "asana":
+        return _asana.error(status, message)
+    return _github.error(status, message)
+
+
+class App:
+    """Routes a parsed request to its vendor, applying transport faults first."""
+
+    def __init__(self, env: Env, admin: Callable[[Request], Response]) -> None:
+        self.env = env
+        self.admin = admin
+        self.rate = _github.RateCounter()
+        self.log: list[RequestLog] = []
+        self.log_lock = threading.Lock()
+
+    def vendor(self, req: Request) -> Response:
+        if req.tracker in ("jira", "jira_dc"):
+            return _jira.handle(req, self.env)
+        if req.tracker == "asana":
+            return _asana.handle(req, self.env)
+        return _github.handle(req, self.env, self.rate)
+
+    def serve(self, req: Request) -> Outcome:
+        fault = self.env.faults.take(req.tracker, req.path, TRANSPORT_FAULTS)
+        if fault is None:
+            return Outcome(self.vendor(req))
+        return self.faulted(req, fault)
+
+    def faulted(self, req: Request, fault: Fault) -> Outcome:
+        kind, params = fault.kind, fault.params
+        if kind == "slow":
+            time.sleep(float(params.get("delay", 1.0)))
+            return Outcome(self.vendor(req))
+        if kind == "reset":
+            return Outcome(None)
+        if kind == "429":
+            return Outcome(self.rate_limited(req.tracker, params))
+        if kind in ("500", "502", "503"):
+            return Outcome(_error_body(req.tracker, int(kind), "Sandbox injected server error"))
+        if kind == "expire_token":
+            return Outcome(_error_body(req.tracker, 401, "Unauthorized (token expired)"))
+        resp = self.vendor(req)
+        if kind == "invalid_json":
+            return Outcome(Response(resp.status, b'{"sandbox": "invalid json', resp.headers))
+        short = params.get("mode", "long") == "short"
+        return Outcome(resp, cut=max(len(resp.body) // 2, 1), claim_full=not short)
+
+    def rate_limited(self, tracker: str, params: dict[str, Any]) -> Response:
+        wait = int(params.get("retry_after", 1))
+        if tracker == "github":
+            return _github.rate_limited(params, self.rate)
+        resp = _error_body(tracker, 429, "Rate limit exceeded")
+        resp.headers.append(("Retry-After", str(wait)))
+        if tracker != "asana":
+            reset = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() + wait))
+            resp.headers.append(("X-RateLimit-Reset", reset))
+        return resp
+
+    def record(self, entry: RequestLog) -> None:
+        with self.log_lock:
+            self.log.append(entry)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Parses, dispatches and writes; never lets an exception kill the connection silently."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: SandboxServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        tracker, rest = self._tracker(split.path)
+        req = Request(
+            tracker,
+            self.command,
+            rest,
+            query,
+            headers,
+            body,
+            self.server.base + PREFIX_OF.get(tracker, ""),
+            split.query,
+        )
+        outcome = self._dispatch(req)
+        status = self._write(outcome)
+        if tracker != "_sandbox":
+            self.server.app.record(
+                RequestLog(tracker, self.command, rest, query, status, started, headers)
+            )
+
+    @staticmethod
+    def _tracker(path: str) -> tuple[str, str]:
+        for prefix, tracker in (*PREFIXES, ("/_sandbox", "_sandbox")):
+            if path == prefix or path.startswith(prefix + "/"):
+                return tracker, path[len(prefix) :] or "/"
+        return "", path
+
+    def _dispatch(self, req: Request) -> Outcome:
+        app = self.server.app
+        try:
+            if req.tracker == "_sandbox":
+                return Outcome(app.admin(req))
+            if not req.tracker:
+                return Outcome(json_response(404, {"message": f"no tracker at {req.path}"}))
+            return app.serve(req)
+        except Exception as exc:
+            return Outcome(json_response(500, {"message": f"sandbox error: {exc!r}"}))
+
+    def _write(self, outcome: Outcome) -> int:
+        resp = outcome.response
+        if resp is None:
+            self.close_connection = True
+            return 0
+        body = resp.body if outcome.cut is None else resp.body[: outcome.cut]
+        declared = len(resp.body) if outcome.claim_full else len(body)
+        self.send_response(resp.status)
+        if resp.status != 304:
+            self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(declared))
+        for name, value in resp.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        if outcome.cut is not None:
+            self.close_connection = True
+        return resp.status
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its App and its own base URL."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, host: str, port: int, app: App) -> None:
+        super().__init__((host, port), Handler)
+        self.app = app
+        self.base = f"http://{host}:{self.server_address[1]}"
+
+
+def admin_json(req: Request) -> dict[str, Any]:
+    if req.method == "GET":
+        return dict(req.query)
+    value = json.loads(req.body or b"{}")
+    if not isinstance(value, dict):
+        raise TypeError("admin body must be a JSON object")
+    return value

@@ -1,0 +1,265 @@
+"""Mutable state of every fake tracker and the operations that change it.
+
+All access goes through `World.lock` (an RLock): handlers read pages under it and the
+control API mutates under it, so a page is always rendered from one consistent state.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from okrsync.sandbox._data import (
+    GITHUB_REPOS,
+    JIRA_PROJECTS,
+    LABELS,
+    SECTION_STATUS,
+    STATUSES,
+    TRACKERS,
+    Generator,
+    Rec,
+    add_ties,
+    now_ms,
+)
+from okrsync.sandbox._index import ScopeIndex
+
+
+@dataclass(slots=True)
+class AsanaEvent:
+    seq: int
+    project: str
+    action: str
+    task: str
+    at_ms: int
+
+
+@dataclass(slots=True)
+class TrackerState:
+    """One tracker: live index, every record by id, containers, access switches."""
+
+    name: str
+    scopes: list[str]
+    recs: dict[int, Rec] = field(default_factory=dict)
+    containers: list[Rec] = field(default_factory=list)
+    index: ScopeIndex = field(default_factory=ScopeIndex)
+    by_key: dict[str, Rec] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    revoked: bool = False
+    counters: dict[str, int] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def load(self, recs: list[Rec]) -> None:
+        for r in recs:
+            self.recs[r.id] = r
+            self.by_key[r.key] = r
+        self.index.bulk_load(recs)
+
+
+class World:
+    """Every tracker's state plus the Asana event log and sync tokens."""
+
+    def __init__(self, seed: int, sizes: dict[str, int]) -> None:
+        self.lock = threading.RLock()
+        self.now = now_ms()
+        self.rng = random.Random(seed)
+        gen = Generator(seed, self.now)
+        self.trackers: dict[str, TrackerState] = {}
+        for tracker in ("jira", "jira_dc"):
+            self._load_jira(gen, tracker, sizes.get(tracker, 0))
+        self._load_asana(gen, sizes.get("asana", 0))
+        self._load_github(gen, sizes.get("github", 0))
+        self.events: list[AsanaEvent] = []
+        self.sync_tokens: dict[str, tuple[str, int, int]] = {}
+
+    def _load_jira(self, gen: Generator, tracker: str, n: int) -> None:
+        recs = gen.jira(tracker, n)
+        add_ties(recs, gen.rng)
+        state = TrackerState(tracker, list(JIRA_PROJECTS[tracker]))
+        state.counters = {p: sum(1 for r in recs if r.scope == p) for p in state.scopes}
+        state.load(recs)
+        self.trackers[tracker] = state
+
+    def _load_asana(self, gen: Generator, n: int) -> None:
+        tasks, sections, projects = gen.asana(n)
+        add_ties(tasks, gen.rng)
+        state = TrackerState("asana", list(projects))
+        state.containers = sections
+        state.by_key.update((s.key, s) for s in sections)
+        state.load(tasks)
+        self.asana_projects = projects
+        self.trackers["asana"] = state
+
+    def _load_github(self, gen: Generator, n: int) -> None:
+        items, milestones = gen.github(n)
+        add_ties(items, gen.rng)
+        state = TrackerState("github", list(GITHUB_REPOS))
+        state.containers = milestones
+        state.counters = {
+            repo: max([3] + [r.number for r in items if r.scope == repo]) for repo in GITHUB_REPOS
+        }
+        state.load(items)
+        self.trackers["github"] = state
+
+    def state(self, tracker: str) -> TrackerState:
+        if tracker not in self.trackers:
+            raise ValueError(f"unknown tracker {tracker!r}; known: {list(TRACKERS)}")
+        return self.trackers[tracker]
+
+    def rec(self, tracker: str, external_id: str) -> Rec:
+        state = self.state(tracker)
+        rec = state.recs.get(int(external_id)) if external_id.isdigit() else None
+        if rec is None:
+            raise KeyError(f"{tracker}: no item {external_id!r}")
+        return rec
+
+    # --- changes -------------------------------------------------------------------------
+
+    def change(self, rec: Rec, fields: dict[str, Any], when_ms: int | None = None) -> None:
+        """Apply field changes to a live record, bump `updated`, reindex, log the event."""
+        state = self.state(rec.tracker)
+        state.index.remove(rec)
+        for name, value in fields.items():
+            self._set(rec, name, value)
+        rec.updated_ms = when_ms if when_ms is not None else self._bump(rec)
+        rec.cache.clear()
+        state.index.add(rec)
+        if rec.tracker == "asana":
+            self.log_event(rec.scope, "changed", rec)
+
+    def _set(self, rec: Rec, name: str, value: Any) -> None:
+        if name == "status":
+            self._set_status(rec, str(value))
+        elif name == "labels":
+            rec.labels = tuple(sorted(value))
+        elif name in ("title", "estimate", "assignee", "due", "milestone", "parent_key"):
+            setattr(rec, name, value)
+        else:
+            raise ValueError(f"cannot update field {name!r}")
+
+    def _set_status(self, rec: Rec, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        if rec.tracker == "github" and status == "in_progress":
+            raise ValueError("GitHub has no in_progress state")
+        rec.status = status
+        if rec.tracker == "asana":
+            rec.completed = status == "done"
+            rec.section = self._section_for(rec.scope, status)
+
+    def _section_for(self, project: str, status: str) -> str:
+        containers = self.trackers["asana"].containers
+        return next(
+            str(s.id)
+            for s in containers
+            if s.scope == project and SECTION_STATUS[s.title] == status
+        )
+
+    @staticmethod
+    def _bump(rec: Rec) -> int:
+        now = now_ms()
+        if rec.tracker == "github":
+            return max(now // 1000 * 1000, rec.updated_ms + 1000)
+        return max(now, rec.updated_ms + 1)
+
+    def mutate(self, tracker: str, n: int, rng_seed: int | None) -> list[str]:
+        rng = self.rng if rng_seed is None else random.Random(rng_seed)
+        state = self.state(tracker)
+        live = [r for r in state.recs.values() if not r.deleted]
+        picked = rng.sample(live, min(n, len(live)))
+        for rec in picked:
+            self.change(rec, self._random_change(rec, rng))
+        return [r.ext_id for r in picked]
+
+    @staticmethod
+    def _random_change(rec: Rec, rng: random.Random) -> dict[str, Any]:
+        what = rng.choice(("title", "status", "labels", "estimate"))
+        if what == "title":
+            return {"title": f"{rec.title.split(' (rev')[0]} (rev {rng.randint(1, 999)})"}
+        if what == "status":
+            choices = [
+                s
+                for s in STATUSES
+                if s != rec.status and not (rec.tracker == "github" and s == "in_progress")
+            ]
+            return {"status": rng.choice(choices)}
+        if what == "labels":
+            return {"labels": rng.sample(LABELS, rng.randint(0, 3))}
+        if rec.kind == "epic" or rec.tracker == "github":
+            return {"title": f"{rec.title.split(' (rev')[0]} (rev {rng.randint(1, 999)})"}
+        return {"estimate": rng.choice((None, 0.0, 1.0, 3.0, 5.0, 8.0))}
+
+    def delete(self, tracker: str, external_id: str) -> None:
+        rec = self.rec(tracker, external_id)
+        if rec.deleted:
+            return
+        self.state(tracker).index.remove(rec)
+        rec.deleted = True
+        rec.cache.clear()
+        if tracker == "asana":
+            self.log_event(rec.scope, "deleted", rec)
+
+    def move(self, tracker: str, external_id: str, new_scope: str) -> None:
+        rec = self.rec(tracker, external_id)
+        state = self.state(tracker)
+        if new_scope not in state.scopes:
+            raise ValueError(f"{tracker}: unknown scope {new_scope!r}")
+        if rec.deleted or rec.scope == new_scope:
+            return
+        old_scope = rec.scope
+        state.index.remove(rec)
+        self._rescope(state, rec, new_scope)
+        rec.updated_ms = self._bump(rec)
+        rec.cache.clear()
+        state.index.add(rec)
+        if tracker in ("jira", "jira_dc"):
+            self._move_children(state, rec, old_scope)
+        if tracker == "asana":
+            self.log_event(old_scope, "removed", rec)
+            self.log_event(new_scope, "added", rec)
+
+    def _rescope(self, state: TrackerState, rec: Rec, new_scope: str) -> None:
+        old_key = rec.key
+        rec.scope = new_scope
+        if rec.tracker == "asana":
+            rec.section = self._section_for(new_scope, rec.status)
+            return
+        state.counters[new_scope] = state.counters.get(new_scope, 0) + 1
+        rec.number = state.counters[new_scope]
+        rec.key = (
+            f"{new_scope}#{rec.number}" if rec.tracker == "github" else f"{new_scope}-{rec.number}"
+        )
+        rec.prev_keys.append(old_key)
+        rec.milestone = None if rec.tracker == "github" else rec.milestone
+        state.moved[old_key] = rec.key
+        state.by_key[rec.key] = rec
+
+    def _move_children(self, state: TrackerState, parent: Rec, old_scope: str) -> None:
+        """Jira moves sub-tasks with their parent; stories under a moved epic get the new key."""
+        for child in list(state.recs.values()):
+            if child.deleted or child.parent_key != parent.prev_keys[-1]:
+                continue
+            if child.issuetype == "Sub-task" and child.scope == old_scope:
+                state.index.remove(child)
+                self._rescope(state, child, parent.scope)
+                child.parent_key = parent.key
+                child.updated_ms = self._bump(child)
+                child.cache.clear()
+                state.index.add(child)
+            else:
+                self.change(child, {"parent_key": parent.key})
+
+    def log_event(self, project: str, action: str, rec: Rec) -> None:
+        seq = len(self.events) + 1
+        self.events.append(AsanaEvent(seq, project, action, str(rec.id), now_ms()))
+
+    def new_sync_token(self, project: str) -> str:
+        token = secrets.token_hex(16)
+        self.sync_tokens[token] = (project, len(self.events), now_ms())
+        return token
+
+    def truth(self, tracker: str) -> list[Rec]:
+        state = self.state(tracker)
+        return [*state.recs.values(), *state.containers]
