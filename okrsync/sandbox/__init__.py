@@ -63,7 +63,9 @@ from okrsync.sandbox._server import RequestLog
 __all__ = ["DEFAULT_SIZES", "RequestLog", "Sandbox", "TruthItem", "serve"]
 
 
-def serve(port: int, seed: int, sizes: dict[str, int], host: str = "127.0.0.1") -> None:
+def serve(
+    port: int, seed: int, sizes: dict[str, int], host: str = "127.0.0.1", warm: bool = False
+) -> None:
     """Run a sandbox until SIGINT/SIGTERM, printing base URLs and the (fake) credentials."""
     stop = threading.Event()
 
@@ -72,6 +74,8 @@ def serve(port: int, seed: int, sizes: dict[str, int], host: str = "127.0.0.1") 
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     with Sandbox(seed=seed, sizes=sizes, port=port, host=host) as sb:
+        if warm:
+            sb.warm()
         for tracker in ("jira", "jira_dc", "asana", "github"):
             print(f"{tracker:8} {sb.base_url(tracker)}  scopes={','.join(sb.scopes(tracker))}")
         for name, value in sb.credentials.items():

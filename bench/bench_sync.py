@@ -1,0 +1,97 @@
+"""Full sync from the sandbox into SQLite: items/s, requests vs pages, peak RSS.
+
+    python -m bench.bench_sync [--sizes 10000,100000] [--trackers github,jira,jira_dc,asana]
+
+The sandbox runs in its own process (pre-rendered JSON), the sync in a fresh child process per
+measurement, so peak RSS is the sync's alone. A second run right after measures the no-change
+re-sync cost (requests per scope).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.sandbox_proc import sandbox_process
+
+NAME = {"jira": "jira", "jira_dc": "jira-dc", "asana": "asana", "github": "github"}
+PAGE_MAX = {"jira": 100, "jira_dc": 1000, "asana": 100, "github": 100}
+
+
+def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
+    """Sync one tracker twice and print figures as JSON (runs in a fresh process)."""
+    from okrsync.config import ConnectorConfig, Settings
+    from okrsync.demo import ENV, sandbox_env
+    from okrsync.logging import configure
+    from okrsync.store import Store
+    from okrsync.sync import sync_once
+
+    configure("error")
+    creds = json.loads(os.environ["BENCH_CREDS"])
+    os.environ.update({env: creds[key] for key, env in ENV.items()})
+    auth = {"jira": {"email_env": ENV["jira_email"], "token_env": ENV["jira_token"]},
+            "jira_dc": {"token_env": ENV["jira_dc_token"]},
+            "asana": {"token_env": ENV["asana_token"]},
+            "github": {"token_env": ENV["github_token"]}}[tracker]
+    cc = ConnectorConfig.model_validate({"name": NAME[tracker], "type": tracker.split("_")[0],
+                                         "base_url": base_url, "scope": scopes, **auth})
+    settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])  # type: ignore[arg-type]
+    store = Store.open(settings.store_url())
+    t0 = time.perf_counter()
+    (full,) = asyncio.run(sync_once(settings, store))
+    seconds = time.perf_counter() - t0
+    time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
+    (again,) = asyncio.run(sync_once(settings, store))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _ = sandbox_env
+    print(json.dumps({"items": full.created, "seconds": seconds, "requests": full.requests,
+                      "status": full.status, "rss_mb": rss_mb, "resync_requests": again.requests,
+                      "scopes": len(scopes)}))
+
+
+def measure(tracker: str, n: int) -> dict[str, float]:
+    sizes = {t: (n if t == tracker else 0) for t in NAME}
+    with sandbox_process(sizes) as sb, tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "BENCH_CREDS": json.dumps(sb.credentials)}
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.bench_sync", "--child", tracker, sb.base_urls[tracker],
+             ",".join(sb.scopes[tracker]), str(Path(tmp) / "bench.db")],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
+        fig: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        fig["pages"] = sum(math.ceil(n / len(sb.scopes[tracker]) / PAGE_MAX[tracker])
+                           for _ in sb.scopes[tracker])
+        return fig
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", default="10000,100000")
+    p.add_argument("--trackers", default="github,jira,jira_dc,asana")
+    p.add_argument("--child", nargs=4)
+    a = p.parse_args()
+    if a.child:
+        child(a.child[0], a.child[1], a.child[2].split(","), a.child[3])
+        return
+    print(f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'≈pages':>7} "
+          f"{'req/page':>8} {'rss MB':>7} {'re-sync req/scope':>17}")
+    for tracker in a.trackers.split(","):
+        for n in (int(x) for x in a.sizes.split(",")):
+            f = measure(tracker, n)
+            print(f"{tracker:8} {int(f['items']):>7} {f['items'] / f['seconds']:>8.0f} "
+                  f"{int(f['requests']):>8} {int(f['pages']):>7} "
+                  f"{f['requests'] / max(f['pages'], 1):>8.3f} {f['rss_mb']:>7.1f} "
+                  f"{f['resync_requests'] / f['scopes']:>17.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
