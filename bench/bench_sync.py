@@ -38,12 +38,21 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     configure("error")
     creds = json.loads(os.environ["BENCH_CREDS"])
     os.environ.update({env: creds[key] for key, env in ENV.items()})
-    auth = {"jira": {"email_env": ENV["jira_email"], "token_env": ENV["jira_token"]},
-            "jira_dc": {"token_env": ENV["jira_dc_token"]},
-            "asana": {"token_env": ENV["asana_token"]},
-            "github": {"token_env": ENV["github_token"]}}[tracker]
-    cc = ConnectorConfig.model_validate({"name": NAME[tracker], "type": tracker.split("_")[0],
-                                         "base_url": base_url, "scope": scopes, **auth})
+    auth = {
+        "jira": {"email_env": ENV["jira_email"], "token_env": ENV["jira_token"]},
+        "jira_dc": {"token_env": ENV["jira_dc_token"]},
+        "asana": {"token_env": ENV["asana_token"]},
+        "github": {"token_env": ENV["github_token"]},
+    }[tracker]
+    cc = ConnectorConfig.model_validate(
+        {
+            "name": NAME[tracker],
+            "type": tracker.split("_")[0],
+            "base_url": base_url,
+            "scope": scopes,
+            **auth,
+        }
+    )
     settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])  # type: ignore[arg-type]
     store = Store.open(settings.store_url())
     t0 = time.perf_counter()
@@ -53,9 +62,19 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     (again,) = asyncio.run(sync_once(settings, store))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _ = sandbox_env
-    print(json.dumps({"items": full.created, "seconds": seconds, "requests": full.requests,
-                      "status": full.status, "rss_mb": rss_mb, "resync_requests": again.requests,
-                      "scopes": len(scopes)}))
+    print(
+        json.dumps(
+            {
+                "items": full.created,
+                "seconds": seconds,
+                "requests": full.requests,
+                "status": full.status,
+                "rss_mb": rss_mb,
+                "resync_requests": again.requests,
+                "scopes": len(scopes),
+            }
+        )
+    )
 
 
 def measure(tracker: str, n: int) -> dict[str, float]:
@@ -63,13 +82,25 @@ def measure(tracker: str, n: int) -> dict[str, float]:
     with sandbox_process(sizes) as sb, tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "BENCH_CREDS": json.dumps(sb.credentials)}
         out = subprocess.run(
-            [sys.executable, "-m", "bench.bench_sync", "--child", tracker, sb.base_urls[tracker],
-             ",".join(sb.scopes[tracker]), str(Path(tmp) / "bench.db")],
-            env=env, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.bench_sync",
+                "--child",
+                tracker,
+                sb.base_urls[tracker],
+                ",".join(sb.scopes[tracker]),
+                str(Path(tmp) / "bench.db"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         fig: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-        fig["pages"] = sum(math.ceil(n / len(sb.scopes[tracker]) / PAGE_MAX[tracker])
-                           for _ in sb.scopes[tracker])
+        fig["pages"] = sum(
+            math.ceil(n / len(sb.scopes[tracker]) / PAGE_MAX[tracker]) for _ in sb.scopes[tracker]
+        )
         return fig
 
 
@@ -82,15 +113,20 @@ def main() -> None:
     if a.child:
         child(a.child[0], a.child[1], a.child[2].split(","), a.child[3])
         return
-    print(f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'≈pages':>7} "
-          f"{'req/page':>8} {'rss MB':>7} {'re-sync req/scope':>17}")
+    print(
+        f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'≈pages':>7} "
+        f"{'req/page':>8} {'rss MB':>7} {'re-sync req/scope':>17}"
+    )
     for tracker in a.trackers.split(","):
         for n in (int(x) for x in a.sizes.split(",")):
             f = measure(tracker, n)
-            print(f"{tracker:8} {int(f['items']):>7} {f['items'] / f['seconds']:>8.0f} "
-                  f"{int(f['requests']):>8} {int(f['pages']):>7} "
-                  f"{f['requests'] / max(f['pages'], 1):>8.3f} {f['rss_mb']:>7.1f} "
-                  f"{f['resync_requests'] / f['scopes']:>17.2f}", flush=True)
+            print(
+                f"{tracker:8} {int(f['items']):>7} {f['items'] / f['seconds']:>8.0f} "
+                f"{int(f['requests']):>8} {int(f['pages']):>7} "
+                f"{f['requests'] / max(f['pages'], 1):>8.3f} {f['rss_mb']:>7.1f} "
+                f"{f['resync_requests'] / f['scopes']:>17.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

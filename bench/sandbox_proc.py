@@ -26,12 +26,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def sandbox_process(sizes: dict[str, int], seed: int = 7, warm: bool = True) -> Iterator[SandboxProc]:
+def sandbox_process(
+    sizes: dict[str, int], seed: int = 7, warm: bool = True
+) -> Iterator[SandboxProc]:
     """Start `python -m okrsync.sandbox` on a free port; parse what it prints; stop it after."""
     port = free_port()
     spec = ",".join(f"{k}={v}" for k, v in sizes.items())
-    cmd = [sys.executable, "-m", "okrsync.sandbox", "--port", str(port), "--seed", str(seed),
-           "--sizes", spec]
+    cmd = [
+        sys.executable,
+        "-m",
+        "okrsync.sandbox",
+        "--port",
+        str(port),
+        "--seed",
+        str(seed),
+        "--sizes",
+        spec,
+    ]
     proc = subprocess.Popen([*cmd, "--warm"] if warm else cmd, stdout=subprocess.PIPE, text=True)
     info = SandboxProc(port)
     try:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from okrsync import __version__, cli_mapping, cli_signals
+from okrsync import __version__, cli_mapping, cli_service, cli_signals
 from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.render import render_checkins, render_runs, render_tree
@@ -172,7 +172,7 @@ def demo(
     run_demo(out, workdir)
 
 
-for _module in (cli_mapping, cli_signals):
+for _module in (cli_mapping, cli_signals, cli_service):
     _module.register(app)
 
 

@@ -1,9 +1,228 @@
-"""CLI commands: `okrsync mappings check|preview` and `okrsync remap`."""
+"""CLI commands: `okrsync mappings check|preview` and `okrsync remap`.
+
+`check` and `preview` never write: they read the mapping files and, when a store exists, its
+items. `remap` validates everything before touching the store, so a broken file leaves the
+links as they were.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import sqlalchemy as sa
 import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from okrsync.cli_state import State, out, state_of
+from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.mapping import Matcher, Rule, check_rules
+from okrsync.okrfile import OkrFileError, OkrTree
+from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview, analyse, load_items, remap
+from okrsync.signals import recompute
+from okrsync.store import Store
+from okrsync.tables import WORK_ITEM
+
+mappings_app = typer.Typer(
+    no_args_is_help=True, help="Check and preview the rules that attach work to tactics."
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(mappings_app, name="mappings")
+    app.command("remap")(remap_cmd)
+
+
+def say(text: str = "") -> None:
+    """Print plain text: no markup (rule tables are written in [[brackets]]), no wrapping."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def connector_names(state: State) -> list[str] | None:
+    """Configured connector names, or None when none are configured (nothing to check)."""
+    names = [c.name for c in state.settings.connectors]
+    return names or None
+
+
+def read_only_store(state: State) -> Store | None:
+    """The existing store, opened without migrating; None when there is none to read."""
+    url = state.settings.store_url()
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and (path == ":memory:" or not Path(path).exists()):
+        return None
+    try:
+        store = Store.open(url, upgrade=False)
+        with store.engine.connect() as conn:
+            conn.execute(sa.select(WORK_ITEM.c.key).limit(1))
+    except (SQLAlchemyError, OkrsyncError):
+        return None
+    return store
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+@mappings_app.command("check")
+def check(
+    ctx: typer.Context,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")
+    ] = False,
+) -> None:
+    """Validate the mapping files (tree and rules) without writing anything.
+
+    Exit 0 when clean, 1 on warnings with --strict, 2 on errors.
+    """
+    state = state_of(ctx)
+    try:
+        tree = state.tree()
+    except OkrFileError as exc:
+        _fail(exc.problems)
+    rules, problems = check_rules(tree.rules(), connector_names(state))
+    if problems:
+        _fail(problems)
+    warnings = _store_warnings(state, rules, tree)
+    for w in warnings:
+        say(f"warning: {w}")
+    say(
+        f"{len(tree.files)} file(s), {len(tree.tactics)} tactics, {len(rules)} rules: "
+        f"no errors, {len(warnings)} warning(s)"
+    )
+    if warnings and strict:
+        raise typer.Exit(1)
+
+
+def _fail(problems: list[str]) -> NoReturn:
+    for p in problems:
+        say(f"error: {p}")
+    say(f"{len(problems)} error(s); nothing was changed. Fix them and run the check again.")
+    raise typer.Exit(2)
+
+
+def _store_warnings(state: State, rules: list[Rule], tree: OkrTree) -> list[str]:
+    store = read_only_store(state)
+    if store is None:
+        say("note: no store yet, so rules were not tried against stored items")
+        return []
+    try:
+        with store.engine.connect() as conn:
+            items = load_items(conn)
+    finally:
+        store.close()
+    if not any(not it.deleted for it in items):
+        say("note: the store holds no items yet; run a sync to try the rules against them")
+        return []
+    return analyse(items, Matcher(rules), titles=_titles(tree)).warnings()
+
+
+def _titles(tree: OkrTree) -> dict[str, str]:
+    return {t.id: t.title for t in tree.tactics.values()}
+
+
+# -- preview --------------------------------------------------------------------------------
+
+
+@mappings_app.command("preview")
+def preview_cmd(
+    ctx: typer.Context,
+    tactic: Annotated[
+        str | None, typer.Option("--tactic", "-t", help="Only this tactic (its id).")
+    ] = None,
+) -> None:
+    """Show which stored items each rule would attach, what stays unmapped, what overlaps."""
+    state = state_of(ctx)
+    tree = state.tree()
+    matcher = Matcher.from_tree(tree, connector_names(state))
+    store = read_only_store(state)
+    if store is None:
+        say("no store yet: run `okrsync sync --once` first, then preview again")
+        return
+    try:
+        with store.engine.connect() as conn:
+            items = load_items(conn)
+    finally:
+        store.close()
+    render_preview(analyse(items, matcher, tactic, titles=_titles(tree)), tactic is None)
+
+
+def render_preview(report: PreviewReport, full: bool) -> None:
+    say(f"Preview over {report.items} stored work items (nothing is written)")
+    for tp in report.tactics:
+        _render_tactic(tp)
+    if full:
+        _render_unmapped(report.unmapped, report.unmapped_count)
+    if report.overlaps:
+        say()
+        say(f"Overlaps: {len(report.overlaps)} item(s) count for several tactics")
+        for o in report.overlaps[:20]:
+            say(f"  {o.item.key}  {o.item.title}  → {', '.join(o.tactics)}")
+        if len(report.overlaps) > 20:
+            say(f"  ... and {len(report.overlaps) - 20} more")
+    for w in report.warnings():
+        say(f"warning: {w}")
+
+
+def _render_tactic(tp: TacticPreview) -> None:
+    say()
+    say(f"{tp.tactic_id}  {tp.title}: {tp.items} item(s)")
+    if not tp.rules:
+        say("  no rules: add [[tactic.rule]] tables under this tactic to attach work")
+    for rp in tp.rules:
+        say(
+            f"  rule {rp.rule_id} ({rp.source}): matches {rp.matches}, "
+            f"{rp.only_here} only through this rule"
+        )
+        for ref in rp.sample:
+            say(f"      {ref.connector}  {ref}")
+
+
+def _render_unmapped(groups: list[ContainerGroup], total: int) -> None:
+    say()
+    say(f"Unmapped: {total} work item(s) attached to no tactic")
+    for g in groups:
+        name = f" ({g.name})" if g.name and g.name != g.container else ""
+        sample = ", ".join(r.key for r in g.sample)
+        say(f"  {g.connector}  {g.container or '(no container)'}{name}: {g.count}  e.g. {sample}")
+
+
+# -- remap ----------------------------------------------------------------------------------
+
+
+def remap_cmd(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Compute signals as of this day (YYYY-MM-DD; default today)."),
+    ] = None,
+) -> None:
+    """Re-derive every link (and the signals) from the stored items: no tracker is called."""
+    day = _parse_day(as_of)
+    state = state_of(ctx)
+    tree = state.tree()
+    matcher = Matcher.from_tree(tree, connector_names(state))
+    store = state.store
+    store.apply_okr_tree(tree)
+    report = remap(store, matcher)
+    say(
+        f"remapped {report.items} stored items with {len(matcher.rules)} rules: "
+        f"{report.links} links ({report.added} added, {report.removed} removed)"
+    )
+    for tid in sorted(tree.tactics):
+        say(f"  {tid}: {report.per_tactic.get(tid, 0)} work item(s)")
+    _recompute(state, store, day)
+
+
+def _parse_day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def _recompute(state: State, store: Store, day: date | None) -> None:
+    result = recompute(store, day, state.settings.signals)
+    say(f"signals as of {result.as_of}: {result.snapshots_written} snapshot(s) written")
