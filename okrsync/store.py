@@ -8,6 +8,7 @@ transaction, so a crash replays at most one page. Key-result values are written 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -490,7 +491,7 @@ class Store:
                     connector=connector,
                     started_at=now(),
                     status="running",
-                    host=socket.gethostname(),
+                    host=f"{socket.gethostname()}:{os.getpid()}",
                     lost_scopes=[],
                 )
             )

@@ -89,6 +89,7 @@ async def run_connector(
     run_id = await asyncio.to_thread(store.start_run, cc.name)
     result = RunResult(cc.name, run_id)
     bound = log.bind(connector=cc.name, run_id=run_id)
+    structlog.contextvars.bind_contextvars(connector=cc.name, run_id=run_id)
     started = time.monotonic()
     http: Http | None = None
     try:
@@ -112,6 +113,10 @@ async def run_connector(
     except OkrsyncError as exc:
         result.status, result.error = "failed", scrub(str(exc))
         bound.error("sync.failed", error=result.error, error_type=type(exc).__name__)
+    except Exception as exc:
+        # A bug in a plug-in fails its own run, recorded as such, never the daemon.
+        result.status, result.error = "failed", scrub(f"{type(exc).__name__}: {exc}")
+        bound.exception("sync.crashed", error=result.error)
     finally:
         result.duration_s = time.monotonic() - started
         if http is not None:

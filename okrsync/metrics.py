@@ -1,0 +1,117 @@
+"""Prometheus metrics of the daemon, in a registry of its own (no process-global state).
+
+Per connector: runs by outcome, run duration, pages, items created/updated/deleted, tracker
+requests, retries, rate-limit waits, runs skipped because another replica held the
+connector, seconds since the last successful run and cursor lag (now − the newest stored
+`updated` of the connector). The two ages are computed when scraped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from okrsync.sync import RunResult
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+CHANGES = ("created", "updated", "deleted")
+
+
+class Metrics:
+    """The daemon's metrics; `observe(result)` after every run, `render()` per scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r, c = self.registry, ["connector"]
+        self.runs = Counter(
+            "okrsync_sync_runs", "Sync runs by outcome.", [*c, "status"], registry=r
+        )
+        self.duration = Histogram(
+            "okrsync_sync_run_duration_seconds",
+            "Wall time of a sync run.",
+            c,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.pages = Counter("okrsync_sync_pages", "Pages committed.", c, registry=r)
+        self.items = Counter(
+            "okrsync_sync_items", "Items stored by a run, by change.", [*c, "change"], registry=r
+        )
+        self.requests = Counter("okrsync_sync_requests", "Tracker requests.", c, registry=r)
+        self.retries = Counter("okrsync_sync_retries", "Tracker requests retried.", c, registry=r)
+        self.rate_wait = Counter(
+            "okrsync_sync_rate_limit_wait_seconds",
+            "Time spent waiting on rate limits.",
+            c,
+            registry=r,
+        )
+        self.skipped = Counter(
+            "okrsync_sync_skipped",
+            "Runs skipped: another replica held the connector.",
+            c,
+            registry=r,
+        )
+        self.since_success = Gauge(
+            "okrsync_sync_seconds_since_last_success",
+            "Seconds since the last ok run.",
+            c,
+            registry=r,
+        )
+        self.cursor_lag = Gauge(
+            "okrsync_sync_cursor_lag_seconds",
+            "Now minus the newest stored item update.",
+            c,
+            registry=r,
+        )
+        self.mapping_valid = Gauge(
+            "okrsync_mapping_valid", "1 when the last mapping (re)load succeeded.", registry=r
+        )
+        self._last_ok: dict[str, float] = {}
+        self._newest: dict[str, datetime] = {}
+
+    def declare(self, connectors: Iterable[str]) -> None:
+        """Create every series at zero, so a connector shows up before its first run."""
+        for name in connectors:
+            for status in ("ok", "failed", "interrupted"):
+                self.runs.labels(name, status)
+            for change in CHANGES:
+                self.items.labels(name, change)
+            for metric in (self.pages, self.requests, self.retries, self.rate_wait, self.skipped):
+                metric.labels(name)
+
+    def observe(self, r: RunResult) -> None:
+        """Count one finished run."""
+        name = r.connector
+        self.runs.labels(name, r.status).inc()
+        self.duration.labels(name).observe(r.duration_s)
+        self.pages.labels(name).inc(r.pages)
+        for change, n in zip(CHANGES, (r.created, r.updated, r.deleted), strict=True):
+            self.items.labels(name, change).inc(n)
+        self.requests.labels(name).inc(r.requests)
+        self.retries.labels(name).inc(r.retries)
+        self.rate_wait.labels(name).inc(r.rate_limit_wait_s)
+        if r.status == "ok":
+            self.last_success(name, time.time())
+
+    def last_success(self, connector: str, at: float) -> None:
+        """Remember when `connector` last finished ok (epoch seconds)."""
+        self._last_ok[connector] = max(at, self._last_ok.get(connector, 0.0))
+
+    def newest_updated(self, connector: str, when: datetime | None) -> None:
+        """Remember the newest stored `updated` of `connector` (for the cursor lag)."""
+        if when is not None:
+            self._newest[connector] = when
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition, with the ages computed now."""
+        now = time.time()
+        for name, at in self._last_ok.items():
+            self.since_success.labels(name).set(max(0.0, now - at))
+        wall = datetime.now(UTC)
+        for name, newest in self._newest.items():
+            self.cursor_lag.labels(name).set(max(0.0, (wall - newest).total_seconds()))
+        return generate_latest(self.registry)

@@ -1,0 +1,449 @@
+"""The daemon behind `okrsync run`: scheduler, signals, reload, health/metrics endpoint.
+
+    start   lock the SQLite file (one daemon per file) → upgrade the store → load and apply
+            the mapping (a broken one at start: exit 2) → endpoint → one job per connector
+    job     hold the connector (PostgreSQL: advisory lock, else skip) → run_connector →
+            metrics → after_sync
+    SIGHUP  reload config and mapping; a broken file keeps the last good one, says so in the
+            log (`*.reload_failed`), in /readyz and in `okrsync runs`
+    SIGTERM/SIGINT  stop firing, cancel runs in flight (each records "interrupted"; the store
+            commits or rolls back the page in flight whole), stop within
+            service.shutdown_timeout_s, exit 0
+
+`--once` runs every enabled connector once, concurrently, and exits 1 if any run failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from okrsync.config import ConnectorConfig, Settings, load_settings, parse_schedule
+from okrsync.endpoint import Endpoint, Reply, json_reply
+from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.locks import (
+    AdvisoryLocks,
+    DaemonLock,
+    NoRunLocks,
+    RunLocks,
+    sqlite_file,
+    upgrade_lock,
+)
+from okrsync.logging import configure, quiet_defaults
+from okrsync.metrics import CONTENT_TYPE, Metrics
+from okrsync.pipeline import MappingState, after_sync
+from okrsync.store import Store
+from okrsync.sync import Limiters, RunResult, new_client, run_connector
+from okrsync.tables import SYNC_RUN, WORK_ITEM
+
+log = structlog.get_logger("okrsync.service")
+MISFIRE_GRACE_S = 300
+ABANDONED = "abandoned: the daemon running it stopped without finishing (crash or kill)"
+
+
+def runner_id() -> str:
+    """`host:pid` of this process, as recorded beside its runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def trigger_for(cc: ConnectorConfig) -> BaseTrigger:
+    """The APScheduler trigger of a connector's `schedule`, with its jitter (UTC)."""
+    kind, value = parse_schedule(cc.schedule)
+    jitter = int(cc.jitter_s) or None
+    if kind == "interval":
+        return IntervalTrigger(seconds=int(value), jitter=jitter, timezone=UTC)
+    minute, hour, day, month, dow = str(value).split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=dow,
+        jitter=jitter,
+        timezone=UTC,
+    )
+
+
+class _ToStructlog(logging.Handler):
+    """Route APScheduler's stdlib warnings (missed or skipped runs) into the JSON log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.warning("scheduler.notice", message=record.getMessage(), logger=record.name)
+
+
+class Service:
+    """One daemon process: the store, the last good mapping, the jobs and their runs."""
+
+    def __init__(
+        self, settings: Settings, store: Store, mapping: MappingState, config_path: Path | None
+    ) -> None:
+        self.settings, self.store, self.mapping = settings, store, mapping
+        self.config_path = config_path
+        self.reload_errors: dict[str, str] = {}
+        self.metrics = Metrics()
+        self.locks: RunLocks = (
+            AdvisoryLocks(store.engine) if store.dialect == "postgresql" else NoRunLocks()
+        )
+        self.limiters = Limiters()
+        self.client: httpx.AsyncClient | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.running: set[asyncio.Task[Any]] = set()
+        self.stopping = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self.crashed: set[str] = set()
+
+    # -- runs ----------------------------------------------------------------------------
+    def enabled(self) -> list[ConnectorConfig]:
+        return [c for c in self.settings.connectors if c.enabled]
+
+    async def job(self, name: str) -> RunResult | None:
+        """One scheduled run of connector `name`; never raises (the scheduler must live)."""
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always inside a task
+        self.running.add(task)
+        structlog.contextvars.bind_contextvars(connector=name)
+        try:
+            return await self._locked_run(name)
+        except asyncio.CancelledError:
+            log.info("sync.interrupted", connector=name)
+            return None
+        except Exception as exc:
+            log.exception("sync.crashed", connector=name, error=str(exc))
+            self.crashed.add(name)
+            return None
+        finally:
+            self.running.discard(task)
+
+    async def _locked_run(self, name: str) -> RunResult | None:
+        cc = self.settings.connector(name)
+        async with self.locks.hold(name) as got:
+            if not got:
+                self.metrics.skipped.labels(name).inc()
+                log.info("sync.skipped_locked", connector=name, reason="held by another replica")
+                return None
+            await asyncio.to_thread(reap_stale_runs, self.store, name)
+            result = await self._run(cc)
+        mapping = self.mapping
+        try:
+            await asyncio.to_thread(after_sync, self.store, self.settings, mapping, [result])
+        except OkrsyncError as exc:  # a failed derivation must not stop the next runs
+            log.error(  # noqa: TRY400 - an expected error: the message is the story
+                "after_sync.failed", connector=name, error=str(exc)
+            )
+        return result
+
+    async def _run(self, cc: ConnectorConfig) -> RunResult:
+        if self.client is None:
+            self.client = new_client()
+        linker = self.mapping.linker(self.store)
+        result = await run_connector(cc, self.store, self.client, self.limiters, linker)
+        self.metrics.observe(result)
+        newest = await asyncio.to_thread(newest_updated, self.store, cc.name)
+        self.metrics.newest_updated(cc.name, newest)
+        return result
+
+    async def once(self) -> int:
+        """Run every enabled connector once, concurrently; 1 if any run failed."""
+        names = [c.name for c in self.enabled()]
+        results = await asyncio.gather(*(self._tracked(n) for n in names))
+        if self.stopping.is_set():
+            return 0
+        failed = [r.connector for r in results if r is not None and r.status != "ok"]
+        failed += sorted(self.crashed)
+        log.info("service.once_done", runs=len(results), failed=failed)
+        return 1 if failed else 0
+
+    async def _tracked(self, name: str) -> RunResult | None:
+        return await asyncio.create_task(self.job(name))
+
+    # -- scheduling ----------------------------------------------------------------------
+    def schedule(self, configs: Sequence[ConnectorConfig]) -> None:
+        """(Re)create the job of each connector in `configs`."""
+        assert self.scheduler is not None  # noqa: S101 - started in serve()
+        for cc in configs:
+            self.scheduler.add_job(
+                self.job,
+                trigger_for(cc),
+                args=[cc.name],
+                id=cc.name,
+                name=cc.name,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=MISFIRE_GRACE_S,
+                next_run_time=_first_run(cc),
+            )
+        if configs:
+            log.info("scheduler.jobs", jobs={c.name: c.schedule for c in configs})
+
+    async def serve(self) -> int:
+        """Run the jobs until SIGTERM/SIGINT; return the exit code."""
+        endpoint = await self._start_endpoint()
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True})
+        self.scheduler.start()
+        self.schedule(self.enabled())
+        await self.stopping.wait()
+        await self.shutdown(endpoint)
+        return 0
+
+    async def _start_endpoint(self) -> Endpoint | None:
+        svc = self.settings.service
+        if not svc.enabled:
+            return None
+        routes = {"/healthz": self.healthz, "/readyz": self.readyz, "/metrics": self.metrics_reply}
+        endpoint = Endpoint(svc.host, svc.port, routes)
+        try:
+            port = await endpoint.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {svc.host}:{svc.port}: {exc.strerror}; "
+                "set service.port to a free port (0 = any) or service.enabled = false"
+            ) from None
+        log.info("service.listening", host=svc.host, port=port, url=f"http://{svc.host}:{port}")
+        return endpoint
+
+    async def shutdown(self, endpoint: Endpoint | None) -> None:
+        """Stop firing jobs, cancel runs in flight and wait for their records."""
+        timeout = self.settings.service.shutdown_timeout_s
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.cancel_runs(timeout)
+        if endpoint is not None:
+            await endpoint.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        log.info("service.stopped")
+
+    async def cancel_runs(self, grace_s: float) -> None:
+        """Cancel every run in flight and wait up to `grace_s` for their records."""
+        tasks = set(self.running)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            if pending:
+                log.error("service.stop_timeout", still_running=len(pending), grace_s=grace_s)
+
+    # -- signals ---------------------------------------------------------------------------
+    def install_signals(self, *, reload: bool) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig)
+        if reload:
+            loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+
+    def request_stop(self, sig: signal.Signals) -> None:
+        log.info("service.stopping", signal=sig.name)
+        self.stopping.set()
+        for task in list(self.running):
+            task.cancel()
+
+    def _spawn_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read config and mapping files; keep the last good ones when broken."""
+        log.info("service.reloading")
+        try:
+            settings = await asyncio.to_thread(load_settings, self.config_path)
+        except ConfigError as exc:
+            self.reload_errors["config"] = str(exc)
+            log.error(  # noqa: TRY400 - a bad file is expected input: the message is the story
+                "config.reload_failed", error=str(exc), hint="keeping the last good config"
+            )
+            settings = self.settings
+        else:
+            self.reload_errors.pop("config", None)
+            self._adopt(settings)
+        await self.reload_mapping(settings)
+
+    def _adopt(self, settings: Settings) -> None:
+        if settings.store_url() != self.settings.store_url():
+            log.warning("config.restart_needed", key="store.url", hint="restart to switch stores")
+        changed = [c for c in settings.connectors if c not in self.settings.connectors]
+        self.settings = settings
+        if self.scheduler is not None:
+            keep = {c.name for c in self.enabled()}
+            for job in self.scheduler.get_jobs():
+                if job.id not in keep:
+                    job.remove()
+            self.schedule([c for c in changed if c.enabled])
+        log.info("config.reloaded", changed=[c.name for c in changed])
+
+    async def reload_mapping(self, settings: Settings) -> None:
+        try:
+            mapping = await asyncio.to_thread(MappingState.load, settings)
+            await asyncio.to_thread(mapping.apply, self.store)
+        except ConfigError as exc:
+            self.reload_errors["mapping"] = str(exc)
+            self.metrics.mapping_valid.set(0)
+            log.error(  # noqa: TRY400 - a bad file is expected input: the message is the story
+                "mapping.reload_failed", error=str(exc), hint="keeping the last good mapping"
+            )
+            return
+        self.mapping = mapping
+        self.reload_errors.pop("mapping", None)
+        self.metrics.mapping_valid.set(1)
+        log.info("mapping.reloaded", files=len(mapping.tree.files))
+
+    # -- endpoint routes -----------------------------------------------------------------
+    async def healthz(self) -> Reply:
+        return json_reply(200, {"status": "alive", "pid": os.getpid()})
+
+    async def readyz(self) -> Reply:
+        reasons = await asyncio.to_thread(self.not_ready_reasons)
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "mapping_loaded_at": self.mapping.loaded_at.isoformat(),
+        }
+        return json_reply(503 if reasons else 200, body)
+
+    def not_ready_reasons(self) -> list[str]:
+        """Why this daemon is not ready (empty: ready)."""
+        if not self.store.ping():
+            return ["store unreachable"]
+        reasons = [f"{what} reload failed: {msg}" for what, msg in self.reload_errors.items()]
+        limit = self.settings.service.ready_max_failures
+        for cc in self.enabled():
+            last = self.store.runs(cc.name, limit=limit)
+            finished = [r for r in last if r.status != "running"]
+            if len(finished) >= limit and all(r.status == "failed" for r in finished):
+                reasons.append(f"connector {cc.name}: last {limit} runs failed: {last[0].error}")
+        return reasons
+
+    async def metrics_reply(self) -> Reply:
+        return 200, CONTENT_TYPE, self.metrics.render()
+
+    # -- start-up ------------------------------------------------------------------------
+    async def seed_metrics(self) -> None:
+        """Declare every connector's series; take last successes and ages from the store."""
+        names = [c.name for c in self.enabled()]
+        self.metrics.declare(names)
+        self.metrics.mapping_valid.set(1)
+        for name in names:
+            rows = await asyncio.to_thread(self.store.runs, name, limit=100)
+            ok = next((r for r in rows if r.status == "ok" and r.ended_at is not None), None)
+            if ok is not None and ok.ended_at is not None:
+                self.metrics.last_success(name, ok.ended_at.timestamp())
+            newest = await asyncio.to_thread(newest_updated, self.store, name)
+            self.metrics.newest_updated(name, newest)
+
+
+def _first_run(cc: ConnectorConfig) -> datetime | None:
+    """Interval jobs run at start-up, then on schedule; cron jobs wait for their time."""
+    return datetime.now(UTC) if parse_schedule(cc.schedule)[0] == "interval" else None
+
+
+def newest_updated(store: Store, connector: str) -> datetime | None:
+    """The newest stored `updated` of a connector's items."""
+    t = WORK_ITEM
+    q = sa.select(sa.func.max(t.c.updated)).where(t.c.connector == connector)
+    with store.engine.connect() as conn:
+        value = conn.execute(q).scalar()
+    if isinstance(value, str):  # SQLite hands back aggregate datetimes as text
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value if isinstance(value, datetime) else None
+
+
+def reap_stale_runs(store: Store, connector: str) -> int:
+    """Mark runs left "running" by a dead runner as interrupted.
+
+    Called while holding the connector (advisory lock or the SQLite daemon lock), so any
+    run still "running" belongs to a process that no longer holds it.
+    """
+    t = SYNC_RUN
+    with store.tx() as conn:
+        res = conn.execute(
+            sa.update(t)
+            .where(t.c.connector == connector, t.c.status == "running")
+            .values(status="interrupted", ended_at=datetime.now(UTC), error=ABANDONED)
+        )
+    n = int(res.rowcount or 0)
+    if n:
+        log.warning("sync.reaped_stale_runs", connector=connector, runs=n)
+    return n
+
+
+def configure_logging(settings: Settings) -> None:
+    """JSON lines on stdout (or the configured file); APScheduler notices included."""
+    s = settings.logging
+    configure(s.level, s.format, stream=sys.stdout, file=s.file)
+    quiet_defaults()
+    sched = logging.getLogger("apscheduler")
+    sched.handlers[:] = [_ToStructlog(level=logging.WARNING)]
+    sched.propagate = False
+
+
+def open_service(settings: Settings, config_path: Path | None) -> Service:
+    """Upgrade the store and load the mapping (ConfigError → exit 2)."""
+    url = settings.store_url()
+    store = Store.open(url, upgrade=False, busy_timeout_ms=settings.store.busy_timeout_ms)
+    try:
+        with upgrade_lock(store.engine):
+            store.upgrade()
+        mapping = MappingState.load(settings)
+        mapping.apply(store)
+    except BaseException:
+        store.close()
+        raise
+    return Service(settings, store, mapping, config_path)
+
+
+def run(config_path: Path | None, *, once: bool) -> int:
+    """`okrsync run [--once]`: the exit code (0 ok, 1 a run failed / lock held, 2 bad input)."""
+    settings = load_settings(config_path)
+    configure_logging(settings)
+    if not [c for c in settings.connectors if c.enabled]:
+        raise ConfigError("no enabled connectors; add a [[connectors]] section to the config")
+    db = sqlite_file(settings.store_url())
+    lock = DaemonLock(db) if db is not None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        service = open_service(settings, config_path)
+        try:
+            return asyncio.run(_main(service, once=once))
+        finally:
+            if isinstance(service.locks, AdvisoryLocks):
+                service.locks.close()
+            service.store.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _main(service: Service, *, once: bool) -> int:
+    service.install_signals(reload=not once)
+    await service.seed_metrics()
+    log.info(
+        "service.started",
+        pid=os.getpid(),
+        runner=runner_id(),
+        once=once,
+        connectors=[c.name for c in service.enabled()],
+        store=service.store.dialect,
+    )
+    if once:
+        return await service.once()
+    return await service.serve()

@@ -1,0 +1,366 @@
+"""The daemon as ops run it: `okrsync run [--once]` in subprocesses against the sandbox."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client.parser import text_string_to_metric_families
+
+from okrsync.config import ConnectorConfig
+from okrsync.demo import sandbox_connectors, sandbox_env
+from okrsync.locks import DaemonLock, LockHeld
+from okrsync.sandbox import Sandbox
+from okrsync.service import trigger_for
+from okrsync.store import Store
+from okrsync.tables import SyncRunRow
+from tests.helpers import TREE, run_cli, write
+
+SIZES = {"jira": 30, "jira_dc": 20, "asana": 30, "github": 30}
+NAMES = ("jira", "jira-dc", "asana", "github")
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def write_config(tmp_path: Path, sb: Sandbox, store_url: str, log: Path, **overrides: Any) -> Path:
+    """A config file with the sandbox's four connectors, JSON logs to `log`, port 0."""
+    lines = [
+        f"[store]\nurl = {toml_value(store_url)}\n",
+        '[mappings]\npaths = ["okrs"]\n',
+        f'[logging]\nlevel = "debug"\nformat = "json"\nfile = {toml_value(str(log))}\n',
+        '[service]\nhost = "127.0.0.1"\nport = 0\nready_max_failures = 2\n',
+    ]
+    for cc in sandbox_connectors(sb, **overrides):
+        body = cc.model_dump(exclude_none=True, exclude_defaults=False)
+        lines.append(
+            "[[connectors]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in body.items())
+        )
+    write(tmp_path / "okrs" / "main.toml", TREE)
+    return write(tmp_path / "okrsync.toml", "\n".join(lines))
+
+
+@contextmanager
+def world(
+    tmp_path: Path, store_url: str | None = None, **overrides: Any
+) -> Iterator[tuple[Sandbox, Path, dict[str, str]]]:
+    """A sandbox, a config file pointing at it and the environment holding its tokens."""
+    url = store_url or f"sqlite:///{tmp_path / 'okrsync.db'}"
+    with Sandbox(seed=5, sizes=SIZES) as sb:
+        cfg = write_config(tmp_path, sb, url, tmp_path / "okrsync.log", **overrides)
+        yield sb, cfg, sandbox_env(sb)
+
+
+def events(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def port(self) -> int:
+        def listening() -> dict[str, Any] | None:
+            return next((e for e in events(self.log) if e["event"] == "service.listening"), None)
+
+        return int(wait_for(listening, "the endpoint to listen")["port"])
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port()}{path}", timeout=5)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=10)
+
+
+def start_daemon(cfg: Path, env: dict[str, str], log: Path) -> Daemon:
+    """`okrsync -c cfg run` in the background, logging JSON lines to `log`."""
+    full_env = {**os.environ, **env, "NO_COLOR": "1"}
+    with log.with_suffix(".err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "okrsync.cli", "-c", str(cfg), "run"],
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    return Daemon(proc, log)
+
+
+@contextmanager
+def daemon(cfg: Path, env: dict[str, str], log: Path) -> Iterator[Daemon]:
+    d = start_daemon(cfg, env, log)
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+
+
+def all_runs(url: str) -> list[SyncRunRow]:
+    store = Store.open(url, upgrade=False)
+    try:
+        return store.runs(limit=10_000)
+    finally:
+        store.close()
+
+
+def ok_runs(url: str, name: str | None = None) -> list[SyncRunRow]:
+    return [r for r in all_runs(url) if r.status == "ok" and name in (None, r.connector)]
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus exposition, keyed by (name, sorted labels)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def test_once_runs_every_connector_and_cli_reads_runs_and_logs(tmp_path: Path) -> None:
+    """`run --once` syncs all connectors (exit 0), a failure exits 1; runs/logs filter them."""
+    with world(tmp_path) as (sb, cfg, env):
+        r = run_cli("-c", str(cfg), "run", "--once", cwd=tmp_path, env=env)
+        assert r.code == 0, r.stderr
+        url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+        assert sorted(x.connector for x in ok_runs(url)) == sorted(NAMES)
+        sb.revoke_token("github")
+        r = run_cli("-c", str(cfg), "run", "--once", cwd=tmp_path, env=env)
+        assert r.code == 1
+        failed = run_cli("-c", str(cfg), "runs", "--failed", cwd=tmp_path)
+        assert failed.code == 0, failed.stderr
+        assert "github" in failed.stdout
+        assert "jira-dc" not in failed.stdout
+        run_id = next(x.id for x in all_runs(url) if x.status == "failed")
+        shown = run_cli("-c", str(cfg), "runs", "show", str(run_id), cwd=tmp_path)
+        assert "refused the credentials" in shown.stdout
+        assert f"okrsync logs --run {run_id}" in shown.stdout
+        logs = run_cli(
+            "-c", str(cfg), "logs", "--run", str(run_id), "--level", "error", cwd=tmp_path
+        )
+        assert logs.code == 0, logs.stderr
+        lines = logs.stdout.strip().splitlines()
+        assert lines
+        assert all("sync.failed" in line and "connector=github" in line for line in lines)
+
+
+def test_daemon_serves_endpoints_reloads_and_stops_cleanly(tmp_path: Path) -> None:
+    """healthz/readyz/metrics; SIGHUP with a broken mapping keeps serving; SIGTERM exits 0."""
+    log = tmp_path / "okrsync.log"
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+    with world(tmp_path, schedule="every 1s") as (sb, cfg, env), daemon(cfg, env, log) as d:
+        assert d.get("/healthz").status_code == 200
+        wait_for(lambda: {r.connector for r in ok_runs(url)} == set(NAMES), "a run of each")
+        ready = d.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        values = metric_values(d.get("/metrics").text)
+        for name in NAMES:
+            key = ("okrsync_sync_runs_total", (("connector", name), ("status", "ok")))
+            assert values[key] >= 1
+            assert ("okrsync_sync_cursor_lag_seconds", (("connector", name),)) in values
+        sb.revoke_token("asana")
+        wait_for(lambda: d.get("/readyz").status_code == 503, "readyz to see asana failing")
+        assert "connector asana: last 2 runs failed" in d.get("/readyz").json()["reasons"][0]
+        sb.restore_token("asana")
+        wait_for(lambda: d.get("/readyz").status_code == 200, "readyz to recover")
+        cfg.write_text(cfg.read_text().replace('"every 1s"', '"every 2s"', 1))
+        write(tmp_path / "okrs" / "main.toml", TREE.replace("target = 12", 'target = "x"'))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: d.get("/readyz").status_code == 503, "readyz to report the mapping")
+        reasons = d.get("/readyz").json()["reasons"]
+        assert any("mapping reload failed" in x and "main.toml" in x for x in reasons)
+        assert any(e["event"] == "mapping.reload_failed" for e in events(log))
+        reloaded = [e for e in events(log) if e["event"] == "config.reloaded"]
+        assert reloaded[-1]["changed"] == ["jira"]
+        assert "mapping files invalid" in run_cli("-c", str(cfg), "runs", cwd=tmp_path).stdout
+        assert d.get("/healthz").status_code == 200
+        seen = len(ok_runs(url))
+        wait_for(lambda: len(ok_runs(url)) > seen + 2, "runs to go on with the last good mapping")
+        sb.inject("github", "slow", 1, delay=20)
+        wait_for(lambda: sb.stats()["faults_fired"].get("slow"), "a github run in flight")
+        started = time.monotonic()
+        assert d.stop() == 0, log.with_suffix(".err").read_text()
+        assert time.monotonic() - started < 10
+    runs = all_runs(url)
+    assert not [r for r in runs if r.status == "running"]
+    assert any(r.connector == "github" and r.status == "interrupted" for r in runs)
+
+
+def test_second_daemon_on_the_same_sqlite_file_refuses(tmp_path: Path) -> None:
+    """A second daemon on one SQLite file exits 1 naming the lock and the first one's PID."""
+    log = tmp_path / "okrsync.log"
+    with world(tmp_path, schedule="every 1h") as (_, cfg, env), daemon(cfg, env, log) as d:
+        d.port()
+        r = run_cli("-c", str(cfg), "run", "--once", cwd=tmp_path, env=env)
+        assert r.code == 1
+        assert "okrsync.db.lock" in r.stderr
+        assert f"PID {d.proc.pid}" in r.stderr
+        assert d.stop() == 0
+
+
+@pytest.mark.postgres
+def test_replicas_on_postgres_never_overlap_and_survivor_takes_over(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two daemons on one PostgreSQL: one run per connector at a time; B takes over A's."""
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    with world(tmp_path, pg_url, schedule="every 1s") as (sb, cfg, env):
+        cfg_b = write(
+            tmp_path / "b.toml", cfg.read_text().replace(str(tmp_path / "okrsync.log"), str(log_b))
+        )
+        cfg.write_text(cfg.read_text().replace(str(tmp_path / "okrsync.log"), str(log_a)))
+        sb.inject("github", "slow", 1, delay=20)
+        with daemon(cfg, env, log_a) as a, daemon(cfg_b, env, log_b) as b:
+            stuck = wait_for(
+                lambda: (
+                    [
+                        r.id
+                        for r in all_runs(pg_url)
+                        if r.connector == "github" and r.status == "running"
+                    ]
+                    if sb.stats()["faults_fired"]
+                    else None
+                ),
+                "a github run stuck on the slow fault",
+            )[0]
+            holder, survivor = (a, b) if started(log_a, stuck) else (b, a)
+            wait_for(
+                lambda: [
+                    e
+                    for e in events(survivor.log)
+                    if e["event"] == "sync.skipped_locked" and e["connector"] == "github"
+                ],
+                "the other replica to skip github",
+            )
+            holder.proc.kill()
+            holder.proc.wait(timeout=10)
+            killed_at = datetime.now(UTC)
+            wait_for(
+                lambda: [r for r in ok_runs(pg_url, "github") if r.started_at > killed_at],
+                "the survivor to run github",
+            )
+            assert survivor.stop() == 0
+    runs = all_runs(pg_url)
+    assert any(r.status == "interrupted" and "abandoned" in (r.error or "") for r in runs)
+    for name in NAMES:
+        spans = sorted((r.started_at, r.ended_at) for r in runs if r.connector == name)
+        ends = [end for _, end in spans]
+        assert None not in ends, name
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, name  # type: ignore[operator]
+
+
+def started(log: Path, run_id: int) -> bool:
+    """Whether the daemon logging to `log` started sync run `run_id`."""
+    return any(e["event"] == "sync.start" and e.get("run_id") == run_id for e in events(log))
+
+
+FAULT_ROUNDS = [
+    {"jira": "429", "jira_dc": "500", "asana": "reset", "github": "truncate"},
+    {"jira": "invalid_json", "jira_dc": "expire_token", "asana": "503", "github": "502"},
+]
+
+
+def test_logs_of_failing_runs_never_show_a_credential(tmp_path: Path) -> None:
+    """Under every injectable fault and a revoked token, no log line carries a secret."""
+    log = tmp_path / "okrsync.log"
+    with world(tmp_path, max_attempts=1) as (sb, cfg, env):
+        for faults in [*FAULT_ROUNDS, None]:
+            sb.faults.clear()
+            for tracker in ("jira", "jira_dc", "asana", "github"):
+                if faults is None:
+                    sb.revoke_token(tracker)
+                else:
+                    sb.inject(tracker, faults[tracker], 20)
+            r = run_cli("-c", str(cfg), "run", "--once", cwd=tmp_path, env=env)
+            assert r.code == 1, r.stderr
+    secrets = [v for k, v in sb.credentials.items() if k != "jira_email"]
+    pair = f"{sb.credentials['jira_email']}:{sb.credentials['jira_token']}"
+    secrets.append(base64.b64encode(pair.encode()).decode())
+    text = log.read_text()
+    assert text.count('"sync.failed"') == 12
+    for line in text.splitlines():
+        assert not [s for s in secrets if s in line], line
+    for e in events(log):
+        if e["event"].startswith("sync."):
+            assert e.get("connector"), e
+            assert e.get("run_id"), e
+
+
+def test_broken_mapping_at_start_exits_2_naming_the_file(tmp_path: Path) -> None:
+    """With no good mapping to keep, the daemon refuses to start: exit 2 with file:line."""
+    with world(tmp_path) as (_, cfg, env):
+        write(tmp_path / "okrs" / "main.toml", TREE.replace("target = 12", 'target = "x"'))
+        r = run_cli("-c", str(cfg), "run", cwd=tmp_path, env=env)
+    assert r.code == 2
+    assert "main.toml:13: 'target' must be a number" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_daemon_lock_names_the_holder_and_frees_on_release(tmp_path: Path) -> None:
+    """A second DaemonLock on one file raises LockHeld with the PID; release frees it."""
+    first, second = DaemonLock(tmp_path / "x.db"), DaemonLock(tmp_path / "x.db")
+    first.acquire()
+    with pytest.raises(LockHeld, match=rf"PID {os.getpid()}\) holds the lock .*x\.db\.lock"):
+        second.acquire()
+    first.release()
+    second.acquire()
+    second.release()
+
+
+def test_cron_and_interval_schedules_become_triggers_with_jitter() -> None:
+    """`every 1s` → IntervalTrigger, five fields → CronTrigger; both carry the jitter."""
+    cc = ConnectorConfig(
+        name="gh",
+        type="github",
+        base_url="http://127.0.0.1:1",
+        scope=["o/r"],
+        schedule="*/5 * * * *",
+        jitter_s=7,
+    )
+    cron = trigger_for(cc)
+    assert isinstance(cron, CronTrigger)
+    assert cron.jitter == 7
+    interval = trigger_for(cc.model_copy(update={"schedule": "every 90s", "jitter_s": 0}))
+    assert isinstance(interval, IntervalTrigger)
+    assert interval.interval.total_seconds() == 90
+    assert interval.jitter is None

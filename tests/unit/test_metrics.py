@@ -1,0 +1,133 @@
+"""Metric names and labels of the daemon, and the tiny endpoint that serves them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from okrsync.endpoint import Endpoint, json_reply
+from okrsync.metrics import Metrics
+from okrsync.sync import RunResult
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(m: Metrics) -> Samples:
+    text = m.render().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def run(status: str = "ok", **kw: float) -> RunResult:
+    return RunResult("gh", 1, status=status, **kw)  # type: ignore[arg-type]
+
+
+def test_declared_connectors_expose_zero_series_before_any_run() -> None:
+    """Every per-connector series exists at 0 once the connector is declared."""
+    m = Metrics()
+    m.declare(["gh"])
+    got = samples(m)
+    for status in ("ok", "failed", "interrupted"):
+        assert got[("okrsync_sync_runs_total", (("connector", "gh"), ("status", status)))] == 0
+    for change in ("created", "updated", "deleted"):
+        assert got[("okrsync_sync_items_total", (("change", change), ("connector", "gh")))] == 0
+    for name in ("pages", "requests", "retries", "rate_limit_wait_seconds", "skipped"):
+        assert got[(f"okrsync_sync_{name}_total", (("connector", "gh"),))] == 0
+
+
+def test_observe_counts_a_run_by_outcome_and_its_costs() -> None:
+    """A run adds to its outcome, items by change, requests, retries, waits and duration."""
+    m = Metrics()
+    m.observe(
+        run(
+            pages=3,
+            created=5,
+            updated=2,
+            deleted=1,
+            requests=7,
+            retries=2,
+            rate_limit_wait_s=1.5,
+            duration_s=0.7,
+        )
+    )
+    m.observe(run("failed", requests=1, duration_s=0.1))
+    got = samples(m)
+    gh = (("connector", "gh"),)
+    assert got[("okrsync_sync_runs_total", (("connector", "gh"), ("status", "ok")))] == 1
+    assert got[("okrsync_sync_runs_total", (("connector", "gh"), ("status", "failed")))] == 1
+    assert got[("okrsync_sync_items_total", (("change", "created"), ("connector", "gh")))] == 5
+    assert got[("okrsync_sync_items_total", (("change", "deleted"), ("connector", "gh")))] == 1
+    assert got[("okrsync_sync_requests_total", gh)] == 8
+    assert got[("okrsync_sync_retries_total", gh)] == 2
+    assert got[("okrsync_sync_rate_limit_wait_seconds_total", gh)] == 1.5
+    assert got[("okrsync_sync_run_duration_seconds_count", gh)] == 2
+    assert 0 <= got[("okrsync_sync_seconds_since_last_success", gh)] < 5
+
+
+def test_ages_are_computed_at_scrape_time() -> None:
+    """Seconds since last success and cursor lag are measured when rendered."""
+    m = Metrics()
+    m.last_success("gh", datetime.now(UTC).timestamp() - 120)
+    m.newest_updated("gh", datetime.now(UTC) - timedelta(hours=1))
+    got = samples(m)
+    assert 119 <= got[("okrsync_sync_seconds_since_last_success", (("connector", "gh"),))] < 130
+    assert 3599 <= got[("okrsync_sync_cursor_lag_seconds", (("connector", "gh"),))] < 3610
+
+
+def test_each_daemon_has_its_own_registry() -> None:
+    """Two Metrics objects never share series (no process-global registry)."""
+    a, b = Metrics(), Metrics()
+    a.observe(run())
+    assert ("okrsync_sync_runs_total", (("connector", "gh"), ("status", "ok"))) not in samples(b)
+
+
+async def _http(port: int, raw: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+async def _exchange(requests: list[bytes]) -> list[bytes]:
+    async def ok() -> tuple[int, str, bytes]:
+        return json_reply(200, {"ok": True})
+
+    endpoint = Endpoint("127.0.0.1", 0, {"/healthz": ok})
+    port = await endpoint.start()
+    try:
+        return [await _http(port, r) for r in requests]
+    finally:
+        await endpoint.stop()
+
+
+def test_endpoint_answers_with_length_and_closes() -> None:
+    """GET answers with Content-Length and Connection: close; HEAD has no body; 404/405/400."""
+    get, head, missing, post, junk = asyncio.run(
+        _exchange(
+            [
+                b"GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"HEAD /healthz HTTP/1.1\r\n\r\n",
+                b"GET /nope HTTP/1.1\r\n\r\n",
+                b"POST /healthz HTTP/1.1\r\n\r\n",
+                b"hello\r\n\r\n",
+            ]
+        )
+    )
+    body = b'{"ok": true}\n'
+    assert get.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"Content-Length: {len(body)}\r\n".encode() in get
+    assert b"Connection: close\r\n" in get
+    assert get.endswith(b"\r\n\r\n" + body)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert head.endswith(b"\r\n\r\n")
+    assert missing.startswith(b"HTTP/1.1 404 ")
+    assert post.startswith(b"HTTP/1.1 405 ")
+    assert junk.startswith(b"HTTP/1.1 400 ")
