@@ -39,12 +39,13 @@ todo / in_progress / done / dropped.
   Projects are not truth items.
 * GitHub (`github`): issues (kind "issue") and pull requests (kind "pull_request"),
   external_id = numeric `id`, key = "owner/repo#number", scope = "owner/repo",
-  parent_key None, estimate None. Status: open → todo, except an open pull request or an issue labelled
-  "in progress"/"in-progress"/"wip" → in_progress; closed `state_reason: completed` or a
-  merged PR → done; `not_planned` or a PR closed unmerged → dropped. Milestones are containers: kind "milestone", external_id
-  "milestone:owner/repo#N", key "owner/repo#mN", status open → todo / closed → done, updated =
-  the milestone's `updated_at` (never changes); each is referenced by at least one issue at
-  generation. A transferred issue gets a new repo and number, same id; it loses its milestone.
+  parent_key None, estimate None. Status: open → todo, except an open pull request or an
+  issue labelled "in progress"/"in-progress"/"wip" → in_progress; closed `state_reason:
+  completed` or a merged PR → done; `not_planned` or a PR closed unmerged → dropped.
+  Milestones are containers: kind "milestone", external_id "milestone:owner/repo#N",
+  key "owner/repo#mN", status open → todo / closed → done, updated = the milestone's
+  `updated_at` (never changes); each is referenced by at least one issue at generation. A
+  transferred issue gets a new repo and number, same id; it loses its milestone.
 
 Behaviour details per tracker live in `_jira`, `_jql`, `_asana` and `_github`; faults in
 `_faults`; the HTTP layer in `_server`.

@@ -9,6 +9,7 @@ paths select sub-fields. `/events?resource=<project>&sync=` follows Asana's 412 
 
 from __future__ import annotations
 
+import functools
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -16,13 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from okrsync.sandbox._core import (
+    ITEMS,
     Env,
     Request,
     Response,
     decode_token,
+    dumps,
     encode_token,
     json_response,
     short_hash,
+    splice,
 )
 from okrsync.sandbox._data import ASANA_WORKSPACE, Rec, dt_to_ms, iso_z, now_ms
 from okrsync.sandbox._world import TrackerState
@@ -149,14 +153,30 @@ def select(task: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
 
 def selected(
     rec: Rec, state: TrackerState, projects: dict[str, str], opt_fields: str, tree: dict[str, Any]
-) -> dict[str, Any]:
-    """The projected task, cached on the record per opt_fields string."""
+) -> bytes:
+    """The projected task as JSON bytes, cached on the record per opt_fields string."""
     key = "asana:" + opt_fields
-    cached: dict[str, Any] | None = rec.cache.get(key)
+    cached: bytes | None = rec.cache.get(key)
     if cached is None:
-        cached = select(full_task(rec, state, projects), tree)
+        full = rec.cache.get("asana") or _build_task(rec, state, projects)
+        cached = dumps(select(full, tree))
         rec.cache[key] = cached
     return cached
+
+
+def selected_parts(
+    recs: list[Rec], state: TrackerState, projects: dict[str, str], opt_fields: str
+) -> list[bytes]:
+    key = "asana:" + opt_fields
+    parts: list[bytes] = []
+    tree: dict[str, Any] | None = None
+    for rec in recs:
+        cached: bytes | None = rec.cache.get(key)
+        if cached is None:
+            tree = field_tree(opt_fields) if tree is None else tree
+            cached = selected(rec, state, projects, opt_fields, tree)
+        parts.append(cached)
+    return parts
 
 
 def visible_project(env: Env, gid: str) -> Response | None:
@@ -191,24 +211,32 @@ def _task_page(
 ) -> Response:
     world = env.world
     opt_fields = req.query.get("opt_fields", "")
-    tree = field_tree(opt_fields)
     with world.lock:
         state = world.state("asana")
         recs = state.index.window([project], since, offset, limit)
         total = state.index.count([project], since)
-        data = [selected(r, state, world.asana_projects, opt_fields, tree) for r in recs]
-    if "limit" not in req.query and total > 1000:
-        return error(
-            400,
-            "The result is too large. You should use pagination (may require specifying a limit).",
-        )
+        if "limit" not in req.query and total > 1000:
+            return error(
+                400,
+                "The result is too large. "
+                "You should use pagination (may require specifying a limit).",
+            )
+        data = selected_parts(recs, state, world.asana_projects, opt_fields)
     next_page = None
     if offset + len(recs) < total:
         token = encode_token({"o": offset + len(recs), "h": query_hash, "t": int(time.time())})
-        params = {k: v for k, v in req.query.items() if k != "offset"} | {"offset": token}
-        path = f"/projects/{project}/tasks?{urllib.parse.urlencode(params)}"
+        fixed = _urlencode(tuple((k, v) for k, v in req.query.items() if k != "offset"))
+        tail = "offset=" + urllib.parse.quote_plus(token)
+        query = f"{fixed}&{tail}" if fixed else tail
+        path = f"/projects/{project}/tasks?{query}"
         next_page = {"offset": token, "path": path, "uri": req.base + path}
-    return json_response(200, {"data": data, "next_page": next_page})
+    return Response(200, splice({"data": ITEMS, "next_page": next_page}, data))
+
+
+@functools.lru_cache(maxsize=256)
+def _urlencode(params: tuple[tuple[str, str], ...]) -> str:
+    """`urlencode` of a page's fixed query (a long opt_fields is costly to quote per page)."""
+    return urllib.parse.urlencode(params)
 
 
 def parse_since(raw: str | None) -> int | Response:

@@ -60,11 +60,40 @@ class Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = "application/json; charset=utf-8"
+    # Set by list pages built from cached item bytes: the items' digests, which determine the
+    # body, so an ETag can hash these few bytes instead of the whole body.
+    etag_basis: bytes | None = None
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes, exactly what `json_response` sends for `obj`."""
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
-    body = json.dumps(obj, separators=(",", ":")).encode()
-    return Response(status, body, list(headers or []))
+    return Response(status, dumps(obj), list(headers or []))
+
+
+# Stands in for a pre-encoded item array inside an envelope dict (see `splice`).
+ITEMS = "\x00sbx:items\x00"
+_ITEMS_JSON = dumps(ITEMS)
+
+
+def json_array(parts: list[bytes]) -> bytes:
+    """The JSON array of already-encoded items: the same bytes `dumps` gives for the list."""
+    return b"[" + b",".join(parts) + b"]"
+
+
+def splice(envelope: dict[str, Any], parts: list[bytes]) -> bytes:
+    """`dumps(envelope)` with the one `ITEMS` value replaced by the array of encoded `parts`.
+
+    Byte-identical to encoding the envelope with the item dicts in place, but only the few
+    envelope keys go through `json.dumps` on each request.
+    """
+    head, found, tail = dumps(envelope).partition(_ITEMS_JSON)
+    if not found:
+        raise ValueError("envelope has no ITEMS placeholder")
+    return b"".join((head, b"[", b",".join(parts), b"]", tail))
 
 
 def encode_token(payload: dict[str, Any]) -> str:

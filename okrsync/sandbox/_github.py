@@ -18,7 +18,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from okrsync.sandbox._core import Env, Request, Response, json_response, short_hash
+from okrsync.sandbox._core import (
+    Env,
+    Request,
+    Response,
+    dumps,
+    json_array,
+    json_response,
+    short_hash,
+)
 from okrsync.sandbox._data import GITHUB_REPOS, Rec, dt_to_ms, iso_s
 from okrsync.sandbox._world import TrackerState
 
@@ -96,6 +104,18 @@ def render_issue(rec: Rec, state: TrackerState, base: str) -> dict[str, Any]:
     if cached is None:
         cached = _build_issue(rec, state, base)
         rec.cache[base] = cached
+    return cached
+
+
+def issue_bytes(rec: Rec, state: TrackerState, base: str) -> tuple[bytes, bytes]:
+    """The issue's JSON bytes and their digest, cached on the record per base URL."""
+    key = "bytes:" + base
+    cached: tuple[bytes, bytes] | None = rec.cache.get(key)
+    if cached is None:
+        as_dict = rec.cache.get(base) or _build_issue(rec, state, base)
+        body = dumps(as_dict)
+        cached = (body, hashlib.sha1(body, usedforsecurity=False).digest())
+        rec.cache[key] = cached
     return cached
 
 
@@ -211,9 +231,13 @@ def link_header(req: Request, repo: str, p: ListParams, total: int) -> str:
     opaque = short_hash(f"{repo}|{sorted(params.items())}")
     url = f"{req.base}/repositories/{repo_id(repo)}/issues"
 
+    # = urlencode(params | {"page": ..., "_sbx": opaque}), encoding the fixed part once.
+    fixed = urllib.parse.urlencode(params)
+    tail = "&_sbx=" + urllib.parse.quote_plus(opaque)
+    prefix = f"<{url}?{fixed}&page=" if fixed else f"<{url}?page="
+
     def one(page: int, rel: str) -> str:
-        query = urllib.parse.urlencode(params | {"page": str(page), "_sbx": opaque})
-        return f'<{url}?{query}>; rel="{rel}"'
+        return f'{prefix}{page}{tail}>; rel="{rel}"'
 
     links = []
     if p.page > 1:
@@ -233,8 +257,10 @@ def list_issues(req: Request, env: Env, repo: str) -> Response:
     with env.world.lock:
         state = env.world.state("github")
         recs, total = select(state, repo, params)
-        data = [render_issue(r, state, req.base) for r in recs]
-    resp = json_response(200, data)
+        key, base = "bytes:" + req.base, req.base
+        rendered = [r.cache.get(key) or issue_bytes(r, state, base) for r in recs]
+    resp = Response(200, json_array([body for body, _ in rendered]))
+    resp.etag_basis = b"".join([digest for _, digest in rendered])
     link = link_header(req, repo, params, total)
     if link:
         resp.headers.append(("Link", link))
@@ -284,7 +310,7 @@ def get_issue(req: Request, env: Env, repo: str, number: str) -> Response:
             )
         if rec.deleted:
             return error(410, "This issue was deleted")
-        return json_response(200, render_issue(rec, state, req.base))
+        return Response(200, issue_bytes(rec, state, req.base)[0])
 
 
 # --- routing ----------------------------------------------------------------------------
@@ -331,7 +357,8 @@ def handle(req: Request, env: Env, rate: RateCounter) -> Response:
     if not authorized(req, env):
         return error(401, "Bad credentials")
     resp = route(req, env)
-    etag = 'W/"' + hashlib.sha256(resp.body).hexdigest()[:40] + '"'
+    basis = resp.body if resp.etag_basis is None else resp.etag_basis
+    etag = 'W/"' + hashlib.sha256(basis).hexdigest()[:40] + '"'
     if resp.status == 200 and req.headers.get("if-none-match") == etag:
         return Response(304, b"", [("ETag", etag), *rate.headers(count=False)])
     if resp.status == 200:

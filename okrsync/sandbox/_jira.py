@@ -11,6 +11,7 @@ with `parent` only for sub-tasks.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,13 +19,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from okrsync.sandbox._core import (
+    ITEMS,
     Env,
     Request,
     Response,
     decode_token,
+    dumps,
     encode_token,
     json_response,
     short_hash,
+    splice,
 )
 from okrsync.sandbox._data import Rec
 from okrsync.sandbox._jql import JqlError, JqlQuery, parse_jql
@@ -164,8 +168,43 @@ def render_issue(rec: Rec, state: TrackerState, tz: str, wanted: list[str] | Non
     if wanted is not None and not wanted:
         return {"id": str(rec.id)}
     full = all_fields(rec, state, tz)
+    return _issue(rec, full, wanted)
+
+
+def _issue(rec: Rec, full: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
     fields = full if wanted is None else {k: full[k] for k in wanted if k in full}
     return {"expand": "", "id": str(rec.id), "self": _self(rec), "key": rec.key, "fields": fields}
+
+
+def bytes_key(tz: str, wanted: list[str] | None) -> str:
+    """`rec.cache` key of an issue's JSON bytes for one timezone and `fields` selection."""
+    return f"bytes:{tz}:{'*' if wanted is None else json.dumps(wanted)}"
+
+
+def issue_bytes(
+    rec: Rec, state: TrackerState, tz: str, wanted: list[str] | None, key: str
+) -> bytes:
+    """`render_issue` as JSON bytes, cached on the record under `key` (see `bytes_key`)."""
+    cached: bytes | None = rec.cache.get(key)
+    if cached is None:
+        if wanted is not None and not wanted:
+            cached = dumps({"id": str(rec.id)})
+        else:
+            full = rec.cache.get(f"jira:{tz}") or _build_fields(rec, state, tz)
+            cached = dumps(_issue(rec, full, wanted))
+        rec.cache[key] = cached
+    return cached
+
+
+def issue_parts(
+    recs: list[Rec], state: TrackerState, tz: str, wanted: list[str] | None
+) -> list[bytes]:
+    key = bytes_key(tz, wanted)
+    parts = []
+    for rec in recs:
+        cached: bytes | None = rec.cache.get(key)
+        parts.append(issue_bytes(rec, state, tz, wanted, key) if cached is None else cached)
+    return parts
 
 
 def parse_fields(raw: Any, default_all: bool) -> list[str] | None:
@@ -238,14 +277,13 @@ def search_jql(req: Request, env: Env) -> Response:
         state = env.world.state(req.tracker)
         recs, total = window(state, found[0], found[1], offset, limit or 1)
         wanted = parse_fields(params.get("fields"), default_all=False)
-        tz = env.settings.jira_timezone
-        issues = [render_issue(r, state, tz, wanted) for r in recs]
-    body: dict[str, Any] = {"issues": issues, "isLast": offset + len(recs) >= total}
+        issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
+    body: dict[str, Any] = {"issues": ITEMS, "isLast": offset + len(recs) >= total}
     if not body["isLast"]:
         body["nextPageToken"] = encode_token(
             {"o": offset + len(recs), "h": short_hash(jql), "t": int(time.time())}
         )
-    return json_response(200, body)
+    return Response(200, splice(body, issues))
 
 
 def page_offset(req: Request, env: Env, token: Any, jql: str) -> int | Response:
@@ -278,18 +316,15 @@ def search_dc(req: Request, env: Env) -> Response:
         state = env.world.state(req.tracker)
         recs, total = window(state, found[0], found[1], start, limit)
         wanted = parse_fields(params.get("fields"), default_all=True)
-        tz = env.settings.jira_timezone
-        issues = [render_issue(r, state, tz, wanted) for r in recs]
-    return json_response(
-        200,
-        {
-            "expand": "schema,names",
-            "startAt": start,
-            "maxResults": limit,
-            "total": total,
-            "issues": issues,
-        },
-    )
+        issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
+    envelope = {
+        "expand": "schema,names",
+        "startAt": start,
+        "maxResults": limit,
+        "total": total,
+        "issues": ITEMS,
+    }
+    return Response(200, splice(envelope, issues))
 
 
 # --- other resources --------------------------------------------------------------------
@@ -302,7 +337,8 @@ def get_issue(req: Request, env: Env, ref: str) -> Response:
         if rec is None or rec.deleted or rec.scope in state.hidden:
             return error(404, "Issue does not exist or you do not have permission to see it.")
         wanted = parse_fields(req.query.get("fields"), default_all=True)
-        return json_response(200, render_issue(rec, state, env.settings.jira_timezone, wanted))
+        tz = env.settings.jira_timezone
+        return Response(200, issue_bytes(rec, state, tz, wanted, bytes_key(tz, wanted)))
 
 
 def myself(req: Request, env: Env) -> Response:

@@ -15,6 +15,7 @@ id (they agree except for moved issues). `DESC` on updated is honoured.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +45,9 @@ class JqlQuery:
     order_fields: list[str] = field(default_factory=list)
 
 
-def tokenize(jql: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def tokenize(jql: str) -> tuple[str, ...]:
+    """The query's tokens (memoised: a paging client sends the same JQL page after page)."""
     tokens, pos, text = [], 0, jql.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -52,7 +55,7 @@ def tokenize(jql: str) -> list[str]:
             raise JqlError(f"Error in the JQL Query: unexpected character at position {pos}.")
         tokens.append(m.group(m.lastgroup or "word"))
         pos = m.end()
-    return [t for t in tokens if t.strip()]
+    return tuple(t for t in tokens if t.strip())
 
 
 def unquote(tok: str) -> str:

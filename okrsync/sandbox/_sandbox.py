@@ -10,12 +10,32 @@ from typing import Any
 
 from okrsync.sandbox import _asana, _github, _jira
 from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
-from okrsync.sandbox._data import TRACKERS, TruthItem, dt_to_ms
+from okrsync.sandbox._data import TRACKERS, Rec, TruthItem, dt_to_ms
 from okrsync.sandbox._faults import FaultQueue
 from okrsync.sandbox._server import PREFIX_OF, App, RequestLog, SandboxServer, admin_json
-from okrsync.sandbox._world import World
+from okrsync.sandbox._world import TrackerState, World
 
 DEFAULT_SIZES = {"jira": 300, "jira_dc": 200, "asana": 300, "github": 300}
+
+# The list projections `warm` pre-renders: what okrsync's connectors send (incremental listing,
+# then census), mirrored from connectors/_jira_normalise.py BASE_FIELDS + the discovered
+# estimate / Epic Link fields, connectors/jira.py census, connectors/asana.py TASK_FIELDS and
+# CENSUS_FIELDS. Keep in step with the connectors; a mismatch only costs a first-use render.
+_JIRA_BASE = (
+    "summary,status,resolution,resolutiondate,issuetype,project,parent,labels,assignee,"
+    "duedate,created,updated,fixVersions"
+)
+WARM_JIRA_FIELDS = {
+    "jira": (f"{_JIRA_BASE},{_jira.CLOUD_POINTS}", "updated"),
+    "jira_dc": (f"{_JIRA_BASE},{_jira.DC_POINTS},{_jira.DC_EPIC_LINK}", "id"),
+}
+WARM_ASANA_OPT_FIELDS = (
+    "name,resource_subtype,completed,completed_at,created_at,modified_at,due_on,assignee.name,"
+    "tags.name,parent.gid,memberships.project.gid,memberships.project.name,"
+    "memberships.section.gid,memberships.section.name,permalink_url,custom_fields.name,"
+    "custom_fields.number_value,custom_fields.type",
+    "gid",
+)
 
 
 class Sandbox:
@@ -81,24 +101,47 @@ class Sandbox:
         return f"http://{self._host}:{self.port}{PREFIX_OF[tracker]}"
 
     def warm(self) -> None:
-        """Pre-render every live item's JSON so a benchmark's first pass measures the client.
+        """Pre-render list JSON bytes so a benchmark's first pass measures the client.
 
-        Jira uses the current `jira_timezone`; Asana caches the full task (each distinct
-        `opt_fields` projection is still built on first use); needs a started server.
+        Renders the projections okrsync's connectors request (`WARM_JIRA_FIELDS`,
+        `WARM_ASANA_OPT_FIELDS`, GitHub's one shape) with the current `jira_timezone`; any
+        other projection is rendered and cached on first use. Needs a started server.
         """
         tz, base = self.settings.jira_timezone, self.base_url("github")
         with self.world.lock:
             for tracker in ("jira", "jira_dc", "asana", "github"):
                 state = self.world.state(tracker)
-                for rec in state.recs.values():
-                    if rec.deleted:
-                        continue
-                    if tracker == "github":
-                        _github.render_issue(rec, state, base)
-                    elif tracker == "asana":
-                        _asana.full_task(rec, state, self.world.asana_projects)
-                    else:
-                        _jira.all_fields(rec, state, tz)
+                live = [rec for rec in state.recs.values() if not rec.deleted]
+                if tracker == "github":
+                    for rec in live:
+                        _github.issue_bytes(rec, state, base)
+                elif tracker == "asana":
+                    self._warm_asana(state, live)
+                else:
+                    self._warm_jira(state, live, tz)
+
+    def _warm_jira(self, state: TrackerState, live: list[Rec], tz: str) -> None:
+        wanted = [_jira.parse_fields(f, default_all=False) for f in WARM_JIRA_FIELDS[state.name]]
+        keys = [_jira.bytes_key(tz, w) for w in wanted]
+        full_key = f"jira:{tz}"
+        for rec in live:
+            had_full = full_key in rec.cache
+            _jira.all_fields(rec, state, tz)  # built once, shared by every projection
+            for w, key in zip(wanted, keys, strict=True):
+                _jira.issue_bytes(rec, state, tz, w, key)
+            if not had_full:
+                del rec.cache[full_key]  # only the bytes are served from lists
+
+    def _warm_asana(self, state: TrackerState, live: list[Rec]) -> None:
+        projects = self.world.asana_projects
+        trees = [(o, _asana.field_tree(o)) for o in WARM_ASANA_OPT_FIELDS]
+        for rec in live:
+            had_full = "asana" in rec.cache
+            _asana.full_task(rec, state, projects)  # built once, shared by every projection
+            for opt_fields, tree in trees:
+                _asana.selected(rec, state, projects, opt_fields, tree)
+            if not had_full:
+                del rec.cache["asana"]
 
     # --- settings -----------------------------------------------------------------------
 
