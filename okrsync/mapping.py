@@ -1,0 +1,682 @@
+"""Mapping rules: validate the `[[tactic.rule]]` tables and match work items to tactics.
+
+A rule sits under its tactic in the OKR files and attaches an item to that tactic when ALL of
+its conditions hold. Every condition takes a string or a list of strings (a list means "any
+of"); equality ignores case.
+
+    connector   the connector name from the config (`jira`, `asana`, ...)
+    container   Jira project key, Asana project gid or name, GitHub `owner/repo`
+    epic        an ancestor's key through the parent chain (transitively; not the epic itself)
+    parent      the direct parent's key
+    labels_any  at least one of these labels          labels_all  every one of these labels
+    milestone   Jira fix version / GitHub milestone   section     Asana section name
+    type        the item's kind (task, issue, pull_request, epic, ...) or tracker type (Bug)
+    keys        explicit keys (PROJ-12, owner/repo#7, Asana gid)
+    title       a regular expression searched in the title, case-sensitive unless `(?i)`
+    assignee    the assignee's display name / login
+    custom      { field = "value" }: equality on the item's custom fields
+    exclude     { same keys }: an item matching ANY one of them is left out of this rule
+    id          optional slug; default `<tactic id>#<position of the rule in its tactic>`
+    description free text, ignored
+
+`keys`, `epic` and `parent` also match an item's (or ancestor's) earlier keys after a move.
+
+Matching is indexed: each rule is filed under its most selective equality condition, so an
+item only evaluates the rules filed under one of its own values (plus the few rules with no
+equality condition at all). Results never depend on rule or file order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+from okrsync.okrfile import SLUG, OkrFileError, OkrTree, RawRule, Source
+from okrsync.tomlpos import locate
+
+Link = tuple[str, str]  # (tactic_id, rule_id), as okrsync.store.Link
+Facts = dict[str, frozenset[str]]
+
+SET_KEYS = (
+    "connector",
+    "container",
+    "epic",
+    "parent",
+    "labels_any",
+    "labels_all",
+    "milestone",
+    "section",
+    "type",
+    "keys",
+    "assignee",
+)
+CONDITION_KEYS = (*SET_KEYS, "title", "custom")
+RULE_KEYS = frozenset({*CONDITION_KEYS, "exclude", "id", "description"})
+EXCLUDE_KEYS = frozenset(CONDITION_KEYS)
+EXAMPLES = {
+    "connector": 'connector = "jira"',
+    "container": 'container = "ALPHA" or container = ["acme/web", "acme/api"]',
+    "epic": 'epic = "ALPHA-1"',
+    "parent": 'parent = "ALPHA-7"',
+    "labels_any": 'labels_any = ["growth", "okr"]',
+    "labels_all": 'labels_all = ["backend", "okr"]',
+    "milestone": 'milestone = "web v2.0"',
+    "section": 'section = "In Progress"',
+    "type": 'type = "Bug" or type = ["issue", "pull_request"]',
+    "keys": 'keys = ["ALPHA-12", "acme/web#7"]',
+    "assignee": 'assignee = "Ada Lovelace"',
+}
+# The fact each key reads, and the index rank of that key (lower = more selective).
+FACT = {k: ("labels" if k.startswith("labels_") else k) for k in SET_KEYS}
+RANK = {  # item-specific keys first, then containers, then low-cardinality values
+    "keys": 0,
+    "parent": 1,
+    "epic": 2,
+    "cc": 3,
+    "milestone": 4,
+    "container": 5,
+    "section": 6,
+    "custom": 7,
+    "assignee": 8,
+    "labels_all": 9,
+    "labels_any": 10,
+    "type": 11,
+    "connector": 12,
+}
+EMPTY: frozenset[str] = frozenset()
+
+
+class Matchable(Protocol):
+    """What matching reads of an item: a WorkItem, or a stored work_item row."""
+
+    @property
+    def connector(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def item_type(self) -> str | None: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def container(self) -> str | None: ...
+    @property
+    def parent_key(self) -> str | None: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def milestone(self) -> str | None: ...
+    @property
+    def section(self) -> str | None: ...
+    @property
+    def assignee(self) -> str | None: ...
+    @property
+    def custom(self) -> Mapping[str, str]: ...
+    @property
+    def previous_keys(self) -> Sequence[str]: ...
+
+
+class MappingError(OkrFileError):
+    """One or more invalid rules; `problems` lists each message (file:line, what, the fix)."""
+
+
+# -- compiled rules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Test:
+    """One condition: `fact` of the item against folded `values` (all of them, or any)."""
+
+    key: str
+    fact: str
+    values: frozenset[str]
+    need_all: bool = False
+    written: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    tests: tuple[Test, ...] = ()
+    title: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    id: str
+    tactic: str
+    source: Source
+    include: Conditions
+    exclude: Conditions = field(default_factory=Conditions)
+
+    @property
+    def link(self) -> Link:
+        return (self.tactic, self.id)
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def compile_rules(raws: Iterable[RawRule], connectors: Collection[str] | None = None) -> list[Rule]:
+    """Validate and compile every rule, or raise MappingError listing every problem.
+
+    `connectors` are the configured connector names; None skips that reference check.
+    """
+    rules, problems = check_rules(raws, connectors)
+    if problems:
+        raise MappingError(problems)
+    return rules
+
+
+def check_rules(
+    raws: Iterable[RawRule], connectors: Collection[str] | None = None
+) -> tuple[list[Rule], list[str]]:
+    """The valid rules and the problems of the invalid ones (never raises)."""
+    rules: list[Rule] = []
+    problems: list[str] = []
+    seen: dict[str, RawRule] = {}
+    for raw in raws:
+        checker = _RuleChecker(raw, connectors)
+        rule = checker.compile()
+        problems.extend(checker.problems)
+        first = seen.setdefault(checker.rule_id, raw)
+        if first is not raw:
+            problems.append(
+                f"{raw.source}: rule id {checker.rule_id!r} (tactic {raw.tactic!r}) is already "
+                f"used by the rule at {first.source} (tactic {first.tactic!r}); "
+                "rule ids must be unique: rename one"
+            )
+        elif rule is not None:
+            rules.append(rule)
+    return rules, problems
+
+
+def rule_id(raw: RawRule) -> str:
+    """The rule's explicit `id`, else `<tactic>#<1-based position in its tactic>`."""
+    ident = raw.data.get("id") if isinstance(raw.data, dict) else None
+    return ident if isinstance(ident, str) and ident else f"{raw.tactic}#{raw.index + 1}"
+
+
+class _RuleChecker:
+    """Validation of one rule table, collecting manager-readable problems."""
+
+    def __init__(self, raw: RawRule, connectors: Collection[str] | None) -> None:
+        self.raw = raw
+        self.connectors = connectors
+        self.rule_id = rule_id(raw)
+        self.found: list[tuple[int, str]] = []
+
+    @property
+    def problems(self) -> list[str]:
+        return [text for _, text in sorted(self.found, key=lambda f: f[0])]
+
+    def problem(self, path: tuple[str, ...], msg: str) -> None:
+        where = Source(self.raw.source.file, _line(self.raw, path))
+        text = f"{where}: rule {self.rule_id!r} of tactic {self.raw.tactic!r}: {msg}"
+        self.found.append((where.line or 0, text))
+
+    def compile(self) -> Rule | None:
+        data = self.raw.data
+        if not isinstance(data, dict):
+            self.problem((), "each rule must be a [[tactic.rule]] table under its tactic")
+            return None
+        self._check_keys(data, RULE_KEYS, (), "a rule")
+        self._check_id(data.get("id"))
+        include = self._conditions(data, ())
+        exclude = self._exclude(data.get("exclude"))
+        if include is not None and not include.tests and include.title is None:
+            self.problem(
+                (),
+                "has no condition, so it would attach nothing; add at least one of "
+                f"{', '.join(CONDITION_KEYS)} (an 'exclude' alone selects nothing)",
+            )
+        if include is not None and exclude is not None:
+            self._check_contradictions(include, exclude)
+        if self.problems or include is None or exclude is None:
+            return None
+        return Rule(self.rule_id, self.raw.tactic, self.raw.source, include, exclude)
+
+    def _check_keys(
+        self, data: Mapping[str, Any], allowed: frozenset[str], path: tuple[str, ...], what: str
+    ) -> None:
+        for key in data:
+            if key not in allowed:
+                self.problem((*path, key), f"unknown key {key!r} in {what}{_hint(key, allowed)}")
+
+    def _check_id(self, ident: Any) -> None:
+        if ident is None:
+            return
+        if not isinstance(ident, str) or not SLUG.match(ident):
+            self.problem(
+                ("id",),
+                f"id {ident!r} is not a slug: use lower-case letters, digits, '-', '_' or '.' "
+                '(in quotes), e.g. id = "checkout-bugs"',
+            )
+
+    def _exclude(self, value: Any) -> Conditions | None:
+        if value is None:
+            return Conditions()
+        if not isinstance(value, dict):
+            self.problem(
+                ("exclude",),
+                "'exclude' must be a table of conditions, e.g. "
+                'exclude = { labels_any = ["wontfix"] }',
+            )
+            return None
+        self._check_keys(value, EXCLUDE_KEYS, ("exclude",), "'exclude'")
+        return self._conditions(value, ("exclude",))
+
+    def _conditions(self, data: Mapping[str, Any], path: tuple[str, ...]) -> Conditions | None:
+        ok = True
+        tests: list[Test] = []
+        for key in SET_KEYS:
+            if key in data:
+                values = self._strings(data[key], (*path, key))
+                ok = ok and values is not None
+                if values:
+                    written = _written(data[key])
+                    tests.append(Test(key, FACT[key], values, key == "labels_all", written))
+                    self._check_connectors(key, values, (*path, key))
+        custom = self._custom(data.get("custom"), (*path, "custom"))
+        title_ok, title = self._title(data.get("title"), (*path, "title"))
+        if custom is None or not title_ok or not ok:
+            return None
+        return Conditions((*tests, *custom), title)
+
+    def _strings(self, value: Any, path: tuple[str, ...]) -> frozenset[str] | None:
+        name = ".".join(path)
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            example = EXAMPLES.get(path[-1], f'custom = {{ {path[-1]} = "value" }}')
+            self.problem(
+                path,
+                f"'{name}' must be a string or a list of strings in quotes, e.g. {example}",
+            )
+            return None
+        if not items:
+            self.problem(
+                path,
+                f"'{name}' is an empty list, so this rule can never match; "
+                "list at least one value or remove the key",
+            )
+            return None
+        if any(not v.strip() for v in items):
+            self.problem(
+                path, f"'{name}' contains an empty value (\"\"); give a value or remove it"
+            )
+            return None
+        return frozenset(v.strip().casefold() for v in items)
+
+    def _check_connectors(self, key: str, values: frozenset[str], path: tuple[str, ...]) -> None:
+        if key != "connector" or self.connectors is None:
+            return
+        known = {c.casefold(): c for c in self.connectors}
+        for value in sorted(values - set(known)):
+            close = difflib.get_close_matches(value, list(known), n=1)
+            fix = (
+                f"did you mean {known[close[0]]!r}?"
+                if close
+                else f"configured connectors: {', '.join(sorted(known.values())) or 'none'}"
+            )
+            self.problem(
+                path,
+                f"connector {value!r} is not configured in the config file's [[connectors]]; "
+                + fix,
+            )
+
+    def _custom(self, value: Any, path: tuple[str, ...]) -> list[Test] | None:
+        if value is None:
+            return []
+        if not isinstance(value, dict) or not value:
+            self.problem(
+                path,
+                f"'{'.'.join(path)}' must be a table of field = \"value\", "
+                'e.g. custom = { project = "Growth" }',
+            )
+            return None
+        tests: list[Test] = []
+        for name, raw in sorted(value.items()):
+            values = self._strings(raw, (*path, name))
+            if values is None:
+                return None
+            key = f"custom.{name}"
+            tests.append(Test(key, f"custom:{name.casefold()}", values, False, _written(raw)))
+        return tests
+
+    def _title(self, value: Any, path: tuple[str, ...]) -> tuple[bool, re.Pattern[str] | None]:
+        if value is None:
+            return True, None
+        if not isinstance(value, str) or not value:
+            self.problem(
+                path,
+                f"'{'.'.join(path)}' must be a regular expression in quotes, "
+                "e.g. title = '(?i)checkout' (single quotes keep backslashes as written)",
+            )
+            return False, None
+        try:
+            return True, re.compile(value)
+        except re.error as exc:
+            self.problem(
+                path,
+                f"title pattern {value!r} is not a valid regular expression ({exc}); fix it, "
+                "or put a backslash before a special character you mean literally: "
+                r"\( \[ \. \* \+ \?",
+            )
+            return False, None
+
+    def _check_contradictions(self, include: Conditions, exclude: Conditions) -> None:
+        excluded = {t.key: t.values for t in exclude.tests}
+        for test in include.tests:
+            gone = excluded.get(test.key)
+            if test.key == "labels_all":
+                self._labels_all_clash(test, exclude)
+            elif gone is not None and test.values <= gone:
+                self.problem(
+                    (test.key.split(".")[0],),
+                    f"can never match: every value of '{test.key}' "
+                    f"({_show(test.written)}) is also in 'exclude.{test.key}'; "
+                    "remove it from one side",
+                )
+        if include.title and exclude.title and include.title.pattern == exclude.title.pattern:
+            self.problem(
+                ("title",),
+                "can never match: 'exclude.title' is the same pattern as 'title'; "
+                "remove one of them",
+            )
+
+    def _labels_all_clash(self, test: Test, exclude: Conditions) -> None:
+        for ex in exclude.tests:
+            clash = ex.values & test.values if ex.key == "labels_any" else EMPTY
+            if ex.key == "labels_all" and ex.values <= test.values:
+                clash = ex.values
+            if clash:
+                shown = _show(_labels_written(test, clash))
+                self.problem(
+                    ("labels_all",),
+                    f"can never match: 'labels_all' requires {shown} but "
+                    f"'exclude.{ex.key}' leaves out items with {shown}; "
+                    "remove it from one side",
+                )
+
+
+def _written(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _labels_written(test: Test, folded: frozenset[str]) -> list[str]:
+    return [w for w in test.written if w.strip().casefold() in folded]
+
+
+def _show(values: Iterable[str]) -> str:
+    return ", ".join(repr(v) for v in sorted(values))
+
+
+def _hint(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; allowed: {', '.join(sorted(allowed))}"
+
+
+@lru_cache(maxsize=64)
+def _tactic_index(text: str, tactic: str) -> int | None:
+    try:
+        entries = tomllib.loads(text).get("tactic", [])
+    except tomllib.TOMLDecodeError:
+        return None
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict) and entry.get("id") == tactic:
+            return i
+    return None
+
+
+def _line(raw: RawRule, path: tuple[str, ...]) -> int | None:
+    """The line of `path` inside the rule, else of its nearest written parent, else the rule."""
+    ti = _tactic_index(raw.text, raw.tactic) if raw.text else None
+    if ti is None:
+        return raw.source.line
+    for n in range(len(path), 0, -1):
+        line = locate(raw.text, ("tactic", ti, "rule", raw.index, *path[:n]))
+        if line is not None and line != raw.source.line:
+            return line
+    return raw.source.line
+
+
+# -- matching -------------------------------------------------------------------------------
+
+
+Check = tuple[str, frozenset[str], bool]  # (fact, folded values, all of them?)
+# A bucket of the index: entries its anchor fully proves, and entries with checks left.
+Entry = tuple[
+    Link, tuple[Check, ...], "re.Pattern[str] | None", tuple[Check, ...], "re.Pattern[str] | None"
+]
+
+
+Bucket = tuple[list[Entry], list[Entry]]
+
+
+class Matcher:
+    """Rules filed by their most selective equality condition; `match` is order-free.
+
+    An index entry holds only the checks its anchor does not already guarantee, as plain
+    tuples: the inner loop runs about a million times per 100k items.
+    """
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = sorted(rules, key=lambda r: (r.tactic, r.id))
+        self.index: dict[str, dict[str, Bucket]] = {}
+        self.scan: list[Entry] = []
+        self.title_only: list[tuple[Link, re.Pattern[str]]] = []
+        for rule in self.rules:
+            self._file(rule)
+        self._tables = tuple((table, _probe(fact)) for fact, table in self.index.items())
+        self._title_gate = _gate([p for _, p in self.title_only])
+
+    @classmethod
+    def from_tree(cls, tree: OkrTree, connectors: Collection[str] | None = None) -> Matcher:
+        """Compile every rule of the tree (raising MappingError) into a matcher."""
+        return cls(compile_rules(tree.rules(), connectors))
+
+    def _file(self, rule: Rule) -> None:
+        anchor = _anchor(rule.include)
+        only_title = not rule.include.tests and not rule.exclude.tests and not rule.exclude.title
+        if anchor is None and only_title and rule.include.title is not None:
+            self.title_only.append((rule.link, rule.include.title))
+            return
+        if anchor is None:
+            self.scan.append(_entry(rule, frozenset()))
+            return
+        fact, values, covered = anchor
+        table = self.index.setdefault(fact, {})
+        entry = _entry(rule, covered)
+        proven = not entry[1] and entry[2] is None and not entry[3] and entry[4] is None
+        for value in values:
+            bucket = table.setdefault(value, ([], []))
+            (bucket[0] if proven else bucket[1]).append(entry)
+
+    def match(
+        self,
+        item: Matchable,
+        ancestors_keys: Collection[str] = (),
+        parent_keys: Collection[str] = (),
+    ) -> list[Link]:
+        """Every (tactic, rule) whose rule matches `item`, sorted.
+
+        `ancestors_keys` are the keys (and earlier keys) of every ancestor along parent_key;
+        `parent_keys` the earlier keys of the direct parent. The item's own parent_key is
+        always taken as an ancestor and as the parent.
+        """
+        title = item.title
+        gate = self._title_gate
+        found: list[Link] = []
+        if self.title_only and (gate is None or gate.search(title) is not None):
+            found = [link for link, pattern in self.title_only if pattern.search(title)]
+        facts = _LazyFacts(item, ancestors_keys, parent_keys)
+        if self.scan:
+            found += [e[0] for e in self.scan if _passes(e, facts, title)]
+        for table, probe in self._tables:
+            for value in probe(item, ancestors_keys, parent_keys):
+                bucket = table.get(value)
+                if bucket is not None:
+                    found += [e[0] for e in bucket[0]]
+                    found += [e[0] for e in bucket[1] if _passes(e, facts, title)]
+        return sorted(set(found)) if len(found) > 1 else found
+
+
+def _gate(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One pattern that matches whenever any of `patterns` does (a quick reject), or None
+    when they cannot be combined safely (groups, or flags other than a leading (?i))."""
+    parts = []
+    for p in patterns:
+        text = p.pattern
+        flags = "i" if text.startswith("(?i)") else ""
+        body = text[4:] if flags else text
+        if p.groups or body.startswith("(?"):
+            return None
+        parts.append(f"(?{flags}:{body})" if flags else f"(?:{body})")
+    try:
+        return re.compile("|".join(parts)) if parts else None
+    except re.error:
+        return None
+
+
+def _entry(rule: Rule, covered: frozenset[str]) -> Entry:
+    inc = tuple((t.fact, t.values, t.need_all) for t in rule.include.tests if t.key not in covered)
+    exc = tuple((t.fact, t.values, t.need_all) for t in rule.exclude.tests)
+    return (rule.link, inc, rule.include.title, exc, rule.exclude.title)
+
+
+def _passes(entry: Entry, facts: Facts, title: str) -> bool:
+    _, tests, pattern, ex_tests, ex_pattern = entry
+    for fact, values, need_all in tests:
+        have = facts[fact]
+        if (not values <= have) if need_all else have.isdisjoint(values):
+            return False
+    if pattern is not None and pattern.search(title) is None:
+        return False
+    for fact, values, need_all in ex_tests:
+        have = facts[fact]
+        if (values <= have) if need_all else not have.isdisjoint(values):
+            return False
+    return ex_pattern is None or ex_pattern.search(title) is None
+
+
+class _LazyFacts(dict[str, frozenset[str]]):
+    """Facts of one item, computed when a probe or a test first reads them."""
+
+    def __init__(
+        self, item: Matchable, ancestors: Collection[str], parent_keys: Collection[str]
+    ) -> None:
+        super().__init__()
+        self.item = item
+        self.ancestors = ancestors
+        self.parent_keys = parent_keys
+
+    def __missing__(self, name: str) -> frozenset[str]:
+        value = _fact(self.item, name, self.ancestors, self.parent_keys)
+        self[name] = value
+        return value
+
+
+def _anchor(include: Conditions) -> tuple[str, frozenset[str], frozenset[str]] | None:
+    """Where a rule is filed: (fact, values, keys of the tests the filing already proves)."""
+    by_key = {t.key: t for t in include.tests}
+    options: list[tuple[int, int, str, frozenset[str], frozenset[str]]] = []
+    for t in include.tests:
+        rank = RANK["custom"] if t.key.startswith("custom.") else RANK[t.key]
+        values = frozenset({min(t.values)}) if t.need_all else t.values
+        proven = frozenset() if t.need_all and len(t.values) > 1 else frozenset({t.key})
+        options.append((rank, len(values), t.fact, values, proven))
+    if "connector" in by_key and "container" in by_key:
+        pairs = frozenset(
+            f"{a}\x00{b}" for a in by_key["connector"].values for b in by_key["container"].values
+        )
+        options.append((RANK["cc"], len(pairs), "cc", pairs, frozenset({"connector", "container"})))
+    if not options:
+        return None
+    _, _, fact, values, proven = min(options, key=lambda o: (o[0], o[1], o[2]))
+    return fact, values, proven
+
+
+def _fold(values: Iterable[str | None]) -> frozenset[str]:
+    return frozenset([v.casefold() for v in values if v])
+
+
+def _one(value: str | None) -> frozenset[str]:
+    return frozenset((value.casefold(),)) if value else EMPTY
+
+
+def _fact(
+    item: Matchable, name: str, ancestors: Collection[str], parent_keys: Collection[str]
+) -> frozenset[str]:
+    reader = _FACTS.get(name)
+    if reader is not None:
+        return reader(item, ancestors, parent_keys)
+    wanted = name.removeprefix("custom:")
+    return _fold([v for k, v in item.custom.items() if k.casefold() == wanted])
+
+
+def _containers(item: Matchable) -> frozenset[str]:
+    project = item.custom.get("project")
+    return _fold([item.container, project]) if project else _one(item.container)
+
+
+def _cc(item: Matchable) -> frozenset[str]:
+    conn = item.connector.casefold()
+    if "project" not in item.custom:
+        return frozenset((f"{conn}\x00{item.container.casefold()}",)) if item.container else EMPTY
+    return frozenset([f"{conn}\x00{c}" for c in _containers(item)])
+
+
+def _probe1(value: str | None) -> tuple[str, ...]:
+    return (value.casefold(),) if value else ()
+
+
+Probe = Callable[[Matchable, Collection[str], Collection[str]], Iterable[str]]
+_PROBES: dict[str, Probe] = {  # the index lookups: folded values, without building sets
+    "connector": lambda it, a, p: (it.connector.casefold(),),
+    "milestone": lambda it, a, p: _probe1(it.milestone),
+    "section": lambda it, a, p: _probe1(it.section),
+    "assignee": lambda it, a, p: _probe1(it.assignee),
+    "container": lambda it, a, p: (
+        _probe1(it.container) if "project" not in it.custom else _containers(it)
+    ),
+    "cc": lambda it, a, p: _cc(it),
+    "epic": lambda it, a, p: _with_extra(it.parent_key, a) if a else _probe1(it.parent_key),
+    "parent": lambda it, a, p: _with_extra(it.parent_key, p) if p else _probe1(it.parent_key),
+    "keys": lambda it, a, p: (
+        _with_extra(it.key, it.previous_keys) if it.previous_keys else (it.key.casefold(),)
+    ),
+    "labels": lambda it, a, p: _fold(it.labels),
+    "type": lambda it, a, p: _fold([str(it.kind), it.item_type]),
+}
+
+
+def _probe(fact: str) -> Probe:
+    """How to read `fact` off an item for an index lookup (custom fields by name)."""
+    return _PROBES.get(fact) or (lambda it, a, p: _fact(it, fact, a, p))
+
+
+def _with_extra(first: str | None, extra: Collection[str]) -> frozenset[str]:
+    return _fold([first, *extra]) if extra else _one(first)
+
+
+Reader = Callable[[Matchable, Collection[str], Collection[str]], frozenset[str]]
+_FACTS: dict[str, Reader] = {
+    "connector": lambda it, a, p: _one(it.connector),
+    "milestone": lambda it, a, p: _one(it.milestone),
+    "section": lambda it, a, p: _one(it.section),
+    "assignee": lambda it, a, p: _one(it.assignee),
+    "container": lambda it, a, p: _containers(it),
+    "cc": lambda it, a, p: _cc(it),
+    "epic": lambda it, a, p: _with_extra(it.parent_key, a),
+    "parent": lambda it, a, p: _with_extra(it.parent_key, p),
+    "keys": lambda it, a, p: _with_extra(it.key, it.previous_keys),
+    "labels": lambda it, a, p: _fold(it.labels),
+    "type": lambda it, a, p: _fold([str(it.kind), it.item_type]),
+}
