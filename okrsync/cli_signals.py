@@ -1,9 +1,163 @@
-"""CLI commands: `okrsync report`, `okrsync export` and `okrsync history`."""
+"""CLI commands: `okrsync report`, `export`, `history` and `recompute`."""
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from okrsync import signals
+from okrsync.cli_state import out, state_of
+from okrsync.errors import ConfigError
+from okrsync.report import export_tree, render_report, write_csv
+
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Compute as of this UTC date, YYYY-MM-DD (default: today)."),
+]
+SUMMARY = {
+    "tactic": ("completion", "items_done", "items_total", "throughput_per_week", "forecast_finish",
+               "execution_status"),
+    "key_result": ("outcome.progress", "outcome.status", "execution.completion", "execution.status",
+                   "flags"),
+    "objective": ("outcome.progress", "outcome.status", "execution.completion", "execution.status",
+                  "flags"),
+}  # fmt: skip
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+def parse_as_of(text: str | None) -> date:
+    """`--as-of YYYY-MM-DD`, or today in UTC."""
+    if text is None:
+        return signals.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date like 2026-11-15, got {text!r}") from None
+
+
+def report(
+    ctx: typer.Context,
+    period: Annotated[
+        str | None, typer.Option("--period", help="Only objectives of this period, e.g. 2026-Q4.")
+    ] = None,
+    objective: Annotated[
+        str | None, typer.Option("--objective", help="Only this objective and its children.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the export JSON instead.")] = False,
+    as_of: AsOf = None,
+) -> None:
+    """The OKR tree: each key result's outcome beside its execution, tactics' signals, flags."""
+    state = state_of(ctx)
+    data = export_tree(
+        state.store, parse_as_of(as_of), state.settings.signals, period=period, objective=objective
+    )
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        render_report(out, data)
+
+
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="json or csv.")] = Format.json,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+    as_of: AsOf = None,
+) -> None:
+    """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV."""
+    state = state_of(ctx)
+    data = export_tree(state.store, parse_as_of(as_of), state.settings.signals)
+    if output is None:
+        _write(data, fmt, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8", newline="") as fh:
+        _write(data, fmt, fh)
+    out.print(f"wrote {fmt} export to {escape(str(output))}")
+
+
+def _write(data: dict[str, Any], fmt: Format, fh: Any) -> None:
+    if fmt is Format.csv:
+        write_csv(data, fh)
+    else:
+        fh.write(json.dumps(data, indent=2) + "\n")
+
+
+def history(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="A tactic, key result or objective id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N snapshots.")] = 20,
+) -> None:
+    """How a subject's signals moved: its snapshots, oldest first, with what changed."""
+    snaps = signals.history(state_of(ctx).store, subject, limit)
+    if not snaps:
+        raise ConfigError(
+            f"no snapshots for {subject!r}; check the id with `okrsync report`, "
+            "then run `okrsync recompute` (a sync also records them)"
+        )
+    for kind in sorted({s.subject_type for s in snaps}):
+        out.print(history_table([s for s in snaps if s.subject_type == kind]))
+
+
+def history_table(snaps: list[signals.Snapshot]) -> Table:
+    """One row per snapshot: the headline values and what changed since the previous one."""
+    kind = snaps[0].subject_type
+    table = Table(title=f"{kind.replace('_', ' ')} {snaps[0].subject_id}: signal history")
+    table.add_column("recorded (UTC)", no_wrap=True)
+    table.add_column("as of", no_wrap=True)
+    table.add_column("signals", ratio=1)
+    table.add_column("what moved", ratio=2)
+    previous: dict[str, Any] = {}
+    for snap in snaps:
+        flat = signals.flatten(snap.values)
+        moved = [f"{k}: {_fmt(previous.get(k))} → {_fmt(v)}" for k, v in flat.items()
+                 if previous and previous.get(k) != v]  # fmt: skip
+        table.add_row(
+            f"{snap.computed_at:%Y-%m-%d %H:%M}",
+            snap.as_of.isoformat(),
+            "\n".join(f"{k} {_fmt(flat.get(k))}" for k in SUMMARY[kind]),
+            "\n".join(moved) if previous else "first snapshot",
+        )
+        previous = flat
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    return escape(str(value))
+
+
+def recompute(ctx: typer.Context, as_of: AsOf = None) -> None:
+    """Recompute every signal and record a snapshot for each subject that changed."""
+    state = state_of(ctx)
+    rep = signals.recompute(state.store, parse_as_of(as_of), state.settings.signals)
+    out.print(
+        f"signals as of {rep.as_of}: {rep.tactics} tactics, {rep.key_results} key results, "
+        f"{rep.objectives} objectives; {rep.snapshots_written} snapshot(s) written "
+        f"in {rep.seconds:.2f} s"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("report")(report)
+    app.command("export")(export)
+    app.command("history")(history)
+    app.command("recompute")(recompute)

@@ -152,7 +152,7 @@ class TacticSignals:
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values: dates and timestamps as ISO 8601 strings."""
-        return {k: _jsonable(v) for k, v in asdict(self).items()}
+        return {k: _jsonable(getattr(self, k)) for k in TACTIC_SIGNALS}
 
 
 @dataclass(frozen=True)
@@ -442,35 +442,44 @@ def objective_signals(
 # -- reading the tree --------------------------------------------------------------------------
 
 
+OBJECTIVE_COLS = (
+    "id",
+    "title",
+    "owner",
+    "period",
+    "period_start",
+    "period_end",
+    "parent_id",
+    "weight",
+)
+KEY_RESULT_COLS = (
+    "id", "objective_id", "title", "unit", "start_value", "target_value", "direction", "weight"
+)  # fmt: skip
+
+
 def load_structure(conn: Connection, objective_ids: Collection[str] | None = None) -> Structure:
     """The active tree, or only the given objectives' part of it."""
     o, k, t = OBJECTIVE, KEY_RESULT, TACTIC
-    oq = sa.select(o).where(o.c.archived_at.is_(None)).order_by(o.c.id)
+    oq = sa.select(*(o.c[n] for n in OBJECTIVE_COLS)).where(o.c.archived_at.is_(None))
+    oq = oq.order_by(o.c.id)
     kq = (
-        sa.select(k)
+        sa.select(*(k.c[n] for n in KEY_RESULT_COLS))
         .join(o, o.c.id == k.c.objective_id)
         .where(k.c.archived_at.is_(None), o.c.archived_at.is_(None))
         .order_by(k.c.id)
     )
-    tq = sa.select(t).join(k, k.c.id == t.c.key_result_id).where(t.c.archived_at.is_(None))
-    tq = tq.order_by(t.c.id)
+    tq = sa.select(t.c.id, t.c.key_result_id, t.c.title, t.c.weight).join(
+        k, k.c.id == t.c.key_result_id
+    )
+    tq = tq.where(t.c.archived_at.is_(None)).order_by(t.c.id)
     if objective_ids is not None:
         oq = oq.where(o.c.id.in_(objective_ids))
         kq = kq.where(k.c.objective_id.in_(objective_ids))
         tq = tq.where(k.c.objective_id.in_(objective_ids))
     s = Structure()
-    for r in conn.execute(oq):
-        s.objectives[r.id] = ObjectiveInfo(
-            r.id, r.title, r.owner, r.period, r.period_start, r.period_end, r.parent_id, r.weight
-        )
-    for r in conn.execute(kq):
-        s.key_results[r.id] = KeyResultInfo(
-            r.id, r.objective_id, r.title, r.unit, r.start_value, r.target_value,
-            r.direction, r.weight,
-        )  # fmt: skip
-    for r in conn.execute(tq):
-        if r.key_result_id in s.key_results:
-            s.tactics[r.id] = TacticInfo(r.id, r.key_result_id, r.title, r.weight)
+    s.objectives = {r[0]: ObjectiveInfo(*r) for r in conn.execute(oq)}
+    s.key_results = {r[0]: KeyResultInfo(*r) for r in conn.execute(kq)}
+    s.tactics = {r[0]: TacticInfo(*r) for r in conn.execute(tq) if r[1] in s.key_results}
     return s
 
 
@@ -521,11 +530,15 @@ def aggregate_query(
     period start: every count is a conditional sum, every date bound from Python."""
     link, twin = ITEM_LINK, ITEM_LINK.alias("twin")
     # An item linked by several rules counts once: keep only its link with the lowest rule.
-    first_rule = ~sa.exists().where(
-        twin.c.connector == link.c.connector,
-        twin.c.external_id == link.c.external_id,
-        twin.c.tactic_id == link.c.tactic_id,
-        twin.c.rule_id < link.c.rule_id,
+    first_rule = ~(
+        sa.select(twin.c.rule_id)
+        .where(
+            twin.c.connector == link.c.connector,
+            twin.c.external_id == link.c.external_id,
+            twin.c.tactic_id == link.c.tactic_id,
+            twin.c.rule_id < link.c.rule_id,
+        )
+        .exists()
     )
     w = WORK_ITEM
     status = w.c.status

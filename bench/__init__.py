@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that print figures (`python -m bench.<name>`)."""

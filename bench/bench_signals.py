@@ -1,0 +1,178 @@
+"""Signals at scale: 1M linked items across 10k tactics on SQLite.
+
+    python -m bench.bench_signals [--items N] [--tactics N] [--tactics-per-kr N]
+                                  [--krs-per-objective N] [--db PATH]
+
+Prints the time of a full recompute (SQL aggregates + roll-ups + snapshots), a second full
+recompute with nothing changed (no snapshot written), and the incremental path after a few
+items change (`tactics_for_items` + `recompute(changed_tactics=...)`; a changed tactic brings
+its whole objective into scope, so the tree's shape sets that cost). Data is written with bulk
+Core inserts, not page by page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from okrsync import signals
+from okrsync.config import SignalsConfig
+from okrsync.store import Store
+from okrsync.tables import ITEM_LINK, KEY_RESULT, OBJECTIVE, TACTIC, WORK_ITEM
+
+T = TypeVar("T")
+AS_OF = date(2026, 11, 15)
+START = date(2026, 10, 1)
+STATUSES = ("todo", "in_progress", "done", "done", "dropped")
+BATCH = 20_000
+CPU = [0.0]  # CPU seconds of the last timed call: the machine may be shared
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """The value and the wall time; CPU time of the last call is kept in CPU[0]."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    value = fn()
+    CPU[0] = time.process_time() - c0
+    return value, time.perf_counter() - t0
+
+
+def populate_tree(conn: sa.Connection, tactics: int, per_kr: int, per_obj: int) -> None:
+    """Objectives → key results → tactics: `per_kr` tactics per KR, `per_obj` KRs each."""
+    now = datetime.now(UTC)
+    krs = max(1, tactics // per_kr)
+    objs = max(1, krs // per_obj)
+    conn.execute(sa.insert(OBJECTIVE), [
+        {"id": f"o{i}", "title": f"Objective {i}", "period": "2026-Q4", "period_start": START,
+         "period_end": date(2026, 12, 31), "weight": 1.0, "source": "", "updated_at": now}
+        for i in range(objs)
+    ])  # fmt: skip
+    conn.execute(sa.insert(KEY_RESULT), [
+        {"id": f"k{i}", "objective_id": f"o{i % objs}", "title": f"KR {i}", "start_value": 0.0,
+         "target_value": 100.0, "direction": "increase", "weight": 1.0, "source": "",
+         "updated_at": now}
+        for i in range(krs)
+    ])  # fmt: skip
+    conn.execute(sa.insert(TACTIC), [
+        {"id": f"t{i}", "key_result_id": f"k{min(i // per_kr, krs - 1)}", "title": f"Tactic {i}",
+         "weight": 1.0, "source": "", "updated_at": now}
+        for i in range(tactics)
+    ])  # fmt: skip
+
+
+def item_row(n: int, rnd: random.Random) -> dict[str, Any]:
+    base = datetime(2026, 8, 1, tzinfo=UTC)
+    created = base + timedelta(hours=rnd.randrange(0, 2400))
+    updated = created + timedelta(hours=rnd.randrange(0, 1200))
+    status = rnd.choice(STATUSES)
+    return {
+        "connector": "bench", "external_id": str(n), "key": f"B-{n}", "kind": "issue",
+        "title": f"item {n}", "labels": [], "custom": {}, "previous_keys": [],
+        "estimate": rnd.choice((None, 1.0, 2.0, 3.0, 5.0)),
+        "due": START + timedelta(days=rnd.randrange(0, 120)), "created": created,
+        "updated": updated, "completed_at": updated if status == "done" else None,
+        "status_raw": status, "status": status, "first_seen": updated, "last_seen": updated,
+    }  # fmt: skip
+
+
+def batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def link_rows(items: int, tactics: int) -> Iterator[dict[str, Any]]:
+    """Each item to one tactic; every 20th also by a second rule (counted once)."""
+    linked_at = datetime(2026, 10, 1, tzinfo=UTC)
+    for n in range(items):
+        row = {"connector": "bench", "external_id": str(n), "tactic_id": f"t{n % tactics}"}
+        yield {**row, "rule_id": "r0", "linked_at": linked_at}
+        if n % 20 == 0:
+            yield {**row, "rule_id": "r1", "linked_at": linked_at}
+
+
+def populate(store: Store, args: argparse.Namespace) -> None:
+    rnd = random.Random(7)
+    items, tactics = args.items, args.tactics
+    with store.tx() as conn:
+        populate_tree(conn, tactics, args.tactics_per_kr, args.krs_per_objective)
+        for batch in batches(item_row(n, rnd) for n in range(items)):
+            conn.execute(sa.insert(WORK_ITEM), batch)
+        for batch in batches(link_rows(items, tactics)):
+            conn.execute(sa.insert(ITEM_LINK), batch)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+
+def touch(store: Store, ids: list[str]) -> None:
+    """Complete a few items, as a sync page would."""
+    ts = datetime(2026, 11, 15, 9, tzinfo=UTC)
+    with store.tx() as conn:
+        conn.execute(
+            sa.update(WORK_ITEM)
+            .where(WORK_ITEM.c.connector == "bench", WORK_ITEM.c.external_id.in_(ids))
+            .values(status="done", updated=ts, completed_at=ts)
+        )
+
+
+def incremental(store: Store, cfg: SignalsConfig, ids: list[str]) -> signals.RecomputeReport:
+    changed = signals.tactics_for_items(store, "bench", ids)
+    return signals.recompute(store, AS_OF, cfg, changed_tactics=changed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--tactics", type=int, default=10_000)
+    ap.add_argument("--tactics-per-kr", type=int, default=4)
+    ap.add_argument("--krs-per-objective", type=int, default=3)
+    ap.add_argument("--db", type=Path, default=None, help="keep the store here (default: temp)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "bench.db"
+        store = Store.open(f"sqlite:///{db}")
+        _, t_pop = timed(lambda: populate(store, args))
+        print(f"populated {args.items:,} items / {args.tactics:,} tactics "
+              f"({args.tactics_per_kr} per KR, {args.krs_per_objective} KRs per objective) "
+              f"in {t_pop:.1f} s")  # fmt: skip
+        run(store, SignalsConfig(), args.items)
+        store.close()
+
+
+def run(store: Store, cfg: SignalsConfig, items: int) -> None:
+    rep, t = timed(lambda: signals.recompute(store, AS_OF, cfg))
+    print(f"full recompute (first, writes snapshots): {t:.2f} s (cpu {CPU[0]:.2f} s)  "
+          f"[{rep.tactics:,} tactics, {rep.key_results:,} KRs, {rep.objectives:,} objectives, "
+          f"{rep.snapshots_written:,} snapshots]")  # fmt: skip
+    rep, t = timed(lambda: signals.recompute(store, AS_OF, cfg))
+    print(f"full recompute (unchanged):                {t:.2f} s (cpu {CPU[0]:.2f} s)  "
+          f"[{rep.snapshots_written} snapshots]")  # fmt: skip
+    _, t = timed(lambda: signals.compute(store, AS_OF, cfg))
+    print(f"compute only (SQL + roll-ups, no writes):  {t:.2f} s (cpu {CPU[0]:.2f} s)")
+    rnd = random.Random(11)
+    times = []
+    for _ in range(10):
+        ids = [str(rnd.randrange(items)) for _ in range(5)]
+        touch(store, ids)
+        rep, t = timed(lambda ids=ids: incremental(store, cfg, ids))  # type: ignore[misc]
+        times.append(t)
+    print(f"incremental (5 changed items, {rep.tactics} tactics in scope, "
+          f"{rep.snapshots_written} snapshots): median {statistics.median(times) * 1000:.1f} ms, "
+          f"max {max(times) * 1000:.1f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

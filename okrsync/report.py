@@ -1,0 +1,300 @@
+"""The OKR report: the tree with outcome beside execution, as a terminal view, JSON or CSV.
+
+`export_tree` builds one plain dict (the JSON export, described by
+`okrsync/schema/export.schema.json`); the terminal report and the CSV are both drawn from it,
+so the three never disagree.
+
+CSV: one row per subject (objective, key result, tactic), parents before children, columns
+in `CSV_COLUMNS` order:
+
+    subject_type        objective | key_result | tactic
+    id, parent_id       the mapping-file id; the parent objective / objective / key result
+    title, weight
+    period_start/end    the objective's period (YYYY-MM-DD), repeated on its descendants
+    outcome_*           start, target, current, direction (key results), progress, expected,
+                        status (objectives and key results)
+    execution_completion  objectives and key results (tactics: see `completion`)
+    flags               divergence flags joined with ';'
+    <tactic signals>    the 16 signals of PRODUCT.md (tactics only), same names as the JSON;
+                        `execution_status` also holds an objective's / key result's
+                        execution status
+
+Empty cells are nulls. Numbers are written as Python prints them (full precision).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from datetime import date
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from okrsync.config import SignalsConfig
+from okrsync.errors import ConfigError
+from okrsync.okrfile import period_dates
+from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
+from okrsync.store import Store
+
+FORMAT = "okrsync.export/1"
+SCHEMA_ID = "https://okrsync.dev/schema/export.schema.json"
+BAR = 20
+STATUS_STYLE = {
+    "done": "bold blue",
+    "on_track": "green",
+    "at_risk": "yellow",
+    "off_track": "bold red",
+    "no_data": "dim",
+}
+FLAG_TEXT = {
+    "output_without_outcome": "output without outcome: work is done, the metric is not moving",
+    "outcome_without_output": "outcome without output: the metric moves, the planned work not",
+}
+OUTCOME_KEYS = ("start", "target", "current", "direction", "progress", "expected", "status")
+CSV_COLUMNS = (
+    "subject_type",
+    "id",
+    "parent_id",
+    "title",
+    "weight",
+    "period_start",
+    "period_end",
+    *(f"outcome_{k}" for k in OUTCOME_KEYS),
+    "execution_completion",
+    "flags",
+    *TACTIC_SIGNALS,
+)
+
+
+# -- the export dict ---------------------------------------------------------------------------
+
+
+def export_tree(
+    store: Store,
+    as_of: date,
+    cfg: SignalsConfig,
+    *,
+    period: str | None = None,
+    objective: str | None = None,
+) -> dict[str, Any]:
+    """The whole tree with signals as of a date (optionally one period or objective)."""
+    signals = compute(store, as_of, cfg)
+    keep = select_objectives(signals, period, objective)
+    return {
+        "$schema": SCHEMA_ID,
+        "format": FORMAT,
+        "as_of": as_of.isoformat(),
+        "thresholds": cfg.model_dump(),
+        "objectives": [
+            _objective(signals, oid) for oid in signals.structure.objectives if oid in keep
+        ],
+    }
+
+
+def select_objectives(signals: SignalSet, period: str | None, objective: str | None) -> set[str]:
+    """Objective ids in a period (`2026-Q4` or its dates) and/or under one objective."""
+    objs = signals.structure.objectives
+    keep = set(objs)
+    if period is not None:
+        try:
+            start, end = period_dates(period)
+        except ValueError as exc:
+            raise ConfigError(f"--period: {exc}") from None
+        keep = {
+            o
+            for o in keep
+            if objs[o].period == period or (objs[o].start, objs[o].end) == (start, end)
+        }
+    if objective is not None:
+        if objective not in objs:
+            known = ", ".join(objs) or "none in the store"
+            raise ConfigError(f"--objective: no active objective {objective!r}; known: {known}")
+        keep &= _descendants(signals, objective)
+    return keep
+
+
+def _descendants(signals: SignalSet, root: str) -> set[str]:
+    found = {root}
+    objs = signals.structure.objectives
+    while grown := {o for o, info in objs.items() if info.parent in found} - found:
+        found |= grown
+    return found
+
+
+def _objective(signals: SignalSet, oid: str) -> dict[str, Any]:
+    info = signals.structure.objectives[oid]
+    krs = [k for k, kr in signals.structure.key_results.items() if kr.objective_id == oid]
+    return {
+        "id": oid,
+        "title": info.title,
+        "owner": info.owner,
+        "period": info.period,
+        "start": info.start.isoformat(),
+        "end": info.end.isoformat(),
+        "parent": info.parent,
+        "weight": info.weight,
+        **signals.objectives[oid].as_json(),
+        "key_results": [_key_result(signals, kid) for kid in krs],
+    }
+
+
+def _key_result(signals: SignalSet, kid: str) -> dict[str, Any]:
+    info = signals.structure.key_results[kid]
+    tactics = [t for t, tac in signals.structure.tactics.items() if tac.key_result_id == kid]
+    return {
+        "id": kid,
+        "title": info.title,
+        "unit": info.unit,
+        "weight": info.weight,
+        **signals.key_results[kid].as_json(),
+        "tactics": [_tactic(signals, tid) for tid in tactics],
+    }
+
+
+def _tactic(signals: SignalSet, tid: str) -> dict[str, Any]:
+    info = signals.structure.tactics[tid]
+    return {
+        "id": tid,
+        "title": info.title,
+        "weight": info.weight,
+        "signals": signals.tactics[tid].as_json(),
+    }
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+def csv_rows(data: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One flat row per subject, parents first (see the module docstring for columns)."""
+    for obj in data["objectives"]:
+        period = {"period_start": obj["start"], "period_end": obj["end"]}
+        yield {"subject_type": "objective", "parent_id": obj["parent"], **period, **_common(obj)}
+        for kr in obj["key_results"]:
+            outcome = {f"outcome_{k}": kr["outcome"][k] for k in OUTCOME_KEYS}
+            yield {
+                "subject_type": "key_result",
+                "parent_id": obj["id"],
+                **period,
+                **_common(kr),
+                **outcome,
+            }
+            for t in kr["tactics"]:
+                base = {"id": t["id"], "title": t["title"], "weight": t["weight"]}
+                yield {
+                    "subject_type": "tactic",
+                    "parent_id": kr["id"],
+                    **period,
+                    **base,
+                    **t["signals"],
+                }
+
+
+def _common(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": node["id"],
+        "title": node["title"],
+        "weight": node["weight"],
+        "outcome_progress": node["outcome"]["progress"],
+        "outcome_expected": node["outcome"]["expected"],
+        "outcome_status": node["outcome"]["status"],
+        "execution_completion": node["execution"]["completion"],
+        "execution_status": node["execution"]["status"],
+        "flags": ";".join(node["flags"]),
+    }
+
+
+def write_csv(data: Mapping[str, Any], fh: TextIO) -> None:
+    """The CSV export of `export_tree`'s dict, header first."""
+    writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in csv_rows(data):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+# -- the terminal report -----------------------------------------------------------------------
+
+
+def bar(value: float | None, style: str, width: int = BAR) -> str:
+    """`████████░░░░  40%` in a style; `no data` without a value."""
+    if value is None:
+        return "[dim]" + "·" * width + " no data[/]"
+    filled = round(value * width)
+    return f"[{style}]{'█' * filled}[/][dim]{'░' * (width - filled)}[/] {value:4.0%}"
+
+
+def status(text: str) -> str:
+    return f"[{STATUS_STYLE.get(text, 'default')}]{text.replace('_', ' ')}[/]"
+
+
+def flags(names: list[str]) -> str:
+    return "".join(f"  [bold white on red] ⚠ {FLAG_TEXT.get(n, n)} [/]" for n in names)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def objective_label(obj: Mapping[str, Any]) -> str:
+    period = obj["period"] or f"{obj['start']} … {obj['end']}"
+    owner = f" · {escape(obj['owner'])}" if obj["owner"] else ""
+    out, ex = obj["outcome"], obj["execution"]
+    return (
+        f"[bold magenta]{escape(obj['id'])}[/] [bold]{escape(obj['title'])}[/] "
+        f"[dim]({escape(period)}{owner})[/]\n"
+        f"outcome   {bar(out['progress'], 'magenta')}  expected {_pct(out['expected'])} · "
+        f"{status(out['status'])}\n"
+        f"execution {bar(ex['completion'], 'cyan')}  {status(ex['status'])}{flags(obj['flags'])}"
+    )
+
+
+def key_result_label(kr: Mapping[str, Any]) -> str:
+    out, ex = kr["outcome"], kr["execution"]
+    unit = f" {kr['unit']}" if kr["unit"] else ""
+    arrow = "↑" if out["direction"] == "increase" else "↓"
+    now = "—" if out["current"] is None else f"{out['current']:g}"
+    return (
+        f"[bold]{escape(kr['id'])}[/] {escape(kr['title'])}  "
+        f"[dim]{out['start']:g} → {out['target']:g}{escape(unit)} {arrow}, now {now}[/]\n"
+        f"outcome   {bar(out['progress'], 'magenta')}  expected {_pct(out['expected'])} · "
+        f"{status(out['status'])}\n"
+        f"execution {bar(ex['completion'], 'cyan')}  {status(ex['status'])} "
+        f"[dim]({ex['tactics_with_data']} tactic(s) with data)[/]{flags(kr['flags'])}"
+    )
+
+
+def tactic_label(t: Mapping[str, Any]) -> str:
+    s = t["signals"]
+    parts = [
+        f"{s['items_done']}/{s['items_total']} done ({_pct(s['completion'])})",
+        f"{s['throughput_per_week']:g}/wk",
+        f"forecast {s['forecast_finish'] or '—'}",
+    ]
+    for key in ("stale", "overdue", "scope_added"):
+        if s[key]:
+            style = "yellow" if key != "scope_added" else "dim"
+            parts.append(f"[{style}]{s[key]} {key.replace('_', ' ')}[/]")
+    return (
+        f"[green]{escape(t['id'])}[/] {escape(t['title'])}  [dim]·[/] "
+        + " [dim]·[/] ".join(parts)
+        + f" [dim]·[/] {status(s['execution_status'])}"
+    )
+
+
+def render_report(console: Console, data: Mapping[str, Any]) -> None:
+    """objective → key result (outcome bar, pace, execution bar, flags) → tactics."""
+    if not data["objectives"]:
+        console.print(
+            "no objectives to report; run `okrsync okrs sync` first (or widen the filter)"
+        )
+        return
+    root = Tree(f"[bold]OKR report[/] [dim]as of {data['as_of']}[/]")
+    for obj in data["objectives"]:
+        node = root.add(objective_label(obj))
+        for kr in obj["key_results"]:
+            kr_node = node.add(key_result_label(kr))
+            for t in kr["tactics"]:
+                kr_node.add(tactic_label(t))
+    console.print(root)

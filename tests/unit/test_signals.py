@@ -1,0 +1,372 @@
+"""Each signal of PRODUCT.md on hand-built cases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from okrsync import signals
+from okrsync.config import SignalsConfig
+from okrsync.models import ItemKind
+from okrsync.signals import ItemCounts, Period, compute
+from okrsync.store import Store
+from tests.signal_fixtures import AS_OF, at, days_ago, item, link, load_tree_into
+
+Q4 = Period(date(2026, 10, 1), date(2026, 12, 31))
+CFG = SignalsConfig()
+
+
+@pytest.fixture
+def tree(store: Store, mapping_dir: Path) -> Store:
+    """The store with the signal test tree loaded."""
+    load_tree_into(store, mapping_dir)
+    return store
+
+
+def tactic(store: Store, tid: str = "checkout", as_of: date = AS_OF) -> signals.TacticSignals:
+    return compute(store, as_of, CFG).tactics[tid]
+
+
+# -- pure functions ----------------------------------------------------------------------------
+
+
+def test_forecast_floors_remaining_times_window_over_completed() -> None:
+    """forecast = as-of + floor(remaining × 28 ÷ completed-in-window) days."""
+    counts = ItemCounts(total=5, done=2, done_in_window=2)
+    assert signals.forecast_finish(counts, AS_OF, 28) == AS_OF + timedelta(days=42)
+    counts = ItemCounts(total=4, done=1, done_in_window=3)
+    assert signals.forecast_finish(counts, AS_OF, 28) == AS_OF + timedelta(days=28)
+
+
+def test_status_precedence() -> None:
+    """no_data → done → off_track (nothing completed) → on_track → at_risk → off_track."""
+    st = signals.execution_status
+    assert st(ItemCounts(), None, Q4, 0.15) == "no_data"
+    assert st(ItemCounts(total=2, done=2), None, Q4, 0.15) == "done"
+    assert st(ItemCounts(total=2, done=1), None, Q4, 0.15) == "off_track"
+    assert st(ItemCounts(total=2, done=1, done_in_window=1), Q4.end, Q4, 0.15) == "on_track"
+    late = Q4.end + timedelta(days=13)  # 13 ≤ 0.15 × 91 = 13.65
+    assert st(ItemCounts(total=2, done=1, done_in_window=1), late, Q4, 0.15) == "at_risk"
+    later = Q4.end + timedelta(days=14)
+    assert st(ItemCounts(total=2, done=1, done_in_window=1), later, Q4, 0.15) == "off_track"
+
+
+def test_expected_progress_is_the_clamped_elapsed_share() -> None:
+    """Expected outcome progress = clamp((as-of − start) / L, 0, 1)."""
+    assert Q4.length == 91
+    assert Q4.expected(AS_OF) == pytest.approx(45 / 91)
+    assert Q4.expected(date(2026, 9, 1)) == 0
+    assert Q4.expected(date(2027, 2, 1)) == 1
+
+
+def test_outcome_status_against_expected() -> None:
+    """done at 1, on_track at or above expected, at_risk within the margin, else off_track."""
+    st = signals.outcome_status
+    assert st(None, 0.5, 0.15) == "no_data"
+    assert st(1.0, 0.5, 0.15) == "done"
+    assert st(0.5, 0.5, 0.15) == "on_track"
+    assert st(0.35, 0.5, 0.15) == "at_risk"
+    assert st(0.34, 0.5, 0.15) == "off_track"
+
+
+def test_divergence_flags_and_tolerance() -> None:
+    """A gap of 0.3 either way raises its flag; a null side raises none."""
+    assert signals.divergence(0.2, 0.5, 0.3) == ("output_without_outcome",)
+    assert signals.divergence(0.7, 0.4, 0.3) == ("outcome_without_output",)
+    assert signals.divergence(0.5, 0.79, 0.3) == ()
+    assert signals.divergence(None, 1.0, 0.3) == ()
+    assert signals.divergence(0.0, None, 0.3) == ()
+
+
+def test_weighted_mean_with_zero_weights() -> None:
+    """Weighted by default, a plain mean when all weights are 0, None without values."""
+    assert signals.weighted_mean([(1.0, 3), (0.0, 1), (None, 5)]) == 0.75
+    assert signals.weighted_mean([(1.0, 0), (0.0, 0)]) == 0.5
+    assert signals.weighted_mean([(None, 1)]) is None
+
+
+# -- tactic signals through SQL -----------------------------------------------------------------
+
+
+def test_no_items_is_no_data(tree: Store) -> None:
+    """A tactic without items has zero counts, null completion and status no_data."""
+    s = tactic(tree)
+    assert (s.items_total, s.items_done, s.completion, s.forecast_finish) == (0, 0, None, None)
+    assert s.execution_status == "no_data"
+    assert s.last_activity is None
+    kr = compute(tree, AS_OF, CFG).key_results["latency"]
+    assert kr.execution.completion is None
+    assert kr.execution.status == "no_data"
+
+
+def test_all_dropped_leaves_the_scope(tree: Store) -> None:
+    """Dropped items are neither done nor remaining: total 0, completion null, no_data."""
+    link(tree, [item(1, "dropped", estimate=3), item(2, "dropped")])
+    s = tactic(tree)
+    assert (s.items_total, s.items_dropped, s.completion) == (0, 2, None)
+    assert (s.estimate_total, s.items_unestimated) == (0.0, 0)
+    assert s.execution_status == "no_data"
+    assert s.last_activity == days_ago(3)
+
+
+def test_counts_and_estimates(tree: Store) -> None:
+    """Counts per status; estimate 0 counts as estimated; dropped leave the estimate sums."""
+    link(
+        tree,
+        [
+            item(1, "done", estimate=5),
+            item(2, "done", estimate=0),
+            item(3, "in_progress", estimate=2),
+            item(4, "todo"),
+            item(5, "dropped", estimate=8),
+        ],
+    )
+    s = tactic(tree)
+    assert (s.items_total, s.items_done, s.items_in_progress, s.items_todo) == (4, 2, 1, 1)
+    assert s.items_dropped == 1
+    assert s.completion == 0.5
+    assert (s.estimate_total, s.estimate_done, s.items_unestimated) == (7.0, 5.0, 1)
+
+
+def test_no_estimates_at_all(tree: Store) -> None:
+    """Without any estimate the sums are 0 and every item is unestimated."""
+    link(tree, [item(1, "done"), item(2, "todo")])
+    s = tactic(tree)
+    assert (s.estimate_total, s.estimate_done, s.items_unestimated) == (0.0, 0.0, 2)
+
+
+def test_throughput_window_is_28_days_inclusive(tree: Store) -> None:
+    """Done on the as-of date and 27 days before count; 28 days before does not."""
+    link(
+        tree,
+        [
+            item(1, "done", updated=at(AS_OF, 23)),
+            item(2, "done", updated=days_ago(27, 0)),
+            item(3, "done", updated=days_ago(28, 23)),
+            item(4, "done", updated=at(AS_OF + timedelta(days=1), 0)),
+            item(5, "todo"),
+        ],
+    )
+    s = tactic(tree)
+    assert s.throughput_per_week == 0.5
+    assert s.forecast_finish == AS_OF + timedelta(days=14)  # floor(1 × 28 / 2)
+    assert s.execution_status == "on_track"
+
+
+def test_zero_throughput_with_work_left_is_off_track(tree: Store) -> None:
+    """Nothing completed in the window and work remaining: no forecast, off_track."""
+    link(tree, [item(1, "done", updated=days_ago(40)), item(2, "todo")])
+    s = tactic(tree)
+    assert s.throughput_per_week == 0
+    assert s.forecast_finish is None
+    assert s.execution_status == "off_track"
+
+
+def test_everything_done_is_done(tree: Store) -> None:
+    """Nothing remaining: status done and no forecast, whatever the throughput."""
+    link(tree, [item(1, "done", updated=days_ago(40)), item(2, "dropped")])
+    s = tactic(tree)
+    assert (s.completion, s.forecast_finish, s.execution_status) == (1.0, None, "done")
+
+
+def test_forecast_past_the_end_is_at_risk_then_off_track(tree: Store) -> None:
+    """A forecast within 15% of L after the end is at_risk; beyond it off_track."""
+    # 1 completed in window; 2 remaining → as-of + 56 = 2027-01-10: 10 days late → at_risk.
+    link(tree, [item(1, "done"), item(2, "todo"), item(3, "todo")])
+    s = tactic(tree)
+    assert s.forecast_finish == date(2027, 1, 10)
+    assert s.execution_status == "at_risk"
+    link(tree, [item(4, "todo")])  # 3 remaining → 2027-02-07
+    assert tactic(tree).execution_status == "off_track"
+
+
+def test_period_over(tree: Store) -> None:
+    """After the period ends, remaining work forecasts past the end and expected is 1."""
+    link(tree, [item(1, "done", updated=at(date(2027, 1, 5))), item(2, "todo")])
+    result = compute(tree, date(2027, 1, 10), CFG)
+    s = result.tactics["checkout"]
+    assert s.forecast_finish == date(2027, 2, 7)
+    assert s.execution_status == "off_track"
+    assert result.key_results["conv"].outcome.expected == 1.0
+
+
+def test_stale_after_14_days_without_update(tree: Store) -> None:
+    """In progress and as-of − last update ≥ 14 days is stale; 13 days is not."""
+    link(
+        tree,
+        [
+            item(1, "in_progress", updated=days_ago(14, 23)),
+            item(2, "in_progress", updated=days_ago(13, 0)),
+            item(3, "todo", updated=days_ago(30)),
+        ],
+    )
+    assert tactic(tree).stale == 1
+
+
+def test_overdue_means_open_and_due_before_as_of(tree: Store) -> None:
+    """Open items due before the as-of date are overdue; due today or done are not."""
+    yesterday = AS_OF - timedelta(days=1)
+    link(
+        tree,
+        [
+            item(1, "todo", due=yesterday),
+            item(2, "in_progress", due=yesterday),
+            item(3, "todo", due=AS_OF),
+            item(4, "done", due=yesterday),
+            item(5, "dropped", due=yesterday),
+            item(6, "todo"),
+        ],
+    )
+    assert tactic(tree).overdue == 2
+
+
+def test_scope_added_counts_items_created_since_period_start(tree: Store) -> None:
+    """Created on or after the period start and not dropped is added scope."""
+    link(
+        tree,
+        [
+            item(1, "todo", created=at(date(2026, 10, 1), 0)),
+            item(2, "todo", created=at(date(2026, 9, 30), 23)),
+            item(3, "dropped", created=at(date(2026, 10, 5))),
+            item(4, "done", created=at(date(2026, 11, 1))),
+        ],
+    )
+    assert tactic(tree).scope_added == 2
+
+
+def test_history_before_period_start_leaves_every_count(tree: Store) -> None:
+    """Done or dropped before the period start is history; open old items still count."""
+    before = at(date(2026, 9, 30), 23)
+    link(
+        tree,
+        [
+            item(1, "done", created=at(date(2026, 8, 1)), updated=before),
+            item(2, "dropped", created=at(date(2026, 8, 1)), updated=before),
+            item(3, "todo", created=at(date(2026, 8, 1)), updated=before),
+            item(4, "done", created=at(date(2026, 8, 1)), updated=at(date(2026, 10, 1), 0)),
+        ],
+    )
+    s = tactic(tree)
+    assert (s.items_total, s.items_done, s.items_todo, s.items_dropped) == (2, 1, 1, 0)
+    assert s.last_activity == at(date(2026, 10, 1), 0)
+
+
+def test_containers_and_deleted_items_never_count(tree: Store) -> None:
+    """Epics, projects, milestones, sections and deleted items are left out."""
+    containers = [
+        item(f"c{k}", "todo", kind=kind)
+        for k, kind in enumerate(
+            (ItemKind.EPIC, ItemKind.PROJECT, ItemKind.MILESTONE, ItemKind.SECTION)
+        )
+    ]
+    link(tree, [*containers, item(1, "todo"), item(2, "done")])
+    from okrsync.models import Page
+
+    tree.commit_page("gh", Page([], {}, deleted=["2"]))
+    s = tactic(tree)
+    assert (s.items_total, s.items_todo, s.items_done) == (1, 1, 0)
+
+
+def test_an_item_linked_by_two_rules_counts_once(tree: Store) -> None:
+    """Several rules attaching one item to one tactic count it once; other tactics count it too."""
+    link(tree, [item(1, "done", estimate=2), item(2, "todo")], ["checkout", "pricing"], ["a", "b"])
+    result = compute(tree, AS_OF, CFG)
+    for tid in ("checkout", "pricing"):
+        s = result.tactics[tid]
+        assert (s.items_total, s.items_done, s.estimate_total) == (2, 1, 2.0)
+
+
+# -- key results and objectives ------------------------------------------------------------------
+
+
+def test_decrease_key_result_outcome(tree: Store) -> None:
+    """A decrease key result from 40 to 10 at 25 is 50%, on track 45 days into 91."""
+    tree.add_checkin("latency", 25, at=days_ago(1))
+    o = compute(tree, AS_OF, CFG).key_results["latency"].outcome
+    assert (o.current, o.progress, o.direction) == (25, 0.5, "decrease")
+    assert o.expected == pytest.approx(45 / 91)
+    assert o.status == "on_track"
+
+
+def test_outcome_uses_the_latest_check_in_up_to_the_as_of_date(tree: Store) -> None:
+    """A check-in recorded after the as-of date is not seen; none at all is no_data."""
+    tree.add_checkin("conv", 9, at=days_ago(5))
+    tree.add_checkin("conv", 12, at=at(AS_OF + timedelta(days=1)))
+    result = compute(tree, AS_OF, CFG)
+    assert result.key_results["conv"].outcome.progress == 0.25
+    assert result.key_results["latency"].outcome.status == "no_data"
+    assert (
+        compute(tree, AS_OF + timedelta(days=1), CFG).key_results["conv"].outcome.status == "done"
+    )
+
+
+def test_key_result_execution_is_weighted_with_the_worst_status(tree: Store) -> None:
+    """Completion averaged by tactic weight over tactics with data; the worst status wins."""
+    link(tree, [item(1, "done"), item(2, "done")], "checkout")
+    link(tree, [item(3, "done"), item(4, "todo", updated=days_ago(1))], "pricing")
+    kr = compute(tree, AS_OF, CFG).key_results["conv"]
+    assert kr.execution.completion == pytest.approx((1.0 * 1 + 0.5 * 3) / 4)
+    assert kr.execution.status == "on_track"
+    assert kr.execution.tactics_with_data == 2
+
+
+def test_flags_and_objective_roll_up(tree: Store) -> None:
+    """Work done without the metric moving flags output_without_outcome, up to the objective."""
+    link(tree, [item(1, "done"), item(2, "done")], "checkout")
+    link(tree, [item(3, "done")], "pricing")
+    tree.add_checkin("conv", 8.4, at=days_ago(1))  # 10%
+    tree.add_checkin("latency", 10, at=days_ago(1))  # 100%, no work linked
+    result = compute(tree, AS_OF, CFG)
+    assert result.key_results["conv"].flags == ("output_without_outcome",)
+    assert result.key_results["latency"].flags == ()
+    obj = result.objectives["grow"]
+    assert obj.outcome.progress == pytest.approx(0.55)
+    assert obj.execution.completion == 1.0
+    assert obj.flags == ("output_without_outcome",)
+
+
+def test_outcome_without_output(tree: Store) -> None:
+    """The metric reached while planned work has not started flags outcome_without_output."""
+    link(tree, [item(1, "todo"), item(2, "todo")], "cache")
+    tree.add_checkin("latency", 10, at=days_ago(1))
+    assert compute(tree, AS_OF, CFG).key_results["latency"].flags == ("outcome_without_output",)
+
+
+# -- incremental path and snapshots --------------------------------------------------------------
+
+
+def test_tactics_for_items(tree: Store) -> None:
+    """The tactics linked to given items, for the incremental path after a sync."""
+    link(tree, [item(1)], ["checkout", "cache"])
+    link(tree, [item(2)], "pricing")
+    assert signals.tactics_for_items(tree, "gh", ["1"]) == {"checkout", "cache"}
+    assert signals.tactics_for_items(tree, "gh", ["9"]) == set()
+
+
+def test_incremental_compute_matches_the_full_one(tree: Store) -> None:
+    """Restricting to changed tactics gives the same values for everything it covers."""
+    link(tree, [item(1, "done"), item(2, "todo")], "checkout")
+    link(tree, [item(3, "in_progress")], "cache")
+    full = compute(tree, AS_OF, CFG)
+    part = compute(tree, AS_OF, CFG, tactic_ids={"checkout"})
+    assert set(part.tactics) == {"checkout", "pricing", "cache"}
+    assert part.tactics == full.tactics
+    assert part.key_results == full.key_results
+    assert part.objectives == full.objectives
+
+
+def test_snapshot_only_when_values_change(tree: Store) -> None:
+    """A second recompute writes nothing; a changed item writes its tactic and roll-ups."""
+    link(tree, [item(1, "todo")], "checkout")
+    first = signals.recompute(tree, AS_OF, CFG)
+    assert first.snapshots_written == 3 + 2 + 1
+    assert signals.recompute(tree, AS_OF, CFG).snapshots_written == 0
+    link(tree, [item(1, "done", updated=days_ago(1))], "checkout")
+    changed = signals.tactics_for_items(tree, "gh", ["1"])
+    rep = signals.recompute(tree, AS_OF, CFG, changed_tactics=changed)
+    assert rep.snapshots_written == 3  # checkout, conv, grow
+    moves = signals.history(tree, "checkout")
+    assert [s.values["items_done"] for s in moves] == [0, 1]
+    assert signals.recompute(tree, AS_OF, CFG, changed_tactics=set()).tactics == 0
