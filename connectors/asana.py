@@ -396,7 +396,9 @@ class AsanaConnector:
             status=StatusCategory.TODO,
             status_raw="section",
             created=_parse_dt(created) if created else seen,
-            updated=seen,
+            # Sections carry no modification time; their creation time keeps a re-listing from
+            # counting every section as changed (a rename still shows: the store compares titles).
+            updated=_parse_dt(created) if created else seen,
             item_type="section",
             container=gid,
         )

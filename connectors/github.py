@@ -146,8 +146,9 @@ class GitHubConnector:
                     yield page
         except _ScopeLost as lost:
             st.pop("pass", None)
-            log.warning("github.scope_lost", connector=self.config.name, scope=scope,
-                        reason=str(lost))
+            log.warning(
+                "github.scope_lost", connector=self.config.name, scope=scope, reason=str(lost)
+            )
             yield Page(items=[], cursor=_snap(state), scope=scope, lost_scopes=[scope])
 
     async def _incremental_with_restarts(
@@ -158,8 +159,13 @@ class GitHubConnector:
                 async for page in self._incremental(scope, st, state):
                     yield page
             except _PageRejected as exc:
-                log.warning("github.page_rejected", connector=self.config.name, scope=scope,
-                            restart=restart + 1, reason=str(exc))
+                log.warning(
+                    "github.page_rejected",
+                    connector=self.config.name,
+                    scope=scope,
+                    restart=restart + 1,
+                    reason=str(exc),
+                )
                 pending = st.pop("pass", None) or {}
                 st["since"] = pending.get("window", st.get("since"))
                 st["etag"] = None
@@ -178,8 +184,9 @@ class GitHubConnector:
             prog = _Pass(**pending)
             resp, body = await self._follow(str(prog.next))
         else:
-            resp, body = await self._list(scope, self._issues_params(st.get("since")),
-                                          st.get("etag"))
+            resp, body = await self._list(
+                scope, self._issues_params(st.get("since")), st.get("etag")
+            )
             if resp.status_code == 304:
                 yield Page(items=[], cursor=_snap(state), scope=scope)
                 return
@@ -240,8 +247,12 @@ class GitHubConnector:
             if nxt is None:
                 st["runs"] = 0
                 page.census = {scope: _unique(ids)}
-                log.info("github.census", connector=self.config.name, scope=scope,
-                         ids=len(page.census[scope]))
+                log.info(
+                    "github.census",
+                    connector=self.config.name,
+                    scope=scope,
+                    ids=len(page.census[scope]),
+                )
             page.cursor = _snap(state)
             yield page
             if nxt is None:
@@ -252,7 +263,10 @@ class GitHubConnector:
 
     def _issues_params(self, since: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "state": "all", "sort": "updated", "direction": "asc", "per_page": self._per_page,
+            "state": "all",
+            "sort": "updated",
+            "direction": "asc",
+            "per_page": self._per_page,
         }
         if since is not None:
             params["since"] = since
@@ -265,8 +279,9 @@ class GitHubConnector:
         headers = {"If-None-Match": etag} if etag else None
         url = f"{self._base}/repos/{scope}/issues"
         try:
-            resp, body = await self.http.get_json(url, params=params, headers=headers,
-                                                  accept=REDIRECTS)
+            resp, body = await self.http.get_json(
+                url, params=params, headers=headers, accept=REDIRECTS
+            )
         except NotFound as exc:
             raise _ScopeLost(f"HTTP {exc.status}") from None
         except AuthError as exc:
@@ -303,9 +318,13 @@ class GitHubConnector:
                     milestones.setdefault(m.external_id, m)
                 items.append(self._issue(raw, scope))
             except (KeyError, TypeError, ValueError) as exc:
-                log.warning("github.payload_skipped", connector=self.config.name, scope=scope,
-                            id=raw.get("id") if isinstance(raw, dict) else None,
-                            error=f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "github.payload_skipped",
+                    connector=self.config.name,
+                    scope=scope,
+                    id=raw.get("id") if isinstance(raw, dict) else None,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         return [*milestones.values(), *items]
 
     def _issue(self, raw: Json, scope: str) -> WorkItem:

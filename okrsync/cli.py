@@ -134,11 +134,15 @@ def sync(
     """Pull every configured tracker (or one) once: page by page, each with its cursor."""
     import asyncio
 
+    from okrsync.pipeline import MappingState, after_sync
     from okrsync.sync import sync_once
 
     state = state_of(ctx)
-    state.store.apply_okr_tree(state.tree())
-    results = asyncio.run(sync_once(state.settings, state.store, connector))
+    mapping = MappingState.load(state.settings)
+    mapping.apply(state.store, state.settings)
+    linker = mapping.linker(state.store)
+    results = asyncio.run(sync_once(state.settings, state.store, connector, linker))
+    after_sync(state.store, state.settings, mapping, results)
     render_runs(out, results)
     if any(r.status != "ok" for r in results):
         raise typer.Exit(1)

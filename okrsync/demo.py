@@ -15,17 +15,18 @@ from rich.console import Console
 
 from okrsync.config import ConnectorConfig, Settings
 from okrsync.logging import configure, quiet_defaults
-from okrsync.okrfile import load_tree
-from okrsync.render import render_runs, render_tree
+from okrsync.pipeline import MappingState, after_sync
+from okrsync.render import render_runs
+from okrsync.report import export_tree, render_report
 from okrsync.sandbox import Sandbox
+from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.sync import sync_once
-from okrsync.tree import load_tree_view
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 DEMO_SIZES = {"jira": 400, "jira_dc": 200, "asana": 300, "github": 400}
 DEMO_CHECKINS = {
-    "trial-conversion": (9.1, 0.7, "demo: weekly funnel export"),
+    "trial-conversion": (11.2, 0.7, "demo: weekly funnel export"),
     "activation-time": (31.0, 0.6, "demo: median from product analytics"),
     "p95-latency": (410.0, 0.8, "demo: APM dashboard"),
 }
@@ -88,17 +89,23 @@ def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = Non
             base_dir=workdir.resolve(),
         )
         store = Store.open(settings.store_url())
-        tree = load_tree(settings.mapping_paths())
-        store.apply_okr_tree(tree)
+        mapping = MappingState.load(settings)
+        mapping.apply(store, settings)
+        tree = mapping.tree
         for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
             if kr_id in tree.key_results:
                 store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
         console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {db}")
-        console.print("[bold]1. full sync[/]")
-        render_runs(console, asyncio.run(sync_once(settings, store)))
-        for tracker in ("jira", "asana", "github"):
-            sb.mutate(tracker, 5)
-        console.print("[bold]2. incremental re-sync after 5 changes per tracker[/]")
-        render_runs(console, asyncio.run(sync_once(settings, store)))
-        render_tree(console, load_tree_view(store))
+        for step, title in enumerate(
+            ("full sync", "incremental re-sync after 5 changes per tracker"), 1
+        ):
+            if step == 2:
+                for tracker in ("jira", "asana", "github"):
+                    sb.mutate(tracker, 5)
+            console.print(f"[bold]{step}. {title}[/]")
+            results = asyncio.run(sync_once(settings, store, linker=mapping.linker(store)))
+            after_sync(store, settings, mapping, results)
+            render_runs(console, results)
+        console.print("[bold]3. the OKR report[/]: outcome (check-ins) beside execution (work)")
+        render_report(console, export_tree(store, today(), settings.signals))
         store.close()

@@ -149,7 +149,13 @@ class Http:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
         if status == 304:
             self.stats.not_modified += 1
-        if status in accepted or status == 304:
+        if status == 304:
+            return resp, None
+        if status in accepted:
+            # An expected non-2xx (Asana's 412 with a new sync token, say) carries a body the
+            # caller needs: a cut or garbled one is a transient fault like any other.
+            if resp.content and "json" in resp.headers.get("content-type", ""):
+                return resp, self._parse(resp, safe)
             return resp, None
         if status >= 300:
             raise translate(resp, self.connector)

@@ -151,6 +151,8 @@ class Service:
     async def _run(self, cc: ConnectorConfig) -> RunResult:
         if self.client is None:
             self.client = new_client()
+        if await asyncio.to_thread(self.mapping.stale, self.settings):
+            await self.reload_mapping(self.settings)  # edited files apply at the next cycle
         linker = self.mapping.linker(self.store)
         result = await run_connector(cc, self.store, self.client, self.limiters, linker)
         self.metrics.observe(result)
@@ -291,7 +293,7 @@ class Service:
     async def reload_mapping(self, settings: Settings) -> None:
         try:
             mapping = await asyncio.to_thread(MappingState.load, settings)
-            await asyncio.to_thread(mapping.apply, self.store)
+            await asyncio.to_thread(mapping.apply, self.store, settings)
         except ConfigError as exc:
             self.reload_errors["mapping"] = str(exc)
             self.metrics.mapping_valid.set(0)
@@ -403,7 +405,7 @@ def open_service(settings: Settings, config_path: Path | None) -> Service:
         with upgrade_lock(store.engine):
             store.upgrade()
         mapping = MappingState.load(settings)
-        mapping.apply(store)
+        mapping.apply(store, settings)
     except BaseException:
         store.close()
         raise

@@ -327,6 +327,7 @@ class Store:
                 WI.c.deleted_at,
                 WI.c.lost_at,
                 WI.c.first_seen,
+                WI.c.title,
             ).where(WI.c.connector == connector, WI.c.external_id.in_(chunk))
             existing.update({r.external_id: r for r in conn.execute(q)})
         rows: dict[str, dict[str, Any]] = {}
@@ -337,6 +338,7 @@ class Store:
                 and old.updated == item.updated
                 and old.key == item.key
                 and old.container == item.container
+                and old.title == item.title
                 and (old.deleted_at is None and old.lost_at is None)
             ):
                 result.unchanged += 1
@@ -606,7 +608,7 @@ def _sqlite_dt(v: datetime | None) -> str | None:
 
 _SQLITE_EXISTING = (
     "SELECT external_id, updated, key, container, previous_keys, deleted_at, lost_at, "
-    "first_seen FROM work_item WHERE connector = ? AND external_id IN ({})"
+    "first_seen, title FROM work_item WHERE connector = ? AND external_id IN ({})"
 )
 
 

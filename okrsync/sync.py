@@ -24,6 +24,7 @@ from okrsync.errors import ConfigError, ConnectorError, OkrsyncError
 from okrsync.http import DEFAULT_IN_FLIGHT, Http, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.redaction import scrub
+from okrsync.signals import tactics_for_items
 from okrsync.store import Link, Store
 
 log = structlog.get_logger("okrsync.sync")
@@ -46,6 +47,7 @@ class RunResult:
     duration_s: float = 0.0
     lost_scopes: list[str] = field(default_factory=list)
     changed: dict[str, list[str]] = field(default_factory=dict)
+    touched_tactics: set[str] = field(default_factory=set)
     error: str | None = None
 
     @property
@@ -165,7 +167,14 @@ async def _drain(
         while (page := await queue.get()) is not None:
             if isinstance(page, Exception):
                 raise page
-            links = linker(page.items) if linker else None
+            links = None
+            if linker is not None:
+                links = await asyncio.to_thread(linker, page.items)
+                # Tactics the page's items leave must be recomputed too: read them first.
+                ids = [i.external_id for i in page.items] + page.deleted
+                result.touched_tactics |= await asyncio.to_thread(
+                    tactics_for_items, store, name, ids
+                )
             res = await asyncio.to_thread(store.commit_page, name, page, links, run_id)
             if page.lost_scopes:
                 await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)

@@ -62,25 +62,15 @@ def load_tree_view(store: Store) -> list[ObjectiveView]:
     counts = _link_counts(store)
     with store.engine.connect() as conn:
         objs = conn.execute(
-            sa.select(OBJECTIVE)
-            .where(
-                sa.column("archived_at").is_(None)
-            )
-            .order_by(sa.column("id"))
+            sa.select(OBJECTIVE).where(sa.column("archived_at").is_(None)).order_by(sa.column("id"))
         ).all()
         krs = conn.execute(
             sa.select(KEY_RESULT)
-            .where(
-                sa.column("archived_at").is_(None)
-            )
+            .where(sa.column("archived_at").is_(None))
             .order_by(sa.column("id"))
         ).all()
         tacs = conn.execute(
-            sa.select(TACTIC)
-            .where(
-                sa.column("archived_at").is_(None)
-            )
-            .order_by(sa.column("id"))
+            sa.select(TACTIC).where(sa.column("archived_at").is_(None)).order_by(sa.column("id"))
         ).all()
     views = {
         o.id: ObjectiveView(

@@ -87,7 +87,11 @@ def _token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def config(scope: list[str] | None = None, **kw: Any) -> ConnectorConfig:
     return ConnectorConfig(
-        name="gh", type="github", base_url=BASE, scope=scope or [SCOPE], token_env=TOKEN_ENV,
+        name="gh",
+        type="github",
+        base_url=BASE,
+        scope=scope or [SCOPE],
+        token_env=TOKEN_ENV,
         **kw,
     )
 
@@ -143,8 +147,13 @@ def run(
     return out, rec, http
 
 
-def ok(body: Any, *, link: str | None = None, etag: str | None = None,
-       date_hdr: str | None = "Tue, 01 Jan 2030 00:00:00 GMT") -> httpx.Response:
+def ok(
+    body: Any,
+    *,
+    link: str | None = None,
+    etag: str | None = None,
+    date_hdr: str | None = "Tue, 01 Jan 2030 00:00:00 GMT",
+) -> httpx.Response:
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if link:
         headers["Link"] = link
@@ -208,21 +217,23 @@ def test_replays_recorded_pages_to_the_end_following_link_urls() -> None:
         if f is None and request.url.path == first["path"].split("?")[0]:
             f = first
         assert f is not None, str(request.url)
-        return httpx.Response(f["status"], json=f["response"],
-                              headers=recorded_headers(f["rawHeaders"]))
+        return httpx.Response(
+            f["status"], json=f["response"], headers=recorded_headers(f["rawHeaders"])
+        )
 
     scope = first["path"].split("/")[2] + "/" + first["path"].split("/")[3]
     pages, rec, _ = run(handler, cfg=config([scope], page_size=3))
     incremental = pages[:5]
     assert [len(p.items) for p in incremental] == [3, 3, 3, 3, 1]
-    assert sorted(int(i.key.rsplit("#", 1)[1]) for i in items_of(incremental)) == list(
-        range(1, 14)
-    )
+    assert sorted(int(i.key.rsplit("#", 1)[1]) for i in items_of(incremental)) == list(range(1, 14))
     followed = [str(r.url) for r in rec.requests[1:5]]
     assert followed == [f"https://api.github.com{f['path']}" for f in fixture[1:]]
     first_params = rec.requests[0].url.params
     assert dict(first_params) == {
-        "state": "all", "sort": "updated", "direction": "asc", "per_page": "3",
+        "state": "all",
+        "sort": "updated",
+        "direction": "asc",
+        "per_page": "3",
     }
 
 
@@ -234,8 +245,9 @@ def test_recorded_issue_changed_at_run_start_holds_window_and_defers_census() ->
 
     def handler(request: httpx.Request) -> httpx.Response:
         f = pages_by_url.get(str(request.url)) or first
-        return httpx.Response(f["status"], json=f["response"],
-                              headers=recorded_headers(f["rawHeaders"]))
+        return httpx.Response(
+            f["status"], json=f["response"], headers=recorded_headers(f["rawHeaders"])
+        )
 
     scope = "/".join(first["path"].split("/")[2:4])
     pages, rec, _ = run(handler, cfg=config([scope], page_size=3))
@@ -251,11 +263,14 @@ def test_recorded_issue_changed_at_run_start_holds_window_and_defers_census() ->
 def test_link_next_url_is_requested_verbatim() -> None:
     """A next URL with an odd extra parameter is requested byte for byte, never rebuilt."""
     odd = f"{BASE}/repositories/1296269/issues?per_page=100&page=2&odd=a%2Cb&x=&y=%7Bz%7D"
-    handler = by_url({
-        f"{FIRST}2024-12-31T00:00:00Z": ok([issue_item(1, "2025-01-01T00:00:00Z")],
-                                          link=next_link(odd)),
-        odd: ok([issue_item(2, "2025-01-02T00:00:00Z")]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}2024-12-31T00:00:00Z": ok(
+                [issue_item(1, "2025-01-01T00:00:00Z")], link=next_link(odd)
+            ),
+            odd: ok([issue_item(2, "2025-01-02T00:00:00Z")]),
+        }
+    )
     pages, rec, _ = run(handler, cursor_for("2024-12-31T00:00:00Z"))
     assert str(rec.requests[1].url) == odd
     assert len(rec.requests) == 2
@@ -266,13 +281,18 @@ def test_equal_timestamps_across_page_boundary_no_loss_no_loop() -> None:
     """Ties split over two pages are all kept; the next run re-reads the tie once and stops."""
     tie = "2025-02-01T10:00:00Z"
     page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url({
-        f"{FIRST}": ok([issue_item(1, "2025-01-31T00:00:00Z"), issue_item(2, tie)],
-                       link=next_link(page2), date_hdr="Mon, 03 Feb 2025 00:00:00 GMT"),
-        page2: ok([issue_item(3, tie)]),
-        f"{FIRST}{tie}": ok([issue_item(2, tie), issue_item(3, tie)], etag='W/"tie"'),
-        f"census:{ISSUES.removeprefix(BASE)}": ok([]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}": ok(
+                [issue_item(1, "2025-01-31T00:00:00Z"), issue_item(2, tie)],
+                link=next_link(page2),
+                date_hdr="Mon, 03 Feb 2025 00:00:00 GMT",
+            ),
+            page2: ok([issue_item(3, tie)]),
+            f"{FIRST}{tie}": ok([issue_item(2, tie), issue_item(3, tie)], etag='W/"tie"'),
+            f"census:{ISSUES.removeprefix(BASE)}": ok([]),
+        }
+    )
     pages, _, _ = run(handler, cfg=config(page_size=2))
     assert {i.key for i in issues_of(pages)} == {f"{SCOPE}#1", f"{SCOPE}#2", f"{SCOPE}#3"}
     cursor = pages[-1].cursor
@@ -288,12 +308,15 @@ def test_killed_run_resumes_at_the_next_link_replaying_at_most_one_page() -> Non
     """The cursor of page 1 carries the next URL: a new run starts there, not at page 1."""
     page2 = f"{BASE}/repositories/1296269/issues?since=x&page=2"
     page3 = f"{BASE}/repositories/1296269/issues?since=x&page=3"
-    handler = by_url({
-        f"{FIRST}2025-01-01T00:00:00Z": ok([issue_item(1, "2025-01-02T00:00:00Z")],
-                                          link=next_link(page2)),
-        page2: ok([issue_item(2, "2025-01-03T00:00:00Z")], link=next_link(page3)),
-        page3: ok([issue_item(3, "2025-01-04T00:00:00Z")]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}2025-01-01T00:00:00Z": ok(
+                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
+            ),
+            page2: ok([issue_item(2, "2025-01-03T00:00:00Z")], link=next_link(page3)),
+            page3: ok([issue_item(3, "2025-01-04T00:00:00Z")]),
+        }
+    )
     pages, _, _ = run(handler, cursor_for("2025-01-01T00:00:00Z"))
     assert [i.key for i in issues_of(pages)] == [f"{SCOPE}#1", f"{SCOPE}#2", f"{SCOPE}#3"]
     resumed, rec, _ = run(handler, pages[0].cursor)
@@ -306,11 +329,16 @@ def test_item_updated_during_the_run_keeps_the_starting_window() -> None:
     """An item whose updated_at is at/after the server Date of the first page holds `since`."""
     window = "2025-01-01T00:00:00Z"
     page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url({
-        f"{FIRST}{window}": ok([issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2),
-                               date_hdr="Fri, 03 Jan 2025 12:00:00 GMT"),
-        page2: ok([issue_item(2, "2025-01-03T12:00:05Z")]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}{window}": ok(
+                [issue_item(1, "2025-01-02T00:00:00Z")],
+                link=next_link(page2),
+                date_hdr="Fri, 03 Jan 2025 12:00:00 GMT",
+            ),
+            page2: ok([issue_item(2, "2025-01-03T12:00:05Z")]),
+        }
+    )
     pages, _, _ = run(handler, cursor_for(window))
     assert pages[-1].cursor["scopes"][SCOPE]["since"] == window
 
@@ -318,13 +346,18 @@ def test_item_updated_during_the_run_keeps_the_starting_window() -> None:
 def test_expired_link_restarts_from_window_then_gives_up() -> None:
     """A 422 on a next link restarts the scope from its window; the fourth refusal raises."""
     page2 = f"{BASE}/repositories/1296269/issues?after=Y3Vyc29y"
-    refused = httpx.Response(422, json={"message": "Pagination with the page parameter is not "
-                                                   "supported for large datasets"})
-    handler = by_url({
-        f"{FIRST}2025-01-01T00:00:00Z": ok([issue_item(1, "2025-01-02T00:00:00Z")],
-                                          link=next_link(page2)),
-        page2: refused,
-    })
+    refused = httpx.Response(
+        422,
+        json={"message": "Pagination with the page parameter is not supported for large datasets"},
+    )
+    handler = by_url(
+        {
+            f"{FIRST}2025-01-01T00:00:00Z": ok(
+                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
+            ),
+            page2: refused,
+        }
+    )
     pages: list[Page] = []
     with pytest.raises(CursorRejected):
         run(handler, cursor_for("2025-01-01T00:00:00Z"), pages=pages)
@@ -340,10 +373,13 @@ def test_no_change_rerun_is_one_request_answered_304() -> None:
     rec304 = vendor("recorded/pygithub/conditional-request-304.json")["interactions"][0]
     etag = rec304["request"]["headers"]["If-None-Match"]
     since = "2025-01-01T00:00:00Z"
-    handler = by_url({
-        f"{FIRST}{since}": httpx.Response(304, headers=recorded_headers(
-            rec304["response"]["headers"])),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}{since}": httpx.Response(
+                304, headers=recorded_headers(rec304["response"]["headers"])
+            ),
+        }
+    )
     pages, rec, http = run(handler, cursor_for(since, etag))
     assert len(rec.requests) == 1
     assert rec.requests[0].headers["If-None-Match"] == etag
@@ -379,9 +415,11 @@ def test_since_stays_stable_between_runs_so_the_etag_can_match() -> None:
 def test_full_page_is_never_cached_by_etag() -> None:
     """A first page as long as per_page may hide a change on page 2: its ETag is not stored."""
     since = "2025-01-01T00:00:00Z"
-    handler = by_url({
-        f"{FIRST}{since}": ok([issue_item(1, since), issue_item(2, since)], etag='"full"'),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}{since}": ok([issue_item(1, since), issue_item(2, since)], etag='"full"'),
+        }
+    )
     pages, _, _ = run(handler, cursor_for(since), cfg=config(page_size=2))
     assert pages[-1].cursor["scopes"][SCOPE] == {"since": since, "etag": None, "runs": 2}
 
@@ -393,7 +431,8 @@ def test_two_repos_without_changes_cost_one_request_each() -> None:
     cursor["scopes"][other] = {"since": "2025-01-02T00:00:00Z", "etag": '"b"', "runs": 1}
     pages, rec, _ = run(lambda r: httpx.Response(304), cursor, config([SCOPE, other]))
     assert [r.url.path for r in rec.requests] == [
-        f"/repos/{SCOPE}/issues", f"/repos/{other}/issues",
+        f"/repos/{SCOPE}/issues",
+        f"/repos/{other}/issues",
     ]
     assert [r.headers["If-None-Match"] for r in rec.requests] == ['"a"', '"b"']
     assert [p.scope for p in pages] == [SCOPE, other]
@@ -454,24 +493,54 @@ CLOSED = "2025-01-05T08:00:00Z"
 @pytest.mark.parametrize(
     ("changes", "pr", "status", "completed"),
     [
-        ({"state": "closed", "closed_at": CLOSED, "state_reason": "not_planned"}, False,
-         StatusCategory.DROPPED, None),
-        ({"state": "closed", "closed_at": CLOSED, "state_reason": "completed"}, False,
-         StatusCategory.DONE, datetime(2025, 1, 5, 8, tzinfo=UTC)),
-        ({"state": "closed", "closed_at": CLOSED, "state_reason": "duplicate"}, False,
-         StatusCategory.DROPPED, None),
-        ({"state": "closed", "closed_at": CLOSED, "merged_at": None}, True,
-         StatusCategory.DROPPED, None),
-        ({"state": "closed", "closed_at": CLOSED, "merged_at": CLOSED}, True,
-         StatusCategory.DONE, datetime(2025, 1, 5, 8, tzinfo=UTC)),
+        (
+            {"state": "closed", "closed_at": CLOSED, "state_reason": "not_planned"},
+            False,
+            StatusCategory.DROPPED,
+            None,
+        ),
+        (
+            {"state": "closed", "closed_at": CLOSED, "state_reason": "completed"},
+            False,
+            StatusCategory.DONE,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
+        ),
+        (
+            {"state": "closed", "closed_at": CLOSED, "state_reason": "duplicate"},
+            False,
+            StatusCategory.DROPPED,
+            None,
+        ),
+        (
+            {"state": "closed", "closed_at": CLOSED, "merged_at": None},
+            True,
+            StatusCategory.DROPPED,
+            None,
+        ),
+        (
+            {"state": "closed", "closed_at": CLOSED, "merged_at": CLOSED},
+            True,
+            StatusCategory.DONE,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
+        ),
         ({"labels": [_label("In Progress")]}, False, StatusCategory.IN_PROGRESS, None),
         ({"labels": [_label("WIP")]}, False, StatusCategory.IN_PROGRESS, None),
         ({"labels": [_label("in-progress")]}, False, StatusCategory.IN_PROGRESS, None),
         ({"labels": [_label("wontfix")]}, False, StatusCategory.DROPPED, None),
         ({}, False, StatusCategory.TODO, None),
     ],
-    ids=["not-planned", "completed", "duplicate", "pr-unmerged", "pr-merged", "label-in-progress",
-         "label-wip", "label-in-progress-dash", "label-wontfix", "open"],
+    ids=[
+        "not-planned",
+        "completed",
+        "duplicate",
+        "pr-unmerged",
+        "pr-merged",
+        "label-in-progress",
+        "label-wip",
+        "label-in-progress-dash",
+        "label-wontfix",
+        "open",
+    ],
 )
 def test_status_category(
     changes: dict[str, Any], pr: bool, status: StatusCategory, completed: datetime | None
@@ -491,14 +560,19 @@ def test_status_category(
 
 @pytest.mark.parametrize(
     ("field", "labels", "estimate"),
-    [(None, ["bug", "points:3"], 3.0), (None, ["Points: 0.5"], 0.5),
-     ("size", ["points:3", "size:8"], 8.0), (None, ["points:many"], None)],
+    [
+        (None, ["bug", "points:3"], 3.0),
+        (None, ["Points: 0.5"], 0.5),
+        ("size", ["points:3", "size:8"], 8.0),
+        (None, ["points:many"], None),
+    ],
 )
 def test_estimate_from_label(field: str | None, labels: list[str], estimate: float | None) -> None:
     """`<estimate_field or points>:<number>` labels give the estimate."""
     item = issue_item(7, "2025-01-05T08:00:00Z", labels=[_label(n) for n in labels])
-    (got,) = issues_of(run(by_url({FIRST: ok([item])}), cursor_for(None),
-                           config(estimate_field=field))[0])
+    (got,) = issues_of(
+        run(by_url({FIRST: ok([item])}), cursor_for(None), config(estimate_field=field))[0]
+    )
     assert got.estimate == estimate
 
 
@@ -526,8 +600,13 @@ def test_auth_headers_are_set() -> None:
 def test_enterprise_base_url_is_used_as_given() -> None:
     """GitHub Enterprise Server: requests go under the configured `/api/v3` base."""
     rec = Recorder()
-    cfg = ConnectorConfig(name="gh", type="github", base_url="https://ghe.example.com/api/v3/",
-                          scope=[SCOPE], token_env=TOKEN_ENV)
+    cfg = ConnectorConfig(
+        name="gh",
+        type="github",
+        base_url="https://ghe.example.com/api/v3/",
+        scope=[SCOPE],
+        token_env=TOKEN_ENV,
+    )
 
     async def go() -> list[Page]:
         async with httpx.AsyncClient() as client:
@@ -560,8 +639,9 @@ def test_recorded_403_rate_limit_waits_until_reset() -> None:
     headers = recorded_headers(recorded["response"]["headers"])
     reset = int(time.time()) + 120
     headers["x-ratelimit-reset"] = str(reset)
-    answers = iter([httpx.Response(403, json=recorded["response"]["body"], headers=headers),
-                    ok([])])
+    answers = iter(
+        [httpx.Response(403, json=recorded["response"]["body"], headers=headers), ok([])]
+    )
     pages, rec, _ = run(lambda r: next(answers), cursor_for("2025-01-01T00:00:00Z"))
     after = time.time()
     assert [e[0] for e in rec.events] == ["request", "sleep", "request"]
@@ -581,16 +661,24 @@ def test_5xx_is_retried() -> None:
 def test_401_raises_auth_error_and_stops() -> None:
     """A 401 mid-scope raises AuthError: no further pages, no further requests."""
     page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url({
-        f"{FIRST}2025-01-01T00:00:00Z": ok([issue_item(1, "2025-01-02T00:00:00Z")],
-                                          link=next_link(page2)),
-        page2: httpx.Response(401, json={"message": "Bad credentials"}),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}2025-01-01T00:00:00Z": ok(
+                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
+            ),
+            page2: httpx.Response(401, json={"message": "Bad credentials"}),
+        }
+    )
     pages: list[Page] = []
     rec = Recorder()
     with pytest.raises(AuthError):
-        run(handler, cursor_for("2025-01-01T00:00:00Z"), config([SCOPE, "octocat/other"]),
-            pages=pages, recorder=rec)
+        run(
+            handler,
+            cursor_for("2025-01-01T00:00:00Z"),
+            config([SCOPE, "octocat/other"]),
+            pages=pages,
+            recorder=rec,
+        )
     assert len(pages) == 1
     assert [str(r.url) for r in rec.requests][1:] == [page2]
 
@@ -599,8 +687,11 @@ def test_401_on_the_list_call_is_not_a_lost_scope() -> None:
     """Bad credentials fail the run instead of being reported as a lost repo."""
     pages: list[Page] = []
     with pytest.raises(AuthError):
-        run(lambda r: httpx.Response(401, json={"message": "Bad credentials"}),
-            cursor_for(None), pages=pages)
+        run(
+            lambda r: httpx.Response(401, json={"message": "Bad credentials"}),
+            cursor_for(None),
+            pages=pages,
+        )
     assert pages == []
 
 
@@ -656,10 +747,12 @@ def test_renamed_repo_301_is_a_lost_scope_not_deletion(follow: bool) -> None:
 def test_first_full_run_emits_the_census() -> None:
     """A first run (no since) lists everything: its last page carries every id + milestone."""
     page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url({
-        FIRST: ok([issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)),
-        page2: ok(vendor("examples/list-repo-issues.json")),
-    })
+    handler = by_url(
+        {
+            FIRST: ok([issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)),
+            page2: ok(vendor("examples/list-repo-issues.json")),
+        }
+    )
     pages, rec, _ = run(handler)
     assert len(rec.requests) == 2
     assert pages[0].census == {}
@@ -671,12 +764,15 @@ def test_census_every_n_runs_lists_all_ids_without_since() -> None:
     """When census_every runs have passed, a full id listing follows the incremental pass."""
     page2 = f"{BASE}/repositories/1296269/issues?per_page=100&page=2"
     census_first = ISSUES.removeprefix(BASE)
-    handler = by_url({
-        f"{FIRST}2025-01-01T00:00:00Z": httpx.Response(304),
-        f"census:{census_first}": ok([issue_item(5, "2024-01-01T00:00:00Z")],
-                                     link=next_link(page2)),
-        page2: ok([issue_item(4, "2023-01-01T00:00:00Z", milestone=None)]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}2025-01-01T00:00:00Z": httpx.Response(304),
+            f"census:{census_first}": ok(
+                [issue_item(5, "2024-01-01T00:00:00Z")], link=next_link(page2)
+            ),
+            page2: ok([issue_item(4, "2023-01-01T00:00:00Z", milestone=None)]),
+        }
+    )
     cursor = cursor_for("2025-01-01T00:00:00Z", '"e"', runs=2)
     pages, rec, _ = run(handler, cursor, config(census_every=3))
     assert dict(rec.requests[1].url.params) == {"state": "all", "per_page": "100"}
@@ -684,7 +780,9 @@ def test_census_every_n_runs_lists_all_ids_without_since() -> None:
     assert [p.census for p in pages[:2]] == [{}, {}]
     assert pages[2].census == {SCOPE: ["milestone:octocat/Hello-World#1", "1005", "1004"]}
     assert pages[2].cursor["scopes"][SCOPE] == {
-        "since": "2025-01-01T00:00:00Z", "etag": '"e"', "runs": 0,
+        "since": "2025-01-01T00:00:00Z",
+        "etag": '"e"',
+        "runs": 0,
     }
 
 
@@ -699,11 +797,14 @@ def test_census_is_not_due_before_n_runs() -> None:
 def test_cursor_is_json_serialisable_and_not_shared_between_pages() -> None:
     """Each page carries its own JSON-serialisable snapshot of the full cursor."""
     page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url({
-        f"{FIRST}2025-01-01T00:00:00Z": ok([issue_item(1, "2025-01-02T00:00:00Z")],
-                                          link=next_link(page2)),
-        page2: ok([issue_item(2, "2025-01-03T00:00:00Z")]),
-    })
+    handler = by_url(
+        {
+            f"{FIRST}2025-01-01T00:00:00Z": ok(
+                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
+            ),
+            page2: ok([issue_item(2, "2025-01-03T00:00:00Z")]),
+        }
+    )
     pages, _, _ = run(handler, cursor_for("2025-01-01T00:00:00Z"))
     json.dumps([p.cursor for p in pages])
     assert pages[0].cursor["scopes"][SCOPE]["pass"]["next"] == page2

@@ -49,8 +49,10 @@ AIRBYTE_ISSUE = load("recorded/airbyte-source-jira/issues.json")["issues"][0]
 def jira_time(moment: datetime, tz: timezone = PST) -> str:
     """Jira's wire format: `2026-11-25T10:00:00.000-0800`."""
     local = moment.astimezone(tz)
-    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}" + (
-        local.strftime("%z")
+    return (
+        local.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{local.microsecond // 1000:03d}"
+        + (local.strftime("%z"))
     )
 
 
@@ -120,8 +122,10 @@ class FakeJira:
         self.issues = {i["id"]: i for i in issues or []}
         self.cloud = cloud
         self.cap = cap
-        self.fields = fields if fields is not None else fields_payload(
-            ("customfield_10016", "Story point estimate")
+        self.fields = (
+            fields
+            if fields is not None
+            else fields_payload(("customfield_10016", "Story point estimate"))
         )
         self.now = NOW
         self.lost: set[str] = set()
@@ -485,8 +489,13 @@ def test_server_epic_link_and_subtask_parent(env: None) -> None:
         ("customfield_10014", "Epic Link"), ("customfield_10016", "Story Points")
     )
     story = make_issue(2, T0, customfield_10014="TESTKEY13-1")
-    sub = make_issue(3, T0 + timedelta(minutes=1), issuetype="Sub-task",
-                     parent={"id": "20002", "key": "TESTKEY13-2"}, customfield_10014=None)
+    sub = make_issue(
+        3,
+        T0 + timedelta(minutes=1),
+        issuetype="Sub-task",
+        parent={"id": "20002", "key": "TESTKEY13-2"},
+        customfield_10014=None,
+    )
     epic = make_issue(1, T0 - timedelta(minutes=1), issuetype="Epic")
     fake = FakeJira([epic, story, sub], cloud=False, fields=fields)
     pages = run(cfg(flavor="server"), fake)
