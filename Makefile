@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-full lint bench clean
+.PHONY: setup demo test test-full faults lint bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ test: setup  ## the whole test suite (SQLite and a throwaway PostgreSQL)
 
 test-full: setup  ## also the long fault-matrix cases
 	$(BIN)/pytest -q --run-slow
+
+faults: setup  ## the whole fault matrix and the kill -9 loop against the sandbox
+	$(BIN)/pytest -q --run-slow tests/integration/test_faults.py tests/integration/test_kill9.py
 
 lint: setup
 	$(BIN)/ruff check .
