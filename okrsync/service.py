@@ -50,7 +50,7 @@ from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import MappingState, after_sync
 from okrsync.store import Store
 from okrsync.sync import Limiters, RunResult, new_client, run_connector
-from okrsync.tables import SYNC_RUN, WORK_ITEM
+from okrsync.tables import WORK_ITEM
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
@@ -374,14 +374,7 @@ def reap_stale_runs(store: Store, connector: str) -> int:
     Called while holding the connector (advisory lock or the SQLite daemon lock), so any
     run still "running" belongs to a process that no longer holds it.
     """
-    t = SYNC_RUN
-    with store.tx() as conn:
-        res = conn.execute(
-            sa.update(t)
-            .where(t.c.connector == connector, t.c.status == "running")
-            .values(status="interrupted", ended_at=datetime.now(UTC), error=ABANDONED)
-        )
-    n = int(res.rowcount or 0)
+    n = store.close_stale_runs(connector, ABANDONED)
     if n:
         log.warning("sync.reaped_stale_runs", connector=connector, runs=n)
     return n

@@ -526,6 +526,16 @@ class Store:
                 )
             )
 
+    def close_stale_runs(self, connector: str, reason: str) -> int:
+        """Mark `connector`'s runs still "running" as interrupted (their runner is gone)."""
+        with self.tx() as conn:
+            res = conn.execute(
+                sa.update(SYNC_RUN)
+                .where(SYNC_RUN.c.connector == connector, SYNC_RUN.c.status == "running")
+                .values(status="interrupted", ended_at=now(), error=reason)
+            )
+        return int(res.rowcount or 0)
+
     def runs(
         self,
         connector: str | None = None,

@@ -1,4 +1,4 @@
-"""AsanaConnector against a fake Asana built from the vendor payloads in ../shared/vendor-api."""
+"""AsanaConnector against a fake Asana built from the vendored payloads (tests/fixtures)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,8 +19,9 @@ from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory
+from tests.vendor import VENDOR_API
 
-VENDOR = Path(__file__).resolve().parents[3] / "shared" / "vendor-api" / "asana"
+VENDOR = VENDOR_API / "asana"
 BASE = "https://asana.test/api/1.0"
 DATE = "Wed, 01 Jan 2025 12:00:00 GMT"  # server clock: later than every task below
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +20,9 @@ from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected
 from okrsync.http import Http
 from okrsync.models import ItemKind, Page, StatusCategory
+from tests.vendor import VENDOR_API
 
-VENDOR = Path(__file__).resolve().parents[3] / "shared" / "vendor-api" / "github"
+VENDOR = VENDOR_API / "github"
 BASE = "https://api.github.com"
 SCOPE = "octocat/Hello-World"
 ISSUES = f"{BASE}/repos/{SCOPE}/issues"

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +25,9 @@ from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, ConfigError, CursorRejected, PayloadError
 from okrsync.http import Http
 from okrsync.models import ItemKind, Page, StatusCategory
+from tests.vendor import VENDOR_API
 
-VENDOR = Path(__file__).resolve().parents[3] / "shared" / "vendor-api" / "jira"
+VENDOR = VENDOR_API / "jira"
 BASE = "https://jira.example.com"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 PST = timezone(timedelta(hours=-8))
