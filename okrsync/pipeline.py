@@ -76,11 +76,7 @@ def after_sync(
     store: Store, settings: Settings, mapping: MappingState, results: Sequence[RunResult]
 ) -> None:
     """Recompute signals for the tactics whose items changed (all of them after deletions)."""
-    touched: set[str] = set()
-    for r in results:
-        touched |= r.touched_tactics
-        for connector, ids in r.changed.items():
-            touched |= signals.tactics_for_items(store, connector, ids)
+    touched: set[str] = set().union(*(r.touched_tactics for r in results))
     if any(r.deleted for r in results):
         report = signals.recompute(store, signals.today(), settings.signals)
     elif touched:

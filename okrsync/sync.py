@@ -46,7 +46,6 @@ class RunResult:
     rate_limit_wait_s: float = 0.0
     duration_s: float = 0.0
     lost_scopes: list[str] = field(default_factory=list)
-    changed: dict[str, list[str]] = field(default_factory=dict)
     touched_tactics: set[str] = field(default_factory=set)
     error: str | None = None
 
@@ -175,6 +174,8 @@ async def _drain(
                 result.touched_tactics |= await asyncio.to_thread(
                     tactics_for_items, store, name, ids
                 )
+                # ... and the tactics they join (memory stays flat: tactics, not item ids).
+                result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
             res = await asyncio.to_thread(store.commit_page, name, page, links, run_id)
             if page.lost_scopes:
                 await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)
@@ -188,7 +189,6 @@ async def _drain(
             result.created += res.created
             result.updated += res.updated
             result.deleted += res.deleted
-            result.changed.setdefault(name, []).extend(res.changed_ids)
             bound.debug(
                 "sync.page",
                 scope=page.scope,
