@@ -137,6 +137,8 @@ class ItemLinkRow(SQLModel, table=True):
 
 class SignalSnapshotRow(SQLModel, table=True):
     __tablename__ = "signal_snapshot"
+    # The newest snapshot of a subject is found by one index probe, however long the history.
+    __table_args__ = (sa.Index("ix_signal_snapshot_latest", "subject_type", "subject_id", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     subject_type: str = Field(index=True)
     subject_id: str = Field(index=True)
