@@ -103,7 +103,10 @@ TASK_FIELDS = ",".join(
     )
 )
 SECTION_FIELDS = "name,created_at"
-CENSUS_FIELDS = "gid"
+# The census asks for full tasks: Asana pages by 100 whatever the fields, so it costs no extra
+# request, and it re-reads any task an offset shift hid from a poll (a deletion on an
+# already-read page moves every later task one place earlier).
+CENSUS_FIELDS = TASK_FIELDS
 
 JSON = dict[str, Any]
 
@@ -276,9 +279,12 @@ class AsanaConnector:
             if restarted:
                 census.tasks.clear()
             census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
-            if nxt is None:
+            items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
+            done = nxt is None
+            if done:
                 _census_done(st)
-                yield Page(items=[], cursor=self._snapshot(), scope=gid, census={gid: census.ids()})
+            ids = {gid: census.ids()} if done else {}
+            yield Page(items=items, cursor=self._snapshot(), scope=gid, census=ids)
 
     async def _sections(self, gid: str, st: JSON, census: _Census | None) -> AsyncIterator[Page]:
         params = {"limit": self._limit, "opt_fields": SECTION_FIELDS}

@@ -399,11 +399,13 @@ def test_killed_run_resumes_at_the_stored_offset() -> None:
     assert partial.cursor["scopes"]["P1"]["pending"]["offset"] == "o2"
     fake.requests.clear()
     rest = run(fake, cfg, partial.cursor)
-    assert [t.external_id for t in rest.items(ItemKind.TASK)] == ["P1-2", "P1-3", "P1-4", "P1-5"]
+    resumed = [t.external_id for t in rest.items(ItemKind.TASK)]
+    assert resumed[:4] == ["P1-2", "P1-3", "P1-4", "P1-5"]
     assert fake.calls("/tasks")[0]["offset"] == "o2"
-    # the census of the interrupted full listing is redone in the census pass
+    # the census of the interrupted full listing is redone in the census pass, with full tasks
     assert rest.pages[-1].census["P1"][-6:] == [f"P1-{i}" for i in range(6)]
-    assert fake.calls("/tasks")[-1]["opt_fields"] == "gid"
+    assert resumed[4:] == [f"P1-{i}" for i in range(6)]
+    assert fake.calls("/tasks")[-1]["opt_fields"] == TASK_FIELDS
 
 
 def test_pending_poll_restarts_from_its_window_when_events_arrived() -> None:
@@ -589,7 +591,7 @@ def test_task_moved_between_projects_is_not_reported_deleted() -> None:
 
 
 def test_census_runs_every_census_every_runs() -> None:
-    """Every `census_every` runs a gid-only listing of each scope emits a census."""
+    """Every `census_every` runs a full listing of each scope emits a census (same page cost)."""
     fake = seeded(3)
     cfg = config(census_every=2)
     first = run(fake, cfg)
@@ -600,7 +602,7 @@ def test_census_runs_every_census_every_runs() -> None:
     assert third.pages[-1].census == {
         "P1": ["section:P1-s-To Do", "section:P1-s-Doing", "P1-0", "P1-1", "P1-2"]
     }
-    assert [c["opt_fields"] for c in fake.calls("/tasks")] == [TASK_FIELDS, "gid"]
+    assert [c["opt_fields"] for c in fake.calls("/tasks")] == [TASK_FIELDS, TASK_FIELDS]
     assert third.cursor["scopes"]["P1"]["runs"] == 0
 
 
