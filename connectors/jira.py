@@ -235,7 +235,12 @@ class _ScopeRun:
 
     def _finish(self, last: SearchPage) -> dict[str, list[str]]:
         """Close the run; a clean full listing doubles as the census."""
-        clean = not self.resumed and not self.run.hold and self._complete(last)
+        complete = self._complete(last)
+        if not complete:
+            # DC's total moved while paging: offsets shifted and may have hidden an issue, so
+            # the next run re-reads this run's window instead of moving past it.
+            self.run.hold = True
+        clean = not self.resumed and not self.run.hold and complete
         self.st.finish(self.config.lookback_minutes)
         if self.full and clean:
             self.st.census_pending = False
