@@ -451,13 +451,13 @@ def _line(raw: RawRule, path: tuple[str, ...]) -> int | None:
 
 
 Check = tuple[str, frozenset[str], bool]  # (fact, folded values, all of them?)
-# A bucket of the index: entries its anchor fully proves, and entries with checks left.
 Entry = tuple[
     Link, tuple[Check, ...], "re.Pattern[str] | None", tuple[Check, ...], "re.Pattern[str] | None"
 ]
 
 
-Bucket = tuple[list[Entry], list[Entry]]
+# A bucket of the index: the links its anchor fully proves, and entries with checks left.
+Bucket = tuple[list[Link], list[Entry]]
 
 
 class Matcher:
@@ -496,8 +496,11 @@ class Matcher:
         entry = _entry(rule, covered)
         proven = not entry[1] and entry[2] is None and not entry[3] and entry[4] is None
         for value in values:
-            bucket = table.setdefault(value, ([], []))
-            (bucket[0] if proven else bucket[1]).append(entry)
+            bucket: Bucket = table.setdefault(value, ([], []))
+            if proven:
+                bucket[0].append(entry[0])
+            else:
+                bucket[1].append(entry)
 
     def match(
         self,
@@ -523,8 +526,10 @@ class Matcher:
             for value in probe(item, ancestors_keys, parent_keys):
                 bucket = table.get(value)
                 if bucket is not None:
-                    found += [e[0] for e in bucket[0]]
-                    found += [e[0] for e in bucket[1] if _passes(e, facts, title)]
+                    found += bucket[0]
+                    for e in bucket[1]:
+                        if _passes(e, facts, title):
+                            found.append(e[0])
         return sorted(set(found)) if len(found) > 1 else found
 
 
