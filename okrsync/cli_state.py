@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -24,7 +24,6 @@ class State:
     config_path: Path | None
     _settings: Settings | None = None
     _store: Store | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

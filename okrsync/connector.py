@@ -35,11 +35,6 @@ class Connector(Protocol):
         ...
 
 
-def available() -> dict[str, type[Connector]]:
-    """Every connector type registered in the `okrsync.connectors` entry-point group."""
-    return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
-
-
 def load(kind: str) -> type[Connector]:
     """The connector class registered as `kind`, or a ConfigError listing what exists."""
     eps = {ep.name: ep for ep in entry_points(group=GROUP)}

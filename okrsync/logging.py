@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -58,8 +58,7 @@ def configure(
     )
 
 
-def quiet_defaults() -> dict[str, Any]:
+def quiet_defaults() -> None:
     """Library loggers that would otherwise print request lines with URLs."""
     for name in ("httpx", "httpcore", "apscheduler", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return {}

@@ -49,10 +49,6 @@ class RunResult:
     touched_tactics: set[str] = field(default_factory=set)
     error: str | None = None
 
-    @property
-    def items(self) -> int:
-        return self.created + self.updated
-
 
 class Limiters:
     """One semaphore per tracker credential, shared by every run in this event loop."""

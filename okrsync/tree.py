@@ -7,11 +7,12 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from okrsync.models import CONTAINER_KINDS
 from okrsync.signals import outcome_progress
 from okrsync.store import LINK, WI, Checkin, Store
 from okrsync.tables import KEY_RESULT, OBJECTIVE, TACTIC
 
-CONTAINERS = ("epic", "project", "milestone", "section")
+CONTAINERS = tuple(str(k) for k in CONTAINER_KINDS)
 
 
 @dataclass
