@@ -6,15 +6,26 @@ updated_at >= since (second granularity). Like github.com, the `Link` header poi
 builds its own page URLs sends different requests than one following `Link` verbatim.
 Responses carry a weak `ETag`; a matching `If-None-Match` gets 304 (not counted against the
 rate limit). Single issues: 200, 404, 410 (deleted) or 301 to a transferred issue.
+
+Cursor paging, as github.com does on large data sets: an `after` cursor (taken from a `Link`)
+continues a listing after the cursor's item; with `Options.cursor_over` set, a listing of
+more than that many items gets `Link: <...&after=CURSOR>; rel="next"` instead of page numbers
+(default None: page numbers only). `GET /rate_limit` (free, like github.com) and a small
+`POST /graphql` (`repository(owner:, name:)` and `rateLimit` only) serve tools that look
+repositories up by GraphQL before listing over REST.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +43,7 @@ from okrsync.sandbox._world import TrackerState
 
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT = 15_000
+GRAPHQL_RATE_LIMIT = 5_000
 REPO_ID_BASE = 600_000_000
 _STATE_REASON = {"todo": None, "done": "completed", "dropped": "not_planned"}
 
@@ -45,25 +57,54 @@ def error(status: int, message: str, headers: list[tuple[str, str]] | None = Non
 class RateCounter:
     """x-ratelimit-* bookkeeping: an hourly window, never enforced (faults do that)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = RATE_LIMIT, resource: str = "core") -> None:
         self._lock = threading.Lock()
+        self.limit = limit
+        self.resource = resource
         self.used = 0
         self.reset = int(time.time()) + 3600
 
-    def headers(self, count: bool) -> list[tuple[str, str]]:
+    def take(self, points: int) -> tuple[int, int]:
+        """Count `points` (0: just look) and return (used, reset) of the current window."""
         with self._lock:
             now = int(time.time())
             if now >= self.reset:
                 self.used, self.reset = 0, now + 3600
-            self.used += 1 if count else 0
-            used, reset = self.used, self.reset
+            self.used += points
+            return self.used, self.reset
+
+    def headers(self, count: bool) -> list[tuple[str, str]]:
+        used, reset = self.take(1 if count else 0)
         return [
-            ("x-ratelimit-limit", str(RATE_LIMIT)),
-            ("x-ratelimit-remaining", str(max(RATE_LIMIT - used, 0))),
+            ("x-ratelimit-limit", str(self.limit)),
+            ("x-ratelimit-remaining", str(max(self.limit - used, 0))),
             ("x-ratelimit-reset", str(reset)),
             ("x-ratelimit-used", str(used)),
-            ("x-ratelimit-resource", "core"),
+            ("x-ratelimit-resource", self.resource),
         ]
+
+    def overview(self) -> dict[str, int]:
+        """This window as `GET /rate_limit` shows a resource (counts nothing)."""
+        used, reset = self.take(0)
+        return {
+            "limit": self.limit,
+            "used": used,
+            "remaining": max(self.limit - used, 0),
+            "reset": reset,
+        }
+
+
+@dataclass(slots=True)
+class Options:
+    """Per-server GitHub state beside the core `RateCounter`: a paging knob, GraphQL's budget.
+
+    `cursor_over`: list issues pages by `after` cursor in its `Link` headers when more than this
+    many items match (0: always); None (the default) keeps page numbers. Requests that carry
+    `after` are answered with cursor links whatever this says.
+    """
+
+    cursor_over: int | None = None
+    graphql: RateCounter = field(default_factory=lambda: RateCounter(GRAPHQL_RATE_LIMIT, "graphql"))
 
 
 def repo_id(repo: str) -> int:
@@ -160,6 +201,7 @@ def _build_issue(rec: Rec, state: TrackerState, base: str) -> dict[str, Any]:
         "updated_at": iso_s(rec.updated_ms),
         "closed_at": iso_s(rec.updated_ms) if closed else None,
         "author_association": "MEMBER",
+        "type": None,  # the issue type (organisation-defined); none set here
         "active_lock_reason": None,
         "body": None,
         "state_reason": None if is_pr else _STATE_REASON[rec.status],
@@ -217,12 +259,83 @@ def select(state: TrackerState, repo: str, p: ListParams) -> tuple[list[Rec], in
             state.index.window([repo], p.since_ms, offset, p.per_page),
             state.index.count([repo], p.since_ms),
         )
+    recs = ordered(state, repo, p)
+    return recs[offset : offset + p.per_page], len(recs)
+
+
+def ordered(state: TrackerState, repo: str, p: ListParams) -> list[Rec]:
+    """Every matching record of `repo` in the listing's order (see `order_key`)."""
     recs = [r for r in state.index.iter([repo], p.since_ms) if p.matches(r)]
     if p.sort == "created":
         recs.sort(key=lambda r: (r.created_ms, r.id))
     if p.direction == "desc":
         recs.reverse()
-    return recs[offset : offset + p.per_page], len(recs)
+    return recs
+
+
+def order_key(rec: Rec, sort: str) -> tuple[int, int]:
+    """The key a listing is ordered by (ascending; `desc` reverses): what a cursor holds."""
+    return (rec.created_ms, rec.id) if sort == "created" else rec.sort_key
+
+
+# --- cursor paging ----------------------------------------------------------------------
+
+_CURSOR_PREFIX = b"cursor:v2:"
+
+
+def encode_cursor(key: tuple[int, int]) -> str:
+    raw = _CURSOR_PREFIX + json.dumps(list(key), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, int]:
+    """The (order key) position an `after` cursor continues from; ValueError if malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise ValueError("bad cursor") from exc
+    if not raw.startswith(_CURSOR_PREFIX):
+        raise ValueError("bad cursor")
+    value = json.loads(raw[len(_CURSOR_PREFIX) :])
+    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
+        raise ValueError("bad cursor")
+    return value[0], value[1]
+
+
+def select_after(
+    state: TrackerState, repo: str, p: ListParams, after: tuple[int, int]
+) -> tuple[list[Rec], bool]:
+    """The page of records strictly past the cursor in the listing's order, and whether more
+    follow. Keyset paging: items changing elsewhere in the list never shift the window."""
+    want = p.per_page + 1
+    if p.fast:
+        low = max(p.since_ms, after[0])
+        skip = 0
+        while True:  # step over the (few) records tied with the cursor's `updated`
+            head = state.index.window([repo], low, skip, 64)
+            passed = sum(1 for r in head if r.sort_key <= after)
+            skip += passed
+            if passed < 64:
+                break
+        recs = state.index.window([repo], low, skip, want)
+    else:
+        asc = p.direction == "asc"
+        recs = []
+        for r in ordered(state, repo, p):
+            key = order_key(r, p.sort)
+            if (key > after) if asc else (key < after):
+                recs.append(r)
+                if len(recs) == want:
+                    break
+    return recs[: p.per_page], len(recs) > p.per_page
+
+
+def cursor_link(req: Request, repo: str, p: ListParams, last: Rec) -> str:
+    """`rel="next"` continuing after `last` (no `prev`: `before` is not served)."""
+    params = {k: v for k, v in req.query.items() if k not in ("page", "after", "before", "_sbx")}
+    params["after"] = encode_cursor(order_key(last, p.sort))
+    url = f"{req.base}/repositories/{repo_id(repo)}/issues?{urllib.parse.urlencode(params)}"
+    return f'<{url}>; rel="next"'
 
 
 def link_header(req: Request, repo: str, p: ListParams, total: int) -> str:
@@ -249,19 +362,30 @@ def link_header(req: Request, repo: str, p: ListParams, total: int) -> str:
     return ", ".join(links)
 
 
-def list_issues(req: Request, env: Env, repo: str) -> Response:
+def list_issues(req: Request, env: Env, repo: str, opts: Options | None = None) -> Response:
     try:
         params = ListParams(req.query)
+        after = decode_cursor(req.query["after"]) if req.query.get("after") else None
     except ValueError:
         return error(422, "Validation Failed")
+    cursor_over = None if opts is None else opts.cursor_over
     with env.world.lock:
         state = env.world.state("github")
-        recs, total = select(state, repo, params)
+        if after is None:
+            recs, total = select(state, repo, params)
+            by_cursor = cursor_over is not None and total > cursor_over
+            more = (params.page - 1) * params.per_page + len(recs) < total
+        else:
+            recs, more = select_after(state, repo, params, after)
+            by_cursor, total = True, 0
         key, base = "bytes:" + req.base, req.base
         rendered = [r.cache.get(key) or issue_bytes(r, state, base) for r in recs]
     resp = Response(200, json_array([body for body, _ in rendered]))
     resp.etag_basis = b"".join([digest for _, digest in rendered])
-    link = link_header(req, repo, params, total)
+    if by_cursor:
+        link = cursor_link(req, repo, params, recs[-1]) if more and recs else ""
+    else:
+        link = link_header(req, repo, params, total)
     if link:
         resp.headers.append(("Link", link))
     return resp
@@ -313,6 +437,206 @@ def get_issue(req: Request, env: Env, repo: str, number: str) -> Response:
         return Response(200, issue_bytes(rec, state, req.base)[0])
 
 
+def get_rate_limit(rate: RateCounter, graphql: RateCounter) -> Response:
+    """`GET /rate_limit`: free (counts against nothing); core, search (unused), graphql."""
+    core = rate.overview()
+    search = {"limit": 30, "used": 0, "remaining": 30, "reset": int(time.time()) + 60}
+    resources = {"core": core, "search": search, "graphql": graphql.overview()}
+    resp = json_response(200, {"resources": resources, "rate": core})
+    resp.headers += rate.headers(count=False)
+    return resp
+
+
+# --- GraphQL (just what finding repositories takes) -------------------------------------
+
+_GQL_TOKEN = re.compile(
+    r'\s+|,|#[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*|-?\d+|\$|[{}():!\[\]=]'
+)
+
+
+class GraphQLError(ValueError):
+    """A query this server cannot run: becomes `{"errors": [...]}` with no data."""
+
+
+@dataclass(slots=True)
+class GqlField:
+    alias: str
+    name: str
+    args: dict[str, Any]
+    selections: list[GqlField]
+
+
+class _GqlParser:
+    """Recursive descent over one anonymous or named `query` (no fragments, no directives)."""
+
+    def __init__(self, text: str, variables: dict[str, Any]) -> None:
+        self.tokens: list[str] = []
+        pos = 0
+        while pos < len(text):
+            m = _GQL_TOKEN.match(text, pos)
+            if m is None:
+                raise GraphQLError(f"Parse error on {text[pos : pos + 10]!r}")
+            tok = m.group()
+            if tok.strip() and tok != "," and not tok.startswith("#"):
+                self.tokens.append(tok)
+            pos = m.end()
+        self.i = 0
+        self.variables = variables
+
+    def peek(self) -> str:
+        return self.tokens[self.i] if self.i < len(self.tokens) else ""
+
+    def take(self, expected: str | None = None) -> str:
+        tok = self.peek()
+        if not tok or (expected is not None and tok != expected):
+            raise GraphQLError(f"Parse error on {tok or 'end of query'!r}, expected {expected!r}")
+        self.i += 1
+        return tok
+
+    def document(self) -> list[GqlField]:
+        if self.peek() == "query":
+            self.take()
+            if self.peek() not in ("{", "("):
+                self.take()  # operation name
+            if self.peek() == "(":  # variable definitions: types are not checked
+                while self.take() != ")":
+                    pass
+        fields = self.selection_set()
+        if self.peek():
+            raise GraphQLError(f"Parse error on {self.peek()!r}: one operation per request")
+        return fields
+
+    def selection_set(self) -> list[GqlField]:
+        self.take("{")
+        fields = []
+        while self.peek() != "}":
+            fields.append(self.field())
+        self.take("}")
+        return fields
+
+    def field(self) -> GqlField:
+        name = alias = self.take()
+        if self.peek() == ":":
+            self.take()
+            name = self.take()
+        args: dict[str, Any] = {}
+        if self.peek() == "(":
+            self.take()
+            while self.peek() != ")":
+                key = self.take()
+                self.take(":")
+                args[key] = self.value()
+            self.take(")")
+        subs = self.selection_set() if self.peek() == "{" else []
+        return GqlField(alias, name, args, subs)
+
+    def value(self) -> Any:
+        tok = self.take()
+        if tok == "$":
+            return self.variables.get(self.take())
+        if tok.startswith('"'):
+            return json.loads(tok)
+        if tok.lstrip("-").isdigit():
+            return int(tok)
+        return {"true": True, "false": False, "null": None}.get(tok, tok)
+
+
+def _gql_object(kind: str, values: dict[str, Any], selections: list[GqlField]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in selections:
+        if f.name == "__typename":
+            out[f.alias] = kind
+        elif f.name not in values:
+            raise GraphQLError(f"Field '{f.name}' doesn't exist on type '{kind}'")
+        elif isinstance(values[f.name], dict):
+            out[f.alias] = _gql_object(values[f.name]["__typename"], values[f.name], f.selections)
+        else:
+            out[f.alias] = values[f.name]
+    return out
+
+
+def post_graphql(req: Request, env: Env, graphql: RateCounter) -> Response:
+    """Top-level `repository(owner:, name:)` and `rateLimit`; unknown repos are NOT_FOUND."""
+    if req.method != "POST":
+        return error(404, "Not Found")
+    try:
+        query, variables = _gql_payload(req.body)
+        fields = _GqlParser(query, variables).document()
+        used, reset = graphql.take(1)
+        data, errors = _gql_query(env, fields, used, reset)
+    except (GraphQLError, json.JSONDecodeError) as exc:
+        return json_response(200, {"errors": [{"message": str(exc)}]})
+    body: dict[str, Any] = {"data": data}
+    if errors:
+        body["errors"] = errors
+    resp = json_response(200, body)
+    resp.headers += graphql.headers(count=False)
+    return resp
+
+
+def _gql_payload(body: bytes) -> tuple[str, dict[str, Any]]:
+    payload = json.loads(body or b"{}")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        raise GraphQLError("A query attribute must be specified and must be a string.")
+    variables = payload.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise GraphQLError("Variables are invalid JSON.")
+    return payload["query"], variables
+
+
+def _gql_query(
+    env: Env, fields: list[GqlField], used: int, reset: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    state = env.world.state("github")
+    visible = {s.lower(): s for s in state.scopes if s not in state.hidden}
+    data: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for f in fields:
+        if f.name == "rateLimit":
+            values = {
+                "__typename": "RateLimit",
+                "cost": 1,
+                "limit": GRAPHQL_RATE_LIMIT,
+                "nodeCount": len(fields),
+                "remaining": max(GRAPHQL_RATE_LIMIT - used, 0),
+                "used": used,
+                "resetAt": iso_s(reset * 1000),
+            }
+            data[f.alias] = _gql_object("RateLimit", values, f.selections)
+        elif f.name == "repository":
+            wanted = f"{f.args.get('owner')}/{f.args.get('name')}"
+            repo = visible.get(wanted.lower())
+            if repo is None:
+                data[f.alias] = None
+                errors.append(
+                    {
+                        "type": "NOT_FOUND",
+                        "path": [f.alias],
+                        "message": f"Could not resolve to a Repository with the name '{wanted}'.",
+                    }
+                )
+                continue
+            data[f.alias] = _gql_object("Repository", _gql_repo(repo), f.selections)
+        else:
+            raise GraphQLError(f"Field '{f.name}' doesn't exist on type 'Query'")
+    return data, errors
+
+
+def _gql_repo(repo: str) -> dict[str, Any]:
+    owner, name = repo.split("/")
+    return {
+        "__typename": "Repository",
+        "id": f"R_kgDO{repo_id(repo)}",
+        "databaseId": repo_id(repo),
+        "name": name,
+        "nameWithOwner": repo,
+        "url": f"https://github.com/{repo}",
+        "isPrivate": True,
+        "hasIssuesEnabled": True,
+        "owner": {"__typename": "Organization", "login": owner},
+    }
+
+
 # --- routing ----------------------------------------------------------------------------
 
 
@@ -328,7 +652,7 @@ def resolve_repo(env: Env, path: str) -> tuple[str, str] | None:
     return None
 
 
-def route(req: Request, env: Env) -> Response:
+def route(req: Request, env: Env, opts: Options | None = None) -> Response:
     found = resolve_repo(env, req.path)
     state = env.world.state("github")
     if found is None or found[0] not in state.scopes or found[0] in state.hidden:
@@ -336,9 +660,10 @@ def route(req: Request, env: Env) -> Response:
     repo, rest = found
     simple: dict[str, Callable[[Request, Env, str], Response]] = {
         "": get_repo,
-        "issues": list_issues,
         "milestones": list_milestones,
     }
+    if rest == "issues":
+        return list_issues(req, env, repo, opts)
     if rest in simple:
         return simple[rest](req, env, repo)
     if rest.startswith("issues/") and rest[7:].isdigit():
@@ -353,10 +678,16 @@ def authorized(req: Request, env: Env) -> bool:
     return ok and not env.world.state("github").revoked
 
 
-def handle(req: Request, env: Env, rate: RateCounter) -> Response:
+def handle(req: Request, env: Env, rate: RateCounter, opts: Options | None = None) -> Response:
     if not authorized(req, env):
         return error(401, "Bad credentials")
-    resp = route(req, env)
+    if req.path == "/rate_limit":
+        graphql = (opts or Options()).graphql
+        return get_rate_limit(rate, graphql)
+    if req.path == "/graphql":
+        graphql = (opts or Options()).graphql
+        return post_graphql(req, env, graphql)
+    resp = route(req, env, opts)
     basis = resp.body if resp.etag_basis is None else resp.etag_basis
     etag = 'W/"' + hashlib.sha256(basis).hexdigest()[:40] + '"'
     if resp.status == 200 and req.headers.get("if-none-match") == etag:

@@ -153,6 +153,15 @@ class Sandbox:
     def jira_timezone(self, value: str) -> None:
         self.settings.jira_timezone = value
 
+    @property
+    def github_cursor_over(self) -> int | None:
+        """GitHub list issues pages by `after` cursor above this many items (None: by page)."""
+        return self.app.github.cursor_over
+
+    @github_cursor_over.setter
+    def github_cursor_over(self, value: int | None) -> None:
+        self.app.github.cursor_over = value
+
     # --- data ---------------------------------------------------------------------------
 
     def scopes(self, tracker: str) -> list[str]:
@@ -242,6 +251,8 @@ class Sandbox:
             return [_truth_json(t) for t in self.truth(tracker).values()]
         if name == "stats":
             return self.stats()
+        if name in ("requests", "clear_requests", "github_paging"):
+            return self._admin_log_and_paging(name, tracker, a)
         if name == "mutate":
             return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
         if name == "inject":
@@ -260,6 +271,18 @@ class Sandbox:
             return NotImplemented
         return {"ok": True}
 
+    def _admin_log_and_paging(self, name: str, tracker: str, a: dict[str, Any]) -> Any:
+        """`requests` (GET, optional tracker=): the request log; `clear_requests`;
+        `github_paging` {"cursor_over": n | null}: see `github_cursor_over`."""
+        if name == "requests":
+            return [_request_json(e) for e in self.requests if tracker in ("", e.tracker)]
+        if name == "clear_requests":
+            self.clear_requests()
+        else:
+            over = a.get("cursor_over")
+            self.github_cursor_over = None if over is None else int(over)
+        return {"ok": True}
+
     def _admin_item(self, name: str, tracker: str, a: dict[str, Any]) -> None:
         if name == "delete":
             self.delete(tracker, str(a["external_id"]))
@@ -272,3 +295,13 @@ def _truth_json(item: TruthItem) -> dict[str, Any]:
     data["updated"] = item.updated.isoformat()
     data["labels"] = list(item.labels)
     return data
+
+
+def _request_json(entry: RequestLog) -> dict[str, Any]:
+    return {
+        "tracker": entry.tracker,
+        "method": entry.method,
+        "path": entry.path,
+        "query": entry.query,
+        "status": entry.status,
+    }

@@ -62,6 +62,7 @@ class App:
         self.env = env
         self.admin = admin
         self.rate = _github.RateCounter()
+        self.github = _github.Options()
         self.log: list[RequestLog] = []
         self.log_lock = threading.Lock()
 
@@ -70,7 +71,7 @@ class App:
             return _jira.handle(req, self.env)
         if req.tracker == "asana":
             return _asana.handle(req, self.env)
-        return _github.handle(req, self.env, self.rate)
+        return _github.handle(req, self.env, self.rate, self.github)
 
     def serve(self, req: Request) -> Outcome:
         fault = self.env.faults.take(req.tracker, req.path, TRANSPORT_FAULTS)
