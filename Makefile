@@ -35,4 +35,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .okrsync-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv .okrsync-demo .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
 
 
 @dataclass
@@ -17,6 +20,15 @@ class SandboxProc:
     base_urls: dict[str, str] = field(default_factory=dict)
     scopes: dict[str, list[str]] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict)
+
+    def admin(self, name: str, body: dict[str, Any] | None = None, **query: str) -> Any:
+        """Call `/_sandbox/<name>`: POST `body` as JSON if given, else GET with `query`."""
+        url = f"http://127.0.0.1:{self.port}/_sandbox/{name}"
+        if body is None:
+            resp = httpx.get(url, params=query, timeout=120)
+        else:
+            resp = httpx.post(url, json=body, timeout=120)
+        return resp.raise_for_status().json()
 
 
 def free_port() -> int:
