@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-import requests.sessions  # type: ignore[import-not-found,unused-ignore]
+import requests.sessions  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 GITHUB_COM = "https://api.github.com"
 _original = requests.sessions.Session.request

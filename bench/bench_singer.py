@@ -199,7 +199,7 @@ def okrsync_child(base_url: str, scopes: list[str], db: str) -> None:
             "token_env": ENV["github_token"],
         }
     )
-    settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])  # type: ignore[arg-type]
+    settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])
     store = Store.open(settings.store_url())
     t0 = time.perf_counter()
     (full,) = asyncio.run(sync_once(settings, store))
