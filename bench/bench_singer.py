@@ -269,7 +269,15 @@ def endpoint(entry: dict[str, Any]) -> str:
 
 
 def count_requests(sb: SandboxProc, side: Side) -> None:
+    """The sandbox's log of this run (it logs each request just after answering it: wait
+    until the count stays put)."""
     log = sb.admin("requests", tracker="github")
+    while True:
+        time.sleep(0.05)
+        again = sb.admin("requests", tracker="github")
+        if len(again) == len(log):
+            break
+        log = again
     side.requests = len(log)
     side.by_endpoint = dict(Counter(endpoint(e) for e in log).most_common())
 

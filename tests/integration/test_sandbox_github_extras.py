@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,7 +227,13 @@ def test_admin_paging_and_request_log(sb: Sandbox) -> None:
         assert sb.github_cursor_over == 0
         c.get("/repos/acme/web/issues", params=LIST)
         c.post("/graphql", json={"query": "{ rateLimit { cost } }"})
-        log = a.get(f"{admin}/requests", params={"tracker": "github"}).json()
+        # The server logs a request just after answering it: give the last one a moment.
+        deadline = time.monotonic() + 5
+        while True:
+            log = a.get(f"{admin}/requests", params={"tracker": "github"}).json()
+            if len(log) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert [(e["method"], e["path"], e["status"]) for e in log] == [
             ("GET", "/repos/acme/web/issues", 200),
             ("POST", "/graphql", 200),
