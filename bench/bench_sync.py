@@ -55,9 +55,9 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     )
     settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])  # type: ignore[arg-type]
     store = Store.open(settings.store_url())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     (full,) = asyncio.run(sync_once(settings, store))
-    seconds = time.perf_counter() - t0
+    seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
     (again,) = asyncio.run(sync_once(settings, store))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -67,6 +67,7 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
             {
                 "items": full.created,
                 "seconds": seconds,
+                "cpu_s": cpu_s,
                 "requests": full.requests,
                 "status": full.status,
                 "rss_mb": rss_mb,
@@ -109,14 +110,16 @@ def main() -> None:
     p.add_argument("--sizes", default="10000,100000")
     p.add_argument("--trackers", default="github,jira,jira_dc,asana")
     p.add_argument("--child", nargs=4)
+    p.add_argument("--json", type=Path, help="also write the figures as table rows here")
     a = p.parse_args()
     if a.child:
         child(a.child[0], a.child[1], a.child[2].split(","), a.child[3])
         return
     print(
         f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'≈pages':>7} "
-        f"{'req/page':>8} {'rss MB':>7} {'re-sync req/scope':>17}"
+        f"{'req/page':>8} {'rss MB':>7} {'cpu s':>6} {'re-sync req/scope':>17}"
     )
+    rows: list[dict[str, object]] = []
     for tracker in a.trackers.split(","):
         for n in (int(x) for x in a.sizes.split(",")):
             f = measure(tracker, n)
@@ -124,9 +127,40 @@ def main() -> None:
                 f"{tracker:8} {int(f['items']):>7} {f['items'] / f['seconds']:>8.0f} "
                 f"{int(f['requests']):>8} {int(f['pages']):>7} "
                 f"{f['requests'] / max(f['pages'], 1):>8.3f} {f['rss_mb']:>7.1f} "
-                f"{f['resync_requests'] / f['scopes']:>17.2f}",
+                f"{f['cpu_s']:>6.2f} {f['resync_requests'] / f['scopes']:>17.2f}",
                 flush=True,
             )
+            rows.extend(table_rows(tracker, n, f))
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows}, indent=1))
+
+
+def table_rows(tracker: str, n: int, f: dict[str, float]) -> list[dict[str, object]]:
+    """The figures of one measurement as `python -m bench` table rows, against the targets."""
+    case = f"{tracker}, {n // 1000}k items"
+    rate = f["items"] / f["seconds"]
+    req_ratio = f["requests"] / max(f["pages"], 1)
+    resync = f["resync_requests"] / f["scopes"]
+
+    def row(
+        metric: str, value: float, unit: str, target: str | None, ok: bool | None
+    ) -> dict[str, object]:
+        return {
+            "bench": "sync",
+            "case": case,
+            "metric": metric,
+            "value": value,
+            "unit": unit,
+            "target": target,
+            "ok": ok,
+        }
+
+    return [
+        row("full sync", rate, "items/s", "≥ 10,000", rate >= 10_000),
+        row("requests / pages", req_ratio, "×", "≤ 1.02", req_ratio <= 1.02),
+        row("peak RSS", f["rss_mb"], "MB", "< 150", f["rss_mb"] < 150),
+        row("no-change re-sync", resync, "req/scope", "1", resync <= 1.0),
+    ]
 
 
 if __name__ == "__main__":
