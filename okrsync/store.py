@@ -427,6 +427,11 @@ class Store:
     def _save_cursor(
         self, conn: Connection, connector: str, cursor: Cursor, ts: datetime, run_id: int | None
     ) -> None:
+        if self.dialect == "sqlite":  # once per page: skip statement building
+            conn.exec_driver_sql(
+                _SQLITE_SAVE_CURSOR, (connector, json.dumps(cursor), _sqlite_dt(ts), run_id)
+            )
+            return
         t = CURSOR
         ins = postgresql.insert(t) if self.dialect == "postgresql" else sqlite.insert(t)
         vals = {"connector": connector, "value": cursor, "updated_at": ts, "run_id": run_id}
@@ -440,6 +445,11 @@ class Store:
     def _count_page(
         self, conn: Connection, run_id: int, result: PageResult, lost: Sequence[str]
     ) -> None:
+        if self.dialect == "sqlite" and not lost:  # once per page: skip statement building
+            conn.exec_driver_sql(
+                _SQLITE_COUNT_PAGE, (result.created, result.updated, result.deleted, run_id)
+            )
+            return
         t = SYNC_RUN
         vals: dict[str, Any] = {
             "pages": t.c.pages + 1,
@@ -616,6 +626,15 @@ def _sqlite_dt(v: datetime | None) -> str | None:
     )
 
 
+_SQLITE_SAVE_CURSOR = (
+    "INSERT INTO sync_cursor (connector, value, updated_at, run_id) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (connector) DO UPDATE SET value = excluded.value, "
+    "updated_at = excluded.updated_at, run_id = excluded.run_id"
+)
+_SQLITE_COUNT_PAGE = (
+    "UPDATE sync_run SET pages = pages + 1, items_created = items_created + ?, "
+    "items_updated = items_updated + ?, items_deleted = items_deleted + ? WHERE id = ?"
+)
 _SQLITE_EXISTING = (
     "SELECT external_id, updated, key, container, previous_keys, deleted_at, lost_at, "
     "first_seen, title FROM work_item WHERE connector = ? AND external_id IN ({})"
