@@ -82,6 +82,7 @@ class _Pass:
     def observe(self, issues: Iterable[Json]) -> None:
         """Move `high` to the newest `updated_at`; hold the window on items changed mid-run."""
         start = _ts(self.start)
+        high = _ts(self.high) if self.high is not None else None
         for raw in issues:
             stamp = raw.get("updated_at")
             try:
@@ -90,8 +91,8 @@ class _Pass:
                 updated = None
             if updated is None:
                 continue  # the item itself is logged and skipped by normalisation
-            if self.high is None or updated > _ts(self.high):
-                self.high = stamp
+            if high is None or updated > high:
+                self.high, high = stamp, updated
             if updated >= start:
                 self.hold = True
 
@@ -313,9 +314,9 @@ class GitHubConnector:
         for raw in issues:
             try:
                 ms = raw.get("milestone")
-                if isinstance(ms, dict):
+                if isinstance(ms, dict) and _milestone_id(scope, ms) not in milestones:
                     m = _milestone(self.config.name, ms, scope)
-                    milestones.setdefault(m.external_id, m)
+                    milestones[m.external_id] = m
                 items.append(self._issue(raw, scope))
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning(
@@ -385,13 +386,17 @@ class GitHubConnector:
 # --- helpers (pure) -------------------------------------------------------------------
 
 
+def _milestone_id(scope: str, ms: Json) -> str:
+    return f"milestone:{scope}#{ms['number']}"
+
+
 def _milestone(connector: str, ms: Json, scope: str) -> WorkItem:
     """A milestone embedded in an issue, as a container of its repo."""
     closed = ms.get("state") == "closed"
     due = ms.get("due_on")
     return WorkItem(
         connector=connector,
-        external_id=f"milestone:{scope}#{ms['number']}",
+        external_id=_milestone_id(scope, ms),
         key=f"{scope}#m{ms['number']}",
         kind=ItemKind.MILESTONE,
         title=str(ms.get("title") or ""),

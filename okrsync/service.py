@@ -49,7 +49,7 @@ from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import MappingState, after_sync
 from okrsync.store import Store
-from okrsync.sync import Limiters, RunResult, new_client, run_connector
+from okrsync.sync import Limiters, RunResult, new_client, run_connector, settle_heap
 from okrsync.tables import WORK_ITEM
 
 log = structlog.get_logger("okrsync.service")
@@ -429,6 +429,7 @@ def run(config_path: Path | None, *, once: bool) -> int:
 
 
 async def _main(service: Service, *, once: bool) -> int:
+    settle_heap()
     service.install_signals(reload=not once)
     await service.seed_metrics()
     log.info(
