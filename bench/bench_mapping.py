@@ -2,16 +2,22 @@
 
 Items look like the sandbox's (Jira/Asana/GitHub containers, epics, labels, milestones);
 the rules mix every condition kind, including title-only rules that cannot be indexed.
-Prints the compile time, the match time and the number of links found.
+Prints the compile time, the match time and the number of links found; `--json PATH` also
+writes them as `python -m bench` table rows (the match time against its target, < 2 s).
+
+    python -m bench.bench_mapping [N_ITEMS [N_RULES [RUNS]]] [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import random
-import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from okrsync.mapping import Matcher, compile_rules
@@ -23,6 +29,7 @@ USERS = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barb
 NOUNS = ("checkout", "onboarding", "billing", "search", "signup", "cache", "export", "alerts")
 PROJECTS = [f"P{i}" for i in range(60)]
 REPOS = [f"acme/repo{i}" for i in range(40)]
+TARGET = (100_000, 1_000, 2.0)  # the match time of 100k items x 1k rules: under 2 s
 
 
 def make_items(n: int, rng: random.Random) -> list[StoredItem]:
@@ -92,7 +99,19 @@ def make_rules(n: int, items: list[StoredItem], rng: random.Random) -> list[RawR
     return out
 
 
-def main(n_items: int = 100_000, n_rules: int = 1_000, runs: int = 3) -> None:
+@dataclass(frozen=True)
+class Figures:
+    n_items: int
+    n_rules: int
+    runs: int
+    unindexed: int
+    compile_s: float
+    wall_s: float  # best of `runs`
+    cpu_s: float  # best of `runs`
+    links: int
+
+
+def measure(n_items: int = 100_000, n_rules: int = 1_000, runs: int = 3) -> Figures:
     rng = random.Random(42)
     items = make_items(n_items, rng)
     raws = make_rules(n_rules, items, rng)
@@ -107,13 +126,59 @@ def main(n_items: int = 100_000, n_rules: int = 1_000, runs: int = 3) -> None:
         cpus.append(time.process_time() - c)
         total = sum(len(v) for v in links.values())
     unindexed = len(matcher.scan) + len(matcher.title_only)
-    print(
-        f"mapping: {n_items:,} items x {n_rules:,} rules ({unindexed} unindexed): "
-        f"compile {compile_s:.3f} s; match incl. ancestors best of {runs}: "
-        f"{min(walls):.3f} s wall, {min(cpus):.3f} s cpu; {total:,} links; "
+    return Figures(n_items, n_rules, runs, unindexed, compile_s, min(walls), min(cpus), total)
+
+
+def report(f: Figures) -> str:
+    return (
+        f"mapping: {f.n_items:,} items x {f.n_rules:,} rules ({f.unindexed} unindexed): "
+        f"compile {f.compile_s:.3f} s; match incl. ancestors best of {f.runs}: "
+        f"{f.wall_s:.3f} s wall, {f.cpu_s:.3f} s cpu; {f.links:,} links; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
 
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def rows(f: Figures) -> list[dict[str, object]]:
+    """The figures as `python -m bench` table rows; the match time of the target size (100k
+    items x 1k rules) has a target, the other figures (and other sizes) have none."""
+    case = f"{_count(f.n_items)} items x {_count(f.n_rules)} rules"
+    limit = TARGET[2] if (f.n_items, f.n_rules) == TARGET[:2] else None
+
+    def row(metric: str, value: float, unit: str, limit: float | None = None) -> dict[str, object]:
+        return {
+            "bench": "mapping",
+            "case": case,
+            "metric": metric,
+            "value": float(value),
+            "unit": unit,
+            "target": None if limit is None else f"< {limit:g} s",
+            "ok": None if limit is None else value < limit,
+        }
+
+    return [
+        row("match time", f.wall_s, "s", limit),
+        row("match cpu time", f.cpu_s, "s"),
+        row("compile time", f.compile_s, "s"),
+        row("links", f.links, "links"),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_mapping")
+    p.add_argument("n_items", nargs="?", type=int, default=100_000)
+    p.add_argument("n_rules", nargs="?", type=int, default=1_000)
+    p.add_argument("runs", nargs="?", type=int, default=3, help="the best run is reported")
+    p.add_argument("--json", type=Path, help="also write the figures as table rows here")
+    a = p.parse_args()
+    figures = measure(a.n_items, a.n_rules, a.runs)
+    print(report(figures), flush=True)
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows(figures)}, indent=1))
+
+
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:4]))
+    main()
