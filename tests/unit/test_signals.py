@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from okrsync.config import SignalsConfig
 from okrsync.models import ItemKind
 from okrsync.signals import ItemCounts, Period, compute
 from okrsync.store import Store
-from tests.signal_fixtures import AS_OF, at, days_ago, item, link, load_tree_into
+from tests.signal_fixtures import AS_OF, SIGNAL_TREE, at, days_ago, item, link, load_tree_into
 
 Q4 = Period(date(2026, 10, 1), date(2026, 12, 31))
 CFG = SignalsConfig()
@@ -370,3 +373,87 @@ def test_snapshot_only_when_values_change(tree: Store) -> None:
     moves = signals.history(tree, "checkout")
     assert [s.values["items_done"] for s in moves] == [0, 1]
     assert signals.recompute(tree, AS_OF, CFG, changed_tactics=set()).tactics == 0
+
+
+TWO_PERIODS = (
+    SIGNAL_TREE
+    + """
+[[objective]]
+id = "ship"
+title = "Ship the November release"
+period = "2026-11"
+
+[[key_result]]
+id = "release"
+objective = "ship"
+title = "Release candidates"
+start = 0
+target = 3
+
+[[tactic]]
+id = "rc"
+key_result = "release"
+title = "Cut release candidates"
+"""
+)
+
+
+def test_objectives_with_different_periods(store: Store, mapping_dir: Path) -> None:
+    """One aggregate per period start; restricted to a tactic, the same values as in full."""
+    load_tree_into(store, mapping_dir, TWO_PERIODS)
+    created = at(date(2026, 10, 20))  # after the Q4 start, before the November one
+    link(store, [item(1, "done", created=created, updated=days_ago(2))], "checkout")
+    link(store, [item(2, "todo", created=created), item(3, "done", created=created)], "rc")
+    full = compute(store, AS_OF, CFG)
+    assert full.tactics["checkout"].scope_added == 1
+    assert (full.tactics["rc"].items_total, full.tactics["rc"].scope_added) == (2, 0)
+    part = compute(store, AS_OF, CFG, tactic_ids={"rc"})
+    assert set(part.tactics) == {"rc"}
+    assert part.tactics["rc"] == full.tactics["rc"]
+    assert part.objectives["ship"] == full.objectives["ship"]
+
+
+def test_snapshot_values_keep_their_shape(tree: Store) -> None:
+    """Snapshot values are the signals' fields in order, dates as ISO 8601 (digests stable)."""
+    link(tree, [item(1, "done", updated=days_ago(1)), item(2, "todo", due=AS_OF)], "checkout")
+    tree.add_checkin("conv", 9, at=days_ago(2))
+    s = compute(tree, AS_OF, CFG)
+
+    def iso(v: object) -> object:
+        return v.isoformat() if isinstance(v, date) else v  # datetime is a date
+
+    for ts in s.tactics.values():
+        assert list(ts.as_json()) == list(signals.TACTIC_SIGNALS)
+        assert ts.as_json() == {k: iso(getattr(ts, k)) for k in signals.TACTIC_SIGNALS}
+    for ks in s.key_results.values():
+        assert ks.as_json() == {
+            "outcome": {k: iso(v) for k, v in asdict(ks.outcome).items()},
+            "execution": asdict(ks.execution),
+            "flags": list(ks.flags),
+        }
+    assert s.key_results["conv"].as_json()["outcome"]["checked_in_at"] == days_ago(2).isoformat()
+    for os_ in s.objectives.values():
+        assert os_.as_json() == {
+            "outcome": asdict(os_.outcome),
+            "execution": asdict(os_.execution),
+            "flags": list(os_.flags),
+        }
+    values = dict(s.tactics["checkout"].as_json())
+    assert (
+        signals.digest(values)
+        == hashlib.sha256(
+            json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+    )
+
+
+def test_incremental_recompute_leaves_the_connection_as_it_was(tree: Store) -> None:
+    """The memory map of the incremental read (SQLite) is undone when it returns."""
+    link(tree, [item(1, "todo")], "checkout")
+    signals.recompute(tree, AS_OF, CFG)
+    link(tree, [item(1, "done", updated=days_ago(1))], "checkout")
+    rep = signals.recompute(tree, AS_OF, CFG, changed_tactics={"checkout"})
+    assert rep.snapshots_written == 3
+    if tree.dialect == "sqlite":
+        with tree.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() == 0
