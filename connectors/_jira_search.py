@@ -4,6 +4,8 @@
   `nextPageToken`). Without `fields` only ids come back. The last page says `isLast: true`; a
   short page does not mean the end. The old `/rest/api/3/search` answers 410 on Cloud and is
   never called.
+- Cloud: `POST /rest/api/3/search/approximate-count` {"jql"} → {"count"}: the total that token
+  paging does not report (approximate: recent changes may lag).
 - Server/DC: `GET /rest/api/2/search` with `startAt` / `maxResults`, answered with `total`.
 - `GET /rest/api/2/serverInfo` → `deploymentType` ("Cloud", "Server", "DataCenter").
 - `GET /rest/api/{3|2}/field` lists fields with `id` and `name` (custom ids differ per site).
@@ -25,6 +27,7 @@ from okrsync.errors import AuthError, NotFound, PayloadError
 from okrsync.http import Http, translate
 
 CLOUD_SEARCH = "/rest/api/3/search/jql"
+CLOUD_COUNT = "/rest/api/3/search/approximate-count"
 SERVER_SEARCH = "/rest/api/2/search"
 ESTIMATE_NAMES = ("Story point estimate", "Story Points")
 EPIC_LINK_NAME = "Epic Link"
@@ -82,6 +85,24 @@ class JiraApi:
         if self.cloud:
             return _cloud_page(body, token, date_ms)
         return _server_page(body, start_at, date_ms)
+
+    async def count(self, jql: str) -> int | None:
+        """Cloud only: how many issues match `jql` now (`POST .../approximate-count`).
+
+        Token paging reports no total, so this is how a run notices that rows moved under its
+        pages. None when the site does not offer it (404/400/405): the run goes on unchecked.
+        """
+        url = self.base_url + CLOUD_COUNT
+        try:
+            _, body = await self.http.request(
+                "POST", url, json_body={"jql": jql}, accept=(400, 404, 405)
+            )
+        except AuthError as exc:
+            if exc.status == 403:
+                raise ScopeLost from None
+            raise
+        count = body.get("count") if isinstance(body, Mapping) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
 
     async def fields(self) -> list[dict[str, Any]]:
         """Every field the site knows (`id`, `name`)."""

@@ -13,7 +13,9 @@ cursor). Scopes are project keys. Vendor facts this module relies on:
 - Only the used `fields` are requested; story points and (DC) "Epic Link" are custom fields
   whose ids are discovered once by name from `/field` and cached in the cursor.
 - Offsets run over live data: when an item seen during a run was updated at or after the
-  run's start (server `Date` header), the run keeps its starting window for the next run.
+  run's start (server `Date` header), the run keeps its starting window for the next run. So
+  it does when rows left the results while paging (they shift the rest and can hide one): DC
+  says so by `total`; on Cloud, `approximate-count` before and after a multi-page listing.
 - Jira has no deletion feed: the first (full) run's listing, and a periodic census every
   `census_every` runs (`project = KEY ORDER BY key`, ids only), yield `Page.census`.
 - Moves keep the issue `id` and change the key; the item just arrives under its new key.
@@ -193,6 +195,10 @@ class _ScopeRun:
     async def _query(self) -> AsyncIterator[Page]:
         jql = scope_jql(self.scope, self.run.window)
         size = self.config.page_size or PAGE_SIZE[self.api.cloud]
+        cloud, first = self.api.cloud, True
+        # Cloud reports no total: count around the pages instead (a full listing is long, so
+        # count before its first page; an incremental one only once it spans pages).
+        before = await self.api.count(jql) if cloud and self.full and not self.run.token else None
         while True:
             page = await self.api.search(
                 jql, self.norm.fields(), size, token=self.run.token, start_at=self.run.start_at
@@ -201,12 +207,34 @@ class _ScopeRun:
                 self.run.started = page.date_ms
             if self.first_total is None:
                 self.first_total = page.total
+            if cloud and first and before is None and not page.last:
+                before = await self.api.count(jql)
+            if cloud and page.last and not first and before is not None:
+                await self._check_moved(jql, before)
+            first = False
             items = self._take(page.issues)
             self.run.token, self.run.start_at = page.next_token, page.next_start
             census = self._finish(page) if page.last else {}
             yield Page(items, self.state.dump(), scope=self.scope, census=census)
             if page.last:
                 return
+
+    async def _check_moved(self, jql: str, before: int) -> None:
+        """Token pages are offsets too: a row that left the results while we paged (deleted,
+        moved, no longer matching) shifted the rest and may have hidden one. The count moved:
+        keep this run's window, so the next run reads it again (DC does the same by `total`).
+        """
+        after = await self.api.count(jql)
+        if after is not None and after != before:
+            self.run.hold = True
+            log.warning(
+                "jira.rows_moved",
+                connector=self.config.name,
+                scope=self.scope,
+                count_before=before,
+                count_after=after,
+                hint="window kept: the next run re-reads it",
+            )
 
     def _take(self, issues: list[dict[str, Any]]) -> list[WorkItem]:
         """Normalise a page, note the hold signal, drop items stored at the boundary."""

@@ -286,6 +286,26 @@ def search_jql(req: Request, env: Env) -> Response:
     return Response(200, splice(body, issues))
 
 
+def approximate_count(req: Request, env: Env) -> Response:
+    """Cloud `POST /rest/api/3/search/approximate-count` {"jql"} → {"count"} (bounded JQL)."""
+    if req.method != "POST":
+        return error(405, "Method not allowed: use POST.")
+    try:
+        params = req.json_body()
+    except ValueError:
+        return error(400, "The request body is not valid JSON.")
+    if not isinstance(params, dict):
+        return error(400, "The request body must be a JSON object with a 'jql' string.")
+    jql = str(params.get("jql", ""))
+    with env.world.lock:
+        found = run_query(req, env, jql)
+        if isinstance(found, Response):
+            return found
+        state = env.world.state(req.tracker)
+        count = state.index.count(found[1], found[0].min_ms)
+    return json_response(200, {"count": count})
+
+
 def page_offset(req: Request, env: Env, token: Any, jql: str) -> int | Response:
     if not token:
         return 0
@@ -455,6 +475,7 @@ def legacy_gone(req: Request, env: Env) -> Response:
 Handler = Callable[[Request, Env], Response]
 CLOUD_ROUTES: dict[str, Handler] = {
     "/rest/api/3/search/jql": search_jql,
+    "/rest/api/3/search/approximate-count": approximate_count,
     "/rest/api/3/search": legacy_gone,
     "/rest/api/2/search": legacy_gone,
     "/rest/api/3/myself": myself,

@@ -493,20 +493,10 @@ def test_items_updated_while_paging_are_not_lost(
         assert_converged(sb, settings, store, name)
 
 
-DELETE_WHILE_PAGING_BUG = (
-    "BUG: an item deleted (or moved away) on an already-fetched page shifts the offset "
-    "paging back by one, so the first item of the next page is never returned; nothing in "
-    "the run is updated at/after its start, so the window advances past it and the item is "
-    "missed for good (`missing <id>` after 3 runs) on Jira Cloud: token paging reports no "
-    "total to notice the shift (DC does and holds its window), and the census lists ids only "
-    "(the GitHub and Asana censuses re-read full items and heal it)"
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
-        case("jira", fast=True, xfail=DELETE_WHILE_PAGING_BUG),
+        case("jira", fast=True),
         case("jira-dc"),
         case("asana"),
         case("github"),

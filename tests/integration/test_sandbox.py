@@ -613,3 +613,18 @@ def test_admin_endpoints(fresh: Sandbox) -> None:
     assert len(truth) == len(fresh.truth("github"))
     assert json.dumps(truth)
     assert stats["requests"]["github"]["503"] == 1
+
+
+def test_jira_cloud_approximate_count_follows_the_data(fresh: Sandbox) -> None:
+    """`POST /search/approximate-count` counts what the same JQL lists; it needs bounded JQL."""
+    url = "/rest/api/3/search/approximate-count"
+    alpha = [t.external_id for t in fresh.truth("jira").values() if t.scope == "ALPHA"]
+    with client(fresh, "jira") as c:
+        jql = "project = ALPHA ORDER BY updated ASC, key ASC"
+        assert c.post(url, json={"jql": jql}).json() == {"count": len(alpha)}
+        fresh.delete("jira", alpha[0])
+        assert c.post(url, json={"jql": jql}).json() == {"count": len(alpha) - 1}
+        unbounded = c.post(url, json={"jql": "ORDER BY key"})
+        assert unbounded.status_code == 400
+        assert "Unbounded" in unbounded.json()["errorMessages"][0]
+        assert c.get(url).status_code == 405

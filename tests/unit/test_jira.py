@@ -35,6 +35,7 @@ JQL = re.compile(
     r'^project = "(?P<project>[^"]+)"(?: AND updated >= (?P<since>\d+))? ORDER BY (?P<order>.+)$'
 )
 CLOUD_SEARCH = "/rest/api/3/search/jql"
+CLOUD_COUNT = "/rest/api/3/search/approximate-count"
 SERVER_SEARCH = "/rest/api/2/search"
 
 
@@ -148,6 +149,18 @@ class FakeJira:
         for path in ("/rest/api/3/field", "/rest/api/2/field"):
             router.route(method="GET", path=path).mock(side_effect=self._fields)
         router.route(method="GET", path="/rest/api/2/serverInfo").mock(side_effect=self._info)
+        if self.cloud:
+            router.route(method="POST", path=CLOUD_COUNT).mock(side_effect=self._count)
+
+    @property
+    def counts(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.url.path == CLOUD_COUNT]
+
+    def _count(self, request: httpx.Request) -> httpx.Response:
+        self._seen(request)
+        m = JQL.match(json.loads(request.content)["jql"])
+        assert m, request.content
+        return httpx.Response(200, json={"count": len(self._rows(m["project"], m["since"], ""))})
 
     def _seen(self, request: httpx.Request) -> None:
         self.requests.append(request)
@@ -389,6 +402,45 @@ def test_item_updated_during_run_keeps_starting_window(env: None) -> None:
     assert third[-1].cursor["scopes"]["TESTKEY13"]["since"] > start_window
 
 
+def test_cloud_rows_leaving_while_paging_keep_the_window(env: None) -> None:
+    """A deletion after page 1 shifts Cloud's token offsets; the counts around the pages
+    differ, so the next run reads the whole listing again and finds the hidden issue."""
+    fake = FakeJira(issues_at(5, T0))
+    fake.after[1] = lambda: fake.issues.pop("20001")  # gone once page 1 (1, 2) is served
+    first = run(cfg(page_size=2), fake)
+    assert items(first) == ["TESTKEY13-1", "TESTKEY13-2", "TESTKEY13-4", "TESTKEY13-5"]
+    assert [json.loads(r.content)["jql"] for r in fake.counts] == [
+        'project = "TESTKEY13" ORDER BY updated ASC, key ASC'
+    ] * 2
+    st = first[-1].cursor["scopes"]["TESTKEY13"]
+    assert st["since"] is None  # held: the next run lists everything again
+    assert st["census_pending"]  # and this listing is no census
+    assert all(not p.census for p in first)
+    second = run(cfg(page_size=2), fake, first[-1].cursor)
+    assert "TESTKEY13-3" in items(second)
+    assert second[-1].census == {"TESTKEY13": ["20002", "20003", "20004", "20005"]}
+
+
+def test_cloud_counts_only_listings_that_span_pages(env: None) -> None:
+    """An incremental run that fits one page sends no count; a full listing counts first."""
+    fake = FakeJira(issues_at(3, T0))
+    first = run(cfg(), fake)
+    assert [r.url.path for r in fake.requests[-2:]] == [CLOUD_COUNT, CLOUD_SEARCH]
+    assert len(fake.counts) == 1  # one page: nothing could shift, no second count
+    fake.requests.clear()
+    run(cfg(), fake, first[-1].cursor)
+    assert fake.counts == []
+
+
+def test_cloud_without_approximate_count_still_syncs(env: None) -> None:
+    """A site that answers 404 to the count endpoint is paged unchecked, not failed."""
+    fake = FakeJira(issues_at(5, T0))
+    fake._count = lambda request: httpx.Response(404, json={"errorMessages": ["nope"]})  # type: ignore[method-assign]
+    pages = run(cfg(page_size=2), fake)
+    assert items(pages) == [f"TESTKEY13-{n}" for n in range(1, 6)]
+    assert pages[-1].census == {"TESTKEY13": [f"2000{n}" for n in range(1, 6)]}
+
+
 def test_user_in_utc_minus_8_is_parsed_to_utc(env: None) -> None:
     """`2026-11-25T10:00:00.000-0800` becomes 18:00 UTC (aware), and so do created/resolved."""
     issue = make_issue(1, T0, status=("Done", "done"), resolution="Done")
@@ -528,9 +580,10 @@ def test_429_waits_retry_after_before_next_request(env: None) -> None:
     fake.script[1] = httpx.Response(429, headers={"Retry-After": "7"})
     pages = run(cfg(), fake)
     assert items(pages) == ["TESTKEY13-1"]
-    kinds = [e[0] for e in fake.events]
+    events = [e for e in fake.events if e != ("request", CLOUD_COUNT)]
+    kinds = [e[0] for e in events]
     assert kinds == ["request", "request", "sleep", "request"]  # field, 429, wait, retry
-    assert fake.events[2][1] >= 7
+    assert events[2][1] >= 7
 
 
 def test_429_with_iso_rate_limit_reset_waits_until_reset(env: None) -> None:
