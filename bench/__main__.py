@@ -226,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += got
             if any(r["metric"].startswith("FAILED") for r in got):
                 failures.append(outcome)
-    console = Console()
+    # Wide enough for one line per row in a log or CI output too (no terminal: 80 columns).
+    console = Console(width=max(Console().width, 120))
     title = "okrsync benchmarks" + (" (--quick)" if a.quick else "")
     console.print(build_table(rows, title))
     for outcome in failures:
