@@ -21,9 +21,10 @@ of"); equality ignores case.
 
 `keys`, `epic` and `parent` also match an item's (or ancestor's) earlier keys after a move.
 
-Matching is indexed: each rule is filed under its most selective equality condition, so an
-item only evaluates the rules filed under one of its own values (plus the few rules with no
-equality condition at all). Results never depend on rule or file order.
+Matching is indexed: each rule is filed under its most selective equality condition, then
+under its next one, so an item only evaluates the rules filed under two of its own values
+(plus the few rules with no equality condition at all). Results never depend on rule or
+file order.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Protocol
 
 from okrsync.okrfile import SLUG, OkrFileError, OkrTree, RawRule, Source
 from okrsync.tomlpos import locate
 
 Link = tuple[str, str]  # (tactic_id, rule_id), as okrsync.store.Link
-Facts = dict[str, frozenset[str]]
 
 SET_KEYS = (
     "connector",
@@ -450,21 +451,29 @@ def _line(raw: RawRule, path: tuple[str, ...]) -> int | None:
 # -- matching -------------------------------------------------------------------------------
 
 
+# An item's values for one fact, folded (a value may repeat: it then only matches again).
+Values = Sequence[str]
+Facts = dict[str, Values]
 Check = tuple[str, frozenset[str], bool]  # (fact, folded values, all of them?)
 Entry = tuple[
     Link, tuple[Check, ...], "re.Pattern[str] | None", tuple[Check, ...], "re.Pattern[str] | None"
 ]
-
-
-# A bucket of the index: the links its anchor fully proves, and entries with checks left.
-Bucket = tuple[list[Link], list[Entry]]
+# A leaf of the index: the links its anchors fully prove, and entries with checks left.
+Leaf = tuple[list[Link], list[Entry]]
+# A bucket of the first level: a leaf, plus second-level tables (fact -> value -> leaf) for
+# the rules with an equality condition left after their first anchor.
+Bucket = tuple[list[Link], list[Entry], dict[str, dict[str, Leaf]]]
 
 
 class Matcher:
-    """Rules filed by their most selective equality condition; `match` is order-free.
+    """Rules filed by their two most selective equality conditions; `match` is order-free.
 
-    An index entry holds only the checks its anchor does not already guarantee, as plain
-    tuples: the inner loop runs about a million times per 100k items.
+    A rule sits in the first-level table of its most selective equality condition, under
+    each of its values; within that bucket, in the second-level table of its next one, if
+    any. An item looks up each of its values in each first-level table, then its values in
+    the second-level tables of the buckets it reached. An entry holds only the checks its
+    anchors do not already guarantee, as plain tuples: the inner loop runs about a hundred
+    thousand times per 100k items.
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
@@ -474,7 +483,7 @@ class Matcher:
         self.title_only: list[tuple[Link, re.Pattern[str]]] = []
         for rule in self.rules:
             self._file(rule)
-        self._tables = tuple((table, _probe(fact)) for fact, table in self.index.items())
+        self._tables = tuple((table, _READERS[fact]) for fact, table in self.index.items())
         self._title_gate = _gate([p for _, p in self.title_only])
 
     @classmethod
@@ -483,24 +492,29 @@ class Matcher:
         return cls(compile_rules(tree.rules(), connectors))
 
     def _file(self, rule: Rule) -> None:
-        anchor = _anchor(rule.include)
-        only_title = not rule.include.tests and not rule.exclude.tests and not rule.exclude.title
-        if anchor is None and only_title and rule.include.title is not None:
+        tests = rule.include.tests
+        first = _anchor(tests)
+        only_title = not tests and not rule.exclude.tests and not rule.exclude.title
+        if first is None and only_title and rule.include.title is not None:
             self.title_only.append((rule.link, rule.include.title))
             return
-        if anchor is None:
+        if first is None:
             self.scan.append(_entry(rule, frozenset()))
             return
-        fact, values, covered = anchor
-        table = self.index.setdefault(fact, {})
+        fact, values, covered, used = first
+        second = _anchor([t for t in tests if t.key not in covered | used])
+        if second is not None:
+            covered |= second[2]
         entry = _entry(rule, covered)
-        proven = not entry[1] and entry[2] is None and not entry[3] and entry[4] is None
+        table = self.index.setdefault(fact, {})
         for value in values:
-            bucket: Bucket = table.setdefault(value, ([], []))
-            if proven:
-                bucket[0].append(entry[0])
+            bucket: Bucket = table.setdefault(value, ([], [], {}))
+            if second is None:
+                _add(bucket, entry)
             else:
-                bucket[1].append(entry)
+                sub = bucket[2].setdefault(second[0], {})
+                for value2 in second[1]:
+                    _add(sub.setdefault(value2, ([], [])), entry)
 
     def match(
         self,
@@ -514,23 +528,59 @@ class Matcher:
         `parent_keys` the earlier keys of the direct parent. The item's own parent_key is
         always taken as an ancestor and as the parent.
         """
+        a, p = ancestors_keys, parent_keys
         title = item.title
         gate = self._title_gate
         found: list[Link] = []
         if self.title_only and (gate is None or gate.search(title) is not None):
             found = [link for link, pattern in self.title_only if pattern.search(title)]
-        facts = _LazyFacts(item, ancestors_keys, parent_keys)
+        facts = _LazyFacts(item, a, p)
         if self.scan:
             found += [e[0] for e in self.scan if _passes(e, facts, title)]
-        for table, probe in self._tables:
-            for value in probe(item, ancestors_keys, parent_keys):
+        for table, read in self._tables:
+            for value in read(item, a, p):
                 bucket = table.get(value)
-                if bucket is not None:
-                    found += bucket[0]
-                    for e in bucket[1]:
-                        if _passes(e, facts, title):
-                            found.append(e[0])
+                if bucket is None:
+                    continue
+                links, entries, subs = bucket
+                found += links
+                for e in entries:
+                    if _passes(e, facts, title):
+                        found.append(e[0])
+                for fact, sub in subs.items():
+                    for value2 in facts[fact]:
+                        leaf = sub.get(value2)
+                        if leaf is not None:
+                            found += leaf[0]
+                            for e in leaf[1]:
+                                if _passes(e, facts, title):
+                                    found.append(e[0])
         return sorted(set(found)) if len(found) > 1 else found
+
+
+class _LazyFacts(dict[str, Values]):
+    """Facts of one item, read when a second-level table or a check first needs them."""
+
+    __slots__ = ("ancestors", "item", "parent_keys")
+
+    def __init__(
+        self, item: Matchable, ancestors: Collection[str], parent_keys: Collection[str]
+    ) -> None:  # no dict.__init__: the dict starts empty
+        self.item = item
+        self.ancestors = ancestors
+        self.parent_keys = parent_keys
+
+    def __missing__(self, name: str) -> Values:
+        value = self[name] = _READERS[name](self.item, self.ancestors, self.parent_keys)
+        return value
+
+
+def _add(leaf: Leaf | Bucket, entry: Entry) -> None:
+    """File `entry` in `leaf`: as a proven link when it has no check left."""
+    if not entry[1] and entry[2] is None and not entry[3] and entry[4] is None:
+        leaf[0].append(entry[0])
+    else:
+        leaf[1].append(entry)
 
 
 def _gate(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
@@ -560,128 +610,123 @@ def _passes(entry: Entry, facts: Facts, title: str) -> bool:
     _, tests, pattern, ex_tests, ex_pattern = entry
     for fact, values, need_all in tests:
         have = facts[fact]
-        if (not values <= have) if need_all else have.isdisjoint(values):
+        if (not values.issubset(have)) if need_all else values.isdisjoint(have):
             return False
     if pattern is not None and pattern.search(title) is None:
         return False
     for fact, values, need_all in ex_tests:
         have = facts[fact]
-        if (values <= have) if need_all else not have.isdisjoint(values):
+        if values.issubset(have) if need_all else not values.isdisjoint(have):
             return False
     return ex_pattern is None or ex_pattern.search(title) is None
 
 
-class _LazyFacts(dict[str, frozenset[str]]):
-    """Facts of one item, computed when a probe or a test first reads them."""
-
-    def __init__(
-        self, item: Matchable, ancestors: Collection[str], parent_keys: Collection[str]
-    ) -> None:
-        super().__init__()
-        self.item = item
-        self.ancestors = ancestors
-        self.parent_keys = parent_keys
-
-    def __missing__(self, name: str) -> frozenset[str]:
-        value = _fact(self.item, name, self.ancestors, self.parent_keys)
-        self[name] = value
-        return value
-
-
-def _anchor(include: Conditions) -> tuple[str, frozenset[str], frozenset[str]] | None:
-    """Where a rule is filed: (fact, values, keys of the tests the filing already proves)."""
-    by_key = {t.key: t for t in include.tests}
-    options: list[tuple[int, int, str, frozenset[str], frozenset[str]]] = []
-    for t in include.tests:
+def _anchor(
+    tests: Sequence[Test],
+) -> tuple[str, frozenset[str], frozenset[str], frozenset[str]] | None:
+    """Where a rule with these include tests is filed: (fact, values, keys of the tests the
+    filing proves, keys of the tests it reads), or None when there is no test."""
+    by_key = {t.key: t for t in tests}
+    options: list[tuple[int, int, str, frozenset[str], frozenset[str], frozenset[str]]] = []
+    for t in tests:
         rank = RANK["custom"] if t.key.startswith("custom.") else RANK[t.key]
         values = frozenset({min(t.values)}) if t.need_all else t.values
         proven = frozenset() if t.need_all and len(t.values) > 1 else frozenset({t.key})
-        options.append((rank, len(values), t.fact, values, proven))
+        options.append((rank, len(values), t.fact, values, proven, frozenset({t.key})))
     if "connector" in by_key and "container" in by_key:
         pairs = frozenset(
             f"{a}\x00{b}" for a in by_key["connector"].values for b in by_key["container"].values
         )
-        options.append((RANK["cc"], len(pairs), "cc", pairs, frozenset({"connector", "container"})))
+        both = frozenset({"connector", "container"})
+        options.append((RANK["cc"], len(pairs), "cc", pairs, both, both))
     if not options:
         return None
-    _, _, fact, values, proven = min(options, key=lambda o: (o[0], o[1], o[2]))
-    return fact, values, proven
+    _, _, fact, values, proven, used = min(options, key=lambda o: (o[0], o[1], o[2]))
+    return fact, values, proven, used
 
 
-def _fold(values: Iterable[str | None]) -> frozenset[str]:
-    return frozenset([v.casefold() for v in values if v])
+# -- facts: an item's folded values, read the same way for index lookups and for checks --
 
 
-def _one(value: str | None) -> frozenset[str]:
-    return frozenset((value.casefold(),)) if value else EMPTY
+Reader = Callable[[Matchable, Collection[str], Collection[str]], Values]
 
 
-def _fact(
-    item: Matchable, name: str, ancestors: Collection[str], parent_keys: Collection[str]
-) -> frozenset[str]:
-    reader = _FACTS.get(name)
-    if reader is not None:
-        return reader(item, ancestors, parent_keys)
-    wanted = name.removeprefix("custom:")
-    return _fold([v for k, v in item.custom.items() if k.casefold() == wanted])
+def _fold(values: Iterable[str | None]) -> Values:
+    return [v.casefold() for v in values if v]
 
 
-def _containers(item: Matchable) -> frozenset[str]:
-    project = item.custom.get("project")
-    return _fold([item.container, project]) if project else _one(item.container)
+def _one(name: str) -> Reader:
+    """The reader of a single-valued field."""
+    get = attrgetter(name)
+
+    def read(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+        value: str | None = get(it)
+        return (value.casefold(),) if value else ()
+
+    return read
 
 
-def _cc(item: Matchable) -> frozenset[str]:
-    conn = item.connector.casefold()
-    if "project" not in item.custom:
-        return frozenset((f"{conn}\x00{item.container.casefold()}",)) if item.container else EMPTY
-    return frozenset([f"{conn}\x00{c}" for c in _containers(item)])
+def _keys(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    if it.previous_keys:
+        return _fold((it.key, *it.previous_keys))
+    return (it.key.casefold(),) if it.key else ()
 
 
-def _probe1(value: str | None) -> tuple[str, ...]:
-    return (value.casefold(),) if value else ()
+def _epic(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    if a:
+        return _fold((it.parent_key, *a))
+    return (it.parent_key.casefold(),) if it.parent_key else ()
 
 
-Probe = Callable[[Matchable, Collection[str], Collection[str]], Iterable[str]]
-_PROBES: dict[str, Probe] = {  # the index lookups: folded values, without building sets
-    "connector": lambda it, a, p: (it.connector.casefold(),),
-    "milestone": lambda it, a, p: _probe1(it.milestone),
-    "section": lambda it, a, p: _probe1(it.section),
-    "assignee": lambda it, a, p: _probe1(it.assignee),
-    "container": lambda it, a, p: (
-        _probe1(it.container) if "project" not in it.custom else _containers(it)
-    ),
-    "cc": lambda it, a, p: _cc(it),
-    "epic": lambda it, a, p: _with_extra(it.parent_key, a) if a else _probe1(it.parent_key),
-    "parent": lambda it, a, p: _with_extra(it.parent_key, p) if p else _probe1(it.parent_key),
-    "keys": lambda it, a, p: (
-        _with_extra(it.key, it.previous_keys) if it.previous_keys else (it.key.casefold(),)
-    ),
-    "labels": lambda it, a, p: _fold(it.labels),
-    "type": lambda it, a, p: _fold([str(it.kind), it.item_type]),
-}
+def _parent(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    return _epic(it, p, a)  # the direct parent's earlier keys, instead of the ancestors'
 
 
-def _probe(fact: str) -> Probe:
-    """How to read `fact` off an item for an index lookup (custom fields by name)."""
-    return _PROBES.get(fact) or (lambda it, a, p: _fact(it, fact, a, p))
+def _containers(it: Matchable, a: Collection[str] = (), p: Collection[str] = ()) -> Values:
+    project = it.custom.get("project")
+    if project:
+        return _fold((it.container, project))
+    return (it.container.casefold(),) if it.container else ()
 
 
-def _with_extra(first: str | None, extra: Collection[str]) -> frozenset[str]:
-    return _fold([first, *extra]) if extra else _one(first)
+def _cc(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    conn = it.connector.casefold()
+    return [f"{conn}\x00{c}" for c in _containers(it)]
 
 
-Reader = Callable[[Matchable, Collection[str], Collection[str]], frozenset[str]]
-_FACTS: dict[str, Reader] = {
-    "connector": lambda it, a, p: _one(it.connector),
-    "milestone": lambda it, a, p: _one(it.milestone),
-    "section": lambda it, a, p: _one(it.section),
-    "assignee": lambda it, a, p: _one(it.assignee),
-    "container": lambda it, a, p: _containers(it),
-    "cc": lambda it, a, p: _cc(it),
-    "epic": lambda it, a, p: _with_extra(it.parent_key, a),
-    "parent": lambda it, a, p: _with_extra(it.parent_key, p),
-    "keys": lambda it, a, p: _with_extra(it.key, it.previous_keys),
-    "labels": lambda it, a, p: _fold(it.labels),
-    "type": lambda it, a, p: _fold([str(it.kind), it.item_type]),
-}
+def _labels(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    return [v.casefold() for v in it.labels if v]
+
+
+def _type(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+    return _fold((str(it.kind), it.item_type))
+
+
+class _Readers(dict[str, Reader]):
+    """How to read each fact off an item; a custom field's reader is made on first use."""
+
+    def __missing__(self, name: str) -> Reader:
+        wanted = name.removeprefix("custom:")
+
+        def custom(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+            return _fold([v for k, v in it.custom.items() if k.casefold() == wanted])
+
+        self[name] = custom
+        return custom
+
+
+_READERS = _Readers(
+    {
+        "connector": _one("connector"),
+        "milestone": _one("milestone"),
+        "section": _one("section"),
+        "assignee": _one("assignee"),
+        "container": _containers,
+        "cc": _cc,
+        "epic": _epic,
+        "parent": _parent,
+        "keys": _keys,
+        "labels": _labels,
+        "type": _type,
+    }
+)

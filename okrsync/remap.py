@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -119,14 +120,25 @@ class Node:
     previous_keys: tuple[str, ...] = ()
 
 
+class Keyed(Protocol):
+    """What the ancestry reads of a node: a Node, or an item itself."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def parent_key(self) -> str | None: ...
+    @property
+    def previous_keys(self) -> tuple[str, ...]: ...
+
+
 class Ancestry:
     """Keys of every ancestor along parent_key, per connector, memoised."""
 
     def __init__(self) -> None:
-        self.nodes: dict[tuple[str, str], Node] = {}
+        self.nodes: dict[tuple[str, str], Keyed] = {}
         self._chains: dict[tuple[str, str], frozenset[str]] = {}
 
-    def add(self, connector: str, node: Node, *, current: bool = True) -> None:
+    def add(self, connector: str, node: Keyed, *, current: bool = True) -> None:
         """Know `node` by its key (replacing) and by its earlier keys (never replacing)."""
         if current or (connector, node.key) not in self.nodes:
             self.nodes[(connector, node.key)] = node
@@ -172,8 +184,8 @@ def derive(items: Iterable[StoredItem], matcher: Matcher) -> dict[ItemId, list[L
     items = list(items)
     with _no_cycle_collection():
         ancestry = Ancestry()
-        for it in items:
-            ancestry.add(it.connector, Node(it.key, it.parent_key, it.previous_keys))
+        for it in items:  # the items are their own nodes: no copy per item
+            ancestry.add(it.connector, it)
         return {it.ident: ancestry.match(matcher, it) for it in items}
 
 
