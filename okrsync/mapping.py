@@ -78,16 +78,15 @@ RANK = {  # item-specific keys first, then containers, then low-cardinality valu
     "keys": 0,
     "parent": 1,
     "epic": 2,
-    "cc": 3,
-    "milestone": 4,
-    "container": 5,
-    "section": 6,
-    "custom": 7,
-    "assignee": 8,
-    "labels_all": 9,
-    "labels_any": 10,
-    "type": 11,
-    "connector": 12,
+    "milestone": 3,
+    "container": 4,
+    "section": 5,
+    "custom": 6,
+    "assignee": 7,
+    "labels_all": 8,
+    "labels_any": 9,
+    "type": 10,
+    "connector": 11,
 }
 EMPTY: frozenset[str] = frozenset()
 
@@ -626,19 +625,12 @@ def _anchor(
 ) -> tuple[str, frozenset[str], frozenset[str], frozenset[str]] | None:
     """Where a rule with these include tests is filed: (fact, values, keys of the tests the
     filing proves, keys of the tests it reads), or None when there is no test."""
-    by_key = {t.key: t for t in tests}
     options: list[tuple[int, int, str, frozenset[str], frozenset[str], frozenset[str]]] = []
     for t in tests:
         rank = RANK["custom"] if t.key.startswith("custom.") else RANK[t.key]
         values = frozenset({min(t.values)}) if t.need_all else t.values
         proven = frozenset() if t.need_all and len(t.values) > 1 else frozenset({t.key})
         options.append((rank, len(values), t.fact, values, proven, frozenset({t.key})))
-    if "connector" in by_key and "container" in by_key:
-        pairs = frozenset(
-            f"{a}\x00{b}" for a in by_key["connector"].values for b in by_key["container"].values
-        )
-        both = frozenset({"connector", "container"})
-        options.append((RANK["cc"], len(pairs), "cc", pairs, both, both))
     if not options:
         return None
     _, _, fact, values, proven, used = min(options, key=lambda o: (o[0], o[1], o[2]))
@@ -689,11 +681,6 @@ def _containers(it: Matchable, a: Collection[str] = (), p: Collection[str] = ())
     return (it.container.casefold(),) if it.container else ()
 
 
-def _cc(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
-    conn = it.connector.casefold()
-    return [f"{conn}\x00{c}" for c in _containers(it)]
-
-
 def _labels(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
     return [v.casefold() for v in it.labels if v]
 
@@ -722,7 +709,6 @@ _READERS = _Readers(
         "section": _one("section"),
         "assignee": _one("assignee"),
         "container": _containers,
-        "cc": _cc,
         "epic": _epic,
         "parent": _parent,
         "keys": _keys,

@@ -189,7 +189,7 @@ def test_title_only_rules_are_scanned_and_others_indexed(tmp_path: Path) -> None
     )
     m = Matcher(load(tmp_path, rules))
     assert [link for link, _ in m.title_only] == [("checkout", "checkout#1")]
-    assert set(m.index) == {"keys", "cc"}
+    assert set(m.index) == {"keys", "container"}
     assert m.match(item("ALPHA-9", container="alpha", title="x")) == [("checkout", "checkout#2")]
     assert m.match(item(container="beta", title="x")) == [("checkout", "checkout#3")]
 

@@ -43,6 +43,16 @@ def test_second_level_labels_all_checks_the_other_labels(tmp_path: Path) -> None
     assert m.match(item(container="BETA", labels=("okr", "growth"))) == []
 
 
+def test_connector_under_container(tmp_path: Path) -> None:
+    """connector + container: filed under the container (any of them), then the connector."""
+    m = matcher(tmp_path, 'connector = ["jira", "asana"]\ncontainer = ["ALPHA", "Growth"]')
+    assert set(seconds(m, "container", "growth")["connector"]) == {"jira", "asana"}
+    assert m.match(item(container="alpha")) == [R1]
+    assert m.match(item(connector="Asana", container="1", custom={"project": "GROWTH"})) == [R1]
+    assert m.match(item(connector="github", container="alpha")) == []
+    assert m.match(item(container="beta")) == []
+
+
 def test_labels_all_alone_and_with_labels_any(tmp_path: Path) -> None:
     """Both label conditions on the one `labels` fact, at either level."""
     m = matcher(
@@ -68,7 +78,7 @@ def test_second_level_container_under_milestone_with_asana_project(tmp_path: Pat
 
 
 def test_second_level_proves_and_checks_the_rest(tmp_path: Path) -> None:
-    """container + assignee + type: filed twice deep, `type` checked on the item."""
+    """Filed two deep, the third condition (`type`, `connector`) is checked on the item."""
     m = matcher(
         tmp_path,
         'container = "ALPHA"\nassignee = "Ada"\ntype = "Bug"',
@@ -76,7 +86,7 @@ def test_second_level_proves_and_checks_the_rest(tmp_path: Path) -> None:
         'connector = "jira"\ncontainer = "ALPHA"\nmilestone = "v1"',
     )
     assert set(seconds(m, "container", "alpha")) == {"assignee", "custom:author"}
-    assert set(seconds(m, "cc", "jira\x00alpha")) == {"milestone"}
+    assert set(seconds(m, "milestone", "v1")) == {"container"}
     bug = item(container="ALPHA", assignee="ada", item_type="bug")
     assert m.match(bug) == [R1]
     assert m.match(item(container="ALPHA", assignee="ada", item_type="Story")) == []
