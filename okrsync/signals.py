@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -50,6 +50,7 @@ from okrsync.tables import (
 
 EPS = 1e-9
 CHUNK = 1000
+Selector = Literal["whole", "ids", "period"]  # which links an aggregate statement reads
 CONTAINERS = tuple(sorted(str(k) for k in CONTAINER_KINDS))
 STATUS_RANK = {"off_track": 3, "at_risk": 2, "on_track": 1, "done": 0}
 TACTIC_SIGNALS = (
@@ -579,7 +580,7 @@ def _aggregate_params(period_start: date, as_of: date, cfg: SignalsConfig) -> di
 
 
 @cache
-def _aggregate_statement(selector: str) -> sa.Select[Any]:
+def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
     """One GROUP BY over DISTINCT (tactic, item) links ⋈ work_item for tactics sharing a
     period start: every count is a conditional sum, every date a bound parameter.
 
