@@ -652,10 +652,17 @@ def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
     )
 
 
+# Sums of fractional estimates differ in the last bits with the order SQL adds them (plans,
+# backends, full vs incremental): rounded, a recompute of unchanged data is the same value and
+# writes no snapshot.
+ESTIMATE_DIGITS = 6
+
+
 def _counts_from_row(row: Any) -> ItemCounts:
     return ItemCounts(
         int(row.total), int(row.done), int(row.in_progress), int(row.todo), int(row.dropped),
-        float(row.estimate_total), float(row.estimate_done), int(row.unestimated),
+        round(float(row.estimate_total), ESTIMATE_DIGITS),
+        round(float(row.estimate_done), ESTIMATE_DIGITS), int(row.unestimated),
         int(row.done_in_window), int(row.scope_added), int(row.overdue), int(row.stale),
         row.last_activity,
     )  # fmt: skip

@@ -140,6 +140,16 @@ def test_no_estimates_at_all(tree: Store) -> None:
     assert (s.estimate_total, s.estimate_done, s.items_unestimated) == (0.0, 0.0, 2)
 
 
+def test_fractional_estimates_sum_to_the_same_value_in_any_order(tree: Store) -> None:
+    """0.1 + 0.2 is 0.30000000000000004 in floats: sums are rounded, so the order SQL adds
+    them in (full vs incremental, SQLite vs PostgreSQL) never changes a stored value."""
+    link(tree, [item(1, "done", estimate=0.1), item(2, "todo", estimate=0.2)])
+    full = tactic(tree)
+    assert (full.estimate_total, full.estimate_done) == (0.3, 0.1)
+    part = compute(tree, AS_OF, CFG, tactic_ids={"checkout"})
+    assert part.tactics["checkout"].estimate_total == 0.3
+
+
 def test_throughput_window_is_28_days_inclusive(tree: Store) -> None:
     """Done on the as-of date and 27 days before count; 28 days before does not."""
     link(
