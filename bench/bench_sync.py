@@ -19,9 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from bench.sandbox_proc import sandbox_process
 
@@ -62,7 +60,7 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
     (again,) = asyncio.run(sync_once(settings, store))
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     _ = sandbox_env
     print(
         json.dumps(
@@ -101,17 +99,20 @@ def measure(tracker: str, n: int) -> dict[str, float]:
             check=True,
         ).stdout
         fig: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-        fig["pages"] = pages_needed(sb.admin("truth", tracker=tracker), PAGE_MAX[tracker])
+        # ceil(items / max page size), per scope (the sandbox spreads items evenly).
+        fig["pages"] = sum(
+            math.ceil(n / len(sb.scopes[tracker]) / PAGE_MAX[tracker]) for _ in sb.scopes[tracker]
+        )
         return fig
 
 
-def pages_needed(truth: list[dict[str, Any]], page_max: int) -> int:
-    """ceil(items / max page size) per scope, over what the list endpoints return (milestones
-    and sections are not listed: they arrive inside issues and tasks)."""
-    per_scope = Counter(
-        t["scope"] for t in truth if t["kind"] not in ("milestone", "section") and not t["deleted"]
-    )
-    return sum(math.ceil(count / page_max) for count in per_scope.values())
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). `ru_maxrss` would not do: Linux keeps it across
+    exec, so a child reports its parent's peak when that was higher."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -125,7 +126,7 @@ def main() -> None:
         child(a.child[0], a.child[1], a.child[2].split(","), a.child[3])
         return
     print(
-        f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'pages':>7} "
+        f"{'tracker':8} {'items':>7} {'items/s':>8} {'requests':>8} {'≈pages':>7} "
         f"{'req/page':>8} {'rss MB':>7} {'cpu s':>6} {'re-sync req/scope':>17}"
     )
     rows: list[dict[str, object]] = []
