@@ -86,13 +86,22 @@ def test_sigkill_at_random_points_then_clean_sync_equals_truth(
         config.write_text(_config(sb, db), encoding="utf-8")
         env = {**os.environ, **sandbox_env(sb)}
         cmd = [sys.executable, "-m", "okrsync.cli", "-c", str(config), "sync", "--once"]
+        # Kill points are drawn within how long a whole run takes on this machine (start-up
+        # included), measured on a throwaway store, so they land inside runs however fast.
+        spare = tmp_path / "spare.toml"
+        spare.write_text(_config(sb, tmp_path / "spare.db"), encoding="utf-8")
+        started = time.monotonic()
+        subprocess.run([*cmd[:4], str(spare), *cmd[5:]], env=env, check=True, capture_output=True)
+        run_s = time.monotonic() - started
         killed, finished, outcomes = 0, 0, []
         for round_no in range(ROUNDS):
-            delay = rng.uniform(0.3, 4.0)
+            delay = rng.uniform(0.2, 0.95) * run_s
+            started = time.monotonic()
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 proc.wait(timeout=delay)
                 finished += 1
+                run_s = time.monotonic() - started  # the next kill within this run's length
                 outcomes.append((round_no, delay, f"exit {proc.returncode}"))
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
