@@ -297,18 +297,23 @@ class _ScopeRun:
         fields, size = (["updated"] if cloud else ["id"]), CENSUS_SIZE[cloud]
         ids: list[str] = []
         token, start, totals = None, 0, set()
+        jql = census_jql(self.scope)
+        # Cloud has no total: count before the first page and, if it spans pages, after the
+        # last. A census is periodic, so its extra request is cheap next to a wrong deletion.
+        before = await self.api.count(jql) if cloud else None
+        pages = 0
         while True:
             try:
-                page = await self.api.search(
-                    census_jql(self.scope), fields, size, token=token, start_at=start
-                )
+                page = await self.api.search(jql, fields, size, token=token, start_at=start)
             except TokenExpired:
                 return None
             totals.add(page.total)
             ids += [str(i["id"]) for i in page.issues if i.get("id")]
-            token, start = page.next_token, page.next_start
+            token, start, pages = page.next_token, page.next_start, pages + 1
             if page.last:
                 break
+        if before is not None and pages > 1 and await self.api.count(jql) != before:
+            return None  # rows moved under the token offsets: a live id may be missing
         if page.total is not None and (len(totals) > 1 or page.total != len(set(ids))):
             return None  # rows moved under the offsets: an id may be missing
         return ids

@@ -728,6 +728,23 @@ def test_server_census_with_shifting_total_is_not_trusted(env: None) -> None:
     assert third[-1].census == {"TESTKEY13": ["20002", "20003", "20004", "20005"]}
 
 
+def test_cloud_census_with_a_moving_count_is_not_trusted(env: None) -> None:
+    """A Cloud census spanning pages counts before and after: a deletion while it pages would
+    hide a live id (and flag it deleted), so a moved count drops the census until next run."""
+    fake = FakeJira(issues_at(5, T0), cap=2)
+    config = cfg(census_every=1)
+    cursor = run(config, fake)[-1].cursor
+    fake.requests.clear()
+    # searches 1-3 re-read the lookback window (3 pages of 2); 4 is the census' first page
+    fake.after[4] = lambda: fake.issues.pop("20001")
+    second = run(config, fake, cursor)
+    assert all(not p.census for p in second)
+    assert second[-1].cursor["scopes"]["TESTKEY13"]["census_pending"]
+    assert len([r for r in fake.counts if "ORDER BY key" in json.loads(r.content)["jql"]]) == 2
+    third = run(config, fake, second[-1].cursor)
+    assert third[-1].census == {"TESTKEY13": ["20002", "20003", "20004", "20005"]}
+
+
 def test_moved_issue_arrives_with_new_key_same_id(env: None) -> None:
     """A move keeps the issue id; the item shows up under its new key and project."""
     fake = FakeJira(issues_at(2, T0))
