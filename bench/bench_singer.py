@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bench_sync import peak_rss_mb, sandbox_settings
 from bench.sandbox_proc import SandboxProc, sandbox_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,29 +182,18 @@ def stream_seconds(log: Path, stream: str) -> float:
 
 def okrsync_child(base_url: str, scopes: list[str], db: str) -> None:
     """One full GitHub sync into `db`, as bench_sync's child does; prints figures as JSON."""
-    from okrsync.config import ConnectorConfig, Settings
-    from okrsync.demo import ENV
     from okrsync.logging import configure
     from okrsync.store import Store
     from okrsync.sync import sync_once
 
     configure("error")
-    os.environ[ENV["github_token"]] = os.environ["BENCH_GITHUB_TOKEN"]
-    cc = ConnectorConfig.model_validate(
-        {
-            "name": "github",
-            "type": "github",
-            "base_url": base_url,
-            "scope": scopes,
-            "token_env": ENV["github_token"],
-        }
-    )
-    settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])
+    creds = {"github_token": os.environ["BENCH_GITHUB_TOKEN"]}
+    settings = sandbox_settings("github", base_url, scopes, db, creds)
     store = Store.open(settings.store_url())
     t0 = time.perf_counter()
     (full,) = asyncio.run(sync_once(settings, store))
     seconds = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     figures = {
         "sync_s": seconds,
         "status": full.status,

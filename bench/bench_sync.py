@@ -20,24 +20,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.sandbox_proc import sandbox_process
+
+if TYPE_CHECKING:
+    from okrsync.config import Settings
 
 NAME = {"jira": "jira", "jira_dc": "jira-dc", "asana": "asana", "github": "github"}
 PAGE_MAX = {"jira": 100, "jira_dc": 1000, "asana": 100, "github": 100}
 
 
-def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
-    """Sync one tracker twice and print figures as JSON (runs in a fresh process)."""
+def sandbox_settings(
+    tracker: str, base_url: str, scopes: list[str], db: str, creds: dict[str, str]
+) -> Settings:
+    """One connector of `tracker` against the sandbox, storing into SQLite `db`; puts the
+    sandbox credentials (`creds`, keyed like `okrsync.demo.ENV`) into the environment."""
     from okrsync.config import ConnectorConfig, Settings
-    from okrsync.demo import ENV, sandbox_env
-    from okrsync.logging import configure
-    from okrsync.store import Store
-    from okrsync.sync import sync_once
+    from okrsync.demo import ENV
 
-    configure("error")
-    creds = json.loads(os.environ["BENCH_CREDS"])
-    os.environ.update({env: creds[key] for key, env in ENV.items()})
+    os.environ.update({env: creds[key] for key, env in ENV.items() if key in creds})
     auth = {
         "jira": {"email_env": ENV["jira_email"], "token_env": ENV["jira_token"]},
         "jira_dc": {"token_env": ENV["jira_dc_token"]},
@@ -53,7 +55,19 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
             **auth,
         }
     )
-    settings = Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])  # type: ignore[arg-type]
+    return Settings(store={"url": f"sqlite:///{db}"}, connectors=[cc])
+
+
+def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
+    """Sync one tracker twice and print figures as JSON (runs in a fresh process)."""
+    from okrsync.logging import configure
+    from okrsync.store import Store
+    from okrsync.sync import sync_once
+
+    configure("error")
+    settings = sandbox_settings(
+        tracker, base_url, scopes, db, json.loads(os.environ["BENCH_CREDS"])
+    )
     store = Store.open(settings.store_url())
     t0, c0 = time.perf_counter(), time.process_time()
     (full,) = asyncio.run(sync_once(settings, store))
@@ -61,7 +75,6 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
     (again,) = asyncio.run(sync_once(settings, store))
     rss_mb = peak_rss_mb()
-    _ = sandbox_env
     print(
         json.dumps(
             {
