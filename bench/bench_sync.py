@@ -112,11 +112,24 @@ def measure(tracker: str, n: int) -> dict[str, float]:
             check=True,
         ).stdout
         fig: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-        # ceil(items / max page size), per scope (the sandbox spreads items evenly).
-        fig["pages"] = sum(
-            math.ceil(n / len(sb.scopes[tracker]) / PAGE_MAX[tracker]) for _ in sb.scopes[tracker]
-        )
+        fig["pages"] = listing_pages(tracker, sb.admin("truth", tracker=tracker))
         return fig
+
+
+def listing_pages(tracker: str, truth: list[dict[str, object]]) -> int:
+    """The fewest requests a full listing can take: ceil(objects / max page size) for every
+    listing the tracker has, i.e. per scope (a page never spans two projects or repos), and
+    per kind where the tracker lists it separately (Asana's sections). GitHub milestones
+    arrive inside issues and cost no request of their own."""
+    listings: dict[tuple[str, str], int] = {}
+    for item in truth:
+        kind = str(item["kind"])
+        if item["deleted"] or (tracker == "github" and kind == "milestone"):
+            continue
+        listing = "sections" if tracker == "asana" and kind == "section" else "items"
+        key = (str(item["scope"]), listing)
+        listings[key] = listings.get(key, 0) + 1
+    return sum(math.ceil(count / PAGE_MAX[tracker]) for count in listings.values())
 
 
 def peak_rss_mb() -> float:

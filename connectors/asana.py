@@ -249,10 +249,11 @@ class AsanaConnector:
 
     def _tasks(self, gid: str, data: list[JSON], p: JSON) -> list[WorkItem]:
         items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
-        for it in items:
-            if p["high"] is None or it.updated > _parse_dt(p["high"]):
-                p["high"] = _iso(it.updated)
-            if self._run_start is not None and it.updated >= self._run_start:
+        if items:
+            newest = max(it.updated for it in items)
+            if p["high"] is None or newest > _parse_dt(p["high"]):
+                p["high"] = _iso(newest)
+            if self._run_start is not None and newest >= self._run_start:
                 p["keep"] = True
         return items
 

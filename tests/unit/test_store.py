@@ -128,6 +128,24 @@ def test_commit_page_counts_creates_updates_and_dedupes(store: Store) -> None:
     assert stored["1"].updated.tzinfo is not None
 
 
+def test_a_page_larger_than_one_upsert_statement_is_stored_whole(store: Store) -> None:
+    """Rows go to SQLite in multi-row statements: a page spanning several (Jira DC sends up
+    to 1,000 issues) stores every item, counts each once and keeps earlier keys."""
+    n = 1001
+    r1 = store.commit_page("gh", Page([item(i) for i in range(n)], {"page": 1}))
+    later = T0 + timedelta(minutes=5)
+    changed = [item(i, updated=later, key=f"o/moved#{i}") for i in range(0, n, 2)]
+    r2 = store.commit_page("gh", Page(changed + [item(i) for i in range(1, n, 2)], {"page": 2}))
+    assert (r1.created, r1.updated) == (n, 0)
+    assert (r2.created, r2.updated, r2.unchanged) == (0, len(changed), n - len(changed))
+    stored = {i.external_id: i for i in store.items("gh")}
+    assert len(stored) == n
+    assert stored["1000"].key == "o/moved#1000"
+    assert stored["1000"].previous_keys == ["o/r#1000"]
+    assert stored["999"].updated == T0
+    assert store.cursor("gh") == {"page": 2}
+
+
 def test_moved_item_keeps_previous_key(store: Store) -> None:
     """An item that comes back under a new key remembers the old one."""
     store.commit_page("gh", Page([item(1)], {}))
