@@ -162,7 +162,8 @@ def _required_time(f: Mapping[str, Any], name: str) -> datetime:
 
 def _obj(mapping: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = mapping.get(name)
-    return value if isinstance(value, Mapping) else {}
+    # JSON objects arrive as dicts; the exact type check skips the ABC machinery (hot path).
+    return value if isinstance(value, dict) else {}
 
 
 def _is_epic(issuetype: Mapping[str, Any]) -> bool:

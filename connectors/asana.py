@@ -58,6 +58,7 @@ Progress" / "Doing" / "In Review", else todo. completed_at is set for every comp
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -483,7 +484,9 @@ def _status_raw(completed: bool, section: str | None) -> str:
     return f"{state} / {section}" if section else state
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold(name: str) -> str:
+    """Section and field names, compared loosely (a few distinct names, seen on every task)."""
     return name.strip().replace("\u2019", "'").casefold()
 
 
@@ -499,8 +502,10 @@ def _list(raw: JSON, key: str) -> list[JSON]:
 
 def _parse_dt(value: str) -> datetime:
     dt = datetime.fromisoformat(value)
+    if dt.tzinfo is UTC:  # Asana's own form (`...Z`)
+        return dt
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+        return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
 
 

@@ -430,8 +430,10 @@ def _custom(scope: str, raw: Json) -> dict[str, str]:
 def _ts(value: str) -> datetime:
     """GitHub timestamps (`2011-04-22T13:33:48Z`, or with an offset) as aware UTC."""
     parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is UTC:  # GitHub's own form (`...Z`)
+        return parsed
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 
