@@ -50,10 +50,15 @@ class Bench:
 
 
 BENCHES = (
-    Bench("sync", "bench.bench_sync", ("--sizes", "10000,100000"), ("--sizes", "2000")),
+    Bench(
+        "sync",
+        "bench.bench_sync",
+        ("--sizes", "10000,100000"),
+        ("--sizes", "2000", "--repeat", "1"),
+    ),
     Bench("mapping", "bench.bench_mapping", (), ()),
     Bench("signals", "bench.bench_signals", (), ("--items", "20000", "--tactics", "500")),
-    Bench("singer", "bench.bench_singer", (), ("--items", "2000")),
+    Bench("singer", "bench.bench_singer", (), ("--items", "2000", "--repeat", "1")),
 )
 
 

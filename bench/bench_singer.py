@@ -17,6 +17,9 @@ For each: wall time (process start to exit, interpreter start-up included), requ
 sandbox served during the run (its request log, grouped by endpoint), peak RSS of the
 process (`wait4`), and issue + PR count (tap: RECORD lines; okrsync: stored items of kind
 issue / pull_request, milestones apart). Printed side by side with okrsync/tap ratios.
+
+`--repeat N` (default 3) runs N such pairs, each on a fresh sandbox, and shows each side's
+median run by wall time: the shared machine's speed drifts by ±20% over minutes.
 """
 
 from __future__ import annotations
@@ -291,6 +294,13 @@ def measure(items: int) -> tuple[Side, Side, int]:
         return ours, tap, expected_items(sb)
 
 
+def median_side(pairs: list[tuple[Side, Side, int]], which: int) -> Side:
+    """The run with the median wall time of one side (0 okrsync, 1 the tap). Pairs run back
+    to back on a fresh sandbox, so a slow minute of the shared machine hits both sides."""
+    sides = sorted((pair[which] for pair in pairs), key=lambda side: side.wall_s)
+    return sides[len(sides) // 2]
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
@@ -331,10 +341,11 @@ def rows(ours: Side, tap: Side, expected: int) -> list[dict[str, Any]]:
     return out
 
 
-def report(ours: Side, tap: Side, expected: int) -> str:
+def report(ours: Side, tap: Side, expected: int, runs: int = 1) -> str:
+    each = "one run each" if runs == 1 else f"the median of {runs} runs each"
     lines = [
         f"GitHub full sync: {expected} issues + PRs over 3 repos, same sandbox "
-        "(Link paging by `after` cursor), one run each",
+        f"(Link paging by `after` cursor), {each}",
         f"{'':14} {'okrsync':>10} {'tap-github':>11} {'okrsync/tap':>12}",
     ]
     figures = (
@@ -368,14 +379,16 @@ def main() -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--items", type=int, default=DEFAULT_ITEMS, help="issues + PRs")
     size.add_argument("--small", action="store_const", dest="items", const=SMALL_ITEMS)
+    p.add_argument("--repeat", type=int, default=3, help="pairs of runs; medians are shown")
     p.add_argument("--json", type=Path, help="also write the figures as table rows here")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         okrsync_child(a.child[0], a.child[1].split(","), a.child[2])
         return
-    ours, tap, expected = measure(a.items)
-    print(report(ours, tap, expected), flush=True)
+    pairs = [measure(a.items) for _ in range(a.repeat)]
+    ours, tap, expected = median_side(pairs, 0), median_side(pairs, 1), pairs[0][2]
+    print(report(ours, tap, expected, runs=len(pairs)), flush=True)
     if a.json:
         a.json.write_text(json.dumps({"rows": rows(ours, tap, expected)}, indent=1))
 

@@ -1,0 +1,48 @@
+"""`bench.bench_sync`'s arithmetic: the page count it compares requests with, and the median."""
+
+from __future__ import annotations
+
+from bench.bench_sync import listing_pages, table_rows
+
+
+def truth(scope: str, kind: str, n: int, deleted: bool = False) -> list[dict[str, object]]:
+    return [{"scope": scope, "kind": kind, "deleted": deleted} for _ in range(n)]
+
+
+def test_pages_are_counted_per_listing() -> None:
+    """A page never spans two projects: 150 + 50 issues in two projects take 2 + 1 pages,
+    not ceil(200 / 100) = 2."""
+    assert listing_pages("jira", truth("A", "issue", 150) + truth("B", "epic", 50)) == 3
+    assert listing_pages("jira_dc", truth("A", "issue", 1001) + truth("B", "issue", 999)) == 3
+
+
+def test_asana_sections_are_their_own_listing_and_github_milestones_cost_nothing() -> None:
+    asana = truth("p", "task", 100) + truth("p", "section", 4)
+    github = truth("o/r", "issue", 100) + truth("o/r", "milestone", 7)
+    assert listing_pages("asana", asana) == 2
+    assert listing_pages("github", github) == 1
+
+
+def test_deleted_items_are_not_listed() -> None:
+    assert listing_pages("github", truth("o/r", "issue", 100) + truth("o/r", "issue", 5, True)) == 1
+
+
+def test_rows_show_the_median_run_and_the_highest_rss() -> None:
+    def run(seconds: float, rss: float) -> dict[str, float]:
+        return {
+            "items": 100_000,
+            "seconds": seconds,
+            "requests": 1001,
+            "pages": 1001,
+            "rss_mb": rss,
+            "resync_requests": 3,
+            "scopes": 3,
+        }
+
+    runs = sorted([run(12.5, 99), run(8.0, 101), run(9.0, 140)], key=lambda f: f["seconds"])
+    rows = {r["metric"]: r for r in table_rows("github", 100_000, runs[1], runs)}
+    assert rows["full sync"]["value"] == 100_000 / 9.0
+    assert rows["full sync"]["ok"] is True
+    assert rows["peak RSS"]["value"] == 140
+    assert "median of 3" in str(rows["full sync"]["case"])
+    assert rows["requests / pages"]["value"] == 1.0
