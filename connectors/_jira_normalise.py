@@ -143,6 +143,8 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         return None
+    if parsed.tzinfo is UTC:  # `+0000`: nothing to convert
+        return parsed
     if parsed.tzinfo is None:  # Jira always sends an offset; never guess a local zone
         return None
     return parsed.astimezone(UTC)
@@ -173,13 +175,13 @@ def _is_epic(issuetype: Mapping[str, Any]) -> bool:
 
 def _first_name(values: Any) -> str | None:
     for value in values or ():
-        if isinstance(value, Mapping) and value.get("name"):
+        if isinstance(value, dict) and value.get("name"):
             return str(value["name"])
     return None
 
 
 def _person(user: Any) -> str | None:
-    if not isinstance(user, Mapping):
+    if not isinstance(user, dict):
         return None
     for name in ("displayName", "accountId", "name"):
         if user.get(name):

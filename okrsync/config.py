@@ -34,6 +34,9 @@ class _Strict(BaseModel):
 class StoreConfig(_Strict):
     url: str = "sqlite:///okrsync.db"
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    # Pages already fetched when the store is free are stored together, up to this many items
+    # per transaction (1: strictly one page per transaction). A kill replays at most that.
+    commit_items: int = Field(default=2000, ge=1, le=100_000)
 
 
 class MappingsConfig(_Strict):

@@ -154,7 +154,9 @@ class Service:
         if await asyncio.to_thread(self.mapping.stale, self.settings):
             await self.reload_mapping(self.settings)  # edited files apply at the next cycle
         linker = self.mapping.linker(self.store)
-        result = await run_connector(cc, self.store, self.client, self.limiters, linker)
+        result = await run_connector(
+            cc, self.store, self.client, self.limiters, linker, self.settings.store.commit_items
+        )
         self.metrics.observe(result)
         newest = await asyncio.to_thread(newest_updated, self.store, cc.name)
         self.metrics.newest_updated(cc.name, newest)

@@ -66,7 +66,6 @@ class PageResult:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-    changed_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -299,19 +298,49 @@ class Store:
         run_id: int | None = None,
     ) -> PageResult:
         """Store a page's items, their links and the cursor together, or nothing."""
+        return self.commit_pages(connector, [(page, links)], run_id)[0]
+
+    def commit_pages(
+        self,
+        connector: str,
+        pages: Sequence[tuple[Page, Mapping[str, Sequence[Link]] | None]],
+        run_id: int | None = None,
+    ) -> list[PageResult]:
+        """Store consecutive pages (with their links) in one transaction, or nothing.
+
+        The result is what committing the pages one by one, in order, would store; only the
+        last page's cursor is saved, since it covers the pages before it. A sync groups the
+        pages it has fetched ahead this way when the store is the slower side (fewer commits
+        and statements). Each page's result counts its own items."""
+        if not pages:
+            return []
         ts = now()
-        result = PageResult()
+        results: list[PageResult] = []
         with self.tx() as conn:
-            self._upsert_items(conn, connector, page.items, ts, result)
-            result.deleted += self._mark_deleted(conn, connector, page.deleted, ts)
-            for container, ids in page.census.items():
-                result.deleted += self._apply_census(conn, connector, container, ids, ts)
-            if links is not None:
-                self._replace_links(conn, connector, links, ts)
-            self._save_cursor(conn, connector, page.cursor, ts, run_id)
+            # Items of consecutive pages go in one upsert, up to a page that flags deletions:
+            # those apply after every item before them, as if each page were committed alone.
+            batch: list[WorkItem] = []
+            owners: list[PageResult] = []
+            for page, _ in pages:
+                result = PageResult()
+                results.append(result)
+                batch += page.items
+                owners += [result] * len(page.items)
+                if page.deleted or page.census:
+                    self._upsert_items(conn, connector, batch, ts, owners)
+                    batch, owners = [], []
+                    result.deleted += self._mark_deleted(conn, connector, page.deleted, ts)
+                    for container, ids in page.census.items():
+                        result.deleted += self._apply_census(conn, connector, container, ids, ts)
+            self._upsert_items(conn, connector, batch, ts, owners)
+            for _, links in pages:
+                if links is not None:
+                    self._replace_links(conn, connector, links, ts)
+            self._save_cursor(conn, connector, pages[-1][0].cursor, ts, run_id)
             if run_id is not None:
-                self._count_page(conn, run_id, result, page.lost_scopes)
-        return result
+                lost = sorted({s for page, _ in pages for s in page.lost_scopes})
+                self._count_pages(conn, run_id, len(pages), results, lost)
+        return results
 
     def _upsert_items(
         self,
@@ -319,12 +348,13 @@ class Store:
         connector: str,
         items: Sequence[WorkItem],
         ts: datetime,
-        result: PageResult,
+        results: Sequence[PageResult],
     ) -> None:
+        """Upsert `items`; `results[i]` counts what happened to `items[i]` (its page's)."""
         if not items:
             return
         if self.dialect == "sqlite":
-            _upsert_items_sqlite(conn, connector, items, ts, result)
+            _upsert_items_sqlite(conn, connector, items, ts, results)
             return
         existing: dict[str, Any] = {}
         ids = [i.external_id for i in items]
@@ -342,7 +372,7 @@ class Store:
             ).where(WI.c.connector == connector, WI.c.external_id.in_(chunk))
             existing.update({r.external_id: r for r in conn.execute(q)})
         rows: dict[str, dict[str, Any]] = {}
-        for item in items:
+        for item, result in zip(items, results, strict=True):
             old = existing.get(item.external_id)
             if (
                 old is not None
@@ -357,14 +387,11 @@ class Store:
             prev = list(old.previous_keys) if old is not None else []
             if old is not None and old.key != item.key and old.key not in prev:
                 prev.append(old.key)
+            # An item seen twice in one batch is created once, then updated.
+            _count_change(result, created=old is None and item.external_id not in rows)
             rows[item.external_id] = _item_values(item, prev, old.first_seen if old else ts, ts)
-            if old is None:
-                result.created += 1
-            else:
-                result.updated += 1
         if rows:
             self._bulk_upsert(conn, list(rows.values()))
-            result.changed_ids.extend(rows)
 
     def _bulk_upsert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         ins = postgresql.insert(WI) if self.dialect == "postgresql" else sqlite.insert(WI)
@@ -453,20 +480,26 @@ class Store:
             )
         )
 
-    def _count_page(
-        self, conn: Connection, run_id: int, result: PageResult, lost: Sequence[str]
+    def _count_pages(
+        self,
+        conn: Connection,
+        run_id: int,
+        pages: int,
+        results: Sequence[PageResult],
+        lost: Sequence[str],
     ) -> None:
-        if self.dialect == "sqlite" and not lost:  # once per page: skip statement building
-            conn.exec_driver_sql(
-                _SQLITE_COUNT_PAGE, (result.created, result.updated, result.deleted, run_id)
-            )
+        created = sum(r.created for r in results)
+        updated = sum(r.updated for r in results)
+        deleted = sum(r.deleted for r in results)
+        if self.dialect == "sqlite" and not lost:  # once per commit: skip statement building
+            conn.exec_driver_sql(_SQLITE_COUNT_PAGE, (pages, created, updated, deleted, run_id))
             return
         t = SYNC_RUN
         vals: dict[str, Any] = {
-            "pages": t.c.pages + 1,
-            "items_created": t.c.items_created + result.created,
-            "items_updated": t.c.items_updated + result.updated,
-            "items_deleted": t.c.items_deleted + result.deleted,
+            "pages": t.c.pages + pages,
+            "items_created": t.c.items_created + created,
+            "items_updated": t.c.items_updated + updated,
+            "items_deleted": t.c.items_deleted + deleted,
         }
         if lost:
             old = conn.execute(sa.select(t.c.lost_scopes).where(t.c.id == run_id)).scalar_one()
@@ -659,7 +692,7 @@ _SQLITE_SAVE_CURSOR = (
     "updated_at = excluded.updated_at, run_id = excluded.run_id"
 )
 _SQLITE_COUNT_PAGE = (
-    "UPDATE sync_run SET pages = pages + 1, items_created = items_created + ?, "
+    "UPDATE sync_run SET pages = pages + ?, items_created = items_created + ?, "
     "items_updated = items_updated + ?, items_deleted = items_deleted + ? WHERE id = ?"
 )
 _SQLITE_EXISTING = (
@@ -673,7 +706,7 @@ def _upsert_items_sqlite(
     connector: str,
     items: Sequence[WorkItem],
     ts: datetime,
-    result: PageResult,
+    results: Sequence[PageResult],
 ) -> None:
     """The hot path of a sync on SQLite: one SELECT and one multi-row upsert per page.
 
@@ -694,12 +727,13 @@ def _upsert_items_sqlite(
         existing.update({r[0]: tuple(r) for r in conn.exec_driver_sql(sql, (connector, *chunk))})
     now_s = _sqlite_dt(ts)
     rows: dict[str, tuple[Any, ...]] = {}
-    for item in items:
+    for item, result in zip(items, results, strict=True):
         updated = _sqlite_dt(item.updated)
         old = existing.get(item.external_id)
         if (
             old is not None
             and old[1:4] == (updated, item.key, item.container)
+            and old[8] == item.title
             and (old[5] is None and old[6] is None)
         ):
             result.unchanged += 1
@@ -707,19 +741,23 @@ def _upsert_items_sqlite(
         prev: list[str] = json.loads(old[4]) if old is not None else []
         if old is not None and old[2] != item.key and old[2] not in prev:
             prev.append(old[2])
+        # An item seen twice in one batch is created once, then updated.
+        _count_change(result, created=old is None and item.external_id not in rows)
         rows[item.external_id] = _sqlite_item_row(
             item, updated, prev, old[7] if old else now_s, now_s
         )
-        if old is None:
-            result.created += 1
-        else:
-            result.updated += 1
     if rows:
         values = list(rows.values())
         for start in range(0, len(values), _UPSERT_ROWS):
             batch = values[start : start + _UPSERT_ROWS]
             conn.exec_driver_sql(_upsert_sql(len(batch)), tuple(chain.from_iterable(batch)))
-        result.changed_ids.extend(rows)
+
+
+def _count_change(result: PageResult, *, created: bool) -> None:
+    if created:
+        result.created += 1
+    else:
+        result.updated += 1
 
 
 def _sqlite_item_row(

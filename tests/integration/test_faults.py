@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import okrsync.sync as sync_module
 from okrsync.config import Settings
 from okrsync.models import Page
 from okrsync.sandbox import RequestLog, Sandbox
@@ -145,31 +146,39 @@ def after_item_page(
     match: Callable[[Page], bool] = has_leaf,
     cursors: list[Any] | None = None,
 ) -> Iterator[None]:
-    """Call `action(page)` once, right after the n-th committed page that `match`es.
-
-    The orchestrator fetches ahead, so requests for later pages are then already under way:
-    this is "between pages" from the tracker's point of view. `cursors` collects the cursor
-    of every committed page.
-    """
-    original = store.commit_page
+    """Call `action(page)` once, right after the connector hands over the n-th page that
+    `match`es and before it asks the tracker for the next one: "between pages" from the
+    tracker's point of view, however far ahead of the store the orchestrator fetches.
+    `cursors` collects the cursor of every commit (its last page's)."""
+    original_produce = sync_module._produce
+    original_commit = store.commit_pages
     seen = 0
 
-    def commit(connector: str, page: Page, *args: Any, **kwargs: Any) -> Any:
+    async def tapped(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
         nonlocal seen
-        result = original(connector, page, *args, **kwargs)
+        async for page in pages:
+            yield page
+            if match(page):
+                seen += 1
+                if seen == n:
+                    action(page)
+
+    async def produce(pages: Any, queue: Any) -> None:
+        await original_produce(tapped(pages), queue)
+
+    def commit(connector: str, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_commit(connector, batch, *args, **kwargs)
         if cursors is not None:
-            cursors.append(page.cursor)
-        if match(page):
-            seen += 1
-            if seen == n:
-                action(page)
+            cursors.append(batch[-1][0].cursor)
         return result
 
-    store.commit_page = commit  # type: ignore[method-assign]
+    sync_module._produce = produce  # type: ignore[assignment]
+    store.commit_pages = commit  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del store.commit_page
+        sync_module._produce = original_produce
+        del store.commit_pages
 
 
 def of(sb: Sandbox, name: str) -> list[RequestLog]:
@@ -517,8 +526,8 @@ def test_item_deleted_while_paging_does_not_hide_another(
         deleted.append(leaf.external_id)
         sb.delete(tracker, leaf.external_id)
 
-    # Tiny pages and the first page: later pages of that scope are surely not fetched yet
-    # (the orchestrator is at most two pages ahead), so the shift always hides one.
+    # Tiny pages and the first page: the deletion lands before the next page is asked for,
+    # so the shift always hides one.
     with world(monkeypatch, tmp_path, name, page_size=5, census_every=1) as (sb, settings, store):
         with after_item_page(store, 1, delete_one):
             assert run(settings, store, name).status == "ok"
@@ -538,8 +547,8 @@ def test_items_sharing_one_updated_across_a_page_boundary(
 ) -> None:
     """~2 pages of one scope share one `updated`; the run (optionally cut mid-tie) resumes."""
     tracker = TRACKER[name]
-    # Page size 5: the tie spans 5 pages, more than the two the orchestrator fetches ahead, so
-    # a token revoked after the first tied page always cuts the run.
+    # Page size 5: the tie spans 5 pages, so a token revoked right after the first tied page
+    # (before the next is asked for) always cuts the run.
     with world(monkeypatch, tmp_path, name, page_size=5) as (sb, settings, store):
         assert run(settings, store, name).status == "ok"
         scope, ids = max(leaves(sb, name).items(), key=lambda kv: len(kv[1]))

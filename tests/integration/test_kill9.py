@@ -1,11 +1,11 @@
 """`okrsync sync --once` killed with SIGKILL at random points, then two clean syncs: exact truth.
 
 The CLI runs as a subprocess against a sandbox served by this process; between kills the
-sandbox changes (edits every round, a deletion and a move every few rounds). Each page is
-committed with its cursor in one transaction, so a kill replays at most one page and loses
-nothing; two clean syncs (the first may resume a killed run, which holds its window when rows
-moved under its offsets meanwhile) must leave the store equal to the ground truth, no
-duplicates.
+sandbox changes (edits every round, a deletion and a move every few rounds). Pages are
+committed with their cursor in one transaction (one page, or the pages that waited for the
+store), so a kill replays at most that transaction's pages and loses nothing; two clean syncs
+(the first may resume a killed run, which holds its window when rows moved under its offsets
+meanwhile) must leave the store equal to the ground truth, no duplicates.
 """
 
 from __future__ import annotations
