@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import okrsync.sync as sync_module
+from okrsync.models import Page
 from okrsync.sync import Limiters, new_client, run_connector
 from tests.integration.sandbox_utils import TRACKER, differences, sandbox_world, sync
 
@@ -62,20 +66,35 @@ def test_interrupted_sync_resumes_without_loss_or_duplicates(
 
 
 async def _cancel_after_pages(cc: object, store: object, pages: int) -> None:
+    """Cancel the run right after the connector hands over its `pages`-th page (between two
+    fetches; some of the pages may be stored by then, in one or more commits)."""
     from okrsync.store import Store
 
     assert isinstance(store, Store)
-    before = len(store.runs(limit=1000))
-    async with new_client() as client:
-        task = asyncio.create_task(run_connector(cc, store, client, Limiters()))  # type: ignore[arg-type]
-        while True:
-            await asyncio.sleep(0.01)
-            runs = store.runs(limit=1000)
-            if len(runs) > before and runs[0].pages >= pages:
-                break
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    original = sync_module._produce
+    handed: list[Page] = []
+    cancelled = asyncio.Event()
+
+    async def tapped(source: AsyncIterator[Page]) -> AsyncIterator[Page]:
+        async for page in source:
+            yield page
+            handed.append(page)
+            if len(handed) == pages:
+                task.cancel()
+                cancelled.set()
+
+    async def produce(source: Any, queue: Any) -> None:
+        await original(tapped(source), queue)
+
+    sync_module._produce = produce  # type: ignore[assignment]
+    try:
+        async with new_client() as client:
+            task = asyncio.create_task(run_connector(cc, store, client, Limiters()))  # type: ignore[arg-type]
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert cancelled.is_set()
+    finally:
+        sync_module._produce = original
 
 
 def test_revoked_token_fails_the_run_and_keeps_the_cursor(
