@@ -195,8 +195,13 @@ def table_rows(
     rss_mb = max(r["rss_mb"] for r in runs)
     req_ratio = f["requests"] / max(f["pages"], 1)
     resync = f["resync_requests"] / f["scopes"]
-    # The 2% budget is set for the ~100k sync; at 10k a flavour probe alone is 1%.
-    req_target = ("≤ 1.02", req_ratio <= 1.02) if n >= 100_000 else (None, None)
+    # The issue sets the throughput and request targets for a sync of about 100k items. At 10k
+    # a flavour probe alone is 1% of the requests, and the start-up costs (TLS context, first
+    # request, the last transaction after the last page) weigh ten times more; the 10k run is
+    # there to show peak RSS staying flat as the item count grows.
+    at_scale = n >= 100_000
+    req_target = ("≤ 1.02", req_ratio <= 1.02) if at_scale else (None, None)
+    rate_target = ("≥ 10,000", items_s >= 10_000) if at_scale else (None, None)
 
     def row(
         metric: str, value: float, unit: str, target: str | None, ok: bool | None
@@ -212,7 +217,7 @@ def table_rows(
         }
 
     return [
-        row("full sync", items_s, "items/s", "≥ 10,000", items_s >= 10_000),
+        row("full sync", items_s, "items/s", *rate_target),
         row("requests / pages", req_ratio, "×", *req_target),
         row("peak RSS", rss_mb, "MB", "< 150", rss_mb < 150),
         row("no-change re-sync", resync, "req/scope", "1", resync <= 1.0),

@@ -2,7 +2,7 @@
 
     connector.pull(cursor) → Page(items, cursor) → links → store.commit_page(page, links, cursor)
 
-Pages are fetched ahead of the store (up to `AHEAD_ITEMS` items), so HTTP and JSON work
+Pages are fetched ahead of the store (up to `commit_items` items), so HTTP and JSON work
 overlap with the database write, while memory stays bounded whatever the item count. Pages
 already waiting when the store is free are committed together, in order, in one transaction
 with the last one's cursor (`Store.commit_pages`).
@@ -33,12 +33,11 @@ from okrsync.store import Link, Store
 
 log = structlog.get_logger("okrsync.sync")
 Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
-# Items fetched ahead of the store, and at most how many one transaction takes: when the store
-# is the slower side, the pages already waiting go in together (fewer commits, fewer dirty
-# index pages per item, fewer hand-offs of the GIL to the store's thread). Memory stays bounded
-# by a few thousand items whatever the item count.
-AHEAD_ITEMS = 2000
-GROUP_ITEMS = 2000  # the default of `[store] commit_items`
+# Items fetched ahead of the store, and at most how many one transaction takes (the default
+# of `[store] commit_items`): when the store is the slower side, the pages already waiting go
+# in together (fewer commits, fewer dirty index pages per item, fewer hand-offs of the GIL to
+# the store's thread). Memory stays bounded by a few thousand items whatever the item count.
+GROUP_ITEMS = 2000
 
 
 @dataclass
@@ -187,7 +186,7 @@ async def _drain(
     bound: structlog.typing.FilteringBoundLogger,
     commit_items: int = GROUP_ITEMS,
 ) -> None:
-    queue = PageQueue(max(AHEAD_ITEMS, commit_items))
+    queue = PageQueue(commit_items)  # with 1, one page waits ahead: strictly page by page
     producer = asyncio.create_task(_produce(pages, queue))
     try:
         end: Exception | bool | None = False  # False: more pages to come

@@ -46,3 +46,27 @@ def test_rows_show_the_median_run_and_the_highest_rss() -> None:
     assert rows["peak RSS"]["value"] == 140
     assert "median of 3" in str(rows["full sync"]["case"])
     assert rows["requests / pages"]["value"] == 1.0
+
+
+def test_the_throughput_target_applies_at_scale_only() -> None:
+    """Targets are set for the ~100k sync; the 10k run reports its figures without a verdict
+    (it shows peak RSS staying flat), and a slow 100k run fails its row."""
+    slow = {
+        "items": 10_000,
+        "seconds": 2.0,
+        "requests": 101,
+        "pages": 100,
+        "rss_mb": 90,
+        "resync_requests": 3,
+        "scopes": 3,
+    }
+    small = {r["metric"]: r for r in table_rows("asana", 10_000, slow)}
+    assert small["full sync"]["ok"] is None
+    assert small["peak RSS"]["ok"] is True
+    big = {r["metric"]: r for r in table_rows("asana", 100_000, {**slow, "items": 100_000})}
+    assert big["full sync"]["value"] == 50_000
+    assert big["full sync"]["ok"] is True
+    slower = {**slow, "items": 100_000, "seconds": 20.0}
+    assert {r["metric"]: r for r in table_rows("asana", 100_000, slower)}["full sync"][
+        "ok"
+    ] is False
