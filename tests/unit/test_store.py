@@ -146,6 +146,15 @@ def test_a_page_larger_than_one_upsert_statement_is_stored_whole(store: Store) -
     assert store.cursor("gh") == {"page": 2}
 
 
+def test_a_new_title_with_the_same_updated_is_a_change(store: Store) -> None:
+    """Asana sections carry no modification time (their creation time stands in): a rename
+    must still reach the store, on SQLite as on PostgreSQL."""
+    store.commit_page("gh", Page([item(1)], {}))
+    r = store.commit_page("gh", Page([item(1, title="Renamed")], {}))
+    assert (r.updated, r.unchanged) == (1, 0)
+    assert [i.title for i in store.items("gh")] == ["Renamed"]
+
+
 def test_moved_item_keeps_previous_key(store: Store) -> None:
     """An item that comes back under a new key remembers the old one."""
     store.commit_page("gh", Page([item(1)], {}))
