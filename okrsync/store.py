@@ -1,7 +1,8 @@
 """The store: the only writer of the tables in `okrsync.tables`.
 
 `commit_page` stores a page of items, their links and the connector's cursor in ONE
-transaction, so a crash replays at most one page. Key-result values are written only by
+transaction (one page, or the pages that waited for the store: `commit_pages`), so a crash
+replays at most that transaction's pages. Key-result values are written only by
 `add_checkin`; nothing here or anywhere else derives them from work items.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -387,9 +389,11 @@ class Store:
             prev = list(old.previous_keys) if old is not None else []
             if old is not None and old.key != item.key and old.key not in prev:
                 prev.append(old.key)
-            # An item seen twice in one batch is created once, then updated.
-            _count_change(result, created=old is None and item.external_id not in rows)
-            rows[item.external_id] = _item_values(item, prev, old.first_seen if old else ts, ts)
+            _count_change(result, created=old is None)
+            values = _item_values(item, prev, old.first_seen if old else ts, ts)
+            rows[item.external_id] = values
+            # A later sighting in this batch compares with this one, as a later commit would.
+            existing[item.external_id] = SimpleNamespace(**values)
         if rows:
             self._bulk_upsert(conn, list(rows.values()))
 
@@ -652,6 +656,8 @@ _SQLITE_UPSERT = (
 )
 
 
+_COL_PREVIOUS_KEYS = _ITEM_COLS.index("previous_keys")
+_COL_FIRST_SEEN = _ITEM_COLS.index("first_seen")
 _UPSERT_ROWS = 200  # rows per statement: 200 x 26 parameters, well under SQLite's 32,766
 
 
@@ -741,10 +747,20 @@ def _upsert_items_sqlite(
         prev: list[str] = json.loads(old[4]) if old is not None else []
         if old is not None and old[2] != item.key and old[2] not in prev:
             prev.append(old[2])
-        # An item seen twice in one batch is created once, then updated.
-        _count_change(result, created=old is None and item.external_id not in rows)
-        rows[item.external_id] = _sqlite_item_row(
-            item, updated, prev, old[7] if old else now_s, now_s
+        _count_change(result, created=old is None)
+        row = _sqlite_item_row(item, updated, prev, old[7] if old else now_s, now_s)
+        rows[item.external_id] = row
+        # A later sighting in this batch compares with this one, as a later commit would.
+        existing[item.external_id] = (
+            item.external_id,
+            updated,
+            item.key,
+            item.container,
+            row[_COL_PREVIOUS_KEYS],
+            None,
+            None,
+            row[_COL_FIRST_SEEN],
+            item.title,
         )
     if rows:
         values = list(rows.values())

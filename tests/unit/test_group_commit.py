@@ -22,18 +22,22 @@ from tests.unit.test_store import T0, item
 
 
 def pages_for(connector: str) -> list[Page]:
-    """Four consecutive pages: a second sighting of an item (changed while paging), a moved
-    key, and a census in the middle that must not see the items of the pages after it."""
+    """Four consecutive pages: an item seen again unchanged (an offset shift) and again
+    changed (edited while paging), keys that move within the group, and a census in the middle
+    that must not see the items of the pages after it."""
 
     def it(n: int, **kw: object) -> WorkItem:
         return dataclasses.replace(item(n, **kw), connector=connector)
 
     later = T0 + timedelta(minutes=3)
+    census = {"o/r": ["1", "2", "4"]}
     return [
         Page([it(1), it(2), it(3)], {"page": 1}),
-        Page([it(4), it(2, updated=later)], {"page": 2}, census={"o/r": ["1", "2", "4"]}),
-        Page([it(5), it(6, container="o/other")], {"page": 3}, deleted=["6"]),
-        Page([it(1, key="o/moved#1", updated=later)], {"page": 4}),
+        Page([it(3), it(4), it(2, updated=later)], {"page": 2}, census=census),
+        Page([it(5), it(6, container="o/other"), it(7)], {"page": 3}, deleted=["6"]),
+        Page(
+            [it(1, key="o/moved#1", updated=later), it(7, key="o/m#7", updated=later)], {"page": 4}
+        ),
     ]
 
 
@@ -55,15 +59,16 @@ def test_a_group_stores_what_pages_one_by_one_would(store: Store) -> None:
     one_by_one = [store.commit_page("seq", p) for p in pages_for("seq")]
     grouped = store.commit_pages("grp", [(p, None) for p in pages_for("grp")])
     assert snapshot(store, "grp") == snapshot(store, "seq")
-    assert [(r.created, r.updated, r.deleted) for r in grouped] == [
-        (r.created, r.updated, r.deleted) for r in one_by_one
+    counts = [(r.created, r.updated, r.unchanged, r.deleted) for r in grouped]
+    assert counts == [(r.created, r.updated, r.unchanged, r.deleted) for r in one_by_one]
+    assert counts == [
+        (3, 0, 0, 0),
+        (1, 1, 1, 1),  # 3 again as it was, 2 again newer; 3 missing from the census
+        (3, 0, 0, 1),
+        (0, 2, 0, 0),
     ]
-    assert [(r.created, r.updated, r.deleted) for r in grouped] == [
-        (3, 0, 0),
-        (1, 1, 1),  # item 2 again (newer), item 3 missing from the census
-        (2, 0, 1),
-        (0, 1, 0),
-    ]
+    moved = {i.external_id: i.previous_keys for i in store.items("grp")}
+    assert (moved["1"], moved["7"]) == (["o/r#1"], ["o/r#7"])
     assert store.cursor("grp") == {"page": 4}
 
 
