@@ -10,6 +10,7 @@ re-sync cost (requests per scope).
 Each case is measured `--repeat` times (a fresh sandbox and store each time) and the run with
 the median items/s is reported, with the slowest and fastest beside it: on a shared 2-core
 machine the same sync varies by ±20% from one minute to the next, so one run says little.
+`ref s` is a fixed pure-Python loop timed just before each case: the machine's speed then.
 """
 
 from __future__ import annotations
@@ -159,11 +160,13 @@ def main() -> None:
         return
     print(
         f"{'tracker':8} {'items':>7} {'items/s':>8} {'(min–max)':>13} {'requests':>8} "
-        f"{'pages':>6} {'req/page':>8} {'rss MB':>7} {'cpu s':>6} {'re-sync req/scope':>17}"
+        f"{'pages':>6} {'req/page':>8} {'rss MB':>7} {'cpu s':>6} {'re-sync req/scope':>17} "
+        f"{'ref s':>6}"
     )
     rows: list[dict[str, object]] = []
     for tracker in a.trackers.split(","):
         for n in (int(x) for x in a.sizes.split(",")):
+            ref = reference_s()
             runs = sorted((measure(tracker, n) for _ in range(a.repeat)), key=rate)
             f = runs[len(runs) // 2]
             spread = f"{rate(runs[0]):.0f}–{rate(runs[-1]):.0f}"
@@ -172,12 +175,23 @@ def main() -> None:
                 f"{tracker:8} {int(f['items']):>7} {rate(f):>8.0f} {spread:>13} "
                 f"{int(f['requests']):>8} {int(f['pages']):>6} "
                 f"{f['requests'] / max(f['pages'], 1):>8.3f} {rss_mb:>7.1f} "
-                f"{f['cpu_s']:>6.2f} {f['resync_requests'] / f['scopes']:>17.2f}",
+                f"{f['cpu_s']:>6.2f} {f['resync_requests'] / f['scopes']:>17.2f} {ref:>6.3f}",
                 flush=True,
             )
             rows.extend(table_rows(tracker, n, f, runs))
     if a.json:
         a.json.write_text(json.dumps({"rows": rows}, indent=1))
+
+
+def reference_s() -> float:
+    """CPU seconds of a fixed pure-Python loop (lower is faster): how fast this shared machine
+    runs right now. Printed beside each case, since the same sync varies with it by ±20% or
+    more from one minute to the next."""
+    started = time.process_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    return time.process_time() - started
 
 
 def rate(f: dict[str, float]) -> float:
