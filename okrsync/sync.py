@@ -127,9 +127,7 @@ async def run_connector(
         connector = load(cc.type)(cc, http)
         cursor = await asyncio.to_thread(store.cursor, cc.name)
         bound.info("sync.start", resume=cursor is not None)
-        await _drain(
-            connector.pull(cursor), store, cc.name, run_id, linker, result, bound, commit_items
-        )
+        await _drain(connector.pull(cursor), store, linker, result, bound, commit_items)
     except asyncio.CancelledError:
         result.status, result.error = "interrupted", "stopped by signal"
         raise
@@ -179,8 +177,6 @@ async def _finish(store: Store, r: RunResult) -> None:
 async def _drain(
     pages: object,
     store: Store,
-    name: str,
-    run_id: int,
     linker: Linker | None,
     result: RunResult,
     bound: structlog.typing.FilteringBoundLogger,
@@ -193,7 +189,7 @@ async def _drain(
         while end is False:
             group, end = await queue.take(commit_items)
             if group:
-                await _commit_group(group, store, name, run_id, linker, result, bound)
+                await _commit_group(group, store, linker, result, bound)
             if isinstance(end, Exception):
                 raise end
         await producer
@@ -252,13 +248,12 @@ def _weight(entry: Page | Exception | None) -> int:
 async def _commit_group(
     group: list[Page],
     store: Store,
-    name: str,
-    run_id: int,
     linker: Linker | None,
     result: RunResult,
     bound: structlog.typing.FilteringBoundLogger,
 ) -> None:
     """Store a group of consecutive pages in one transaction (see `Store.commit_pages`)."""
+    name = result.connector
     batch: list[tuple[Page, Mapping[str, Sequence[Link]] | None]] = []
     for page in group:
         links = None
@@ -270,7 +265,7 @@ async def _commit_group(
             # ... and the tactics they join (memory stays flat: tactics, not item ids).
             result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
         batch.append((page, links))
-    results = await asyncio.to_thread(store.commit_pages, name, batch, run_id)
+    results = await asyncio.to_thread(store.commit_pages, name, batch, result.run_id)
     for page, res in zip(group, results, strict=True):
         if page.lost_scopes:
             await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)

@@ -156,7 +156,7 @@ def test_commit_items_bounds_each_transaction(tmp_path: Path, commit_items: int)
     run_id = store.start_run("gh")
     result = RunResult("gh", run_id)
     log = structlog.get_logger("test")
-    asyncio.run(_drain(pull(), store, "gh", run_id, None, result, log, commit_items))
+    asyncio.run(_drain(pull(), store, None, result, log, commit_items))
     assert sum(calls) == result.pages == 6
     assert result.created == 60
     assert store.cursor("gh") == {"tag": 5}
