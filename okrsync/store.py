@@ -300,15 +300,16 @@ class Store:
         run_id: int | None = None,
     ) -> PageResult:
         """Store a page's items, their links and the cursor together, or nothing."""
-        return self.commit_pages(connector, [(page, links)], run_id)[0]
+        return self.commit_pages(connector, [page], links, run_id)[0]
 
     def commit_pages(
         self,
         connector: str,
-        pages: Sequence[tuple[Page, Mapping[str, Sequence[Link]] | None]],
+        pages: Sequence[Page],
+        links: Mapping[str, Sequence[Link]] | None = None,
         run_id: int | None = None,
     ) -> list[PageResult]:
-        """Store consecutive pages (with their links) in one transaction, or nothing.
+        """Store consecutive pages and their items' links in one transaction, or nothing.
 
         The result is what committing the pages one by one, in order, would store; only the
         last page's cursor is saved, since it covers the pages before it. A sync groups the
@@ -323,7 +324,7 @@ class Store:
             # those apply after every item before them, as if each page were committed alone.
             batch: list[WorkItem] = []
             owners: list[PageResult] = []
-            for page, _ in pages:
+            for page in pages:
                 result = PageResult()
                 results.append(result)
                 batch += page.items
@@ -335,12 +336,11 @@ class Store:
                     for container, ids in page.census.items():
                         result.deleted += self._apply_census(conn, connector, container, ids, ts)
             self._upsert_items(conn, connector, batch, ts, owners)
-            for _, links in pages:
-                if links is not None:
-                    self._replace_links(conn, connector, links, ts)
-            self._save_cursor(conn, connector, pages[-1][0].cursor, ts, run_id)
+            if links is not None:
+                self._replace_links(conn, connector, links, ts)
+            self._save_cursor(conn, connector, pages[-1].cursor, ts, run_id)
             if run_id is not None:
-                lost = sorted({s for page, _ in pages for s in page.lost_scopes})
+                lost = sorted({s for page in pages for s in page.lost_scopes})
                 self._count_pages(conn, run_id, len(pages), results, lost)
         return results
 

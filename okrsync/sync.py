@@ -1,16 +1,17 @@
 """The only orchestrator: one run of one connector, and `sync --once` over all of them.
 
-    connector.pull(cursor) → Page(items, cursor) → links → store.commit_page(page, links, cursor)
+    connector.pull(cursor) → pages → links → store.commit_pages(pages, links, run)
 
 Pages are fetched ahead of the store (up to `commit_items` items), so HTTP and JSON work
 overlap with the database write, while memory stays bounded whatever the item count. Pages
-already waiting when the store is free are committed together, in order, in one transaction
-with the last one's cursor (`Store.commit_pages`).
+already waiting when the store is free are linked as one group and committed together, in
+order, in one transaction with the last one's cursor (`Store.commit_pages`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hashlib
 import time
@@ -252,20 +253,21 @@ async def _commit_group(
     result: RunResult,
     bound: structlog.typing.FilteringBoundLogger,
 ) -> None:
-    """Store a group of consecutive pages in one transaction (see `Store.commit_pages`)."""
+    """Store a group of consecutive pages in one transaction (see `Store.commit_pages`).
+
+    The group is linked as one: a page's parents and earlier keys may sit on an earlier page
+    of the same group, which the store does not hold yet."""
     name = result.connector
-    batch: list[tuple[Page, Mapping[str, Sequence[Link]] | None]] = []
-    for page in group:
-        links = None
-        if linker is not None:
-            links = await asyncio.to_thread(linker, page.items)
-            # Tactics the page's items leave must be recomputed too: read them first.
-            ids = [i.external_id for i in page.items] + page.deleted
-            result.touched_tactics |= await asyncio.to_thread(tactics_for_items, store, name, ids)
-            # ... and the tactics they join (memory stays flat: tactics, not item ids).
-            result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
-        batch.append((page, links))
-    results = await asyncio.to_thread(store.commit_pages, name, batch, result.run_id)
+    links = None
+    if linker is not None:
+        items = _latest_sightings(group)
+        links = await asyncio.to_thread(linker, items)
+        # Tactics the items leave must be recomputed too: read them first.
+        ids = [i.external_id for i in items] + [d for page in group for d in page.deleted]
+        result.touched_tactics |= await asyncio.to_thread(tactics_for_items, store, name, ids)
+        # ... and the tactics they join (memory stays flat: tactics, not item ids).
+        result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
+    results = await asyncio.to_thread(store.commit_pages, name, group, links, result.run_id)
     for page, res in zip(group, results, strict=True):
         if page.lost_scopes:
             await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)
@@ -287,6 +289,20 @@ async def _commit_group(
             updated=res.updated,
             deleted=res.deleted,
         )
+
+
+def _latest_sightings(group: list[Page]) -> list[WorkItem]:
+    """Each item of the group once, as its last page has it, remembering the keys its earlier
+    pages gave it (as the store will after committing them in turn)."""
+    latest: dict[str, WorkItem] = {}
+    for page in group:
+        for item in page.items:
+            before = latest.get(item.external_id)
+            if before is not None and before.key != item.key:
+                earlier = (*item.previous_keys, *before.previous_keys, before.key)
+                item = dataclasses.replace(item, previous_keys=tuple(dict.fromkeys(earlier)))
+            latest[item.external_id] = item
+    return list(latest.values())
 
 
 async def _produce(pages: object, queue: PageQueue) -> None:

@@ -169,7 +169,7 @@ def after_item_page(
     def commit(connector: str, batch: Any, *args: Any, **kwargs: Any) -> Any:
         result = original_commit(connector, batch, *args, **kwargs)
         if cursors is not None:
-            cursors.append(batch[-1][0].cursor)
+            cursors.append(batch[-1].cursor)
         return result
 
     sync_module._produce = produce  # type: ignore[assignment]

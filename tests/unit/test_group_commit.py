@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,13 @@ import sqlalchemy as sa
 import structlog
 
 from okrsync.errors import StoreError
+from okrsync.mapping import Matcher
 from okrsync.models import Page, WorkItem
+from okrsync.remap import make_linker
 from okrsync.store import Store
 from okrsync.sync import PageQueue, RunResult, _drain
+from tests.unit.test_mapping import EPIC_RULES, load, store_links
+from tests.unit.test_mapping import item as jira_item
 from tests.unit.test_store import T0, item
 
 
@@ -57,7 +61,7 @@ def snapshot(store: Store, connector: str) -> list[tuple[object, ...]]:
 
 def test_a_group_stores_what_pages_one_by_one_would(store: Store) -> None:
     one_by_one = [store.commit_page("seq", p) for p in pages_for("seq")]
-    grouped = store.commit_pages("grp", [(p, None) for p in pages_for("grp")])
+    grouped = store.commit_pages("grp", pages_for("grp"))
     assert snapshot(store, "grp") == snapshot(store, "seq")
     counts = [(r.created, r.updated, r.unchanged, r.deleted) for r in grouped]
     assert counts == [(r.created, r.updated, r.unchanged, r.deleted) for r in one_by_one]
@@ -76,7 +80,7 @@ def test_a_group_is_stored_whole_or_not_at_all(store: Store) -> None:
     store.commit_page("gh", Page([item(1)], {"page": 1}))
     bad = item(9)
     bad.created = datetime(2026, 1, 1)  # noqa: DTZ001 - naive on purpose: the store refuses it
-    group = [(Page([item(2)], {"page": 2}), None), (Page([item(3), bad], {"page": 3}), None)]
+    group = [Page([item(2)], {"page": 2}), Page([item(3), bad], {"page": 3})]
     with pytest.raises((ValueError, StoreError, sa.exc.StatementError)):
         store.commit_pages("gh", group)
     assert store.cursor("gh") == {"page": 1}
@@ -164,3 +168,45 @@ def test_commit_items_bounds_each_transaction(tmp_path: Path, commit_items: int)
         assert calls == [1] * 6
     else:
         assert max(calls) > 1  # the generator outruns the store: pages wait and go together
+
+
+@pytest.mark.parametrize("commit_items", [1, 2000])
+def test_a_group_links_items_whose_parent_or_old_key_came_earlier_in_it(
+    store: Store, tmp_path: Path, commit_items: int
+) -> None:
+    """An epic on one page and its story on the next, or an item that moves between them, link
+    the same whether the pages commit one by one or together (then the group is linked as one:
+    the earlier page is not in the store yet when the later one is linked)."""
+    linker = make_linker(store, Matcher(load(tmp_path, EPIC_RULES)))
+    later = datetime(2026, 10, 6, tzinfo=UTC)
+    pages = [
+        Page([jira_item("ALPHA-1"), jira_item("OLD-9", external_id="77")], {"page": 1}),
+        Page(
+            [
+                jira_item("ALPHA-2", parent_key="ALPHA-1"),
+                jira_item("NEW-1", external_id="77", updated=later),
+            ],
+            {"page": 2},
+        ),
+    ]
+    calls: list[int] = []
+    real = store.commit_pages
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    store.commit_pages = spy  # type: ignore[method-assign]
+
+    async def pull() -> AsyncIterator[Page]:
+        for page in pages:
+            yield page
+
+    run_id = store.start_run("jira")
+    result = RunResult("jira", run_id)
+    asyncio.run(_drain(pull(), store, linker, result, structlog.get_logger(), commit_items))
+    assert calls == ([1, 1] if commit_items == 1 else [2])
+    assert store_links(store) == [
+        ("77", "checkout", "checkout#2"),
+        ("ALPHA-2", "checkout", "checkout#1"),
+    ]
