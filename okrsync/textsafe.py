@@ -1,0 +1,99 @@
+"""Tracker text made safe to store and to print: control characters out, lengths capped.
+
+Tracker data is untrusted: a title can carry terminal escape sequences (clear-screen, OSC 8
+links, cursor moves) or be hundreds of megabytes long. `clean_text` is applied to every
+WorkItem text field on ingest (`clean_item`, called by sync.py before a page reaches the
+store); `printable` is for anything printed to a terminal (it keeps line breaks and tabs).
+
+An escape sequence is removed whole (ESC, its parameters and its final byte), so nothing of
+it is left to show as `[2J`; any other C0/C1 control character and DEL is removed alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from okrsync.models import WorkItem
+
+TITLE_LIMIT = 2000
+FIELD_LIMIT = 500
+LABELS_LIMIT = 200
+
+# CSI (ESC [ or U+009B, parameters, one final byte); OSC/DCS/SOS/PM/APC strings up to BEL or
+# ST (ESC \ or U+009C) or the end of the text; any other ESC + one character.
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x20-\x3f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x7e]?"
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS_AND_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BREAKS = re.compile(r"[\t\n]")
+
+
+def printable(s: str) -> str:
+    """`s` without escape sequences, C0/C1 controls and DEL; keeps newlines and tabs."""
+    if s.isprintable():
+        return s
+    return _CONTROLS.sub("", _ESCAPE.sub("", s))
+
+
+def clean_text(s: str, limit: int) -> str:
+    """`s` on one line without control characters, cut to at most `limit` characters.
+
+    Tabs and newlines become spaces; carriage returns and every other control go.
+    """
+    if s.isprintable() and len(s) <= limit:
+        return s
+    # Cut first (with room for what is removed) so a huge field is never scanned whole.
+    head = s[: limit * 4 + 64]
+    head = _BREAKS.sub(" ", _ESCAPE.sub("", head))
+    return _CONTROLS_AND_BREAKS.sub("", head)[:limit]
+
+
+def _clean_opt(s: str | None, limit: int = FIELD_LIMIT) -> str | None:
+    return None if s is None else clean_text(s, limit)
+
+
+def _labels(labels: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(clean_text(label, FIELD_LIMIT) for label in labels[:LABELS_LIMIT])
+
+
+def _custom(custom: dict[str, str]) -> dict[str, str]:
+    return {clean_text(k, FIELD_LIMIT): clean_text(v, FIELD_LIMIT) for k, v in custom.items()}
+
+
+def _is_clean(item: WorkItem) -> bool:
+    """True when no field of `item` needs cleaning (the common case, checked cheaply)."""
+    if len(item.title) > TITLE_LIMIT or not item.title.isprintable():
+        return False
+    if len(item.labels) > LABELS_LIMIT:
+        return False
+    if item.url is not None and (len(item.url) > TITLE_LIMIT or not item.url.isprintable()):
+        return False
+    texts = (item.key, item.parent_key, item.status_raw, item.item_type, item.container,
+             item.milestone, item.section, item.assignee, *item.labels, *item.custom.keys(),
+             *item.custom.values())  # fmt: skip
+    return all(t is None or (len(t) <= FIELD_LIMIT and t.isprintable()) for t in texts)
+
+
+def clean_item(item: WorkItem) -> WorkItem:
+    """`item` with every text field cleaned and capped; the same object when nothing changes."""
+    if _is_clean(item):
+        return item
+    return dataclasses.replace(
+        item,
+        title=clean_text(item.title, TITLE_LIMIT),
+        key=clean_text(item.key, FIELD_LIMIT),
+        parent_key=_clean_opt(item.parent_key),
+        url=_clean_opt(item.url, TITLE_LIMIT),
+        status_raw=clean_text(item.status_raw, FIELD_LIMIT),
+        item_type=_clean_opt(item.item_type),
+        container=_clean_opt(item.container),
+        milestone=_clean_opt(item.milestone),
+        section=_clean_opt(item.section),
+        assignee=_clean_opt(item.assignee),
+        labels=_labels(item.labels),
+        custom=_custom(item.custom),
+    )
