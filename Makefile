@@ -24,7 +24,7 @@ test-full: setup  ## also the long fault-matrix cases
 	$(BIN)/pytest -q --run-slow
 
 faults: setup  ## the whole fault matrix and the kill -9 loop against the sandbox
-	$(BIN)/pytest -q --run-slow tests/integration/test_faults.py tests/integration/test_kill9.py
+	$(BIN)/pytest -q --run-slow tests/integration/test_faults.py tests/integration/test_hostile.py tests/integration/test_kill9.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ paths select sub-fields. `/events?resource=<project>&sync=` follows Asana's 412 
 from __future__ import annotations
 
 import functools
+import json
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -29,6 +30,16 @@ from okrsync.sandbox._core import (
     splice,
 )
 from okrsync.sandbox._data import ASANA_WORKSPACE, Rec, dt_to_ms, iso_z, now_ms
+from okrsync.sandbox._faults import (
+    HUGE_PAGE_ITEMS,
+    ITEM_FAULTS,
+    Fault,
+    elsewhere,
+    hostile_label,
+    hostile_person,
+    hostile_title,
+    targets,
+)
 from okrsync.sandbox._world import TrackerState
 
 ESTIMATE_FIELD = "1204000000000001"
@@ -221,16 +232,85 @@ def _task_page(
                 "The result is too large. "
                 "You should use pagination (may require specifying a limit).",
             )
+        alternate = env.faults.take("asana", req.path, _ALTERNATE)
+        if alternate is not None:
+            recs = state.index.window([project], since, 0, limit)
         data = selected_parts(recs, state, world.asana_projects, opt_fields)
     next_page = None
-    if offset + len(recs) < total:
+    if alternate is not None:
+        next_page = _next_page(req, project, _alternated(req, alternate, query_hash))
+    elif offset + len(recs) < total:
         token = encode_token({"o": offset + len(recs), "h": query_hash, "t": int(time.time())})
-        fixed = _urlencode(tuple((k, v) for k, v in req.query.items() if k != "offset"))
-        tail = "offset=" + urllib.parse.quote_plus(token)
-        query = f"{fixed}&{tail}" if fixed else tail
-        path = f"/projects/{project}/tasks?{query}"
-        next_page = {"offset": token, "path": path, "uri": req.base + path}
+        next_page = _next_page(req, project, token)
+    return _hostile_tasks(req, env, [r.id for r in recs], data, next_page)
+
+
+def _next_page(req: Request, project: str, token: str) -> dict[str, str]:
+    fixed = _urlencode(tuple((k, v) for k, v in req.query.items() if k != "offset"))
+    tail = "offset=" + urllib.parse.quote_plus(token)
+    query = f"{fixed}&{tail}" if fixed else tail
+    path = f"/projects/{project}/tasks?{query}"
+    return {"offset": token, "path": path, "uri": req.base + path}
+
+
+# --- hostile faults (see `_faults`) ------------------------------------------------------
+
+_ALTERNATE = frozenset({"alternate_offset"})
+_HUGE_PAGE = frozenset({"huge_page"})
+_OFF_ORIGIN = frozenset({"offorigin_link"})
+_FOREVER = frozenset({"events_forever"})
+_HUGE_TASK = (
+    b'{"gid":"%d","resource_type":"task","name":"generated %d","resource_subtype":'
+    b'"default_task","completed":false,"created_at":"%b","modified_at":"%b"}'
+)
+
+
+def _alternated(req: Request, fault: Fault, query_hash: str) -> str:
+    """Offset A after the first page and after B, B after A: both are valid first-page offsets."""
+    issued = int(fault.params.setdefault("issued", int(time.time())))
+    a, b = (encode_token({"o": 0, "h": query_hash, "t": issued, "x": x}) for x in "AB")
+    return b if req.query.get("offset") == a else a
+
+
+def _hostile_tasks(
+    req: Request, env: Env, ids: list[int], data: list[bytes], next_page: dict[str, str] | None
+) -> Response:
+    """A task page as the hostile faults queued for it rewrite it."""
+    faults = env.faults
+    huge = faults.take("asana", req.path, _HUGE_PAGE)
+    if huge is not None:
+        data = huge_tasks(int(huge.params.get("items", HUGE_PAGE_ITEMS)))
+    item = None
+    if huge is None:
+        item = faults.take("asana", req.path, ITEM_FAULTS, lambda f: targets(f, ids) is not None)
+    if item is not None:
+        at = ids.index(targets(item, ids) or 0)
+        data = [*data[:at], dumps(_rewrite_task(json.loads(data[at]), item)), *data[at + 1 :]]
+    off = faults.take("asana", req.path, _OFF_ORIGIN) if next_page else None
+    if off is not None and next_page is not None:
+        uri = elsewhere(req.base, str(off.params["origin"])) + next_page["path"]
+        next_page = {**next_page, "uri": uri}
     return Response(200, splice({"data": ITEMS, "next_page": next_page}, data))
+
+
+def huge_tasks(count: int) -> list[bytes]:
+    """`count` generated open tasks (gids far above the sandbox's own)."""
+    stamp = iso_z(now_ms()).encode()
+    first = 1_290_000_000_000_000
+    return [_HUGE_TASK % (first + i, i, stamp, stamp) for i in range(count)]
+
+
+def _rewrite_task(task: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    """The task with its name (and, for escapes, tag names and assignee) replaced."""
+    if "name" in task:
+        task["name"] = hostile_title(fault, task["name"])
+    for tag in task.get("tags") or []:
+        if "name" in tag:
+            tag["name"] = hostile_label(fault, tag["name"])
+    assignee = task.get("assignee")
+    if isinstance(assignee, dict) and "name" in assignee:
+        assignee["name"] = hostile_person(fault, assignee["name"])
+    return task
 
 
 @functools.lru_cache(maxsize=256)
@@ -301,6 +381,8 @@ def events(req: Request, env: Env) -> Response:
 
 def _events_since(env: Env, project: str, after_seq: int) -> Response:
     world = env.world
+    if env.faults.take("asana", "/events", _FOREVER) is not None:
+        return _events_forever(env, project, after_seq)
     pending = [e for e in world.events[after_seq:] if e.project == project]
     batch = pending[:100]
     last_seq = batch[-1].seq if len(pending) > 100 else len(world.events)
@@ -318,6 +400,26 @@ def _events_since(env: Env, project: str, after_seq: int) -> Response:
         for e in batch
     ]
     return json_response(200, {"data": data, "sync": token, "has_more": len(pending) > 100})
+
+
+def _events_forever(env: Env, project: str, after_seq: int) -> Response:
+    """The same events again, `has_more: true` and a new valid sync token (same position)."""
+    world = env.world
+    recs = world.state("asana").index.window([project], 0, 0, 3)
+    token = world.new_sync_token(project)
+    world.sync_tokens[token] = (project, after_seq, now_ms())
+    data = [
+        {
+            "user": None,
+            "type": "task",
+            "action": "changed",
+            "resource": {"gid": str(r.id), "resource_type": "task"},
+            "parent": {"gid": project, "resource_type": "project"},
+            "created_at": iso_z(r.updated_ms),
+        }
+        for r in recs
+    ]
+    return json_response(200, {"data": data, "sync": token, "has_more": True})
 
 
 def _project_json(gid: str, name: str, req: Request) -> dict[str, Any]:

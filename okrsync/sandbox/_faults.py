@@ -4,11 +4,38 @@ Transport faults ("429", "500"/"502"/"503", "slow", "reset", "truncate", "invali
 "expire_token") are taken by the server before routing; cursor faults ("expire_page_token",
 "expire_offset", "expire_sync_token") are taken by the vendor handler only when the request
 actually carries such a token.
+
+Hostile faults make a tracker lie on purpose, in the vendor's own response shapes; each is
+taken by the vendor handler on the requests it can affect (`HOSTILE_TRACKERS` says where):
+
+* `offorigin_link`: the URLs a response hands out point at `origin` (default: the sandbox's
+  witness listener, see `Sandbox.witness`). GitHub: the `Link` rel="next" URL; Asana:
+  `next_page.uri`; Jira: every `self` URL and serverInfo's `baseUrl`.
+* `loop_link` (GitHub): `mode="repeat"` answers each page with a next link to itself;
+  `mode="count"` serves the first page's items on every page with a next link counting up.
+* `alternate_offset` (Asana tasks) / `alternate_token` (Jira Cloud search): the next
+  offset / nextPageToken alternates between two values A and B, the first page's items each
+  time.
+* `events_forever` (Asana): `/events` answers the same events with `has_more: true` and a
+  fresh, valid sync token, forever.
+* `huge_total` (Jira DC): `total` is 1e9 and every page repeats the first page's issues.
+* `huge_page`: one page carries `items` (default 200,000) generated items, whatever page
+  size was asked for.
+* `huge_field`: the target item's title is `size` characters (default 5 MB).
+* `escapes`: the target item's title, labels and assignee carry terminal escape sequences
+  (clear screen, an OSC 8 link, a C1 CSI, BEL).
+
+The target of `huge_field` / `escapes` is the item with `external_id` (the vendor's numeric
+id) when given, else the first item of the page; the fault is taken only by a page that
+holds its target. A fault meant to last a whole run takes a large `count`; a test clears it
+(`Sandbox.clear_faults`) before checking that the next run recovers.
 """
 
 from __future__ import annotations
 
 import threading
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +43,29 @@ TRANSPORT_FAULTS = frozenset(
     {"429", "500", "502", "503", "slow", "reset", "truncate", "invalid_json", "expire_token"}
 )
 CURSOR_FAULTS = frozenset({"expire_page_token", "expire_offset", "expire_sync_token"})
-ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS
+_EVERY = frozenset({"jira", "jira_dc", "asana", "github"})
+HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
+    "offorigin_link": _EVERY,
+    "loop_link": frozenset({"github"}),
+    "alternate_offset": frozenset({"asana"}),
+    "events_forever": frozenset({"asana"}),
+    "alternate_token": frozenset({"jira"}),
+    "huge_total": frozenset({"jira_dc"}),
+    "huge_page": _EVERY,
+    "huge_field": _EVERY,
+    "escapes": _EVERY,
+}
+HOSTILE_FAULTS = frozenset(HOSTILE_TRACKERS)
+ITEM_FAULTS = frozenset({"huge_field", "escapes"})
+ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS | HOSTILE_FAULTS
+
+HUGE_PAGE_ITEMS = 200_000
+HUGE_FIELD_CHARS = 5 * 1024 * 1024
+# Clear screen + home, an OSC 8 hyperlink (BEL-terminated), a C1 CSI (U+009B) and a bell.
+CLEAR = "\x1b[2J\x1b[H"
+OSC8 = "\x1b]8;;https://evil.example/\x07click here\x1b]8;;\x07"
+CSI_C1 = "\x9b31m"
+BEL = "\x07"
 
 
 @dataclass(slots=True)
@@ -40,24 +89,71 @@ class FaultQueue:
     def add(self, tracker: str, kind: str, count: int, params: dict[str, Any]) -> None:
         if kind not in ALL_FAULTS:
             raise ValueError(f"unknown fault {kind!r}; known: {sorted(ALL_FAULTS)}")
+        if tracker not in HOSTILE_TRACKERS.get(kind, _EVERY):
+            where = sorted(HOSTILE_TRACKERS[kind])
+            raise ValueError(f"fault {kind!r} does not apply to {tracker!r}; it does to {where}")
         path_contains = str(params.pop("path_contains", ""))
         with self._lock:
             self._faults.setdefault(tracker, []).append(
                 Fault(kind, count, dict(params), path_contains)
             )
 
-    def take(self, tracker: str, path: str, kinds: frozenset[str]) -> Fault | None:
-        """Consume one use of the first queued fault of `kinds` matching `path`."""
+    def take(
+        self,
+        tracker: str,
+        path: str,
+        kinds: frozenset[str],
+        accept: Callable[[Fault], bool] | None = None,
+    ) -> Fault | None:
+        """Consume one use of the first queued fault of `kinds` matching `path` (and
+        `accept`, when given)."""
         with self._lock:
             for fault in self._faults.get(tracker, []):
-                if fault.kind in kinds and fault.path_contains in path:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults[tracker].remove(fault)
-                    self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
-                    return fault
+                if fault.kind not in kinds or fault.path_contains not in path:
+                    continue
+                if accept is not None and not accept(fault):
+                    continue
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults[tracker].remove(fault)
+                self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
+                return fault
         return None
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+
+# --- what hostile faults serve (shared by the vendor modules) -------------------------------
+
+
+def elsewhere(base: str, origin: str) -> str:
+    """`base` (scheme://host:port/prefix) with its scheme, host and port replaced by `origin`."""
+    parts = urllib.parse.urlsplit(base)
+    return origin.rstrip("/") + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
+
+
+def targets(fault: Fault, ids: list[int]) -> int | None:
+    """The id among `ids` (a page's records, in order) that an item fault rewrites."""
+    wanted = fault.params.get("external_id")
+    if wanted is None:
+        return ids[0] if ids else None
+    return int(wanted) if int(wanted) in ids else None
+
+
+def hostile_title(fault: Fault, title: str) -> str:
+    """The title an item fault serves instead of `title`."""
+    if fault.kind == "huge_field":
+        size = int(fault.params.get("size", HUGE_FIELD_CHARS))
+        unit = f"HUGE {title} "
+        return (unit * (size // len(unit) + 1))[:size]
+    return f"{CLEAR}{title}{OSC8}{CSI_C1} red{BEL} end"
+
+
+def hostile_label(fault: Fault, label: str) -> str:
+    return label if fault.kind == "huge_field" else f"\x1b[31m{label}\x1b[0m{BEL}"
+
+
+def hostile_person(fault: Fault, name: str) -> str:
+    return name if fault.kind == "huge_field" else f"{name}{BEL}{CLEAR}"

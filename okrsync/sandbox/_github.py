@@ -18,6 +18,7 @@ repositories up by GraphQL before listing over REST.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import re
@@ -38,7 +39,17 @@ from okrsync.sandbox._core import (
     json_response,
     short_hash,
 )
-from okrsync.sandbox._data import GITHUB_REPOS, Rec, dt_to_ms, iso_s
+from okrsync.sandbox._data import GITHUB_REPOS, Rec, dt_to_ms, iso_s, now_ms
+from okrsync.sandbox._faults import (
+    HUGE_PAGE_ITEMS,
+    ITEM_FAULTS,
+    Fault,
+    elsewhere,
+    hostile_label,
+    hostile_person,
+    hostile_title,
+    targets,
+)
 from okrsync.sandbox._world import TrackerState
 
 DOCS = "https://docs.github.com/rest"
@@ -388,7 +399,85 @@ def list_issues(req: Request, env: Env, repo: str, opts: Options | None = None) 
         link = link_header(req, repo, params, total)
     if link:
         resp.headers.append(("Link", link))
+    return _hostile(req, env, repo, params, recs, resp)
+
+
+# --- hostile faults (see `_faults`) ------------------------------------------------------
+
+_LOOP = frozenset({"loop_link"})
+_HUGE_PAGE = frozenset({"huge_page"})
+_OFF_ORIGIN = frozenset({"offorigin_link"})
+_HUGE_ISSUE = (
+    b'{"id":%d,"number":%d,"title":"generated %d","labels":[],"state":"open",'
+    b'"created_at":"%b","updated_at":"%b"}'
+)
+
+
+def _hostile(
+    req: Request, env: Env, repo: str, p: ListParams, recs: list[Rec], resp: Response
+) -> Response:
+    """A list page as a hostile fault queued for it rewrites it (at most one of each kind)."""
+    faults = env.faults
+    huge = faults.take("github", req.path, _HUGE_PAGE)
+    if huge is not None:
+        count = int(huge.params.get("items", HUGE_PAGE_ITEMS))
+        return Response(200, huge_page(count), [h for h in resp.headers if h[0] == "Link"])
+    loop = faults.take("github", req.path, _LOOP)
+    if loop is not None:
+        recs, resp = _looping(req, env, repo, p, loop, recs, resp)
+    ids = [r.id for r in recs]
+    item = faults.take("github", req.path, ITEM_FAULTS, lambda f: targets(f, ids) is not None)
+    if item is not None:
+        resp = _rewrite_item(resp, item, targets(item, ids))
+    links = [v for k, v in resp.headers if k == "Link" and 'rel="next"' in v]
+    off = faults.take("github", req.path, _OFF_ORIGIN) if links else None
+    if off is not None:
+        moved = elsewhere(req.base, str(off.params["origin"]))
+        resp.headers = [
+            (k, v.replace(req.base, moved) if k == "Link" else v) for k, v in resp.headers
+        ]
     return resp
+
+
+def huge_page(count: int) -> bytes:
+    """A JSON array of `count` generated open issues (ids far above the sandbox's own)."""
+    stamp = iso_s(now_ms()).encode()
+    first = 9_000_000_000
+    parts = [_HUGE_ISSUE % (first + i, 900_000 + i, i, stamp, stamp) for i in range(count)]
+    return json_array(parts)
+
+
+def _looping(
+    req: Request, env: Env, repo: str, p: ListParams, fault: Fault, recs: list[Rec], resp: Response
+) -> tuple[list[Rec], Response]:
+    """`repeat`: this page, next = itself; `count`: the first page's items, next = page + 1."""
+    others = [(k, v) for k, v in resp.headers if k != "Link"]
+    if fault.params.get("mode", "repeat") == "repeat":
+        url = f"{req.base}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        resp.headers = [*others, ("Link", f'<{url}>; rel="next"')]
+        return recs, resp
+    first = copy.copy(p)
+    first.page = 1
+    with env.world.lock:
+        state = env.world.state("github")
+        recs = select(state, repo, first)[0]
+        body = json_array([issue_bytes(r, state, req.base)[0] for r in recs])
+    return recs, Response(200, body, [*others, ("Link", link_header(req, repo, p, 10**9))])
+
+
+def _rewrite_item(resp: Response, fault: Fault, target: int | None) -> Response:
+    """The page with the target issue's title (and, for escapes, labels and assignee) replaced."""
+    issues = json.loads(resp.body)
+    for issue in issues:
+        if issue["id"] != target:
+            continue
+        issue["title"] = hostile_title(fault, issue["title"])
+        for label in issue["labels"]:
+            label["name"] = hostile_label(fault, label["name"])
+        for person in (issue["assignee"], *issue["assignees"]):
+            if person is not None:
+                person["login"] = hostile_person(fault, person["login"])
+    return Response(resp.status, dumps(issues), resp.headers)
 
 
 def list_milestones(req: Request, env: Env, repo: str) -> Response:

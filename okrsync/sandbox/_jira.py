@@ -31,6 +31,16 @@ from okrsync.sandbox._core import (
     splice,
 )
 from okrsync.sandbox._data import Rec
+from okrsync.sandbox._faults import (
+    HUGE_PAGE_ITEMS,
+    ITEM_FAULTS,
+    Fault,
+    elsewhere,
+    hostile_label,
+    hostile_person,
+    hostile_title,
+    targets,
+)
 from okrsync.sandbox._jql import JqlError, JqlQuery, parse_jql
 from okrsync.sandbox._world import TrackerState
 
@@ -267,23 +277,32 @@ def search_jql(req: Request, env: Env) -> Response:
     except (TypeError, ValueError):
         return error(400, "The value of 'maxResults' must be an integer.")
     jql = str(params.get("jql", ""))
-    offset = page_offset(req, env, params.get("nextPageToken"), jql)
+    token = params.get("nextPageToken")
+    offset = page_offset(req, env, token, jql)
     if isinstance(offset, Response):
         return offset
+    alternate = env.faults.take(req.tracker, req.path, _ALTERNATE)
     with env.world.lock:
         found = run_query(req, env, jql)
         if isinstance(found, Response):
             return found
         state = env.world.state(req.tracker)
+        offset = 0 if alternate is not None else offset
         recs, total = window(state, found[0], found[1], offset, limit or 1)
         wanted = parse_fields(params.get("fields"), default_all=False)
         issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
     body: dict[str, Any] = {"issues": ITEMS, "isLast": offset + len(recs) >= total}
-    if not body["isLast"]:
+    if alternate is not None:
+        body = {
+            "issues": ITEMS,
+            "isLast": False,
+            "nextPageToken": _alternated(alternate, jql, token),
+        }
+    elif not body["isLast"]:
         body["nextPageToken"] = encode_token(
             {"o": offset + len(recs), "h": short_hash(jql), "t": int(time.time())}
         )
-    return Response(200, splice(body, issues))
+    return _hostile_search(req, env, body, recs, issues)
 
 
 def approximate_count(req: Request, env: Env) -> Response:
@@ -334,17 +353,88 @@ def search_dc(req: Request, env: Env) -> Response:
         if isinstance(found, Response):
             return found
         state = env.world.state(req.tracker)
-        recs, total = window(state, found[0], found[1], start, limit)
+        huge_total = env.faults.take(req.tracker, req.path, _HUGE_TOTAL)
+        at = 0 if huge_total is not None else start
+        recs, total = window(state, found[0], found[1], at, limit)
         wanted = parse_fields(params.get("fields"), default_all=True)
         issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
     envelope = {
         "expand": "schema,names",
         "startAt": start,
         "maxResults": limit,
-        "total": total,
+        "total": total if huge_total is None else 10**9,
         "issues": ITEMS,
     }
+    return _hostile_search(req, env, envelope, recs, issues)
+
+
+# --- hostile faults (see `_faults`) ------------------------------------------------------
+
+_ALTERNATE = frozenset({"alternate_token"})
+_HUGE_TOTAL = frozenset({"huge_total"})
+_HUGE_PAGE = frozenset({"huge_page"})
+_OFF_ORIGIN = frozenset({"offorigin_link"})
+_HUGE_ISSUE = b'{"id":"%d","key":"%b-%d","fields":{"summary":"generated %d","updated":"%b"}}'
+
+
+def _alternated(fault: Fault, jql: str, token: Any) -> str:
+    """Token A after the first page and after B, B after A: both are valid first-page tokens."""
+    issued = int(fault.params.setdefault("issued", int(time.time())))
+    a, b = (encode_token({"o": 0, "h": short_hash(jql), "t": issued, "x": x}) for x in "AB")
+    return b if token == a else a
+
+
+def _hostile_search(
+    req: Request, env: Env, envelope: dict[str, Any], recs: list[Rec], issues: list[bytes]
+) -> Response:
+    """A search page as the hostile faults queued for it rewrite it."""
+    huge = env.faults.take(req.tracker, req.path, _HUGE_PAGE)
+    if huge is not None:
+        scope = recs[0].scope if recs else "HUGE"
+        issues = huge_issues(int(huge.params.get("items", HUGE_PAGE_ITEMS)), scope, env)
+        return Response(200, splice(envelope, issues))
+    ids = [r.id for r in recs]
+    item = env.faults.take(
+        req.tracker, req.path, ITEM_FAULTS, lambda f: targets(f, ids) is not None
+    )
+    if item is not None:
+        at = ids.index(targets(item, ids) or 0)
+        issue = _rewrite_issue(json.loads(issues[at]), item)
+        issues = [*issues[:at], dumps(issue), *issues[at + 1 :]]
     return Response(200, splice(envelope, issues))
+
+
+def huge_issues(count: int, project: str, env: Env) -> list[bytes]:
+    """`count` generated issues of `project` (ids far above the sandbox's own)."""
+    stamp = jira_time(int(time.time() * 1000), env.settings.jira_timezone).encode()
+    key = project.encode()
+    first = 900_000_000
+    return [_HUGE_ISSUE % (first + i, key, 900_000 + i, i, stamp) for i in range(count)]
+
+
+def _rewrite_issue(issue: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    """The issue with its summary (and, for escapes, labels and assignee) replaced."""
+    f = issue.get("fields") or {}
+    if "summary" in f:
+        f["summary"] = hostile_title(fault, f["summary"])
+    if f.get("labels"):
+        f["labels"] = [hostile_label(fault, label) for label in f["labels"]]
+    if isinstance(f.get("assignee"), dict):
+        f["assignee"]["displayName"] = hostile_person(fault, f["assignee"]["displayName"])
+    return issue
+
+
+def _off_origin(req: Request, env: Env, resp: Response) -> Response:
+    """Every `self` URL and serverInfo's `baseUrl` pointing at the fault's origin."""
+    ours = (SELF_HOST.encode(), req.base.encode())
+    if not any(url in resp.body for url in ours):
+        return resp
+    fault = env.faults.take(req.tracker, req.path, _OFF_ORIGIN)
+    if fault is None:
+        return resp
+    there = elsewhere(req.base, str(fault.params["origin"])).encode()
+    body = resp.body.replace(SELF_HOST.encode(), there).replace(req.base.encode(), there)
+    return Response(resp.status, body, resp.headers, resp.content_type)
 
 
 # --- other resources --------------------------------------------------------------------
@@ -501,6 +591,10 @@ def handle(req: Request, env: Env) -> Response:
         return error(
             401, "You are not authenticated. Authentication required to perform this operation."
         )
+    return _off_origin(req, env, route(req, env))
+
+
+def route(req: Request, env: Env) -> Response:
     routes = CLOUD_ROUTES if req.tracker == "jira" else DC_ROUTES
     handler = routes.get(req.path.rstrip("/"))
     if handler is not None:

@@ -12,7 +12,15 @@ from okrsync.sandbox import _asana, _github, _jira
 from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
 from okrsync.sandbox._data import TRACKERS, Rec, TruthItem, dt_to_ms
 from okrsync.sandbox._faults import FaultQueue
-from okrsync.sandbox._server import PREFIX_OF, App, RequestLog, SandboxServer, admin_json
+from okrsync.sandbox._server import (
+    PREFIX_OF,
+    App,
+    RequestLog,
+    SandboxServer,
+    Visit,
+    Witness,
+    admin_json,
+)
 from okrsync.sandbox._world import TrackerState, World
 
 DEFAULT_SIZES = {"jira": 300, "jira_dc": 200, "asana": 300, "github": 300}
@@ -56,6 +64,7 @@ class Sandbox:
         self._host, self._port = host, port
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
+        self._witness: Witness | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -77,6 +86,9 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
+        if self._witness is not None:
+            self._witness.stop()
+            self._witness = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -203,7 +215,21 @@ class Sandbox:
 
     def inject(self, tracker: str, fault: str, count: int = 1, **params: Any) -> None:
         self.world.state(tracker)
+        if fault == "offorigin_link":
+            params.setdefault("origin", self.witness.origin)
         self.faults.add(tracker, fault, count, params)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault (a hostile fault meant to last a run takes a large count)."""
+        self.faults.clear()
+
+    @property
+    def witness(self) -> Witness:
+        """A second listener on another port of this host (started on first use): where
+        `offorigin_link` points by default. `witness.visits` lists what reached it."""
+        if self._witness is None:
+            self._witness = Witness(self._host)
+        return self._witness
 
     def revoke_token(self, tracker: str) -> None:
         self.world.state(tracker).revoked = True
@@ -253,6 +279,12 @@ class Sandbox:
             return self.stats()
         if name in ("requests", "clear_requests", "github_paging"):
             return self._admin_log_and_paging(name, tracker, a)
+        if name == "witness":
+            visits = self.witness.visits
+            return {"origin": self.witness.origin, "requests": [_visit_json(v) for v in visits]}
+        if name == "clear_faults":
+            self.clear_faults()
+            return {"ok": True}
         if name == "mutate":
             return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
         if name == "inject":
@@ -304,4 +336,13 @@ def _request_json(entry: RequestLog) -> dict[str, Any]:
         "path": entry.path,
         "query": entry.query,
         "status": entry.status,
+    }
+
+
+def _visit_json(visit: Visit) -> dict[str, Any]:
+    """A witness visit for the admin API: credentials are reported present, never shown."""
+    return {
+        "method": visit.method,
+        "path": visit.path,
+        "authorization": "authorization" in visit.headers,
     }

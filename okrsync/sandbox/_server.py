@@ -212,6 +212,95 @@ class SandboxServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+# --- the witness: where off-origin links point ----------------------------------------------
+
+_EMPTY_PAGES = {
+    "/jira-dc": b'{"startAt":0,"maxResults":0,"total":0,"issues":[]}',
+    "/jira": b'{"issues":[],"isLast":true}',
+    "/asana": b'{"data":[],"next_page":null}',
+    "/github": b"[]",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One request that reached the witness (headers lower-cased, as sent)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class _WitnessHandler(BaseHTTPRequestHandler):
+    """Records the request, answers an empty page of the tracker its path names."""
+
+    protocol_version = "HTTP/1.1"
+    server: WitnessServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.witness.record(Visit(self.command, self.path, headers))
+        prefix = next((p for p in _EMPTY_PAGES if self.path.startswith(p + "/")), "")
+        body = _EMPTY_PAGES.get(prefix, b"{}")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class WitnessServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, witness: Witness) -> None:
+        super().__init__((host, 0), _WitnessHandler)
+        self.witness = witness
+
+
+class Witness:
+    """A second listener on another port of the same host: hostile faults point links at it,
+    and a test checks that nothing (above all no `Authorization` header) ever reached it."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._lock = threading.Lock()
+        self._visits: list[Visit] = []
+        self._server = WitnessServer(host, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="okrsync-sandbox-witness",
+            daemon=True,
+        )
+        self._thread.start()
+        self.origin = f"http://{host}:{self._server.server_address[1]}"
+
+    def record(self, visit: Visit) -> None:
+        with self._lock:
+            self._visits.append(visit)
+
+    @property
+    def visits(self) -> list[Visit]:
+        with self._lock:
+            return list(self._visits)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 def admin_json(req: Request) -> dict[str, Any]:
     if req.method == "GET":
         return dict(req.query)
