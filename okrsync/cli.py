@@ -6,17 +6,17 @@ arguments) — the message names the file, line or key and the fix. No traceback
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from okrsync import __version__, cli_mapping, cli_service, cli_signals
 from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
-from okrsync.render import render_checkins, render_runs, render_tree
+from okrsync.render import render_checkins, render_runs, render_tree, safe
 from okrsync.tree import load_tree_view
 
 app = typer.Typer(
@@ -181,14 +181,20 @@ for _module in (cli_mapping, cli_signals, cli_service):
 
 
 def main() -> None:
-    """Console-script entry: run the app, turn okrsync errors into messages and exit codes."""
+    """Console-script entry: run the app, turn okrsync errors into messages and exit codes.
+
+    Files okrsync creates (store, -wal/-shm, lock, log, export) are private to the user: the
+    store holds tracker data and the lock its owner's pid (SQLite gives -wal/-shm the store's
+    mode). Error text can quote a tracker: control characters are stripped before printing.
+    """
+    os.umask(0o077)
     try:
         app()
     except ConfigError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
         sys.exit(2)
     except OkrsyncError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

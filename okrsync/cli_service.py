@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from okrsync.cli_state import out, state_of
 from okrsync.errors import ConfigError
+from okrsync.render import safe
 from okrsync.tables import SYNC_RUN, SyncRunRow
+from okrsync.textsafe import printable
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
@@ -88,7 +89,7 @@ def _mapping_status(ctx: typer.Context) -> None:
     except ConfigError as exc:
         out.print(
             f"[bold red]mapping files invalid[/] (a running daemon keeps its last good "
-            f"mapping): {escape(str(exc))}"
+            f"mapping): {safe(str(exc))}"
         )
 
 
@@ -112,7 +113,7 @@ def _runs_table(rows: Iterable[SyncRunRow]) -> Table:
     for r in rows:
         table.add_row(
             str(r.id),
-            escape(r.connector),
+            safe(r.connector),
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             _took(r),
             _status(r.status),
@@ -121,8 +122,8 @@ def _runs_table(rows: Iterable[SyncRunRow]) -> Table:
             str(r.retries),
             f"{r.rate_limit_wait_s:.1f}s",
             f"{r.items_created}/{r.items_updated}/{r.items_deleted}",
-            escape(r.host or ""),
-            escape(_short(r.error or "")),
+            safe(r.host or ""),
+            safe(_short(printable(r.error or ""))),
         )
     return table
 
@@ -135,7 +136,7 @@ def _took(r: SyncRunRow) -> str:
 
 def _status(status: str) -> str:
     colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}.get(status, "cyan")
-    return f"[{colour}]{status}[/]"
+    return f"[{colour}]{safe(status)}[/]"
 
 
 def _short(text: str, width: int = 60) -> str:
@@ -171,7 +172,7 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
     ]
     out.print(f"[bold]sync run {r.id}[/]")
     for label, value in fields:
-        out.print(f"  {label:16} {value if label == 'status' else escape(str(value))}")
+        out.print(f"  {label:16} {value if label == 'status' else safe(value)}")
     out.print(f"[dim]its log lines: okrsync logs --run {r.id}[/]")
 
 
@@ -246,7 +247,7 @@ def logs_cmd(
         for line, event in log_events(fh):
             if matches(event, connector=connector, run_id=run_id, level=level, since=start):
                 text = line if as_json else render_event(event)
-                out.print(text, markup=False, highlight=False, soft_wrap=True)
+                out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def _configured_log(ctx: typer.Context) -> Path:

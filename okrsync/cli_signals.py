@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from enum import StrEnum
@@ -10,12 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from okrsync import signals
 from okrsync.cli_state import out, state_of
 from okrsync.errors import ConfigError
+from okrsync.render import safe
 from okrsync.report import export_tree, render_report, write_csv
 
 AsOf = Annotated[
@@ -83,9 +84,14 @@ def export(
     if output is None:
         _write(data, fmt, sys.stdout)
         return
-    with output.open("w", encoding="utf-8", newline="") as fh:
+    with open(output, "w", encoding="utf-8", newline="", opener=_private) as fh:
         _write(data, fmt, fh)
-    out.print(f"wrote {fmt} export to {escape(str(output))}")
+    out.print(f"wrote {fmt} export to {safe(output)}")
+
+
+def _private(path: str, flags: int) -> int:
+    """Open a new export file as 0600: it holds the whole tree, titles and owners."""
+    return os.open(path, flags, 0o600)
 
 
 def _write(data: dict[str, Any], fmt: Format, fh: Any) -> None:
@@ -114,7 +120,7 @@ def history(
 def history_table(snaps: list[signals.Snapshot]) -> Table:
     """One row per snapshot: the headline values and what changed since the previous one."""
     kind = snaps[0].subject_type
-    table = Table(title=f"{kind.replace('_', ' ')} {snaps[0].subject_id}: signal history")
+    table = Table(title=f"{kind.replace('_', ' ')} {safe(snaps[0].subject_id)}: signal history")
     table.add_column("recorded (UTC)", no_wrap=True)
     table.add_column("as of", no_wrap=True)
     table.add_column("signals", ratio=1)
@@ -140,8 +146,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "—"
-    return escape(str(value))
+        return safe(", ".join(map(str, value))) or "—"
+    return safe(value)
 
 
 def recompute(ctx: typer.Context, as_of: AsOf = None) -> None:

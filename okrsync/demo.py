@@ -2,7 +2,8 @@
 
 Starts the local fake trackers, configures one connector per tracker, loads the example
 mapping files, records a few example check-ins, syncs everything, mutates a few items and
-syncs again (the incremental path), then prints the OKR tree.
+syncs again (the incremental path), then prints the OKR tree. Everything it prints goes
+through `render` and `report`, which strip terminal control characters from stored text.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 from okrsync.config import ConnectorConfig, Settings
 from okrsync.logging import configure, quiet_defaults
 from okrsync.pipeline import MappingState, after_sync
-from okrsync.render import render_runs
+from okrsync.render import render_runs, safe
 from okrsync.report import export_tree, render_report
 from okrsync.sandbox import Sandbox
 from okrsync.signals import today
@@ -95,7 +96,7 @@ def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = Non
         for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
             if kr_id in tree.key_results:
                 store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
-        console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {db}")
+        console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {safe(db)}")
         for step, title in enumerate(
             ("full sync", "incremental re-sync after 5 changes per tracker"), 1
         ):

@@ -1,4 +1,10 @@
-"""Terminal rendering (rich) of the OKR tree and check-in history."""
+"""Terminal rendering (rich) of the OKR tree and check-in history.
+
+Every string that comes from a tracker or the store goes through `safe` (rich markup escaped,
+terminal control sequences stripped) or `printable` before it reaches a console: a title or an
+error text must never clear the screen or plant a link (tracker text is also cleaned on
+ingest; this is the second line, for error messages and data stored before that).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,15 @@ from rich.tree import Tree
 from okrsync.signals import outcome_progress
 from okrsync.store import Checkin
 from okrsync.sync import RunResult
+from okrsync.textsafe import printable
 from okrsync.tree import KeyResultView, ObjectiveView
 
 BAR = 20
+
+
+def safe(text: object) -> str:
+    """`text` ready to embed in rich markup: control sequences stripped, markup escaped."""
+    return escape(printable(str(text)))
 
 
 def bar(value: float | None, width: int = BAR) -> str:
@@ -30,9 +42,9 @@ def _kr_line(kr: KeyResultView) -> str:
     cur = "—" if kr.current is None else f"{kr.current:g}"
     arrow = "↑" if kr.direction == "increase" else "↓"
     return (
-        f"[bold]{escape(kr.id)}[/] {escape(kr.title)}  "
+        f"[bold]{safe(kr.id)}[/] {safe(kr.title)}  "
         f"[cyan]outcome[/] {bar(kr.progress)}  "
-        f"[dim]{kr.start:g} → {kr.target:g}{escape(unit)} {arrow}, now {cur}[/]"
+        f"[dim]{kr.start:g} → {kr.target:g}{safe(unit)} {arrow}, now {cur}[/]"
     )
 
 
@@ -42,23 +54,23 @@ def render_tree(console: Console, objectives: Sequence[ObjectiveView]) -> None:
         return
     root = Tree("[bold]OKRs[/]")
     for obj in objectives:
-        period = obj.period or f"{obj.start} … {obj.end}"
-        owner = f" · {escape(obj.owner)}" if obj.owner else ""
+        period = safe(obj.period or f"{obj.start} … {obj.end}")
+        owner = f" · {safe(obj.owner)}" if obj.owner else ""
         node = root.add(
-            f"[bold magenta]{escape(obj.id)}[/] {escape(obj.title)} [dim]({period}{owner})[/]"
+            f"[bold magenta]{safe(obj.id)}[/] {safe(obj.title)} [dim]({period}{owner})[/]"
         )
         for kr in obj.key_results:
             kr_node = node.add(_kr_line(kr))
             for t in kr.tactics:
                 kr_node.add(
-                    f"[green]{escape(t.id)}[/] {escape(t.title)} "
+                    f"[green]{safe(t.id)}[/] {safe(t.title)} "
                     f"[dim]· {t.linked_items} linked item(s)[/]"
                 )
     console.print(root)
 
 
 def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Checkin]) -> None:
-    table = Table(title=f"{kr.id}: {kr.title} ({kr.start:g} → {kr.target:g})")
+    table = Table(title=f"{safe(kr.id)}: {safe(kr.title)} ({kr.start:g} → {kr.target:g})")
     for col in ("recorded (UTC)", "value", "progress", "confidence", "note"):
         table.add_column(col)
     for c in history:
@@ -68,11 +80,12 @@ def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Check
             f"{c.value:g}",
             f"{p:.0%}" if p is not None else "",
             "" if c.confidence is None else f"{c.confidence:.2f}",
-            escape(c.note or ""),
+            safe(c.note or ""),
         )
     if not history:
         console.print(
-            f"no check-ins yet for {kr.id}; add one with `okrsync checkin {kr.id} --value V`"
+            f"no check-ins yet for {safe(kr.id)}; "
+            f"add one with `okrsync checkin {safe(kr.id)} --value V`"
         )
         return
     console.print(table)
@@ -98,9 +111,9 @@ def render_runs(console: Console, results: Sequence[RunResult]) -> None:
     for r in results:
         colour = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
         table.add_row(
-            r.connector,
+            safe(r.connector),
             str(r.run_id),
-            f"[{colour}]{r.status}[/]",
+            f"[{colour}]{safe(r.status)}[/]",
             str(r.pages),
             str(r.created),
             str(r.updated),
@@ -112,9 +125,9 @@ def render_runs(console: Console, results: Sequence[RunResult]) -> None:
     console.print(table)
     for r in results:
         if r.error:
-            console.print(f"[red]{escape(r.connector)}:[/] {escape(r.error)}")
+            console.print(f"[red]{safe(r.connector)}:[/] {safe(r.error)}")
         if r.lost_scopes:
             console.print(
-                f"[yellow]{escape(r.connector)}: access lost to "
-                f"{', '.join(r.lost_scopes)} (items kept, not deleted)[/]"
+                f"[yellow]{safe(r.connector)}: access lost to "
+                f"{safe(', '.join(r.lost_scopes))} (items kept, not deleted)[/]"
             )

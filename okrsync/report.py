@@ -20,6 +20,12 @@ in `CSV_COLUMNS` order:
                         execution status
 
 Empty cells are nulls. Numbers are written as Python prints them (full precision).
+
+Cells are safe to open in a spreadsheet and to print (`csv_cell`): a text cell loses its
+terminal control characters, and one that would start with `=`, `+`, `-`, `@`, a tab or a
+carriage return gets a leading `'` (OWASP's recipe against formula injection: `=HYPERLINK(…)`
+in a title stays text). Only text cells are touched: a number is written as a number, so a
+negative value such as `-0.5` stays `-0.5`; a title that reads `-5` is text and becomes `'-5`.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ from datetime import date
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.tree import Tree
 
 from okrsync.config import SignalsConfig
 from okrsync.errors import ConfigError
 from okrsync.okrfile import period_dates
+from okrsync.render import safe
 from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
 from okrsync.store import Store
+from okrsync.textsafe import printable
 
 FORMAT = "okrsync.export/1"
 SCHEMA_ID = "https://okrsync.dev/schema/export.schema.json"
@@ -67,6 +74,7 @@ CSV_COLUMNS = (
     "flags",
     *TACTIC_SIGNALS,
 )
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # -- the export dict ---------------------------------------------------------------------------
@@ -211,7 +219,17 @@ def write_csv(data: Mapping[str, Any], fh: TextIO) -> None:
     writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in csv_rows(data):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: None empty, numbers as they are, text printable and formula-neutralised."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 # -- the terminal report -----------------------------------------------------------------------
@@ -226,11 +244,11 @@ def bar(value: float | None, style: str, width: int = BAR) -> str:
 
 
 def status(text: str) -> str:
-    return f"[{STATUS_STYLE.get(text, 'default')}]{text.replace('_', ' ')}[/]"
+    return f"[{STATUS_STYLE.get(text, 'default')}]{safe(text.replace('_', ' '))}[/]"
 
 
 def flags(names: list[str]) -> str:
-    return "".join(f"  [bold white on red] ⚠ {FLAG_TEXT.get(n, n)} [/]" for n in names)
+    return "".join(f"  [bold white on red] ⚠ {safe(FLAG_TEXT.get(n, n))} [/]" for n in names)
 
 
 def _pct(value: float | None) -> str:
@@ -239,11 +257,11 @@ def _pct(value: float | None) -> str:
 
 def objective_label(obj: Mapping[str, Any]) -> str:
     period = obj["period"] or f"{obj['start']} … {obj['end']}"
-    owner = f" · {escape(obj['owner'])}" if obj["owner"] else ""
+    owner = f" · {safe(obj['owner'])}" if obj["owner"] else ""
     out, ex = obj["outcome"], obj["execution"]
     return (
-        f"[bold magenta]{escape(obj['id'])}[/] [bold]{escape(obj['title'])}[/] "
-        f"[dim]({escape(period)}{owner})[/]\n"
+        f"[bold magenta]{safe(obj['id'])}[/] [bold]{safe(obj['title'])}[/] "
+        f"[dim]({safe(period)}{owner})[/]\n"
         f"outcome   {bar(out['progress'], 'magenta')}  expected {_pct(out['expected'])} · "
         f"{status(out['status'])}\n"
         f"execution {bar(ex['completion'], 'cyan')}  {status(ex['status'])}{flags(obj['flags'])}"
@@ -256,8 +274,8 @@ def key_result_label(kr: Mapping[str, Any]) -> str:
     arrow = "↑" if out["direction"] == "increase" else "↓"
     now = "—" if out["current"] is None else f"{out['current']:g}"
     return (
-        f"[bold]{escape(kr['id'])}[/] {escape(kr['title'])}  "
-        f"[dim]{out['start']:g} → {out['target']:g}{escape(unit)} {arrow}, now {now}[/]\n"
+        f"[bold]{safe(kr['id'])}[/] {safe(kr['title'])}  "
+        f"[dim]{out['start']:g} → {out['target']:g}{safe(unit)} {arrow}, now {now}[/]\n"
         f"outcome   {bar(out['progress'], 'magenta')}  expected {_pct(out['expected'])} · "
         f"{status(out['status'])}\n"
         f"execution {bar(ex['completion'], 'cyan')}  {status(ex['status'])} "
@@ -270,14 +288,14 @@ def tactic_label(t: Mapping[str, Any]) -> str:
     parts = [
         f"{s['items_done']}/{s['items_total']} done ({_pct(s['completion'])})",
         f"{s['throughput_per_week']:g}/wk",
-        f"forecast {s['forecast_finish'] or '—'}",
+        f"forecast {safe(s['forecast_finish'] or '—')}",
     ]
     for key in ("stale", "overdue", "scope_added"):
         if s[key]:
             style = "yellow" if key != "scope_added" else "dim"
             parts.append(f"[{style}]{s[key]} {key.replace('_', ' ')}[/]")
     return (
-        f"[green]{escape(t['id'])}[/] {escape(t['title'])}  [dim]·[/] "
+        f"[green]{safe(t['id'])}[/] {safe(t['title'])}  [dim]·[/] "
         + " [dim]·[/] ".join(parts)
         + f" [dim]·[/] {status(s['execution_status'])}"
     )

@@ -35,7 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from okrsync.config import ConnectorConfig, Settings, load_settings, parse_schedule
-from okrsync.endpoint import Endpoint, Reply, json_reply
+from okrsync.endpoint import Endpoint, Reply, Request, json_reply
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.locks import (
     AdvisoryLocks,
@@ -55,6 +55,8 @@ from okrsync.tables import WORK_ITEM
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
 ABANDONED = "abandoned: the daemon running it stopped without finishing (crash or kill)"
+# /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
+NOT_READY = ("store_unreachable", "config_invalid", "mapping_invalid", "connector_failing")
 
 
 def runner_id() -> str:
@@ -309,32 +311,43 @@ class Service:
         log.info("mapping.reloaded", files=len(mapping.tree.files))
 
     # -- endpoint routes -----------------------------------------------------------------
-    async def healthz(self) -> Reply:
-        return json_reply(200, {"status": "alive", "pid": os.getpid()})
+    # A remote caller learns only alive/ready and the stable codes of NOT_READY; a caller on
+    # loopback also gets the pid and each reason's detail (which may quote a tracker's error).
+    async def healthz(self, request: Request) -> Reply:
+        body: dict[str, Any] = {"status": "alive"}
+        if request.loopback:
+            body["pid"] = os.getpid()
+        return json_reply(200, body)
 
-    async def readyz(self) -> Reply:
+    async def readyz(self, request: Request) -> Reply:
         reasons = await asyncio.to_thread(self.not_ready_reasons)
-        body = {
+        body: dict[str, Any] = {
             "ready": not reasons,
-            "reasons": reasons,
-            "mapping_loaded_at": self.mapping.loaded_at.isoformat(),
+            "codes": list(dict.fromkeys(code for code, _ in reasons)),
         }
+        if request.loopback:
+            body["reasons"] = [detail for _, detail in reasons]
+            body["mapping_loaded_at"] = self.mapping.loaded_at.isoformat()
         return json_reply(503 if reasons else 200, body)
 
-    def not_ready_reasons(self) -> list[str]:
-        """Why this daemon is not ready (empty: ready)."""
+    def not_ready_reasons(self) -> list[tuple[str, str]]:
+        """Why this daemon is not ready, as (code from NOT_READY, detail); empty: ready."""
         if not self.store.ping():
-            return ["store unreachable"]
-        reasons = [f"{what} reload failed: {msg}" for what, msg in self.reload_errors.items()]
+            return [("store_unreachable", "store unreachable")]
+        reasons = [
+            (f"{what}_invalid", f"{what} reload failed: {msg}")
+            for what, msg in self.reload_errors.items()
+        ]
         limit = self.settings.service.ready_max_failures
         for cc in self.enabled():
             last = self.store.runs(cc.name, limit=limit)
             finished = [r for r in last if r.status != "running"]
             if len(finished) >= limit and all(r.status == "failed" for r in finished):
-                reasons.append(f"connector {cc.name}: last {limit} runs failed: {last[0].error}")
+                detail = f"connector {cc.name}: last {limit} runs failed: {last[0].error}"
+                reasons.append(("connector_failing", detail))
         return reasons
 
-    async def metrics_reply(self) -> Reply:
+    async def metrics_reply(self, _request: Request) -> Reply:
         return 200, CONTENT_TYPE, self.metrics.render()
 
     # -- start-up ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from okrsync.endpoint import Endpoint, json_reply
+from okrsync.endpoint import Endpoint, Request, json_reply
 from okrsync.metrics import Metrics
 from okrsync.sync import RunResult
 
@@ -97,7 +97,7 @@ async def _http(port: int, raw: bytes) -> bytes:
 
 
 async def _exchange(requests: list[bytes]) -> list[bytes]:
-    async def ok() -> tuple[int, str, bytes]:
+    async def ok(_request: Request) -> tuple[int, str, bytes]:
         return json_reply(200, {"ok": True})
 
     endpoint = Endpoint("127.0.0.1", 0, {"/healthz": ok})
