@@ -138,6 +138,7 @@ def sync(
     from okrsync.sync import sync_once
 
     state = state_of(ctx)
+    state.settings.check_credentials(connector)  # a missing token: exit 2 with file:line
     mapping = MappingState.load(state.settings)
     mapping.apply(state.store, state.settings)
     linker = mapping.linker(state.store)

@@ -3,6 +3,12 @@
 Secrets are never stored in the file: a connector names the environment variable (`token_env`,
 `email_env`) or file (`token_file`) that holds them, and every secret read is registered for
 redaction before it can reach a log line.
+
+Every value is checked at load and a bad one is a ConfigError naming file:line and the fix:
+numbers are finite, schedules are real (cron fields as the scheduler reads them), connector
+types are installed plug-ins and scopes have their tracker's shape. Credentials are checked
+only by the commands that call trackers (`Settings.check_credentials`), so reports, exports
+and mapping checks work on a machine without tokens.
 """
 
 from __future__ import annotations
@@ -11,24 +17,59 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import structlog
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from okrsync.connector import unknown_type
 from okrsync.errors import ConfigError
 from okrsync.models import DEFAULT_DROPPED_NAMES
 from okrsync.redaction import register_secret
 from okrsync.tomlpos import locate, toml_error
 
+log = structlog.get_logger("okrsync.config")
 CONFIG_ENV = "OKRSYNC_CONFIG"
 STORE_URL_ENV = "OKRSYNC_STORE_URL"
-_INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
+_INTERVAL = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_INTERVAL_S = 366 * 86400
+MAX_JITTER_S = 3600
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# Scope shapes per connector type (a later redesign moves each into its plug-in). Anything
+# else would be pasted into a URL path or a query: `o/r/../../admin` must never get there.
+_SCOPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "github": (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}"),
+        'a GitHub "owner/repo" such as "octocat/Hello-World" (letters, digits, - _ and, in '
+        "the repository name, dots; exactly one slash)",
+    ),
+    "jira": (
+        re.compile(r"[A-Z][A-Z0-9_]{1,254}"),
+        'a Jira project key such as "WEB" (capital letters, digits and _, starting with a letter)',
+    ),
+    "asana": (
+        re.compile(r"[0-9]{1,32}"),
+        "an Asana project gid (the digits in the project's URL, app.asana.com/0/<gid>/...)",
+    ),
+}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `inf` or `nan` in any float (jitter, timeouts, thresholds) is refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StoreConfig(_Strict):
@@ -68,7 +109,7 @@ class SignalsConfig(_Strict):
 class ConnectorConfig(_Strict):
     """One `[[connectors]]` section: which tracker, where, with which credentials, how often."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
     type: str
     base_url: str
     scope: list[str] = Field(min_length=1)
@@ -78,7 +119,7 @@ class ConnectorConfig(_Strict):
     token_file: str | None = None
     workspace: str | None = None
     schedule: str = "every 15m"
-    jitter_s: float = Field(default=10.0, ge=0)
+    jitter_s: float = Field(default=10.0, ge=0, le=MAX_JITTER_S, validate_default=True)
     page_size: int | None = Field(default=None, ge=1, le=1000)
     max_in_flight: int | None = Field(default=None, ge=1, le=100)
     max_attempts: int = Field(default=6, ge=1, le=20)
@@ -96,10 +137,36 @@ class ConnectorConfig(_Strict):
             raise ValueError("must be an http(s) URL such as https://example.atlassian.net")
         return v.rstrip("/")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(
+                "must be lowercase letters, digits, - and _, starting with a letter or digit, "
+                "such as 'jira-cloud'"
+            )
+        return v
+
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        parse_schedule(v)
+        kind, _ = parse_schedule(v)
+        if kind == "cron":
+            check_cron(v.strip())
+        return v
+
+    @field_validator("jitter_s")
+    @classmethod
+    def _jitter(cls, v: float, info: ValidationInfo) -> float:
+        schedule = info.data.get("schedule")
+        if schedule is None:  # the schedule is invalid: its own error is reported
+            return v
+        kind, seconds = parse_schedule(schedule)
+        if kind == "interval" and v > seconds:
+            raise ValueError(
+                f"jitter_s = {v:g} is longer than the schedule's interval ({seconds} s); "
+                f"set jitter_s to at most {seconds} (0: no jitter)"
+            )
         return v
 
     def secret(self) -> str:
@@ -112,13 +179,7 @@ class ConnectorConfig(_Strict):
                     "(named by token_env) is not set; export it before starting okrsync"
                 )
         elif self.token_file:
-            try:
-                value = Path(self.token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"connector {self.name!r}: cannot read token_file {self.token_file}: "
-                    f"{exc.strerror}"
-                ) from None
+            value = _read_token_file(self.name, self.token_file)
         else:
             raise ConfigError(
                 f"connector {self.name!r}: no credentials; set token_env (an environment "
@@ -135,22 +196,65 @@ class ConnectorConfig(_Strict):
         if not value:
             raise ConfigError(
                 f"connector {self.name!r}: environment variable {self.email_env} "
-                "(named by email_env) is not set"
+                "(named by email_env) is not set; export it before starting okrsync"
             )
         return value
+
+
+def _read_token_file(name: str, path: str) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            f"connector {name!r}: cannot read token_file {path}: {why}; check the path "
+            "(a relative one is read from the config file's folder) and that okrsync's user "
+            "can read it"
+        ) from None
+    if not value:
+        raise ConfigError(f"connector {name!r}: token_file {path} is empty; put the token in it")
+    return value
 
 
 def parse_schedule(text: str) -> tuple[str, Any]:
     """`every 15m` → ("interval", seconds); five cron fields → ("cron", text)."""
     text = text.strip()
     if text.startswith("every "):
-        m = _INTERVAL.match(text[6:].strip())
+        m = _INTERVAL.fullmatch(text[6:].strip())
         if not m:
             raise ValueError("use 'every <n><s|m|h|d>' such as 'every 15m', or a cron line")
-        return "interval", int(m.group(1)) * _UNITS[m.group(2)]
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        if not 0 < seconds <= _MAX_INTERVAL_S:
+            raise ValueError("the interval must be between 1s and 366d, such as 'every 15m'")
+        return "interval", seconds
     if len(text.split()) == 5:
         return "cron", text
     raise ValueError("use 'every <n><s|m|h|d>' such as 'every 15m', or five cron fields")
+
+
+def check_cron(line: str) -> None:
+    """Refuse a cron line the scheduler cannot run, naming the field; or one that never fires."""
+    from apscheduler.triggers.cron import CronTrigger  # lazy: ~70 ms, `--version` stays quick
+
+    fields = dict(zip(_CRON_FIELDS, line.split(), strict=True))
+    for field, value in fields.items():
+        if field == "day_of_week" and _numbered_weekdays(value):
+            raise ValueError(
+                f"cron field day_of_week {value!r}: write weekdays as names such as mon-fri or "
+                "sun; numbers mean other days in crontab (0 = Sunday) than in okrsync's "
+                "scheduler (0 = Monday)"
+            )
+        try:
+            CronTrigger(**{field: value}, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(f"cron field {field} {value!r}: {exc}") from None
+    if CronTrigger(**fields, timezone=UTC).get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError(f"cron line {line!r} never fires (no such date); fix its day or month")
+
+
+def _numbered_weekdays(value: str) -> bool:
+    """A day-of-week field whose days depend on numbering (`1-5`, `0`, `*/2`), not names."""
+    return bool(re.search(r"\d", re.sub(r"/\d+", "", value)) or re.search(r"(^|,)\*/", value))
 
 
 class Settings(_Strict):
@@ -163,6 +267,34 @@ class Settings(_Strict):
     signals: SignalsConfig = SignalsConfig()
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     base_dir: Path = Path()
+    # The file and text this was loaded from, so credential errors can name their line.
+    _source: tuple[Path, str] | None = PrivateAttr(default=None)
+
+    def check_credentials(self, only: str | None = None) -> None:
+        """Refuse an enabled connector (or `only`) whose token or e-mail cannot be read.
+
+        Asked by the commands that call trackers (sync, run), so reports, exports and mapping
+        checks keep working without tokens. A token file others can read gets a warning.
+        """
+        configs = [self.connector(only)] if only else [c for c in self.connectors if c.enabled]
+        for cc in configs:
+            self._readable(cc, _token_key(cc), cc.secret)
+            self._readable(cc, "email_env", cc.email)
+            _warn_if_shared(cc)
+
+    def _readable(self, cc: ConnectorConfig, key: str | None, read: Callable[[], object]) -> None:
+        try:
+            read()
+        except ConfigError as exc:
+            raise self._error_at(cc.name, key, str(exc)) from None
+
+    def _error_at(self, name: str, key: str | None, message: str) -> ConfigError:
+        if self._source is None:
+            return ConfigError(message)
+        path, text = self._source
+        i = next(i for i, c in enumerate(self.connectors) if c.name == name)
+        loc: tuple[str | int, ...] = ("connectors", i, key) if key else ("connectors", i)
+        return ConfigError(message, file=str(path), line=locate(text, loc))
 
     def store_url(self) -> str:
         """The store URL: OKRSYNC_STORE_URL wins over the file; relative SQLite paths are
@@ -221,7 +353,75 @@ def load_settings(path: Path | None = None) -> Settings:
             file=str(path),
             line=line,
         )
+    _check_connectors(path, text, settings)
+    settings = _resolve_token_files(settings)
+    settings._source = (path, text)
     return settings
+
+
+def _check_connectors(path: Path, text: str, settings: Settings) -> None:
+    """Each connector's type is an installed plug-in and its scopes have the tracker's shape."""
+    for i, cc in enumerate(settings.connectors):
+        found = _connector_problem(cc)
+        if found:
+            key, problem = found
+            line = locate(text, ("connectors", i, key))
+            raise ConfigError(f"connector {cc.name!r}: {problem}", file=str(path), line=line)
+
+
+def _connector_problem(cc: ConnectorConfig) -> tuple[str, str] | None:
+    problem = unknown_type(cc.type)
+    if problem:
+        return "type", problem
+    found = next((p for s in cc.scope if (p := scope_problem(cc.type, s))), None)
+    return ("scope", found) if found else None
+
+
+def scope_problem(kind: str, scope: str) -> str | None:
+    """What is wrong with `scope` for a connector of type `kind` (None: fine, or not known)."""
+    rule = _SCOPES.get(kind)
+    if rule is None or rule[0].fullmatch(scope):
+        return None
+    pattern, shape = rule
+    upper = kind == "jira" and pattern.fullmatch(scope.upper())
+    hint = f"; did you mean {scope.upper()!r}?" if upper else ""
+    return f"scope {scope!r} is not {shape}{hint}"
+
+
+def _resolve_token_files(settings: Settings) -> Settings:
+    """A relative `token_file` is read from the config file's folder, as the store is."""
+    connectors = [
+        cc.model_copy(
+            update={"token_file": str(settings.base_dir / Path(cc.token_file).expanduser())}
+        )
+        if cc.token_file
+        else cc
+        for cc in settings.connectors
+    ]
+    return settings.model_copy(update={"connectors": connectors})
+
+
+def _token_key(cc: ConnectorConfig) -> str | None:
+    """The key `secret()` reads (None: neither is set; the section itself is at fault)."""
+    return "token_env" if cc.token_env else "token_file" if cc.token_file else None
+
+
+def _warn_if_shared(cc: ConnectorConfig) -> None:
+    """A token file that group or others may read is logged once per check, with the fix."""
+    if not cc.token_file:
+        return
+    try:
+        mode = Path(cc.token_file).stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "config.token_file_readable",
+            connector=cc.name,
+            file=cc.token_file,
+            mode=f"{mode:03o}",
+            hint=f"chmod 600 {cc.token_file}",
+        )
 
 
 def _explain(path: Path, text: str, exc: ValidationError) -> ConfigError:
@@ -235,8 +435,15 @@ def _explain(path: Path, text: str, exc: ValidationError) -> ConfigError:
     elif err["type"] == "missing":
         msg = f"missing key '{key}'; it is required (see config.example.toml)"
     else:
-        msg = f"key '{key}': {err['msg']}"
-    return ConfigError(msg, file=str(path), line=locate(text, loc))
+        msg = f"key '{key}': {str(err['msg']).removeprefix('Value error, ')}"
+    return ConfigError(msg, file=str(path), line=locate(text, _key_loc(loc)))
+
+
+def _key_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """An item of an inline list (`scope[1]`) sits on its key's line."""
+    while len(loc) > 2 and isinstance(loc[-1], int):
+        loc = loc[:-1]
+    return loc
 
 
 def _known_keys() -> list[str]:

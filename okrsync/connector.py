@@ -8,6 +8,7 @@ the cursor as it stands once that page is stored, and the core commits both toge
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
@@ -35,11 +36,28 @@ class Connector(Protocol):
         ...
 
 
+def installed_types() -> list[str]:
+    """The connector types installed: entry-point names in group `okrsync.connectors`."""
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
+def unknown_type(kind: str) -> str | None:
+    """None when a plug-in registers `kind`, else what is wrong and the fix (did-you-mean)."""
+    names = installed_types()
+    return None if kind in names else _unknown(kind, names)
+
+
+def _unknown(kind: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(kind, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    known = ", ".join(names) or "none installed"
+    return f"unknown connector type {kind!r}; {hint}installed types: {known}"
+
+
 def load(kind: str) -> type[Connector]:
     """The connector class registered as `kind`, or a ConfigError listing what exists."""
     eps = {ep.name: ep for ep in entry_points(group=GROUP)}
     if kind not in eps:
-        known = ", ".join(sorted(eps)) or "none installed"
-        raise ConfigError(f"unknown connector type {kind!r}; installed types: {known}")
+        raise ConfigError(_unknown(kind, sorted(eps)))
     cls: type[Connector] = eps[kind].load()
     return cls

@@ -270,6 +270,7 @@ class Service:
         log.info("service.reloading")
         try:
             settings = await asyncio.to_thread(load_settings, self.config_path)
+            await asyncio.to_thread(settings.check_credentials)
         except ConfigError as exc:
             self.reload_errors["config"] = str(exc)
             log.error(  # noqa: TRY400 - a bad file is expected input: the message is the story
@@ -426,6 +427,7 @@ def run(config_path: Path | None, *, once: bool) -> int:
     configure_logging(settings)
     if not [c for c in settings.connectors if c.enabled]:
         raise ConfigError("no enabled connectors; add a [[connectors]] section to the config")
+    settings.check_credentials()  # a missing token: exit 2 with file:line, before any lock
     db = sqlite_file(settings.store_url())
     lock = DaemonLock(db) if db is not None else None
     if lock is not None:

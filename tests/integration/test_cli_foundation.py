@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import TREE, run_cli, write
+import pytest
+
+from tests.helpers import TREE, CliResult, run_cli, write
 
 CONFIG = """
 [store]
@@ -100,3 +102,95 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert r.code == 0
     assert "revision 0002" in r.stdout
     assert (cwd / "data" / "okrsync.db").exists()
+
+
+TOKEN_ENV = "OKRSYNC_TEST_CLI_TOKEN"
+CONNECTOR = f"""
+[[connectors]]
+name = "gh"
+type = "github"
+base_url = "http://127.0.0.1:9"
+scope = ["octocat/Hello-World"]
+token_env = "{TOKEN_ENV}"
+"""
+# Lines once written after CONFIG: [[connectors]] 7, name 8, type 9, scope 11, token_env 12;
+# a key appended after it lands on line 13.
+
+
+def connector_config(tmp_path: Path, extra: str = "", **swap: str) -> Path:
+    """The foundation config plus one GitHub connector (its token variable unset)."""
+    text = CONFIG + CONNECTOR
+    for old, new in swap.items():
+        assert old in text
+        text = text.replace(old, new)
+    setup(tmp_path)
+    return write(tmp_path / "okrsync.toml", text + extra)
+
+
+def assert_config_error(r: CliResult, where: str, says: str) -> None:
+    assert r.code == 2, (r.code, r.stderr)
+    assert f"okrsync.toml:{where}" in r.stderr, r.stderr
+    assert says in " ".join(r.stderr.split()), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "swap", "where", "says"),
+    [
+        ('schedule = "99 99 99 99 99"', {}, "13:", "cron field minute '99'"),
+        ('schedule = "0 9 * * 1-5"', {}, "13:", "write weekdays as names such as mon-fri"),
+        ('schedule = "every 0s"', {}, "13:", "the interval must be between 1s and 366d"),
+        ("jitter_s = inf", {}, "13:", "key 'connectors.0.jitter_s': Input should be a finite"),
+        ("jitter_s = 1e300", {}, "13:", "less than or equal to 3600"),
+        ("timeout_s = nan", {}, "13:", "key 'connectors.0.timeout_s': Input should be a finite"),
+        ("", {'type = "github"': 'type = "gihtub"'}, "9:", "did you mean 'github'?"),
+        ("", {"octocat/Hello-World": "o/r/../../../admin/x"}, "11:", "is not a GitHub"),
+        ("", {'"github"': '"jira"', '"octocat/Hello-World"': '"web"'}, "11:", "mean 'WEB'?"),
+        ("", {'"github"': '"asana"'}, "11:", "is not an Asana project gid"),
+        ("", {'name = "gh"': 'name = "gh\\n"'}, "8:", "key 'connectors.0.name': must be"),
+    ],
+)
+def test_bad_connector_values_exit_2_at_their_line(
+    tmp_path: Path, extra: str, swap: dict[str, str], where: str, says: str
+) -> None:
+    """Every connector value is checked when any command loads the config: file:line, exit 2."""
+    connector_config(tmp_path, extra + "\n", **swap)
+    assert_config_error(run_cli("okrs", "show", cwd=tmp_path), where, says)
+
+
+@pytest.mark.parametrize("value", ['schedule = "99 99 99 99 99"', "jitter_s = inf"])
+def test_the_daemon_refuses_a_bad_schedule_instead_of_crashing(tmp_path: Path, value: str) -> None:
+    """`okrsync run` exits 2 with file:line at start; it used to die in the scheduler."""
+    connector_config(tmp_path, value + "\n")
+    r = run_cli("run", cwd=tmp_path, env={TOKEN_ENV: "t0ken"}, timeout=30)
+    assert_config_error(r, "13:", "key 'connectors.0.")
+
+
+@pytest.mark.parametrize("command", [("sync", "--once"), ("run", "--once")])
+def test_an_unset_token_variable_is_a_config_error_for_commands_that_sync(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Not a failed run: exit 2 naming the variable and its line, before any tracker call."""
+    connector_config(tmp_path)
+    r = run_cli(*command, cwd=tmp_path)
+    assert_config_error(r, "12:", f"environment variable {TOKEN_ENV} (named by token_env)")
+
+
+def test_an_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
+    """A missing token file: exit 2, its line and the path read (from the config's folder)."""
+    connector_config(tmp_path, **{f'token_env = "{TOKEN_ENV}"': 'token_file = "gh_token"'})
+    r = run_cli("sync", "--once", cwd=tmp_path)
+    assert_config_error(r, "12:", f"cannot read token_file {tmp_path.resolve() / 'gh_token'}")
+
+
+def test_reports_exports_and_mapping_checks_need_no_tokens(tmp_path: Path) -> None:
+    """Only commands that call trackers ask for credentials."""
+    connector_config(tmp_path)
+    for command in (
+        ("okrs", "sync"),
+        ("report",),
+        ("export", "--format", "json"),
+        ("mappings", "check"),
+    ):
+        r = run_cli(*command, cwd=tmp_path)
+        assert r.code == 0, (command, r.stderr)

@@ -1,0 +1,331 @@
+"""Config values are checked at load with file:line and the fix; tokens only when needed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from okrsync.config import ConnectorConfig, load_settings, scope_problem
+from okrsync.connector import installed_types
+from okrsync.errors import ConfigError
+from okrsync.sandbox import Sandbox
+
+TOKEN_ENV = "OKRSYNC_TEST_CONFIG_TOKEN"
+CONNECTOR = """\
+[store]
+url = "sqlite:///okrsync.db"
+
+[[connectors]]
+name = "gh"
+type = "github"
+base_url = "https://api.github.com"
+scope = ["octocat/Hello-World"]
+token_env = "OKRSYNC_TEST_CONFIG_TOKEN"
+"""
+# Line numbers in CONNECTOR: [[connectors]] 4, name 5, type 6, scope 8, token_env 9; a key
+# appended by `config(extra=...)` lands on line 10.
+
+
+def config(tmp_path: Path, text: str = CONNECTOR, extra: str = "", **swap: str) -> Path:
+    for old, new in swap.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "okrsync.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def refused(path: Path) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    return str(exc.value)
+
+
+@pytest.fixture(autouse=True)
+def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [
+        ("99 99 99 99 99", "cron field minute '99'"),
+        ("0 99 * * *", "cron field hour '99'"),
+        ("*/0 * * * *", "Increment must be higher than 0"),
+        ("0 0 L * *", "cron field day 'L'"),
+        ("0 9 * * 1-5", "write weekdays as names such as mon-fri"),
+        ("0 9 * * 7", "write weekdays as names such as mon-fri"),
+        ("0 0 30 2 *", "never fires"),
+        ("every 0s", "between 1s and 366d"),
+        ("every 999999999999d", "between 1s and 366d"),
+        ("every 15 minutes", "use 'every <n><s|m|h|d>'"),
+    ],
+)
+def test_schedules_the_scheduler_cannot_run_are_refused_at_their_line(
+    tmp_path: Path, schedule: str, says: str
+) -> None:
+    """A cron field out of range, numbered weekdays, a date that never comes or a zero interval."""
+    msg = refused(config(tmp_path, extra=f"schedule = {_toml(schedule)}\n"))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:10: key 'connectors.0.schedule': ")
+    assert says in msg
+
+
+def test_valid_schedules_load(tmp_path: Path) -> None:
+    """Cron lines with names, steps and ranges and intervals up to 366 days load as before."""
+    for schedule in ("*/10 * * * *", "0 9 * * mon-fri", "0 */2 1 jan,jul *", "every 366d"):
+        settings = load_settings(config(tmp_path, extra=f'schedule = "{schedule}"\njitter_s = 0\n'))
+        assert settings.connectors[0].schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("inf", "Input should be a finite number"),
+        ("nan", "Input should be a finite number"),
+        ("1e300", "less than or equal to 3600"),
+        ("3601", "less than or equal to 3600"),
+        ("-1", "greater than or equal to 0"),
+    ],
+)
+def test_jitter_is_finite_and_at_most_an_hour(tmp_path: Path, value: str, says: str) -> None:
+    """`jitter_s = inf` crashed the daemon and `1e300` made a connector that never runs."""
+    msg = refused(config(tmp_path, extra=f"jitter_s = {value}\n"))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:10: key 'connectors.0.jitter_s': ")
+    assert says in msg
+
+
+def test_jitter_longer_than_the_interval_is_refused(tmp_path: Path) -> None:
+    """A jitter past the interval would push every run beyond the next one; even the default."""
+    msg = refused(config(tmp_path, extra='schedule = "every 5s"\n'))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:4: key 'connectors.0.jitter_s': ")
+    assert "jitter_s = 10 is longer than the schedule's interval (5 s)" in msg
+    assert "at most 5" in msg
+    ok = load_settings(config(tmp_path, extra='schedule = "every 5s"\njitter_s = 5\n'))
+    assert ok.connectors[0].jitter_s == 5
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("[[connectors]]", "timeout_s", "inf"),
+        ("[signals]", "divergence_threshold", "nan"),
+        ("[signals]", "at_risk_share", "inf"),
+        ("[signals]", "outcome_at_risk_margin", "nan"),
+        ("[service]", "shutdown_timeout_s", "inf"),
+    ],
+)
+def test_every_float_in_the_config_is_finite(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """inf and nan are refused in timeouts and thresholds too, at their line."""
+    if section == "[[connectors]]":
+        path = config(tmp_path, extra=f"{key} = {value}\n")
+        where, line = f"connectors.0.{key}", 10
+    else:
+        path = config(tmp_path, text=f"{section}\n{key} = {value}\n")
+        where, line = f"{section.strip('[]')}.{key}", 2
+    msg = refused(path)
+    assert msg == f"{path}:{line}: key '{where}': Input should be a finite number"
+
+
+def test_unknown_connector_type_is_a_config_error_with_did_you_mean(tmp_path: Path) -> None:
+    """Not a failed run: the line, the nearest installed type and the list of installed ones."""
+    msg = refused(config(tmp_path, **{'type = "github"': 'type = "gihtub"'}))
+    assert msg == (
+        f"{tmp_path / 'okrsync.toml'}:6: connector 'gh': unknown connector type 'gihtub'; "
+        f"did you mean 'github'? installed types: {', '.join(installed_types())}"
+    )
+    assert {"jira", "asana", "github"} <= set(installed_types())
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "o/r/../../../admin/x",
+        "o/..",
+        "o/.",
+        "../r",
+        "octocat",
+        "o/r/issues",
+        "https://github.com/o/r",
+        "o/r?per_page=1",
+        "o/r#x",
+        "o/r%2F..",
+        "-o/r",
+        "o/r\n",
+        " o/r",
+    ],
+)
+def test_github_scope_is_one_owner_slash_repo(tmp_path: Path, scope: str) -> None:
+    """A scope is pasted into the URL path: only GitHub's owner/repo characters get there."""
+    text = CONNECTOR.replace('"octocat/Hello-World"', f'"octocat/web", {_toml(scope)}')
+    msg = refused(config(tmp_path, text=text))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:8: connector 'gh': scope {scope!r} ")
+    assert 'is not a GitHub "owner/repo"' in msg
+
+
+def test_jira_scope_is_a_project_key_with_an_upper_case_hint(tmp_path: Path) -> None:
+    """Jira keys are capital letters, digits and _, starting with a letter."""
+    swap = {'type = "github"': 'type = "jira"', '"octocat/Hello-World"': '"WEB", "mob"'}
+    msg = refused(config(tmp_path, **swap))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:8: connector 'gh': scope 'mob' ")
+    assert msg.endswith("did you mean 'MOB'?")
+    for bad in ("W", "1WEB", "WEB-1", "WEB OR project = X", 'WEB"'):
+        assert scope_problem("jira", bad) is not None, bad
+
+
+def test_asana_scope_is_a_gid(tmp_path: Path) -> None:
+    """Asana project gids are digits only."""
+    swap = {'type = "github"': 'type = "asana"', '"octocat/Hello-World"': '"Growth"'}
+    msg = refused(config(tmp_path, **swap))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:8: connector 'gh': scope 'Growth' ")
+    assert "is not an Asana project gid" in msg
+    assert scope_problem("asana", "12010000000000/1") is not None
+
+
+def test_real_scopes_and_the_sandbox_scopes_are_accepted() -> None:
+    """Every scope the sandbox, the tests' fixtures and the docs use keeps loading."""
+    with Sandbox(seed=3, sizes={"jira": 5, "jira_dc": 5, "asana": 5, "github": 5}) as sb:
+        scopes = {kind: sb.scopes(kind) for kind in ("jira", "jira_dc", "asana", "github")}
+    used = {
+        "jira": [*scopes["jira"], *scopes["jira_dc"], "TESTKEY13", "WEB", "MOB", "MY_KEY2"],
+        "asana": [*scopes["asana"], "1200357126478233"],
+        "github": [*scopes["github"], "octocat/Hello-World", "o/r", "acme/.github", "a_b/c.d-e"],
+    }
+    for kind, values in used.items():
+        assert [s for s in values if scope_problem(kind, s)] == [], kind
+    assert scope_problem("plugin-of-someone-else", "anything/../at all") is None
+
+
+def test_connector_name_is_a_strict_slug(tmp_path: Path) -> None:
+    """No trailing newline, capitals or spaces in a connector's name."""
+    for bad in ('"gh\\n"', '"GH"', '"g h"', '"-gh"'):
+        msg = refused(config(tmp_path, **{'name = "gh"': f"name = {bad}"}))
+        assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:5: key 'connectors.0.name': must be ")
+    with pytest.raises(ValueError, match="must be lowercase"):
+        ConnectorConfig(name="gh\n", type="github", base_url="https://x", scope=["o/r"])
+
+
+def test_loading_needs_no_credentials(tmp_path: Path) -> None:
+    """Report, export and mapping commands load the config on a machine without tokens."""
+    settings = load_settings(config(tmp_path))
+    assert settings.connectors[0].token_env == TOKEN_ENV
+    assert TOKEN_ENV not in os.environ
+
+
+def test_unset_token_env_is_refused_at_its_line(tmp_path: Path) -> None:
+    """`check_credentials` (sync, run) names the variable, its line and the fix."""
+    settings = load_settings(config(tmp_path))
+    with pytest.raises(ConfigError) as exc:
+        settings.check_credentials()
+    assert str(exc.value) == (
+        f"{tmp_path / 'okrsync.toml'}:9: connector 'gh': environment variable {TOKEN_ENV} "
+        "(named by token_env) is not set; export it before starting okrsync"
+    )
+
+
+def test_unset_email_env_is_refused_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jira Cloud's e-mail variable is a credential too."""
+    monkeypatch.setenv(TOKEN_ENV, "t0ken-value")
+    path = config(tmp_path, extra='email_env = "OKRSYNC_TEST_UNSET_EMAIL"\n')
+    with pytest.raises(ConfigError, match=r"okrsync.toml:10: connector 'gh': environment variable"):
+        load_settings(path).check_credentials()
+
+
+def test_missing_or_empty_token_file_is_refused_at_its_line(tmp_path: Path) -> None:
+    """A token file that cannot be read, or holds nothing, is a config error with file:line."""
+    swap = {f'token_env = "{TOKEN_ENV}"': 'token_file = "secrets/gh_token"'}
+    settings = load_settings(config(tmp_path, **swap))
+    with pytest.raises(ConfigError) as exc:
+        settings.check_credentials()
+    assert str(exc.value).startswith(
+        f"{tmp_path / 'okrsync.toml'}:9: connector 'gh': cannot read token_file "
+        f"{tmp_path / 'secrets' / 'gh_token'}: No such file or directory; check the path"
+    )
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gh_token").write_text("\n")
+    with pytest.raises(ConfigError, match=r"okrsync.toml:9: connector 'gh': token_file .* empty"):
+        settings.check_credentials()
+
+
+def test_a_connector_without_credentials_is_refused_at_its_section(tmp_path: Path) -> None:
+    """Neither token_env nor token_file: the [[connectors]] line and both ways to fix it."""
+    settings = load_settings(config(tmp_path, **{f'token_env = "{TOKEN_ENV}"\n': ""}))
+    with pytest.raises(ConfigError, match=r"okrsync.toml:4: connector 'gh': no credentials; set"):
+        settings.check_credentials()
+
+
+def test_only_enabled_or_named_connectors_need_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disabled connector may lack its token; `--connector NAME` checks just that one."""
+    monkeypatch.setenv(TOKEN_ENV, "t0ken-value")
+    second = CONNECTOR.split("\n\n", 1)[1].replace('"gh"', '"off"').replace(TOKEN_ENV, "UNSET_X")
+    settings = load_settings(config(tmp_path, extra=f"\n{second}enabled = false\n"))
+    settings.check_credentials()
+    settings.check_credentials("gh")
+    with pytest.raises(ConfigError, match=r"okrsync.toml:16: connector 'off': environment"):
+        settings.check_credentials("off")
+
+
+def test_relative_token_file_is_read_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like the store and the mappings, not from wherever okrsync was started."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "gh_token").write_text("t0ken-from-etc\n")
+    (folder / "gh_token").chmod(0o600)
+    (tmp_path / "gh_token").write_text("t0ken-from-cwd\n")
+    monkeypatch.chdir(tmp_path)
+    swap = {f'token_env = "{TOKEN_ENV}"': 'token_file = "gh_token"'}
+    settings = load_settings(config(folder, **swap))
+    settings.check_credentials()
+    assert settings.connectors[0].token_file == str(folder.resolve() / "gh_token")
+    assert settings.connectors[0].secret() == "t0ken-from-etc"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_token_file_others_can_read_gets_one_warning(tmp_path: Path, mode: int) -> None:
+    """`config.token_file_readable` names the file and `chmod 600`; the token is not logged."""
+    token = tmp_path / "gh_token"
+    token.write_text("t0ken-shared\n")
+    token.chmod(mode)
+    swap = {f'token_env = "{TOKEN_ENV}"': 'token_file = "gh_token"'}
+    settings = load_settings(config(tmp_path, **swap))
+    with capture_logs() as logs:
+        settings.check_credentials()
+    warned = [e for e in logs if e["event"] == "config.token_file_readable"]
+    assert len(warned) == 1
+    assert warned[0]["log_level"] == "warning"
+    assert warned[0]["file"] == str(token)
+    assert warned[0]["hint"] == f"chmod 600 {token}"
+    assert "t0ken-shared" not in repr(logs)
+
+
+def test_a_private_token_file_gets_no_warning(tmp_path: Path) -> None:
+    """0600 is the shape we ask for: nothing to say."""
+    token = tmp_path / "gh_token"
+    token.write_text("t0ken-private\n")
+    token.chmod(0o600)
+    swap = {f'token_env = "{TOKEN_ENV}"': 'token_file = "gh_token"'}
+    with capture_logs() as logs:
+        load_settings(config(tmp_path, **swap)).check_credentials()
+    assert [e for e in logs if e["event"] == "config.token_file_readable"] == []
+
+
+def test_store_url_environment_override_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OKRSYNC_STORE_URL still wins over the file's store.url."""
+    monkeypatch.setenv("OKRSYNC_STORE_URL", "sqlite:////var/lib/okrsync/other.db")
+    assert load_settings(config(tmp_path)).store_url() == "sqlite:////var/lib/okrsync/other.db"
+
+
+def _toml(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
