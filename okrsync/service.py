@@ -183,6 +183,10 @@ class Service:
         """(Re)create the job of each connector in `configs`."""
         assert self.scheduler is not None  # noqa: S101 - started in serve()
         for cc in configs:
+            # APScheduler 3 adds a job paused when `next_run_time=None` is passed: a cron job
+            # must leave it out to get its first fire time from its trigger.
+            first = _first_run(cc)
+            start: dict[str, datetime] = {} if first is None else {"next_run_time": first}
             self.scheduler.add_job(
                 self.job,
                 trigger_for(cc),
@@ -193,7 +197,7 @@ class Service:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=MISFIRE_GRACE_S,
-                next_run_time=_first_run(cc),
+                **start,
             )
         if configs:
             log.info("scheduler.jobs", jobs={c.name: c.schedule for c in configs})
