@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -53,6 +53,19 @@ class SearchPage:
     next_start: int = 0
     total: int | None = None
 
+    @property
+    def cursor(self) -> str | int | None:
+        """What asks for the next page: a token (Cloud) or an offset (DC); None when last."""
+        if self.last:
+            return None
+        return self.next_token if self.next_token is not None else self.next_start
+
+    def ids(self) -> Iterator[Any]:
+        """The page's issue ids, for the loop guard."""
+        for issue in self.issues:
+            if isinstance(issue, dict) and isinstance(i := issue.get("id"), str | int):
+                yield i
+
 
 @dataclass
 class JiraApi:
@@ -83,7 +96,7 @@ class JiraApi:
             raise PayloadError("search answer without an 'issues' list", url=path)
         date_ms = _date_ms(resp)
         if self.cloud:
-            return _cloud_page(body, token, date_ms)
+            return _cloud_page(body, date_ms)
         return _server_page(body, start_at, date_ms)
 
     async def count(self, jql: str) -> int | None:
@@ -141,20 +154,39 @@ def discover_field(fields: list[dict[str, Any]], names: tuple[str, ...]) -> str 
     return None
 
 
-def _cloud_page(body: Mapping[str, Any], token: str | None, date_ms: int) -> SearchPage:
+def _cloud_page(body: Mapping[str, Any], date_ms: int) -> SearchPage:
+    """A token page; a token handed out twice is the caller's loop guard's business."""
     nxt = body.get("nextPageToken") or None
     last = body.get("isLast") is True or (body.get("isLast") is None and nxt is None)
-    if not last and (nxt is None or nxt == token):
-        raise PayloadError("Jira said isLast=false without a new nextPageToken")
+    if not last and nxt is None:
+        raise PayloadError("Jira said isLast=false without a nextPageToken", url=CLOUD_SEARCH)
     return SearchPage(list(body["issues"]), last, date_ms, next_token=None if last else str(nxt))
 
 
 def _server_page(body: Mapping[str, Any], start_at: int, date_ms: int) -> SearchPage:
+    """An offset page. It is the last when it is empty, reaches `total`, or is shorter than the
+    `maxResults` the answer reports: Jira fills every page but the last, so a `total` beyond what
+    the pages deliver cannot drive more requests (the listing then counts as incomplete).
+    """
     issues = list(body["issues"])
-    total = int(body.get("total") or 0)
-    start = int(body.get("startAt") or start_at)
+    total = _int(body, "total", 0)
+    start = _int(body, "startAt", start_at) or start_at
+    size = _int(body, "maxResults", 0)
     nxt = start + len(issues)
-    return SearchPage(issues, not issues or nxt >= total, date_ms, next_start=nxt, total=total)
+    last = not issues or nxt >= total or len(issues) < size
+    return SearchPage(issues, last, date_ms, next_start=nxt, total=total)
+
+
+def _int(body: Mapping[str, Any], key: str, default: int) -> int:
+    """A whole-number field of a DC answer (absent or null: `default`)."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise PayloadError(f"search answer with a non-integer {key!r}", url=SERVER_SEARCH)
 
 
 def _bad_request(resp: httpx.Response, connector: str, *, token_sent: bool) -> Exception:

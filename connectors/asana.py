@@ -7,7 +7,9 @@ Vendor facts relied on (Asana REST API 1.0, `Authorization: Bearer <personal acc
   includes association changes such as being added to a project. An expired offset answers 400
   with a message about the offset / pagination token: the listing restarts from the window it
   was started with (at most `MAX_RESTARTS` times, then `CursorRejected`). Other 400s are
-  `PayloadError`s carrying Asana's message.
+  `PayloadError`s carrying Asana's message. An offset (or, below, an events sync token) handed
+  out twice in one listing, or pages bringing no new gid (event) while more are promised, fail
+  the run with `PagingLoop` (`_guard`); a restarted listing starts a fresh guard.
 - `GET /projects/{gid}/sections` lists the project's sections (containers). They are fetched
   only on a scope's full run, on census runs, and after a section event; nothing else is cached.
 - `GET /events?resource=<project gid>&sync=<token>`: the first call (no token) and a call with an
@@ -60,7 +62,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -73,6 +75,8 @@ from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+
+from ._guard import PageGuard
 
 log = structlog.get_logger("okrsync.connectors.asana")
 
@@ -185,6 +189,8 @@ class AsanaConnector:
     # -- events -----------------------------------------------------------------------------
 
     async def _events(self, gid: str, st: JSON) -> AsyncIterator[Page]:
+        """Drain the events while `has_more`; the guard refuses a sync token handed out twice."""
+        guard = PageGuard(self.config.name, f"project {gid}", "events", first=st["sync"])
         while True:
             params = {"resource": gid, **({"sync": st["sync"]} if st["sync"] else {})}
             resp, body = await self._get("/events", params, accept=(412,))
@@ -194,10 +200,13 @@ class AsanaConnector:
                 yield Page(items=[], cursor=self._snapshot(), scope=gid)
                 return
             events = _list(body, "data")
+            token = _sync_token(body, resp, self.config.name)
+            more = bool(body.get("has_more")) and bool(events)
+            guard.step(map(_event_key, events), token if more else None)
             deleted = self._read_events(gid, st, events)
-            st["sync"] = _sync_token(body, resp, self.config.name)
+            st["sync"] = token
             yield Page(items=[], cursor=self._snapshot(), scope=gid, deleted=deleted)
-            if not body.get("has_more") or not events:
+            if not more:
                 return
 
     def _read_events(self, gid: str, st: JSON, events: list[JSON]) -> list[str]:
@@ -307,6 +316,7 @@ class AsanaConnector:
     ) -> AsyncIterator[tuple[list[JSON], str | None, bool]]:
         """Follow `next_page.offset`; an expired offset restarts the listing (flag `restarted`)."""
         restarts, restarted = 0, False
+        guard = self._guard(path, offset)
         while True:
             query = {**params, **({"offset": offset} if offset else {})}
             resp, body = await self._get(path, query, accept=(400,))
@@ -326,16 +336,19 @@ class AsanaConnector:
                     )
                 log.warning("asana.offset_expired", path=path, restart=restarts)
                 offset, restarted = None, True
+                guard = self._guard(path, None)  # a new listing: a fresh guard
                 continue
-            nxt = _next_offset(body)
-            if nxt is not None and nxt == offset:
-                raise PayloadError(
-                    "Asana repeated the same offset", connector=self.config.name, url=path
-                )
-            yield _list(body, "data"), nxt, restarted
+            data, nxt = _list(body, "data"), _next_offset(body)
+            guard.step(_gids(data), nxt)
+            yield data, nxt, restarted
             if nxt is None:
                 return
             offset, restarted = nxt, False
+
+    def _guard(self, path: str, offset: str | None) -> PageGuard:
+        """The loop guard of one listing of `/projects/{gid}/{tasks|sections}`."""
+        _, gid, listing = path.rsplit("/", 2)
+        return PageGuard(self.config.name, f"project {gid}", listing, first=offset)
 
     async def _get(
         self, path: str, params: dict[str, Any], accept: tuple[int, ...] = ()
@@ -541,6 +554,25 @@ def _sync_token(body: JSON, resp: httpx.Response, connector: str) -> str:
             status=resp.status_code,
         )
     return token
+
+
+def _gids(data: list[JSON]) -> Iterator[Any]:
+    """A page's gids, for the loop guard."""
+    return (g for raw in data if isinstance(g := raw.get("gid"), str | int))
+
+
+def _event_key(ev: JSON) -> str:
+    """Events carry no id: what, on which resource, by whom and when tells them apart."""
+    parts = (
+        ev.get("created_at"),
+        ev.get("action"),
+        ev.get("type"),
+        _obj(ev, "resource").get("gid"),
+        _obj(ev, "parent").get("gid"),
+        _obj(ev, "user").get("gid"),
+        _obj(ev, "change").get("field"),
+    )
+    return "|".join(map(str, parts))
 
 
 def _next_offset(body: JSON) -> str | None:

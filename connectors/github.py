@@ -8,6 +8,8 @@ under `https://<host>/api/v3`):
   items at the watermark come back on every run (the store de-duplicates them).
 - Paging is by the `Link` header; its `rel="next"` URL is followed verbatim (GitHub switches
   to `/repositories/{id}/...` paths and may switch to cursor parameters: never build `page=`).
+  A next link already followed in the same listing, or `_guard.STALL_PAGES` pages in a row
+  without a new issue id, fail the run with `PagingLoop` (a broken or hostile server).
 - An `If-None-Match` carrying the ETag of an earlier identical request is answered
   `304 Not Modified` (no body; not counted against the rate limit). The ETag is stored with the
   exact `since` it was obtained for, and only when that answer was one short page: then any
@@ -45,9 +47,11 @@ import httpx
 import structlog
 
 from okrsync.config import ConnectorConfig
-from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
+from okrsync.errors import AuthError, ConfigError, CursorRejected, NotFound, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+
+from ._guard import PageGuard
 
 log = structlog.get_logger("okrsync.github")
 
@@ -56,6 +60,9 @@ MAX_PAGE = 100
 MAX_RESTARTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
+# `owner/repo`: GitHub logins are letters, digits and hyphens (managed users add `_shortcode`);
+# repository names are letters, digits, `.`, `-`, `_`, never `.` or `..` alone.
+SCOPE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")
 
 Json = dict[str, Any]
 _Status = tuple[StatusCategory, str]
@@ -111,6 +118,7 @@ class GitHubConnector:
     kind: ClassVar[str] = "github"
 
     def __init__(self, config: ConnectorConfig, http: Http) -> None:
+        _check_scopes(config)
         self.config = config
         self.http = http
         http.headers.update(
@@ -193,13 +201,16 @@ class GitHubConnector:
                 return
             prog = _Pass(window=st.get("since"), start=_server_now(resp).isoformat())
         first = pending is None
+        guard = PageGuard(self.config.name, scope, "issues", first=str(resp.url))
         while True:
             issues = _as_list(body, self.config.name)
+            nxt = _next_link(resp)
+            guard.step(_ids(issues), nxt)
             prog.observe(issues)
             items = self._normalise(issues, scope)
             if census is not None:
                 census.extend(i.external_id for i in items)
-            prog.next = _next_link(resp)
+            prog.next = nxt
             page = Page(items=items, cursor={}, scope=scope)
             if prog.next is None:
                 self._finish(st, prog, resp if first and len(issues) < self._per_page else None)
@@ -240,10 +251,13 @@ class GitHubConnector:
         """
         ids: list[str] = []
         resp, body = await self._list(scope, {"state": "all", "per_page": self._per_page}, None)
+        guard = PageGuard(self.config.name, scope, "census", first=str(resp.url))
         while True:
-            items = self._normalise(_as_list(body, self.config.name), scope)
-            ids.extend(i.external_id for i in items)
+            issues = _as_list(body, self.config.name)
             nxt = _next_link(resp)
+            guard.step(_ids(issues), nxt)
+            items = self._normalise(issues, scope)
+            ids.extend(i.external_id for i in items)
             page = Page(items=items, cursor={}, scope=scope)
             if nxt is None:
                 st["runs"] = 0
@@ -384,6 +398,22 @@ class GitHubConnector:
 
 
 # --- helpers (pure) -------------------------------------------------------------------
+
+
+def _check_scopes(config: ConnectorConfig) -> None:
+    """Every scope is a plain `owner/repo`: nothing else may reach a request path."""
+    for scope in config.scope:
+        if not SCOPE_SHAPE.fullmatch(scope):
+            raise ConfigError(
+                f"connector {config.name!r}: scope {scope!r} is not an `owner/repo` name "
+                "(letters, digits, '-', '_' and '.', e.g. \"octocat/Hello-World\"); "
+                f"fix `scope` in the [[connectors]] entry named {config.name!r}"
+            )
+
+
+def _ids(issues: list[Json]) -> Iterable[Any]:
+    """The ids of a page's issues, for the loop guard (no string conversion)."""
+    return (i for raw in issues if isinstance(i := raw.get("id"), int | str))
 
 
 def _milestone_id(scope: str, ms: Json) -> str:

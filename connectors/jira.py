@@ -20,6 +20,9 @@ cursor). Scopes are project keys. Vendor facts this module relies on:
   `census_every` runs (`project = KEY ORDER BY key`, ids only), yield `Page.census`.
 - Moves keep the issue `id` and change the key; the item just arrives under its new key.
 - `self` URLs in Jira answers are never followed.
+- Every search listing walks through a loop guard (`_guard`): a page token or offset handed out
+  twice, or pages without a new issue id while more are promised, fail the run (`PagingLoop`);
+  a DC page shorter than its reported `maxResults` is the last, whatever `total` claims.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.redaction import register_secret
 
+from ._guard import PageGuard
 from ._jira_cursor import JiraCursor, RunState, ScopeState
 from ._jira_normalise import IssueShapeError, Normaliser, epoch_ms
 from ._jira_search import (
@@ -199,10 +203,12 @@ class _ScopeRun:
         # Cloud reports no total: count around the pages instead (a full listing is long, so
         # count before its first page; an incremental one only once it spans pages).
         before = await self.api.count(jql) if cloud and self.full and not self.run.token else None
+        guard = self._guard("search", self.run.token if cloud else self.run.start_at)
         while True:
             page = await self.api.search(
                 jql, self.norm.fields(), size, token=self.run.token, start_at=self.run.start_at
             )
+            guard.step(page.ids(), page.cursor)
             if self.run.started is None:
                 self.run.started = page.date_ms
             if self.first_total is None:
@@ -218,6 +224,10 @@ class _ScopeRun:
             yield Page(items, self.state.dump(), scope=self.scope, census=census)
             if page.last:
                 return
+
+    def _guard(self, listing: str, first: str | int | None) -> PageGuard:
+        """The loop guard of one listing (a restart after an expired token takes a new one)."""
+        return PageGuard(self.config.name, f"project {self.scope}", listing, first=first)
 
     async def _check_moved(self, jql: str, before: int) -> None:
         """Token pages are offsets too: a row that left the results while we paged (deleted,
@@ -301,12 +311,13 @@ class _ScopeRun:
         # Cloud has no total: count before the first page and, if it spans pages, after the
         # last. A census is periodic, so its extra request is cheap next to a wrong deletion.
         before = await self.api.count(jql) if cloud else None
-        pages = 0
+        pages, guard = 0, self._guard("census", None if cloud else 0)
         while True:
             try:
                 page = await self.api.search(jql, fields, size, token=token, start_at=start)
             except TokenExpired:
                 return None
+            guard.step(page.ids(), page.cursor)
             totals.add(page.total)
             ids += [str(i["id"]) for i in page.issues if i.get("id")]
             token, start, pages = page.next_token, page.next_start, pages + 1

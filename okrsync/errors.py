@@ -8,6 +8,7 @@
     │   ├── AccessLost       a whole scope (project/repo) became invisible: reported, never deletion
     │   ├── CursorRejected   expired page/sync token: restart from the stored cursor
     │   └── PayloadError     unexpected vendor shape
+    │       └── PagingLoop   a listing repeats its cursor or brings nothing new
     └── StoreError
 
 httpx exceptions are translated in one place: `okrsync.http`.
@@ -80,6 +81,10 @@ class CursorRejected(ConnectorError):
 
 class PayloadError(ConnectorError):
     """The tracker answered with a shape we do not understand."""
+
+
+class PagingLoop(PayloadError):
+    """A listing repeated a page cursor or stopped bringing new items: the run fails, no retry."""
 
 
 class StoreError(OkrsyncError):

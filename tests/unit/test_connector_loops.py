@@ -1,0 +1,427 @@
+"""Runs that never end: every listing of every connector stops on a looping tracker (issue 12).
+
+Each hostile tracker below answers in the vendor's own shapes (the payloads and fakes of
+test_github.py, test_asana.py and test_jira.py) but never reaches the end of a listing: a page
+cursor repeated or alternating, fresh cursors over the same or empty pages, a Jira DC `total`
+of 1e9. The run must fail with `PagingLoop` (a `PayloadError`: never retried) within a few
+requests. The hostile servers give up after `LIMIT` pages, so code without the guard fails
+these tests instead of hanging them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from okrsync_connectors._guard import STALL_PAGES, PageGuard, shown
+
+from okrsync.errors import ConfigError, PagingLoop, PayloadError
+from okrsync.models import Page
+from okrsync.redaction import register_secret
+from tests.unit import test_asana as asana
+from tests.unit import test_github as gh
+from tests.unit import test_jira as jira
+
+LIMIT = 40  # a hostile server serves this many looping pages, then answers normally / 418
+BOUND = STALL_PAGES + 2  # the most requests a looping listing may cost
+
+
+@pytest.fixture(autouse=True)
+def _tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gh.TOKEN_ENV, "ghp_test_token")
+    monkeypatch.setenv("ASANA_TEST_TOKEN", "asana-pat-123")
+    monkeypatch.setenv("JIRA_EMAIL", "mia@example.com")
+    monkeypatch.setenv("JIRA_TOKEN", "tok-secret-123")
+
+
+# Cursor shapes: page n (1-based, the first page is n = 1) → the cursor of page n + 1, and
+# whether page n brings the same items as page 1 ("same") or none at all ("empty").
+SHAPES: dict[str, tuple[Callable[[int], str], str]] = {
+    "repeated": (lambda n: "c1", "same"),
+    "alternating": (lambda n: "cA" if n % 2 else "cB", "same"),
+    "counting up over the same items": (lambda n: f"c{n}", "same"),
+    "counting up over empty pages": (lambda n: f"c{n}", "empty"),
+}
+
+
+def assert_loop(error: BaseException | None, connector: str, scope: str) -> None:
+    """The run failed with the clear, non-retried loop error naming connector and scope."""
+    assert isinstance(error, PagingLoop), repr(error)
+    assert isinstance(error, PayloadError)
+    text = str(error)
+    assert f"connector {connector!r}" in text
+    assert scope in text
+    assert "not retried" in text
+
+
+# --- GitHub --------------------------------------------------------------------------------
+
+
+def github_loop(shape: str, *, census: bool) -> gh.Handler:
+    """Issues pages whose `Link: rel="next"` follows `shape`; an incremental call answers 304
+    when the census listing is the one under test."""
+    next_of, body = SHAPES[shape]
+    first = [gh.issue_item(1, "2025-01-02T00:00:00Z"), gh.issue_item(2, "2025-01-03T00:00:00Z")]
+    served = [0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if census and "sort" in params:
+            return httpx.Response(304)
+        served[0] += 1
+        n = served[0]
+        if n > LIMIT:
+            return httpx.Response(418, json={"message": "the hostile server gave up"})
+        url = f"{gh.BASE}/repositories/1296269/issues?p={next_of(n)}"
+        return gh.ok(first if n == 1 or body == "same" else [], link=gh.next_link(url))
+
+    return handler
+
+
+def bounded(handler: gh.Handler) -> gh.Handler:
+    """`handler` for `LIMIT` requests, then 418 (a loop the guard misses cannot hang a test)."""
+    served = [0]
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        served[0] += 1
+        if served[0] > LIMIT:
+            return httpx.Response(418, json={"message": "the hostile server gave up"})
+        return handler(request)
+
+    return serve
+
+
+@pytest.mark.parametrize("census", [False, True], ids=["issues", "census"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_github_next_link_loop_fails_the_run_within_a_few_requests(
+    shape: str, census: bool
+) -> None:
+    """A repeated, alternating or endlessly counting-up next link stops the listing with
+    PagingLoop after at most a few requests, before the looping page is handed over."""
+    cursor = gh.cursor_for("2025-01-01T00:00:00Z", '"e"', runs=1) if census else None
+    rec, pages = gh.Recorder(), list[Page]()
+    with pytest.raises(PagingLoop) as caught:
+        gh.run(
+            github_loop(shape, census=census),
+            cursor,
+            gh.config(census_every=2),
+            pages=pages,
+            recorder=rec,
+        )
+    assert_loop(caught.value, "gh", gh.SCOPE)
+    assert ("census" if census else "issues") in str(caught.value)
+    assert len(rec.requests) <= BOUND
+    assert len(pages) < len(rec.requests)  # the page that loops is never yielded
+
+
+def test_github_loop_error_shows_the_repeated_link_redacted_and_short() -> None:
+    """The error names the repeated link without its token-like parameters, shortened."""
+    long_link = f"{gh.BASE}/repositories/1296269/issues?access_token=sekrit&after={'x' * 300}"
+    first = [gh.issue_item(1, "2025-01-02T00:00:00Z")]
+    again = [gh.issue_item(2, "2025-01-03T00:00:00Z")]
+    handler = bounded(
+        gh.by_url(
+            {
+                gh.FIRST: lambda: gh.ok(first, link=gh.next_link(long_link)),
+                long_link: lambda: gh.ok(again, link=gh.next_link(long_link)),
+            }
+        )
+    )
+    with pytest.raises(PagingLoop) as caught:
+        gh.run(handler)
+    text = str(caught.value)
+    assert "sekrit" not in text
+    assert "https://api.github.com/repositories/1296269" in text
+    assert "x" * 40 not in text
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "o/r/../../../admin/x",
+        "../admin",
+        "o/..",
+        "o/.",
+        "o/r/issues",
+        "o/r?per_page=1",
+        "o/r#x",
+        "o%2Fr/x",
+        "owner",
+        "-o/r",
+        "o/r\n",
+        "o/ r",
+    ],
+)
+def test_github_scope_that_is_not_owner_repo_is_a_config_error_and_sends_nothing(
+    scope: str,
+) -> None:
+    """A scope other than a plain `owner/repo` never reaches a URL: ConfigError naming it."""
+    rec = gh.Recorder()
+    with pytest.raises(ConfigError, match="owner/repo") as caught:
+        gh.run(lambda r: httpx.Response(200, json=[]), cfg=gh.config([scope]), recorder=rec)
+    assert repr(scope) in str(caught.value)
+    assert rec.requests == []
+
+
+@pytest.mark.parametrize("scope", ["octocat/Hello-World", "octocat/.github", "my_org-emu/a.b_c"])
+def test_github_real_owner_repo_names_are_accepted(scope: str) -> None:
+    """Dots, underscores and hyphens of real names (`.github`, managed users' `_x`) pass."""
+    pages, rec, _ = gh.run(lambda r: gh.ok([]), cfg=gh.config([scope]))
+    assert str(rec.requests[0].url).startswith(f"{gh.BASE}/repos/{scope}/issues?")
+    assert pages[-1].scope == scope
+
+
+# --- Asana ---------------------------------------------------------------------------------
+
+
+class LoopingAsana(asana.FakeAsana):
+    """The fake Asana, except that one listing (`tasks`, `sections` or `events`) loops."""
+
+    def __init__(self, listing: str, shape: str) -> None:
+        super().__init__()
+        self.listing, (self.next_of, self.body) = listing, SHAPES[shape]
+        self.looped = 0
+        self.tasks["P1"] = [asana.make_task(f"P1-{i}", "P1") for i in range(3)]
+        self.section_rows("P1", ["To Do", "Doing"])
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        looping = path.endswith(f"/{self.listing}")
+        if not looping or (self.listing == "events" and "sync" not in request.url.params):
+            return super().handler(request)
+        self.requests.append(request)
+        self.looped += 1
+        if self.looped > LIMIT:
+            return self.reply(418, asana.load("error-400.json"))
+        if self.listing == "events":
+            return self.events_page()
+        return self.rows_page(path.rsplit("/", 1)[-1])
+
+    def rows_page(self, listing: str) -> httpx.Response:
+        n = self.looped
+        name = (
+            "get-tasks-for-project.json" if listing == "tasks" else "get-sections-for-project.json"
+        )
+        body = asana.load(name)
+        rows = self.tasks["P1"] if listing == "tasks" else self.sections["P1"]
+        q = {k: v[0] for k, v in parse_qs(self.requests[-1].url.query.decode()).items()}
+        body["data"] = [asana.pick(r, q["opt_fields"].split(",")) for r in rows[:2]]
+        if n > 1 and self.body == "empty":
+            body["data"] = []
+        body["next_page"].update(offset=self.next_of(n), path=f"?offset={self.next_of(n)}")
+        return self.reply(200, body)
+
+    def events_page(self) -> httpx.Response:
+        n = self.looped
+        body = asana.load("get-events.json")
+        if n > 1 and self.body == "empty":
+            body["data"] = []
+        body.update(sync=self.next_of(n), has_more=True)
+        return self.reply(200, body)
+
+
+ASANA_LOOPS = [
+    (listing, shape)
+    for listing in ("tasks", "sections", "events")
+    for shape in SHAPES
+    if (listing, SHAPES[shape][1]) != ("events", "empty")  # see the test after this one
+]
+
+
+@pytest.mark.parametrize(("listing", "shape"), ASANA_LOOPS)
+def test_asana_looping_listing_fails_the_run_within_a_few_requests(
+    listing: str, shape: str
+) -> None:
+    """Offsets alternating A/B or counting up over nothing new, and events with `has_more`
+    forever (sync token repeated, alternating or fresh over the same events) stop the run."""
+    fake = LoopingAsana(listing, shape)
+    cursor = None
+    if listing == "events":  # the events drain needs a stored sync token (a first run's 412)
+        fake.listing = "none"
+        cursor = asana.run(fake, asana.config()).cursor
+        fake.listing = "events"
+    result = asana.run(fake, asana.config(), cursor)
+    assert_loop(result.error, "t", "project P1")
+    assert listing in str(result.error)
+    assert fake.looped <= BOUND
+
+
+def test_asana_empty_events_page_with_has_more_ends_the_drain() -> None:
+    """An empty events page still saying `has_more` ends the drain: the project is polled."""
+    fake = LoopingAsana("none", "counting up over empty pages")
+    cursor = asana.run(fake, asana.config()).cursor
+    fake.listing = "events"
+    result = asana.run(fake, asana.config(), cursor)
+    assert result.error is None
+    assert fake.looped == 2
+    assert len(fake.calls("/tasks")) == 2  # the first run's one-page listing, then the poll
+
+
+def test_asana_repeated_sync_token_names_it_shortened() -> None:
+    """The repeated events sync token appears in the error, shortened to a few characters."""
+    fake = LoopingAsana("none", "repeated")
+    cursor = asana.run(fake, asana.config()).cursor
+    long_token = "s" * 20 + "y" * 300
+    fake.listing, fake.next_of = "events", lambda n: long_token
+    result = asana.run(fake, asana.config(), cursor)
+    assert isinstance(result.error, PagingLoop)
+    assert "s" * 20 + "y" * 10 in str(result.error)
+    assert "y" * 50 not in str(result.error)
+
+
+# --- Jira ----------------------------------------------------------------------------------
+
+
+class LoopingJira(jira.FakeJira):
+    """The fake Jira, except that searches whose JQL contains `jql` loop (`LIMIT` times)."""
+
+    def __init__(
+        self, jql: str, page: Callable[[int, httpx.QueryParams], dict[str, Any]], *, cloud: bool
+    ) -> None:
+        super().__init__(jira.issues_at(4, jira.T0), cloud=cloud)
+        self.jql, self.page, self.looped = jql, page, 0
+
+    def _search(self, request: httpx.Request) -> httpx.Response:
+        if self.jql not in request.url.params["jql"] or self.looped >= LIMIT:
+            return super()._search(request)
+        self._seen(request)
+        self.looped += 1
+        return httpx.Response(200, json=self.page(self.looped, request.url.params))
+
+
+def cloud_loop(shape: str) -> Callable[[int, httpx.QueryParams], dict[str, Any]]:
+    next_of, body = SHAPES[shape]
+
+    def page(n: int, params: httpx.QueryParams) -> dict[str, Any]:
+        issues = [jira.make_issue(k, jira.T0) for k in (1, 2)] if n == 1 or body == "same" else []
+        return jira.load("search-jql-get.json") | {
+            "issues": issues,
+            "isLast": False,
+            "nextPageToken": next_of(n),
+        }
+
+    return page
+
+
+def dc_page(
+    issues: list[dict[str, Any]], start: int, total: float, size: int = 2
+) -> dict[str, Any]:
+    body = jira.load("search-legacy-get.json")
+    body.pop("warningMessages")
+    return body | {"issues": issues, "startAt": start, "maxResults": size, "total": total}
+
+
+DC_SHAPES: dict[str, Callable[[int, httpx.QueryParams], dict[str, Any]]] = {
+    # total = 1e9, each answer claims startAt 0: the next offset is always 2
+    "startAt stuck at 0": lambda n, q: dc_page(
+        [jira.make_issue(k, jira.T0) for k in (1, 2)], 0, 1e9
+    ),
+    # total = 1e9, offsets honoured, but every offset serves the same two issues
+    "the same page at every offset": lambda n, q: dc_page(
+        [jira.make_issue(k, jira.T0) for k in (1, 2)], int(q["startAt"]), 1e9
+    ),
+}
+
+
+@pytest.mark.parametrize("census", [False, True], ids=["search", "census"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_jira_cloud_looping_tokens_fail_the_run_within_a_few_requests(
+    shape: str, census: bool
+) -> None:
+    """nextPageToken repeated, alternating, or fresh over the same or empty pages: PagingLoop."""
+    fake = LoopingJira(
+        "ORDER BY key" if census else "ORDER BY updated", cloud_loop(shape), cloud=True
+    )
+    config = jira.cfg(census_every=1)
+    cursor = None
+    if census:  # a first clean run, so the next one runs the periodic census
+        fake.jql = "no such listing"
+        cursor = jira.run(config, fake)[-1].cursor
+        fake.jql = "ORDER BY key"
+    with pytest.raises(PagingLoop) as caught:
+        jira.run(config, fake, cursor)
+    assert_loop(caught.value, "jira-t", "project TESTKEY13")
+    assert ("census" if census else "search") in str(caught.value)
+    assert fake.looped <= BOUND
+
+
+@pytest.mark.parametrize("census", [False, True], ids=["search", "census"])
+@pytest.mark.parametrize("shape", list(DC_SHAPES))
+def test_jira_dc_total_of_1e9_never_drives_endless_requests(shape: str, census: bool) -> None:
+    """DC claiming `total` = 1e9 over pages that bring nothing new stops with PagingLoop."""
+    fake = LoopingJira(
+        "ORDER BY key" if census else "ORDER BY updated", DC_SHAPES[shape], cloud=False
+    )
+    config = jira.cfg(flavor="server", census_every=1)
+    cursor = None
+    if census:
+        fake.jql = "no such listing"
+        cursor = jira.run(config, fake)[-1].cursor
+        fake.jql = "ORDER BY key"
+    with pytest.raises(PagingLoop) as caught:
+        jira.run(config, fake, cursor)
+    assert_loop(caught.value, "jira-t", "project TESTKEY13")
+    assert fake.looped <= BOUND
+
+
+def test_jira_dc_short_pages_under_a_huge_total_end_the_listing_and_hold_the_window() -> None:
+    """Fresh issues on pages shorter than the reported maxResults, total 1e9: the short page is
+    the last; the listing counts as incomplete (window kept, no census), one request."""
+    fresh = lambda n, q: dc_page(  # noqa: E731
+        [jira.make_issue(k, jira.T0) for k in (2 * n - 1, 2 * n)], int(q["startAt"]), 1e9, size=50
+    )
+    fake = LoopingJira("ORDER BY updated", fresh, cloud=False)
+    pages = jira.run(jira.cfg(flavor="server"), fake)
+    assert fake.looped == 1
+    assert jira.items(pages) == ["TESTKEY13-1", "TESTKEY13-2"]
+    scope = pages[-1].cursor["scopes"]["TESTKEY13"]
+    assert (scope["since"], scope["census_pending"]) == (None, True)
+    assert all(not p.census for p in pages)
+
+
+def test_jira_dc_empty_page_below_total_ends_the_listing() -> None:
+    """An empty DC page with startAt < total ends the listing at once (never loops)."""
+    fake = LoopingJira(
+        "ORDER BY updated", lambda n, q: dc_page([], int(q["startAt"]), 1e9), cloud=False
+    )
+    pages = jira.run(jira.cfg(flavor="server"), fake)
+    assert fake.looped == 1
+    assert pages[-1].cursor["scopes"]["TESTKEY13"]["census_pending"]
+
+
+# --- the guard itself ----------------------------------------------------------------------
+
+
+def test_guard_counts_only_consecutive_pages_without_a_new_id() -> None:
+    """Stalled pages separated by a page with a new id never add up to a loop."""
+    guard = PageGuard("c", "s", "l")
+    for n in range(20):
+        ids = [n] if n % STALL_PAGES == 0 else [0]
+        guard.step(ids, f"t{n}")
+    guard.step(["fresh"], "t-fresh")
+    for n in range(20, 20 + STALL_PAGES - 1):
+        guard.step([], f"t{n}")
+    with pytest.raises(PagingLoop, match=f"{STALL_PAGES} pages in a row"):
+        guard.step([], "t-last")
+
+
+def test_guard_never_fails_the_last_page() -> None:
+    """A last page (no next cursor) ends the listing even if it brings nothing new."""
+    guard = PageGuard("c", "s", "l", first="a")
+    guard.step([1], "b")
+    for n in range(STALL_PAGES - 1):
+        guard.step([1], f"x{n}")
+    guard.step([], None)
+    assert guard.pages == STALL_PAGES + 1
+
+
+def test_shown_cursor_is_scrubbed_printable_and_short() -> None:
+    """A cursor in an error: registered secrets masked, control characters replaced, cut."""
+    register_secret("hunter2-secret")
+    text = shown("abc\x1b[2Jhunter2-secret" + "z" * 200)
+    assert "hunter2" not in text
+    assert "\x1b" not in text
+    assert len(text) <= 62
