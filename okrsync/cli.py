@@ -131,21 +131,30 @@ def sync(
         str | None, typer.Option("--connector", help="Only this connector (its config name).")
     ] = None,
 ) -> None:
-    """Pull every configured tracker (or one) once: page by page, each with its cursor."""
+    """Pull every configured tracker (or one) once: page by page, each with its cursor.
+
+    Takes the daemon's locks: on SQLite the store's lock (held elsewhere: exit 1 naming the
+    holder), on PostgreSQL each connector's (held elsewhere: that connector is skipped,
+    exit 1 when none could run).
+    """
     import asyncio
 
+    from okrsync.locks import store_lock
     from okrsync.pipeline import MappingState, after_sync
-    from okrsync.sync import sync_once
+    from okrsync.service import sync_held
 
     state = state_of(ctx)
     state.settings.check_credentials(connector)  # a missing token: exit 2 with file:line
-    mapping = MappingState.load(state.settings)
-    mapping.apply(state.store, state.settings)
-    linker = mapping.linker(state.store)
-    results = asyncio.run(sync_once(state.settings, state.store, connector, linker))
-    after_sync(state.store, state.settings, mapping, results)
-    render_runs(out, results)
-    if any(r.status != "ok" for r in results):
+    with store_lock(state.settings.store_url(), "sync --once"):
+        mapping = MappingState.load(state.settings)
+        mapping.apply(state.store, state.settings)
+        linker = mapping.linker(state.store)
+        done = asyncio.run(sync_held(state.settings, state.store, connector, linker, "sync --once"))
+        after_sync(state.store, state.settings, mapping, done.results)
+    render_runs(out, done.results)
+    for name, why in done.skipped.items():
+        err.print(f"skipped {safe(name)}: {safe(why)}", highlight=False)
+    if not done.results or any(r.status != "ok" for r in done.results):
         raise typer.Exit(1)
 
 
@@ -173,8 +182,10 @@ def demo(
 ) -> None:
     """The main job on the embedded default: SQLite store, example OKR files, the tree."""
     from okrsync.demo import run_demo
+    from okrsync.locks import StoreLock
 
-    run_demo(out, workdir)
+    with StoreLock((workdir / "okrsync.db").resolve(), "demo"):  # the store run_demo rebuilds
+        run_demo(out, workdir)
 
 
 for _module in (cli_mapping, cli_signals, cli_service):

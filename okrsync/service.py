@@ -21,7 +21,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,23 +40,24 @@ from okrsync.config import ConnectorConfig, Settings, load_settings, parse_sched
 from okrsync.endpoint import Endpoint, Reply, Request, json_reply
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.locks import (
+    DAEMON,
     AdvisoryLocks,
-    DaemonLock,
     NoRunLocks,
     RunLocks,
-    sqlite_file,
+    owner_alive,
+    store_lock,
     upgrade_lock,
 )
 from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import MappingState, after_sync
-from okrsync.store import Store
-from okrsync.sync import Limiters, RunResult, new_client, run_connector, settle_heap
+from okrsync.store import RunOwner, Store
+from okrsync.sync import Limiters, Linker, RunResult, new_client, run_connector, settle_heap
 from okrsync.tables import WORK_ITEM
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
-ABANDONED = "abandoned: the daemon running it stopped without finishing (crash or kill)"
+ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
 # /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
 NOT_READY = ("store_unreachable", "config_invalid", "mapping_invalid", "connector_failing")
 
@@ -93,15 +96,18 @@ class Service:
     """One daemon process: the store, the last good mapping, the jobs and their runs."""
 
     def __init__(
-        self, settings: Settings, store: Store, mapping: MappingState, config_path: Path | None
+        self,
+        settings: Settings,
+        store: Store,
+        mapping: MappingState,
+        config_path: Path | None,
+        role: str = DAEMON,
     ) -> None:
         self.settings, self.store, self.mapping = settings, store, mapping
         self.config_path = config_path
         self.reload_errors: dict[str, str] = {}
         self.metrics = Metrics()
-        self.locks: RunLocks = (
-            AdvisoryLocks(store.engine) if store.dialect == "postgresql" else NoRunLocks()
-        )
+        self.locks = run_locks(store, role)
         self.limiters = Limiters()
         self.client: httpx.AsyncClient | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -134,12 +140,11 @@ class Service:
 
     async def _locked_run(self, name: str) -> RunResult | None:
         cc = self.settings.connector(name)
-        async with self.locks.hold(name) as got:
-            if not got:
+        async with holding(self.locks, self.store, name) as skip:
+            if skip is not None:
                 self.metrics.skipped.labels(name).inc()
-                log.info("sync.skipped_locked", connector=name, reason="held by another replica")
+                log.info("sync.skipped_locked", connector=name, reason=skip)
                 return None
-            await asyncio.to_thread(reap_stale_runs, self.store, name)
             result = await self._run(cc)
         mapping = self.mapping
         try:
@@ -388,16 +393,100 @@ def newest_updated(store: Store, connector: str) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def reap_stale_runs(store: Store, connector: str) -> int:
-    """Mark runs left "running" by a dead runner as interrupted.
+def run_locks(store: Store, role: str) -> RunLocks:
+    """Per-connector locks: advisory locks on PostgreSQL; none needed under SQLite's."""
+    return AdvisoryLocks(store.engine, role) if store.dialect == "postgresql" else NoRunLocks()
 
-    Called while holding the connector (advisory lock or the SQLite daemon lock), so any
-    run still "running" belongs to a process that no longer holds it.
+
+@asynccontextmanager
+async def holding(locks: RunLocks, store: Store, connector: str) -> AsyncIterator[str | None]:
+    """Hold `connector` for a run: yields None to go ahead, else why the run must skip.
+
+    Every writer (daemon, replica, `sync --once`) runs a connector only inside this.
     """
-    n = store.close_stale_runs(connector, ABANDONED)
+    async with locks.hold(connector) as got:
+        if not got:
+            holder = await asyncio.to_thread(locks.holder, connector)
+            yield f"held by {holder or 'another okrsync process'}"
+            return
+        live = await asyncio.to_thread(reap_stale_runs, store, connector)
+        yield None if live is None else f"a run by {live} is still in flight"
+
+
+def reap_stale_runs(store: Store, connector: str) -> RunOwner | None:
+    """Mark `connector`'s runs whose owner is gone as interrupted (`ABANDONED`).
+
+    Called while holding the connector (advisory lock or the SQLite store lock): a run's
+    owner is gone when it no longer holds that lock — on this host, when its pid is dead or
+    belongs to another process (`locks.owner_alive`). Returns the owner of a run that is
+    still alive (an okrsync that takes no lock), which the caller must not run beside.
+    """
+    gone: dict[int, str] = {}
+    live: RunOwner | None = None
+    for run_id, owner in store.running_runs(connector):
+        if owner_alive(owner):
+            live = owner
+        else:
+            gone[run_id] = f"{ABANDONED}; its owner was {owner}" if owner else ABANDONED
+    n = store.abandon_runs(gone) if gone else 0
     if n:
         log.warning("sync.reaped_stale_runs", connector=connector, runs=n)
-    return n
+    if live is not None:
+        log.warning("sync.owner_alive", connector=connector, owner=str(live))
+    return live
+
+
+@dataclass
+class HeldSync:
+    """What `sync --once` did: the runs it made and the connectors it skipped (and why)."""
+
+    results: list[RunResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+async def sync_held(
+    settings: Settings, store: Store, only: str | None, linker: Linker, role: str
+) -> HeldSync:
+    """`sync --once`: each connector once, concurrently, under the daemon's locks.
+
+    The caller holds the SQLite store lock (`locks.store_lock`); on PostgreSQL a connector
+    another process holds is skipped, named in `skipped`.
+    """
+    configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
+    if not configs:
+        raise ConfigError(
+            "no connectors configured; add a [[connectors]] section (see config.example.toml)"
+        )
+    settle_heap()
+    locks, limiters, done = run_locks(store, role), Limiters(), HeldSync()
+    try:
+        async with new_client() as client:
+            runs = [
+                _held_run(locks, store, cc, client, limiters, linker, settings, done)
+                for cc in configs
+            ]
+            await asyncio.gather(*runs)
+    finally:
+        locks.close()
+    return done
+
+
+async def _held_run(
+    locks: RunLocks,
+    store: Store,
+    cc: ConnectorConfig,
+    client: httpx.AsyncClient,
+    limiters: Limiters,
+    linker: Linker,
+    settings: Settings,
+    done: HeldSync,
+) -> None:
+    async with holding(locks, store, cc.name) as skip:
+        if skip is not None:
+            done.skipped[cc.name] = skip
+            return
+        commit_items = settings.store.commit_items
+        done.results.append(await run_connector(cc, store, client, limiters, linker, commit_items))
 
 
 def configure_logging(settings: Settings) -> None:
@@ -410,7 +499,7 @@ def configure_logging(settings: Settings) -> None:
     sched.propagate = False
 
 
-def open_service(settings: Settings, config_path: Path | None) -> Service:
+def open_service(settings: Settings, config_path: Path | None, role: str = DAEMON) -> Service:
     """Upgrade the store and load the mapping (ConfigError → exit 2)."""
     url = settings.store_url()
     store = Store.open(url, upgrade=False, busy_timeout_ms=settings.store.busy_timeout_ms)
@@ -422,7 +511,7 @@ def open_service(settings: Settings, config_path: Path | None) -> Service:
     except BaseException:
         store.close()
         raise
-    return Service(settings, store, mapping, config_path)
+    return Service(settings, store, mapping, config_path, role)
 
 
 def run(config_path: Path | None, *, once: bool) -> int:
@@ -432,21 +521,14 @@ def run(config_path: Path | None, *, once: bool) -> int:
     if not [c for c in settings.connectors if c.enabled]:
         raise ConfigError("no enabled connectors; add a [[connectors]] section to the config")
     settings.check_credentials()  # a missing token: exit 2 with file:line, before any lock
-    db = sqlite_file(settings.store_url())
-    lock = DaemonLock(db) if db is not None else None
-    if lock is not None:
-        lock.acquire()
-    try:
-        service = open_service(settings, config_path)
+    role = f"{DAEMON} --once" if once else DAEMON
+    with store_lock(settings.store_url(), role):
+        service = open_service(settings, config_path, role)
         try:
             return asyncio.run(_main(service, once=once))
         finally:
-            if isinstance(service.locks, AdvisoryLocks):
-                service.locks.close()
+            service.locks.close()
             service.store.close()
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 async def _main(service: Service, *, once: bool) -> int:

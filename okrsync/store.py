@@ -71,6 +71,57 @@ class PageResult:
 
 
 @dataclass(frozen=True)
+class RunOwner:
+    """The process that records a sync run: host name, pid and the process's start time.
+
+    `start` is `/proc/<pid>/stat`'s starttime (clock ticks since boot) and the boot id, so a
+    pid reused by another process, or after a reboot, does not pass for the owner (None where
+    /proc is absent: then only the pid is checked).
+    """
+
+    host: str
+    pid: int
+    start: str | None
+
+    @classmethod
+    def current(cls) -> RunOwner:
+        return _owner_of(os.getpid())
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on host {self.host}"
+
+
+@functools.cache
+def _owner_of(pid: int) -> RunOwner:  # cached per pid: a forked child gets its own
+    return RunOwner(socket.gethostname(), pid, process_start(pid))
+
+
+_STARTTIME = 22 - 3  # proc(5) numbers stat's fields from 1; ours start at field 3, state
+
+
+def process_start(pid: int) -> str | None:
+    """`<starttime ticks>@<boot id>` of a live process, or None (no /proc, gone, a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # The fields after the command name (which may hold spaces or ")"). A zombie or dead
+    # process has exited: it owns nothing.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < _STARTTIME + 1 or fields[0] in ("Z", "X"):
+        return None
+    return f"{fields[_STARTTIME]}@{_boot_id()}"
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "?"
+
+
+@dataclass(frozen=True)
 class Checkin:
     key_result_id: str
     value: float
@@ -543,15 +594,20 @@ class Store:
             return list(s.exec(q).scalars())  # type: ignore[call-overload]
 
     # -- sync runs -------------------------------------------------------------------------
-    def start_run(self, connector: str) -> int:
+    def start_run(self, connector: str, owner: RunOwner | None = None) -> int:
+        """Record a run as "running", owned by `owner` (default: this process)."""
         t = SYNC_RUN
+        who = owner or RunOwner.current()
         with self.tx() as conn:
             res = conn.execute(
                 sa.insert(t).values(
                     connector=connector,
                     started_at=now(),
                     status="running",
-                    host=f"{socket.gethostname()}:{os.getpid()}",
+                    host=f"{who.host}:{who.pid}",
+                    owner_host=who.host,
+                    owner_pid=who.pid,
+                    owner_start=who.start,
                     lost_scopes=[],
                 )
             )
@@ -584,15 +640,32 @@ class Store:
                 )
             )
 
-    def close_stale_runs(self, connector: str, reason: str) -> int:
-        """Mark `connector`'s runs still "running" as interrupted (their runner is gone)."""
+    def running_runs(self, connector: str) -> list[tuple[int, RunOwner | None]]:
+        """`connector`'s runs recorded as "running", with their owners (None: not recorded)."""
+        t = SYNC_RUN
+        q = sa.select(t.c.id, t.c.owner_host, t.c.owner_pid, t.c.owner_start).where(
+            t.c.connector == connector, t.c.status == "running"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(t.c.id)).all()
+        return [
+            (int(r.id), RunOwner(r.owner_host, r.owner_pid, r.owner_start) if r.owner_pid else None)
+            for r in rows
+        ]
+
+    def abandon_runs(self, run_ids: Mapping[int, str]) -> int:
+        """Mark runs still "running" as interrupted, each with its reason (owner gone)."""
+        t = SYNC_RUN
+        n = 0
         with self.tx() as conn:
-            res = conn.execute(
-                sa.update(SYNC_RUN)
-                .where(SYNC_RUN.c.connector == connector, SYNC_RUN.c.status == "running")
-                .values(status="interrupted", ended_at=now(), error=reason)
-            )
-        return int(res.rowcount or 0)
+            for run_id, reason in run_ids.items():
+                res = conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == run_id, t.c.status == "running")
+                    .values(status="interrupted", ended_at=now(), error=reason)
+                )
+                n += int(res.rowcount or 0)
+        return n
 
     def runs(
         self,

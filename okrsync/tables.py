@@ -164,7 +164,12 @@ class SyncRunRow(SQLModel, table=True):
     items_deleted: int = 0
     lost_scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     error: str | None = None
-    host: str | None = None
+    host: str | None = None  # "host:pid", as shown by `okrsync runs`
+    # The process running it (None on runs recorded before revision 0003): a run left
+    # "running" is abandoned only once this owner is gone (okrsync.locks.owner_alive).
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_start: str | None = None  # /proc/<pid>/stat starttime ticks @ boot id
 
 
 class CursorRow(SQLModel, table=True):

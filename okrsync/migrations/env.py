@@ -1,10 +1,16 @@
-"""Alembic environment: runs on the connection handed in by `okrsync.migrate`."""
+"""Alembic environment: runs on the connection handed in by `okrsync.migrate`.
+
+That connection is already inside the one transaction every pending migration shares
+(`okrsync.migrate.migration_transaction`; on SQLite DDL joins it too), so alembic's own
+`begin_transaction` adds none and an interrupted upgrade leaves the previous schema.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from okrsync.migrate import migration_transaction
 from okrsync.tables import metadata
 
 config = context.config
@@ -13,8 +19,7 @@ config = context.config
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = config.attributes["engine"]
-        with engine.begin() as conn:
+        with migration_transaction(config.attributes["engine"]) as conn:
             _configure(conn)
         return
     _configure(connection)
@@ -26,6 +31,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
+        transaction_per_migration=False,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from okrsync.config import ConnectorConfig
 from okrsync.demo import sandbox_connectors, sandbox_env
-from okrsync.locks import DaemonLock, LockHeld
+from okrsync.locks import LockHeld, StoreLock
 from okrsync.sandbox import Sandbox
 from okrsync.service import trigger_for
 from okrsync.store import Store
@@ -226,14 +226,14 @@ def test_daemon_serves_endpoints_reloads_and_stops_cleanly(tmp_path: Path) -> No
 
 
 def test_second_daemon_on_the_same_sqlite_file_refuses(tmp_path: Path) -> None:
-    """A second daemon on one SQLite file exits 1 naming the lock and the first one's PID."""
+    """A second daemon on one SQLite file exits 1 naming the lock and the first one's pid."""
     log = tmp_path / "okrsync.log"
     with world(tmp_path, schedule="every 1h") as (_, cfg, env), daemon(cfg, env, log) as d:
         d.port()
         r = run_cli("-c", str(cfg), "run", "--once", cwd=tmp_path, env=env)
         assert r.code == 1
         assert "okrsync.db.lock" in r.stderr
-        assert f"PID {d.proc.pid}" in r.stderr
+        assert f"the daemon (pid {d.proc.pid} on host" in " ".join(r.stderr.split())
         assert d.stop() == 0
 
 
@@ -337,10 +337,12 @@ def test_broken_mapping_at_start_exits_2_naming_the_file(tmp_path: Path) -> None
 
 
 def test_daemon_lock_names_the_holder_and_frees_on_release(tmp_path: Path) -> None:
-    """A second DaemonLock on one file raises LockHeld with the PID; release frees it."""
-    first, second = DaemonLock(tmp_path / "x.db"), DaemonLock(tmp_path / "x.db")
+    """A second StoreLock on one file raises LockHeld with the pid; release frees it."""
+    first, second = StoreLock(tmp_path / "x.db"), StoreLock(tmp_path / "x.db")
     first.acquire()
-    with pytest.raises(LockHeld, match=rf"PID {os.getpid()}\) holds the lock .*x\.db\.lock"):
+    with pytest.raises(
+        LockHeld, match=rf"daemon \(pid {os.getpid()} on host .*\) holds .*x\.db\.lock"
+    ):
         second.acquire()
     first.release()
     second.acquire()

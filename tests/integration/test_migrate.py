@@ -1,0 +1,177 @@
+"""Schema upgrades are atomic: killed half-way, the store keeps its previous schema and data.
+
+An upgrade runs in a child process that pauses right after one chosen DDL statement; the
+test SIGKILLs it there, then upgrades again with `okrsync db upgrade`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from okrsync.migrate import current_revision, upgrade
+from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
+from okrsync.okrfile import load_tree
+from okrsync.store import Store
+from okrsync.tables import SYNC_RUN
+from tests.helpers import TREE, run_cli, write
+
+HEAD = "0003"
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# The child: upgrade the store, pausing forever after the first statement holding MARKER.
+PAUSING_UPGRADE = textwrap.dedent(
+    """
+    import sys, time
+    import sqlalchemy as sa
+    from okrsync.store import Store
+
+    url, marker = sys.argv[1], sys.argv[2]
+    store = Store.open(url, upgrade=False)
+
+    @sa.event.listens_for(store.engine, "after_cursor_execute")
+    def pause(conn, cursor, statement, *args):
+        if marker in statement:
+            print("paused", flush=True)
+            time.sleep(600)
+
+    store.upgrade()
+    """
+)
+
+
+def kill_upgrade_after(tmp_path: Path, url: str, marker: str) -> None:
+    """Run an upgrade that stops after the statement holding `marker`; SIGKILL it there."""
+    script = write(tmp_path / "pausing_upgrade.py", PAUSING_UPGRADE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url, marker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "paused", proc.stderr.read() if proc.stderr else line
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def upgrade_with_cli(tmp_path: Path, url: str) -> None:
+    cfg = write(tmp_path / "okrsync.toml", f'[store]\nurl = "{url}"\n')
+    r = run_cli("-c", str(cfg), "db", "upgrade", cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    assert f"revision {HEAD}" in r.stdout
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_killed_in_its_first_migration_leaves_an_empty_store(
+    tmp_path: Path, store_url: str
+) -> None:
+    """kill -9 after the first table of 0001: no table stays; the next upgrade succeeds."""
+    kill_upgrade_after(tmp_path, store_url, "CREATE TABLE item_link")
+    assert tables(store_url) == set()
+    upgrade_with_cli(tmp_path, store_url)
+    assert {"item_link", "work_item", "sync_run", "alembic_version"} <= tables(store_url)
+
+
+def fill_previous_schema(url: str, mapping_dir: Path) -> None:
+    """A store at revision 0002 holding an OKR tree, a check-in, an item and a run."""
+    store = Store.open(url, upgrade=False)
+    try:
+        upgrade(store.engine, "0002")
+        write(mapping_dir / "okrs.toml", TREE)
+        store.apply_okr_tree(load_tree([mapping_dir]))
+        store.add_checkin("conv", 9.5)
+        page = Page([work_item()], cursor={"since": "a"})
+        store.commit_page("gh", page)
+        with store.tx() as conn:  # 0002's columns only: start_run writes 0003's too
+            conn.execute(
+                sa.insert(SYNC_RUN).values(
+                    connector="gh",
+                    started_at=T0,
+                    status="ok",
+                    pages=1,
+                    requests=2,
+                    retries=0,
+                    rate_limit_wait_s=0.0,
+                    items_created=1,
+                    items_updated=0,
+                    items_deleted=0,
+                    lost_scopes=[],
+                    host="old:1",
+                )
+            )
+    finally:
+        store.close()
+
+
+def work_item() -> WorkItem:
+    return WorkItem(
+        connector="gh",
+        external_id="1",
+        key="o/r#1",
+        kind=ItemKind.ISSUE,
+        title="Item 1",
+        status=StatusCategory.TODO,
+        status_raw="open",
+        created=T0,
+        updated=T0,
+        container="o/r",
+    )
+
+
+def assert_data_kept(url: str) -> None:
+    store = Store.open(url, upgrade=False)
+    try:
+        assert [i.title for i in store.items("gh")] == ["Item 1"]
+        assert store.cursor("gh") == {"since": "a"}
+        assert [c.value for c in store.checkins("conv")] == [9.5]
+        with store.engine.connect() as conn:
+            runs = conn.execute(sa.text("SELECT host, items_created FROM sync_run")).all()
+        assert [tuple(r) for r in runs] == [("old:1", 1)]
+    finally:
+        store.close()
+
+
+def test_upgrade_from_the_previous_schema_keeps_data_and_survives_a_kill(
+    tmp_path: Path, store_url: str, mapping_dir: Path
+) -> None:
+    """kill -9 inside 0003 leaves 0002 and its data; the next upgrade adds owner columns."""
+    fill_previous_schema(store_url, mapping_dir)
+    kill_upgrade_after(tmp_path, store_url, "ADD COLUMN owner_host")
+    engine = sa.create_engine(store_url)
+    try:
+        assert current_revision(engine) == "0002"
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("sync_run")}
+        assert "owner_host" not in columns
+    finally:
+        engine.dispose()
+    assert_data_kept(store_url)
+    upgrade_with_cli(tmp_path, store_url)
+    assert_data_kept(store_url)
+    store = Store.open(store_url, upgrade=False)
+    try:
+        (old,) = store.runs("gh")
+        assert (old.owner_host, old.owner_pid, old.owner_start) == (None, None, None)
+        new = store.start_run("gh")
+        assert next(r for r in store.runs("gh") if r.id == new).owner_pid == os.getpid()
+    finally:
+        store.close()
