@@ -374,7 +374,10 @@ _ALTERNATE = frozenset({"alternate_token"})
 _HUGE_TOTAL = frozenset({"huge_total"})
 _HUGE_PAGE = frozenset({"huge_page"})
 _OFF_ORIGIN = frozenset({"offorigin_link"})
-_HUGE_ISSUE = b'{"id":"%d","key":"%b-%d","fields":{"summary":"generated %d","updated":"%b"}}'
+_HUGE_ISSUE = (
+    b'{"id":"%d","key":"%b-%d","fields":{"summary":"generated %d","issuetype":{"name":"Task"},'
+    b'"project":{"key":"%b"},"created":"%b","updated":"%b"}}'
+)
 
 
 def _alternated(fault: Fault, jql: str, token: Any) -> str:
@@ -409,7 +412,7 @@ def huge_issues(count: int, project: str, env: Env) -> list[bytes]:
     stamp = jira_time(int(time.time() * 1000), env.settings.jira_timezone).encode()
     key = project.encode()
     first = 900_000_000
-    return [_HUGE_ISSUE % (first + i, key, 900_000 + i, i, stamp) for i in range(count)]
+    return [_HUGE_ISSUE % (first + i, key, 900_000 + i, i, key, stamp, stamp) for i in range(count)]
 
 
 def _rewrite_issue(issue: dict[str, Any], fault: Fault) -> dict[str, Any]:
