@@ -128,6 +128,9 @@ class ConnectorConfig(_Strict):
     dropped_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_DROPPED_NAMES))
     lookback_minutes: int = Field(default=5, ge=0)
     census_every: int = Field(default=24, ge=1)
+    max_response_mb: float = Field(default=64.0, gt=0, le=4096)
+    run_deadline_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    max_pages: int | None = Field(default=None, ge=1)
     enabled: bool = True
 
     @field_validator("base_url")

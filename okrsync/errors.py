@@ -7,8 +7,10 @@
     │   ├── AuthError        401/403: this connector's run fails, the daemon lives on
     │   ├── AccessLost       a whole scope (project/repo) became invisible: reported, never deletion
     │   ├── CursorRejected   expired page/sync token: restart from the stored cursor
-    │   └── PayloadError     unexpected vendor shape
-    │       └── PagingLoop   a listing repeats its cursor or brings nothing new
+    │   ├── PayloadError     unexpected vendor shape (also: response or page over its cap)
+    │   │   ├── PagingLoop   a listing repeats its cursor or brings nothing new
+    │   │   └── OffOriginError  a URL off base_url's origin: refused before anything is sent
+    │   └── RunLimitExceeded past the run's deadline, page or request cap: fails, no retry
     └── StoreError
 
 httpx exceptions are translated in one place: `okrsync.http`.
@@ -85,6 +87,21 @@ class PayloadError(ConnectorError):
 
 class PagingLoop(PayloadError):
     """A listing repeated a page cursor or stopped bringing new items: the run fails, no retry."""
+
+
+class OffOriginError(PayloadError):
+    """The tracker pointed at a URL off the configured base_url's scheme, host and port.
+
+    Raised before anything is sent (no credentials leave), never retried."""
+
+
+class RunLimitExceeded(ConnectorError):
+    """A run went past its deadline, page cap or request cap: it fails, never retried; the
+    pages committed before stay, and the cursor with them, so the next run resumes there."""
+
+
+# The start of the error a run over its deadline records (`/readyz` looks for it).
+DEADLINE_EXCEEDED = "run exceeded run_deadline_s"
 
 
 class StoreError(OkrsyncError):

@@ -3,6 +3,11 @@
 Connectors never talk to `httpx` directly; they call `Http.get_json` / `Http.request`, so every
 tracker call is paced by a limiter per credential, retried only for `TransientError`, never
 before the server's `Retry-After` / reset time, with positive jitter and a cap on attempts.
+
+Every call is also bounded: its URL must be on the configured origin (base_url's scheme, host
+and port; checked before anything is sent, so credentials never leave for another host, and
+redirects are never followed), its body is read as a stream and refused past
+`max_response_bytes`, and a run makes at most `max_requests` calls.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ import orjson
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from okrsync.errors import AuthError, ConnectorError, NotFound, PayloadError, TransientError
+from okrsync.errors import (
+    AuthError,
+    ConnectorError,
+    NotFound,
+    OffOriginError,
+    PayloadError,
+    RunLimitExceeded,
+    TransientError,
+)
 from okrsync.redaction import redact_url
 
 log = structlog.get_logger("okrsync.http")
@@ -30,6 +43,9 @@ Sleep = Callable[[float], Awaitable[None]]
 # Default concurrency per tracker credential: GitHub asks for serial requests, Asana allows
 # 50 reads in flight, Jira a few.
 DEFAULT_IN_FLIGHT = {"github": 1, "asana": 50, "jira": 4}
+# The largest response body read (`max_response_mb` in a connector section): a page of 1,000
+# Jira DC issues is a few MB.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -66,7 +82,12 @@ class Http:
         auth: httpx.Auth | None = None,
         sleep: Sleep = asyncio.sleep,
         timeout: float | None = None,
+        origin: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_requests: int | None = None,
     ) -> None:
+        """`origin` is the connector's base_url: every URL must have its scheme, host and port
+        (None: not checked, for tests that build an `Http` by hand)."""
         self.client = client
         self.connector = connector
         self.limiter = limiter or asyncio.Semaphore(1)
@@ -78,6 +99,11 @@ class Http:
             httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         )
         self.stats = HttpStats()
+        self.origin = origin.rstrip("/") if origin is not None else None
+        self._origin_key = _origin_key(httpx.URL(origin)) if origin is not None else None
+        self.max_response_bytes = max_response_bytes
+        self.max_requests = max_requests
+        self.calls = 0  # calls made, not counting retries
 
     async def get_json(
         self,
@@ -102,6 +128,8 @@ class Http:
     ) -> tuple[httpx.Response, Any]:
         """Send with retries; returns the response and its parsed JSON body (None if empty)."""
         accepted = frozenset(accept)
+        url = self._on_origin(url)
+        self._count_call(url)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
@@ -128,15 +156,24 @@ class Http:
         async with self.limiter:
             self.stats.requests += 1
             try:
-                resp = await self.client.request(
+                req = self.client.build_request(
                     method,
                     url,
                     params=params,
                     headers={**self.headers, **(headers or {})},
                     json=json_body,
-                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
                     timeout=self.timeout,
                 )
+                resp = await self.client.send(
+                    req,
+                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    follow_redirects=False,  # a redirect is answered, never followed
+                    stream=True,
+                )
+                try:
+                    await self._read(resp, safe)
+                finally:
+                    await resp.aclose()
             except httpx.TimeoutException as exc:
                 raise TransientError(
                     f"timeout ({type(exc).__name__})", connector=self.connector, url=safe
@@ -160,6 +197,62 @@ class Http:
         if status >= 300:
             raise translate(resp, self.connector)
         return resp, self._parse(resp, safe)
+
+    def _on_origin(self, url: str) -> str:
+        """`url` made absolute on the configured origin; refused when it points elsewhere."""
+        if self._origin_key is None or self.origin is None:
+            return url
+        target = httpx.URL(url)
+        if target.is_relative_url:
+            if self.client.base_url.host:  # httpx resolves it against the client's base
+                target = self.client.base_url
+            else:
+                return f"{self.origin}/{url.lstrip('/')}"
+        if _origin_key(target) != self._origin_key:
+            raise OffOriginError(
+                f"the tracker pointed at {redact_url(str(target))}, which is not the configured "
+                f"base_url {redact_url(self.origin)}; refusing to send credentials there",
+                connector=self.connector,
+                url=redact_url(str(target)),
+            )
+        return url
+
+    def _count_call(self, url: str) -> None:
+        self.calls += 1
+        if self.max_requests is not None and self.calls > self.max_requests:
+            raise RunLimitExceeded(
+                f"run stopped: more than {self.max_requests} requests in one run (twice its "
+                "page cap; max_pages in the connector section sets it); the pages stored so "
+                "far are kept and the next run resumes from them",
+                connector=self.connector,
+                url=redact_url(url),
+            )
+
+    async def _read(self, resp: httpx.Response, safe_url: str) -> None:
+        """Read the (decoded) body into `resp.content`, refusing more than the cap."""
+        cap = self.max_response_bytes
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(safe_url)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large(safe_url)
+            chunks.append(chunk)
+        # What `Response.aread()` does, with the cap: later `resp.content` reads this.
+        resp._content = b"".join(chunks)
+
+    def _too_large(self, safe_url: str) -> PayloadError:
+        limit = self.max_response_bytes / 2**20
+        return PayloadError(
+            f"response larger than {limit:g} MB from {safe_url}; refused (raise "
+            f"max_response_mb in the connector section if the tracker really sends pages "
+            "this large)",
+            connector=self.connector,
+            url=safe_url,
+        )
 
     def _parse(self, resp: httpx.Response, safe_url: str) -> Any:
         if not resp.content:
@@ -205,6 +298,11 @@ class Http:
             status=getattr(exc, "status", None),
             url=getattr(exc, "url", ""),
         )
+
+
+def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (None for the scheme's default port), as httpx normalises them."""
+    return url.scheme, url.host, url.port
 
 
 def translate(resp: httpx.Response, connector: str) -> ConnectorError:

@@ -38,7 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from okrsync.config import ConnectorConfig, Settings, load_settings, parse_schedule
 from okrsync.endpoint import Endpoint, Reply, Request, json_reply
-from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.errors import DEADLINE_EXCEEDED, ConfigError, OkrsyncError
 from okrsync.locks import (
     DAEMON,
     AdvisoryLocks,
@@ -59,7 +59,13 @@ log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
 ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
 # /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
-NOT_READY = ("store_unreachable", "config_invalid", "mapping_invalid", "connector_failing")
+NOT_READY = (
+    "store_unreachable",
+    "config_invalid",
+    "mapping_invalid",
+    "connector_failing",
+    "connector_deadline",  # the connector's last run ran past run_deadline_s
+)
 
 
 def runner_id() -> str:
@@ -355,6 +361,9 @@ class Service:
             if len(finished) >= limit and all(r.status == "failed" for r in finished):
                 detail = f"connector {cc.name}: last {limit} runs failed: {last[0].error}"
                 reasons.append(("connector_failing", detail))
+            if finished and (finished[0].error or "").startswith(DEADLINE_EXCEEDED):
+                detail = f"connector {cc.name}: last run failed: {finished[0].error}"
+                reasons.append(("connector_deadline", detail))
         return reasons
 
     async def metrics_reply(self, _request: Request) -> Reply:

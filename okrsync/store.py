@@ -580,6 +580,12 @@ class Store:
             value = conn.execute(sa.select(t.c.value).where(t.c.connector == connector)).scalar()
         return dict(value) if value is not None else None
 
+    def item_count(self, connector: str) -> int:
+        """How many items `connector` has stored (deleted ones too): sizes a run's page cap."""
+        q = sa.select(sa.func.count()).select_from(WI).where(WI.c.connector == connector)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def items(
         self, connector: str | None = None, *, include_deleted: bool = True
     ) -> list[WorkItemRow]:

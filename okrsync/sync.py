@@ -6,6 +6,13 @@ Pages are fetched ahead of the store (up to `commit_items` items), so HTTP and J
 overlap with the database write, while memory stays bounded whatever the item count. Pages
 already waiting when the store is free are linked as one group and committed together, in
 order, in one transaction with the last one's cursor (`Store.commit_pages`).
+
+Every run is bounded, whatever the connector (built-in or plug-in): `Bounds` caps the items on
+one page, the pages of one run and its duration (`run_deadline_s`); `Http` caps the requests,
+the size of each response and where they may go (base_url's origin only). A run past a bound
+fails; what it committed before stays, with its cursor, so the next run resumes there. Item
+text is cleaned (control characters out, lengths capped: `textsafe.clean_item`) before it
+reaches the store.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import asyncio
 import dataclasses
 import gc
 import hashlib
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -25,12 +33,20 @@ import structlog
 from okrsync import __version__
 from okrsync.config import ConnectorConfig, Settings
 from okrsync.connector import load
-from okrsync.errors import ConfigError, ConnectorError, OkrsyncError
+from okrsync.errors import (
+    DEADLINE_EXCEEDED,
+    ConfigError,
+    ConnectorError,
+    OkrsyncError,
+    PayloadError,
+    RunLimitExceeded,
+)
 from okrsync.http import DEFAULT_IN_FLIGHT, Http, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.redaction import scrub
 from okrsync.signals import tactics_for_items
 from okrsync.store import Link, Store
+from okrsync.textsafe import clean_item
 
 log = structlog.get_logger("okrsync.sync")
 Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
@@ -39,6 +55,77 @@ Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
 # in together (fewer commits, fewer dirty index pages per item, fewer hand-offs of the GIL to
 # the store's thread). Memory stays bounded by a few thousand items whatever the item count.
 GROUP_ITEMS = 2000
+
+# What a built-in connector asks for per page when `page_size` is unset (the tracker's largest
+# page; Jira: DC's 1,000, Cloud gives 100) and how many items one tracker record may become
+# (GitHub adds each issue's milestone to the page as a container item). A plug-in states the
+# most items one of its pages may carry as a `page_limit` attribute; without one, `page_size`
+# or 1,000 (the largest `page_size` accepts) is assumed.
+PAGE_DEFAULTS: dict[str, tuple[int, int]] = {
+    "github": (100, 2),
+    "asana": (100, 1),
+    "jira": (1000, 1),
+}
+UNDECLARED_PAGE = 1000
+PAGE_SLACK = 10  # items a page may carry beyond what was asked for
+# Pages per run, unless `max_pages` is set: 1,000 (a first sync of 100,000 items at 100 per
+# page) plus four times the pages that re-listing every stored item takes (a census lists them
+# all again, the scope grows); pages counted as if they held 100 items (Jira Cloud's page).
+# A larger first sync stops at the cap and its next run resumes; each run's cap grows with the
+# store.
+MIN_PAGES = 1000
+PAGES_PER_STORED = 4
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How far one run may go: items per page, pages per run, a deadline (loop time)."""
+
+    page_size: int = 0  # the items a page was asked for (0: not checked)
+    page_items: int = 0  # the most items one page may carry (0: not checked)
+    max_pages: int = 0  # 0: not checked
+    deadline: float = math.inf
+    deadline_s: float = math.inf
+
+    def check(self, page: Page, pages: int) -> None:
+        """Refuse the `pages`-th page of a run when it is too big or one too many."""
+        if self.page_items and len(page.items) > self.page_items:
+            raise PayloadError(
+                f"tracker returned {len(page.items)} items on one page; asked for "
+                f"{self.page_size} (scope {page.scope or '?'}); refused before storing any of it"
+            )
+        if self.max_pages and pages > self.max_pages:
+            raise RunLimitExceeded(
+                f"run stopped after {self.max_pages} pages, its page cap (max_pages in the "
+                "connector section; by default 1,000 plus four times what the stored items "
+                "take); the pages stored so far are kept and the next run resumes from them"
+            )
+
+    def past_deadline(self) -> RunLimitExceeded:
+        return RunLimitExceeded(
+            f"{DEADLINE_EXCEEDED}={self.deadline_s:g}: stopped; the pages stored before are "
+            "kept and the next run resumes from them (raise run_deadline_s in the connector "
+            "section if runs of this size need longer)"
+        )
+
+
+def page_size_for(cc: ConnectorConfig, connector: object) -> tuple[int, int]:
+    """The items a page of this connector asks for, and the most one page may carry."""
+    declared = getattr(connector, "page_limit", None)
+    if isinstance(declared, int) and declared > 0:
+        return declared, declared + PAGE_SLACK
+    largest, per_record = PAGE_DEFAULTS.get(cc.type, (UNDECLARED_PAGE, 1))
+    size = cc.page_size or largest
+    if cc.type in PAGE_DEFAULTS:
+        size = min(size, largest)
+    return size, size * per_record + PAGE_SLACK
+
+
+def max_pages_for(cc: ConnectorConfig, stored: int, page_size: int) -> int:
+    """`max_pages`, else the cap derived from the items this connector has stored."""
+    if cc.max_pages:
+        return cc.max_pages
+    return MIN_PAGES + PAGES_PER_STORED * math.ceil(stored / min(page_size, 100))
 
 
 @dataclass
@@ -116,6 +203,7 @@ async def run_connector(
     bound = log.bind(connector=cc.name, run_id=run_id)
     structlog.contextvars.bind_contextvars(connector=cc.name, run_id=run_id)
     started = time.monotonic()
+    deadline = asyncio.get_running_loop().time() + cc.run_deadline_s
     http: Http | None = None
     try:
         http = Http(
@@ -124,11 +212,15 @@ async def run_connector(
             limiter=limiters.for_connector(cc, cc.secret()),
             policy=RetryPolicy(max_attempts=cc.max_attempts),
             timeout=cc.timeout_s,
+            origin=cc.base_url,
+            max_response_bytes=int(cc.max_response_mb * 2**20),
         )
         connector = load(cc.type)(cc, http)
         cursor = await asyncio.to_thread(store.cursor, cc.name)
-        bound.info("sync.start", resume=cursor is not None)
-        await _drain(connector.pull(cursor), store, linker, result, bound, commit_items)
+        bounds = await _bounds(cc, connector, store, deadline)
+        http.max_requests = 2 * bounds.max_pages
+        bound.info("sync.start", resume=cursor is not None, max_pages=bounds.max_pages)
+        await _drain(connector.pull(cursor), store, linker, result, bound, commit_items, bounds)
     except asyncio.CancelledError:
         result.status, result.error = "interrupted", "stopped by signal"
         raise
@@ -163,6 +255,13 @@ async def run_connector(
     return result
 
 
+async def _bounds(cc: ConnectorConfig, connector: object, store: Store, deadline: float) -> Bounds:
+    size, items = page_size_for(cc, connector)
+    stored = await asyncio.to_thread(store.item_count, cc.name)
+    pages = max_pages_for(cc, stored, size)
+    return Bounds(size, items, pages, deadline, cc.run_deadline_s)
+
+
 async def _finish(store: Store, r: RunResult) -> None:
     await asyncio.to_thread(
         store.finish_run,
@@ -182,13 +281,24 @@ async def _drain(
     result: RunResult,
     bound: structlog.typing.FilteringBoundLogger,
     commit_items: int = GROUP_ITEMS,
+    bounds: Bounds | None = None,
 ) -> None:
+    """Commit the pages of `pages` as they come, within `bounds`. At the deadline the fetching
+    stops; a commit under way finishes (the store never sees half a group)."""
+    bounds = bounds or Bounds()
     queue = PageQueue(commit_items)  # with 1, one page waits ahead: strictly page by page
-    producer = asyncio.create_task(_produce(pages, queue))
+    producer = asyncio.create_task(_produce(_checked(pages, bounds), queue))
+    loop = asyncio.get_running_loop()
     try:
         end: Exception | bool | None = False  # False: more pages to come
         while end is False:
-            group, end = await queue.take(commit_items)
+            if loop.time() >= bounds.deadline:
+                raise bounds.past_deadline()
+            try:
+                async with asyncio.timeout_at(_finite(bounds.deadline)):
+                    group, end = await queue.take(commit_items)
+            except TimeoutError:
+                raise bounds.past_deadline() from None
             if group:
                 await _commit_group(group, store, linker, result, bound)
             if isinstance(end, Exception):
@@ -303,6 +413,20 @@ def _latest_sightings(group: list[Page]) -> list[WorkItem]:
                 item = dataclasses.replace(item, previous_keys=tuple(dict.fromkeys(earlier)))
             latest[item.external_id] = item
     return list(latest.values())
+
+
+def _finite(when: float) -> float | None:
+    return None if math.isinf(when) else when
+
+
+async def _checked(pages: object, bounds: Bounds) -> AsyncIterator[Page]:
+    """The connector's pages within `bounds`, their items' text cleaned and capped."""
+    count = 0
+    async for page in pages:  # type: ignore[attr-defined]
+        count += 1
+        bounds.check(page, count)
+        page.items = [clean_item(item) for item in page.items]
+        yield page
 
 
 async def _produce(pages: object, queue: PageQueue) -> None:

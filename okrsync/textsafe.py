@@ -65,17 +65,19 @@ def _custom(custom: dict[str, str]) -> dict[str, str]:
 
 
 def _is_clean(item: WorkItem) -> bool:
-    """True when no field of `item` needs cleaning (the common case, checked cheaply)."""
-    if len(item.title) > TITLE_LIMIT or not item.title.isprintable():
+    """True when no field of `item` needs cleaning: the common case, checked in about a
+    microsecond (one `isprintable` over the fields joined; when those short fields total
+    at most FIELD_LIMIT characters, none of them can be over it)."""
+    title, url, custom = item.title, item.url or "", item.custom
+    if len(title) > TITLE_LIMIT or len(url) > TITLE_LIMIT or len(item.labels) > LABELS_LIMIT:
         return False
-    if len(item.labels) > LABELS_LIMIT:
+    short = (item.key, item.parent_key or "", item.status_raw, item.item_type or "",
+             item.container or "", item.milestone or "", item.section or "",
+             item.assignee or "", *item.labels, *custom, *custom.values())  # fmt: skip
+    rest = "".join(short)
+    if not (title + url + rest).isprintable():
         return False
-    if item.url is not None and (len(item.url) > TITLE_LIMIT or not item.url.isprintable()):
-        return False
-    texts = (item.key, item.parent_key, item.status_raw, item.item_type, item.container,
-             item.milestone, item.section, item.assignee, *item.labels, *item.custom.keys(),
-             *item.custom.values())  # fmt: skip
-    return all(t is None or (len(t) <= FIELD_LIMIT and t.isprintable()) for t in texts)
+    return len(rest) <= FIELD_LIMIT or max(map(len, short)) <= FIELD_LIMIT
 
 
 def clean_item(item: WorkItem) -> WorkItem:
