@@ -66,10 +66,22 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 @okrs_app.command("sync")
-def okrs_sync(ctx: typer.Context) -> None:
-    """Load the mapping files into the store: add new ids, update changes, archive removed."""
+def okrs_sync(
+    ctx: typer.Context,
+    allow_empty: cli_mapping.AllowEmpty = False,
+    yes: cli_mapping.Yes = False,
+) -> None:
+    """Load the mapping files into the store: add new ids, update changes, archive removed.
+
+    Refused (exit 2, nothing changed) when the files define nothing, unless --allow-empty,
+    or when more than half of the stored tree would be archived, unless --yes.
+    """
+    from okrsync.pipeline import check_load
+
     state = state_of(ctx)
     tree = state.tree()
+    paths = state.settings.mapping_paths()
+    check_load(state.store, tree, paths, allow_empty=allow_empty, yes=yes)
     report = state.store.apply_okr_tree(tree)
     out.print(
         f"loaded {len(tree.objectives)} objectives, {len(tree.key_results)} key results, "
@@ -130,6 +142,8 @@ def sync(
     connector: Annotated[
         str | None, typer.Option("--connector", help="Only this connector (its config name).")
     ] = None,
+    allow_empty: cli_mapping.AllowEmpty = False,
+    yes: cli_mapping.Yes = False,
 ) -> None:
     """Pull every configured tracker (or one) once: page by page, each with its cursor.
 
@@ -147,7 +161,7 @@ def sync(
     state.settings.check_credentials(connector)  # a missing token: exit 2 with file:line
     with store_lock(state.settings.store_url(), "sync --once"):
         mapping = MappingState.load(state.settings)
-        mapping.apply(state.store, state.settings)
+        mapping.apply(state.store, state.settings, allow_empty=allow_empty, yes=yes)
         linker = mapping.linker(state.store)
         done = asyncio.run(sync_held(state.settings, state.store, connector, linker, "sync --once"))
         after_sync(state.store, state.settings, mapping, done.results)

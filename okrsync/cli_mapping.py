@@ -2,7 +2,11 @@
 
 `check` and `preview` never write: they read the mapping files and, when a store exists, its
 items. `remap` validates everything before touching the store, so a broken file leaves the
-links as they were.
+links as they were; an empty mapping set (without `--allow-empty`) or one that would archive
+more than half of the stored tree (without `--yes`) is refused the same way.
+
+Tracker text (titles, keys) passes through `textsafe.printable` before it is printed, so a
+title carrying terminal escapes cannot clear the screen or plant a link.
 """
 
 from __future__ import annotations
@@ -19,10 +23,29 @@ from okrsync.cli_state import State, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.mapping import Matcher, Rule, check_rules
 from okrsync.okrfile import OkrFileError, OkrTree
+from okrsync.pipeline import check_load, empty_message
 from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview, analyse, load_items, remap
 from okrsync.signals import recompute
 from okrsync.store import Store
 from okrsync.tables import WORK_ITEM
+from okrsync.textsafe import printable
+
+# The flags every command that loads the OKR tree into the store takes (okrs sync, sync,
+# remap); `mappings check` takes --allow-empty only, as it never writes.
+AllowEmpty = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty",
+        help="Accept mapping files that define no objectives, key results or tactics.",
+    ),
+]
+Yes = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        help="Accept a load that archives more than half of the stored OKR tree.",
+    ),
+]
 
 mappings_app = typer.Typer(
     no_args_is_help=True, help="Check and preview the rules that attach work to tactics."
@@ -36,8 +59,9 @@ def register(app: typer.Typer) -> None:
 
 
 def say(text: str = "") -> None:
-    """Print plain text: no markup (rule tables are written in [[brackets]]), no wrapping."""
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
+    """Print plain text: no markup (rule tables are written in [[brackets]]), no wrapping,
+    and no control characters: titles, keys and containers come from the trackers."""
+    out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def connector_names(state: State) -> list[str] | None:
@@ -70,16 +94,20 @@ def check(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")
     ] = False,
+    allow_empty: AllowEmpty = False,
 ) -> None:
     """Validate the mapping files (tree and rules) without writing anything.
 
-    Exit 0 when clean, 1 on warnings with --strict, 2 on errors.
+    Exit 0 when clean, 1 on warnings with --strict, 2 on errors (an empty mapping set is
+    one, unless --allow-empty).
     """
     state = state_of(ctx)
     try:
         tree = state.tree()
     except OkrFileError as exc:
         _fail(exc.problems)
+    if tree.size() == 0 and not allow_empty:
+        _fail([empty_message(state.settings.mapping_paths())])
     rules, problems = check_rules(tree.rules(), connector_names(state))
     if problems:
         _fail(problems)
@@ -196,6 +224,8 @@ def remap_cmd(
         str | None,
         typer.Option("--as-of", help="Compute signals as of this day (YYYY-MM-DD; default today)."),
     ] = None,
+    allow_empty: AllowEmpty = False,
+    yes: Yes = False,
 ) -> None:
     """Re-derive every link (and the signals) from the stored items: no tracker is called."""
     day = _parse_day(as_of)
@@ -203,6 +233,7 @@ def remap_cmd(
     tree = state.tree()
     matcher = Matcher.from_tree(tree, connector_names(state))
     store = state.store
+    check_load(store, tree, state.settings.mapping_paths(), allow_empty=allow_empty, yes=yes)
     store.apply_okr_tree(tree)
     report = remap(store, matcher)
     say(

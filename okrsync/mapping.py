@@ -12,7 +12,8 @@ of"); equality ignores case.
     milestone   Jira fix version / GitHub milestone   section     Asana section name
     type        the item's kind (task, issue, pull_request, epic, ...) or tracker type (Bug)
     keys        explicit keys (PROJ-12, owner/repo#7, Asana gid)
-    title       a regular expression searched in the title, case-sensitive unless `(?i)`
+    title       an RE2 regular expression searched in the title's first 2,000 characters,
+                case-sensitive unless `(?i)` (RE2 runs in linear time: no pattern can hang)
     assignee    the assignee's display name / login
     custom      { field = "value" }: equality on the item's custom fields
     exclude     { same keys }: an item matching ANY one of them is left out of this rule
@@ -31,15 +32,15 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Protocol
 
-from okrsync.okrfile import SLUG, OkrFileError, OkrTree, RawRule, Source
-from okrsync.tomlpos import locate
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
+from okrsync.okrfile import SLUG, OkrFileError, OkrTree, RawRule, Source, no_cycle_collection
 
 Link = tuple[str, str]  # (tactic_id, rule_id), as okrsync.store.Link
 
@@ -126,6 +127,97 @@ class MappingError(OkrFileError):
     """One or more invalid rules; `problems` lists each message (file:line, what, the fix)."""
 
 
+# -- title patterns: RE2 ------------------------------------------------------------------
+
+TITLE_PREFIX = 2_000  # the characters of a title that title rules read
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # RE2 would print every refused pattern on stderr
+_RE2_OPTIONS.never_capture = True  # a rule only asks whether the title matches
+RE2_SYNTAX = "https://github.com/google/re2/wiki/Syntax"
+
+
+class TitlePattern:
+    """A `title` pattern run by RE2, in time linear in the title whatever the pattern: a rule
+    such as `(a+)+$` cannot hang a sync, a remap, a preview or the daemon.
+
+    `search` reads a title as `title_bytes` gives it (encoded once per item, not per rule)
+    and returns a match or None.
+    """
+
+    __slots__ = ("pattern", "search")
+
+    def __init__(self, pattern: str) -> None:
+        compiled = re2.compile(pattern, _RE2_OPTIONS)  # raises re2.error
+        self.pattern = pattern
+        self.search: Callable[[bytes], object | None] = compiled.search
+
+    def __repr__(self) -> str:
+        return f"TitlePattern({self.pattern!r})"
+
+
+def title_bytes(title: str) -> bytes:
+    """The part of a title that rules read (its first TITLE_PREFIX characters), as UTF-8."""
+    return title[:TITLE_PREFIX].encode("utf-8", "replace")
+
+
+# What RE2 cannot run, by the start of its error: (what it is, how to rewrite it).
+_RE2_GAPS = (
+    ("invalid perl operator: (?<=", "look-behind", "rewrite without it"),
+    ("invalid perl operator: (?<!", "look-behind", "rewrite without it"),
+    ("invalid perl operator: (?=", "look-ahead", "rewrite without it"),
+    (
+        "invalid perl operator: (?!",
+        "negative look-ahead",
+        "rewrite without it, e.g. move that part to exclude = { title = '...' }",
+    ),
+    ("invalid perl operator: (?P", "named backreferences (?P=name)", "rewrite without them"),
+    ("invalid perl operator: (?>", "atomic groups (?>...)", "write a plain group (...)"),
+    ("invalid perl operator: (?#", "comments (?#...)", "remove the comment"),
+    ("invalid perl operator: (?(", "conditional groups (?(...)...)", "rewrite without them"),
+    ("invalid perl operator: (?x", "verbose mode (?x)", "remove it and the spaces it ignored"),
+    ("invalid perl operator:", "this flag", "use only the flags i, m, s and U"),
+    ("bad repetition operator", "possessive quantifiers (++, *+, ?+)", "drop the second sign"),
+    ("invalid repetition size", "counts over 1000 in {n,m}", "use + or * instead"),
+    ("invalid escape sequence: \\Z", "\\Z", "write the end of the title as \\z"),
+    ("invalid escape sequence: \\u", "\\u escapes", "write \\x{00e9} or the character itself"),
+    ("invalid escape sequence: \\N", "\\N{...} escapes", "write the character itself"),
+    *(
+        (f"invalid escape sequence: \\{d}", f"backreferences (\\{d})", "rewrite without them")
+        for d in range(1, 10)
+    ),
+    ("invalid escape sequence:", "this escape", "write the character itself"),
+    ("pattern too large", "a pattern this large", "split it into several rules"),
+)
+
+
+def explain_title_error(pattern: str, exc: Exception) -> str:
+    """Why `pattern` cannot be a title rule, and the fix."""
+    reason = exc.args[0] if exc.args else ""
+    reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. FutureWarning on "[[": not our message
+            re.compile(pattern)
+    except re.error as py_exc:  # not a regular expression at all: Python says where
+        reason = str(py_exc)
+        return (
+            f"title pattern {pattern!r} is not a valid regular expression ({reason}); fix it, "
+            "or put a backslash before a special character you mean literally: "
+            r"\( \[ \. \* \+ \?"
+        )
+    except (OverflowError, RecursionError):  # too big for Python too: RE2's reason stands
+        pass
+    what, fix = next(
+        ((w, f) for start, w, f in _RE2_GAPS if reason.startswith(start)),
+        ("it", f"rewrite it in RE2 syntax ({reason})"),
+    )
+    return (
+        f"title pattern {pattern!r} cannot be used: RE2 does not support {what}; {fix} "
+        f"(title rules run on RE2, which never backtracks, so no pattern can hang a sync; "
+        f"syntax: {RE2_SYNTAX})"
+    )
+
+
 # -- compiled rules -------------------------------------------------------------------------
 
 
@@ -143,7 +235,7 @@ class Test:
 @dataclass(frozen=True, slots=True)
 class Conditions:
     tests: tuple[Test, ...] = ()
-    title: re.Pattern[str] | None = None
+    title: TitlePattern | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -177,6 +269,13 @@ def check_rules(
     raws: Iterable[RawRule], connectors: Collection[str] | None = None
 ) -> tuple[list[Rule], list[str]]:
     """The valid rules and the problems of the invalid ones (never raises)."""
+    with no_cycle_collection():
+        return _check_all(raws, connectors)
+
+
+def _check_all(
+    raws: Iterable[RawRule], connectors: Collection[str] | None
+) -> tuple[list[Rule], list[str]]:
     rules: list[Rule] = []
     problems: list[str] = []
     seen: dict[str, RawRule] = {}
@@ -216,7 +315,7 @@ class _RuleChecker:
         return [text for _, text in sorted(self.found, key=lambda f: f[0])]
 
     def problem(self, path: tuple[str, ...], msg: str) -> None:
-        where = Source(self.raw.source.file, _line(self.raw, path))
+        where = Source(self.raw.source.file, self.raw.line(path))
         text = f"{where}: rule {self.rule_id!r} of tactic {self.raw.tactic!r}: {msg}"
         self.found.append((where.line or 0, text))
 
@@ -237,7 +336,7 @@ class _RuleChecker:
             )
         if include is not None and exclude is not None:
             self._check_contradictions(include, exclude)
-        if self.problems or include is None or exclude is None:
+        if self.found or include is None or exclude is None:
             return None
         return Rule(self.rule_id, self.raw.tactic, self.raw.source, include, exclude)
 
@@ -251,7 +350,7 @@ class _RuleChecker:
     def _check_id(self, ident: Any) -> None:
         if ident is None:
             return
-        if not isinstance(ident, str) or not SLUG.match(ident):
+        if not isinstance(ident, str) or not SLUG.fullmatch(ident):
             self.problem(
                 ("id",),
                 f"id {ident!r} is not a slug: use lower-case letters, digits, '-', '_' or '.' "
@@ -289,6 +388,8 @@ class _RuleChecker:
         return Conditions((*tests, *custom), title)
 
     def _strings(self, value: Any, path: tuple[str, ...]) -> frozenset[str] | None:
+        if isinstance(value, str) and value.strip():  # the common case, checked cheaply
+            return frozenset((value.strip().casefold(),))
         name = ".".join(path)
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
@@ -348,7 +449,7 @@ class _RuleChecker:
             tests.append(Test(key, f"custom:{name.casefold()}", values, False, _written(raw)))
         return tests
 
-    def _title(self, value: Any, path: tuple[str, ...]) -> tuple[bool, re.Pattern[str] | None]:
+    def _title(self, value: Any, path: tuple[str, ...]) -> tuple[bool, TitlePattern | None]:
         if value is None:
             return True, None
         if not isinstance(value, str) or not value:
@@ -359,14 +460,9 @@ class _RuleChecker:
             )
             return False, None
         try:
-            return True, re.compile(value)
-        except re.error as exc:
-            self.problem(
-                path,
-                f"title pattern {value!r} is not a valid regular expression ({exc}); fix it, "
-                "or put a backslash before a special character you mean literally: "
-                r"\( \[ \. \* \+ \?",
-            )
+            return True, TitlePattern(value)
+        except re2.error as exc:
+            self.problem(path, explain_title_error(value, exc))
             return False, None
 
     def _check_contradictions(self, include: Conditions, exclude: Conditions) -> None:
@@ -423,30 +519,6 @@ def _hint(key: str, allowed: Iterable[str]) -> str:
     return f"; allowed: {', '.join(sorted(allowed))}"
 
 
-@lru_cache(maxsize=64)
-def _tactic_index(text: str, tactic: str) -> int | None:
-    try:
-        entries = tomllib.loads(text).get("tactic", [])
-    except tomllib.TOMLDecodeError:
-        return None
-    for i, entry in enumerate(entries if isinstance(entries, list) else []):
-        if isinstance(entry, dict) and entry.get("id") == tactic:
-            return i
-    return None
-
-
-def _line(raw: RawRule, path: tuple[str, ...]) -> int | None:
-    """The line of `path` inside the rule, else of its nearest written parent, else the rule."""
-    ti = _tactic_index(raw.text, raw.tactic) if raw.text else None
-    if ti is None:
-        return raw.source.line
-    for n in range(len(path), 0, -1):
-        line = locate(raw.text, ("tactic", ti, "rule", raw.index, *path[:n]))
-        if line is not None and line != raw.source.line:
-            return line
-    return raw.source.line
-
-
 # -- matching -------------------------------------------------------------------------------
 
 
@@ -454,9 +526,7 @@ def _line(raw: RawRule, path: tuple[str, ...]) -> int | None:
 Values = Sequence[str]
 Facts = dict[str, Values]
 Check = tuple[str, frozenset[str], bool]  # (fact, folded values, all of them?)
-Entry = tuple[
-    Link, tuple[Check, ...], "re.Pattern[str] | None", tuple[Check, ...], "re.Pattern[str] | None"
-]
+Entry = tuple[Link, tuple[Check, ...], TitlePattern | None, tuple[Check, ...], TitlePattern | None]
 # A leaf of the index: the links its anchors fully prove, and entries with checks left.
 Leaf = tuple[list[Link], list[Entry]]
 # A bucket of the first level: a leaf, plus second-level tables (fact -> value -> leaf) for
@@ -479,11 +549,12 @@ class Matcher:
         self.rules = sorted(rules, key=lambda r: (r.tactic, r.id))
         self.index: dict[str, dict[str, Bucket]] = {}
         self.scan: list[Entry] = []
-        self.title_only: list[tuple[Link, re.Pattern[str]]] = []
+        self.title_only: list[tuple[Link, TitlePattern]] = []
         for rule in self.rules:
             self._file(rule)
         self._tables = tuple((table, _READERS[fact]) for fact, table in self.index.items())
-        self._title_gate = _gate([p for _, p in self.title_only])
+        self._title_set = _title_set([p for _, p in self.title_only])
+        self._reads_titles = any(r.include.title or r.exclude.title for r in self.rules)
 
     @classmethod
     def from_tree(cls, tree: OkrTree, connectors: Collection[str] | None = None) -> Matcher:
@@ -528,10 +599,12 @@ class Matcher:
         always taken as an ancestor and as the parent.
         """
         a, p = ancestors_keys, parent_keys
-        title = item.title
-        gate = self._title_gate
+        title = title_bytes(item.title) if self._reads_titles else b""
         found: list[Link] = []
-        if self.title_only and (gate is None or gate.search(title) is not None):
+        if self._title_set is not None:
+            hits = self._title_set.Match(title)
+            found = [self.title_only[i][0] for i in hits] if hits else []
+        elif self.title_only:
             found = [link for link, pattern in self.title_only if pattern.search(title)]
         facts = _LazyFacts(item, a, p)
         if self.scan:
@@ -582,21 +655,19 @@ def _add(leaf: Leaf | Bucket, entry: Entry) -> None:
         leaf[1].append(entry)
 
 
-def _gate(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
-    """One pattern that matches whenever any of `patterns` does (a quick reject), or None
-    when they cannot be combined safely (groups, or flags other than a leading (?i))."""
-    parts = []
-    for p in patterns:
-        text = p.pattern
-        flags = "i" if text.startswith("(?i)") else ""
-        body = text[4:] if flags else text
-        if p.groups or body.startswith("(?"):
-            return None
-        parts.append(f"(?{flags}:{body})" if flags else f"(?:{body})")
-    try:
-        return re.compile("|".join(parts)) if parts else None
-    except re.error:
+def _title_set(patterns: Sequence[TitlePattern]) -> Any:
+    """One RE2 set of the title-only patterns: a single pass over a title tells which of
+    them match. None when there are none (or RE2 cannot combine them: each is then tried)."""
+    if not patterns:
         return None
+    title_set = re2.Set.SearchSet(_RE2_OPTIONS)
+    try:
+        for pattern in patterns:
+            title_set.Add(pattern.pattern)
+        title_set.Compile()
+    except re2.error:
+        return None
+    return title_set
 
 
 def _entry(rule: Rule, covered: frozenset[str]) -> Entry:
@@ -605,7 +676,7 @@ def _entry(rule: Rule, covered: frozenset[str]) -> Entry:
     return (rule.link, inc, rule.include.title, exc, rule.exclude.title)
 
 
-def _passes(entry: Entry, facts: Facts, title: str) -> bool:
+def _passes(entry: Entry, facts: Facts, title: bytes) -> bool:
     _, tests, pattern, ex_tests, ex_pattern = entry
     for fact, values, need_all in tests:
         have = facts[fact]

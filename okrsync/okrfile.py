@@ -14,23 +14,26 @@ file:line, what is wrong and how to fix it.
 from __future__ import annotations
 
 import difflib
+import gc
 import math
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from okrsync.errors import ConfigError
-from okrsync.tomlpos import locate, toml_error
+from okrsync.tomlpos import TomlIndex, toml_error
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_HALF = re.compile(r"^(\d{4})-H([12])$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_YEAR = re.compile(r"^(\d{4})$")
+# Whole-string patterns, used with fullmatch: "a\n" is not a slug (`$` would accept it).
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_QUARTER = re.compile(r"(\d{4})-Q([1-4])")
+_HALF = re.compile(r"(\d{4})-H([12])")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_YEAR = re.compile(r"(\d{4})")
 
 OBJECTIVE_KEYS = {
     "id",
@@ -105,13 +108,29 @@ class Tactic:
 
 @dataclass(frozen=True)
 class RawRule:
-    """A rule table as written; `okrsync.mapping` validates and compiles it."""
+    """A rule table as written; `okrsync.mapping` validates and compiles it.
+
+    `toml` indexes the rule's file and `table` is the rule's path in it, e.g.
+    ("tactic", 3, "rule", 0), so a problem can name the line of the key at fault.
+    """
 
     tactic: str
     index: int
     data: dict[str, Any]
     source: Source
-    text: str = ""
+    toml: TomlIndex | None = field(default=None, compare=False, repr=False)
+    table: tuple[str | int, ...] = ()
+
+    def line(self, path: tuple[str, ...]) -> int | None:
+        """The line of `path` inside the rule, else of its nearest written parent, else the
+        rule's own line."""
+        if self.toml is None or not self.table:
+            return self.source.line
+        for n in range(len(path), 0, -1):
+            found = self.toml.line((*self.table, *path[:n]))
+            if found is not None and found != self.source.line:
+                return found
+        return self.source.line
 
 
 @dataclass
@@ -124,6 +143,10 @@ class OkrTree:
     def rules(self) -> list[RawRule]:
         return [r for t in self.tactics.values() for r in t.rules]
 
+    def size(self) -> int:
+        """Objectives, key results and tactics together: 0 for an empty mapping set."""
+        return len(self.objectives) + len(self.key_results) + len(self.tactics)
+
 
 class OkrFileError(ConfigError):
     """One or more problems in the mapping files; `problems` lists each message."""
@@ -135,16 +158,16 @@ class OkrFileError(ConfigError):
 
 def period_dates(text: str) -> tuple[date, date]:
     """`2026-Q4` → (2026-10-01, 2026-12-31); also halves, months and years."""
-    if m := _QUARTER.match(text):
+    if m := _QUARTER.fullmatch(text):
         year, q = int(m.group(1)), int(m.group(2))
         return date(year, 3 * q - 2, 1), _month_end(year, 3 * q)
-    if m := _HALF.match(text):
+    if m := _HALF.fullmatch(text):
         year, h = int(m.group(1)), int(m.group(2))
         return date(year, 6 * h - 5, 1), _month_end(year, 6 * h)
-    if (m := _MONTH.match(text)) and 1 <= int(m.group(2)) <= 12:
+    if (m := _MONTH.fullmatch(text)) and 1 <= int(m.group(2)) <= 12:
         year, month = int(m.group(1)), int(m.group(2))
         return date(year, month, 1), _month_end(year, month)
-    if m := _YEAR.match(text):
+    if m := _YEAR.fullmatch(text):
         return date(int(m.group(1)), 1, 1), date(int(m.group(1)), 12, 31)
     raise ValueError(f"period {text!r} is not one of 2026-Q4, 2026-H1, 2026-11 or 2026")
 
@@ -167,11 +190,26 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic GC during a bulk load or match: it creates no cycles, only many small
+    objects, and repeated full collections over them would cost more than the work (a
+    third of loading 10,000 tactics)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_tree(paths: Iterable[Path]) -> OkrTree:
     """Read and validate every mapping file into one OkrTree, or raise OkrFileError."""
     loader = _Loader()
-    for path in discover(paths):
-        loader.read(path)
+    with no_cycle_collection():
+        for path in discover(paths):
+            loader.read(path)
     loader.check_references()
     if loader.problems:
         raise OkrFileError(loader.problems)
@@ -272,11 +310,11 @@ class _File:
 
     def __init__(self, path: Path, text: str, loader: _Loader) -> None:
         self.path = path
-        self.text = text
+        self.toml = TomlIndex(text)  # one pass over the text; every lookup is then a dict hit
         self.loader = loader
 
     def src(self, loc: tuple[str | int, ...]) -> Source:
-        return Source(str(self.path), locate(self.text, loc))
+        return Source(str(self.path), self.toml.line(loc))
 
     def problem(self, loc: tuple[str | int, ...], msg: str) -> None:
         self.loader.problems.append(f"{self.src(loc)}: {msg}")
@@ -305,7 +343,7 @@ class _File:
         ident = entry.get("id")
         if isinstance(ident, str):
             self.loader.broken.add(ident)
-        if isinstance(ident, str) and not SLUG.match(ident):
+        if isinstance(ident, str) and not SLUG.fullmatch(ident):
             self.problem(
                 (*loc, "id"),
                 f"id {ident!r} is not a slug: use lower-case letters, digits, '-', '_' or '.'",
@@ -437,7 +475,9 @@ class _File:
             self.problem(("tactic", i, "rule"), "rules are written as [[tactic.rule]] tables")
             return
         rules = tuple(
-            RawRule(ident, j, r, self.src(("tactic", i, "rule", j)), self.text)
+            RawRule(
+                ident, j, r, self.src(("tactic", i, "rule", j)), self.toml, ("tactic", i, "rule", j)
+            )
             for j, r in enumerate(raw_rules)
         )
         if weight is None:

@@ -2,6 +2,12 @@
 
 The daemon, `sync --once`, `remap` and the demo share this, so every path behaves alike.
 `MappingState` is the last good mapping: a broken file never replaces it.
+
+`check_load` guards the OKR tree in the store against a mis-mounted volume or a bad
+checkout: an empty mapping set is refused unless `allow_empty`, and a load that would
+archive more than half of the stored objectives, key results and tactics together is
+refused unless `yes`. The CLI takes `--allow-empty` / `--yes`; the daemon never passes
+`yes`, so it never archives most of the tree on its own.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 import structlog
 
 from okrsync import signals
@@ -22,8 +29,78 @@ from okrsync.okrfile import OkrTree, discover, load_tree
 from okrsync.remap import RemapReport, make_linker, remap
 from okrsync.store import Store
 from okrsync.sync import Linker, RunResult
+from okrsync.tables import KEY_RESULT, OBJECTIVE, TACTIC
 
 log = structlog.get_logger("okrsync.pipeline")
+CLI_OVERRIDE = "run the command again with --yes"
+DAEMON_OVERRIDE = (
+    "the daemon never archives that much on its own: run `okrsync okrs sync --yes` once to "
+    "accept it, then start the daemon or send it SIGHUP"
+)
+
+
+class MappingRefused(ConfigError):
+    """A mapping that would empty the OKR tree, or archive most of it, without a flag."""
+
+
+def check_load(
+    store: Store,
+    tree: OkrTree,
+    paths: Sequence[Path],
+    *,
+    allow_empty: bool = False,
+    yes: bool = False,
+    override: str = CLI_OVERRIDE,
+) -> None:
+    """Refuse an empty mapping set (unless `allow_empty`) and a load that would archive
+    more than half of the stored tree (unless `yes`); raises MappingRefused, changes
+    nothing."""
+    shown = _shown(paths)
+    if tree.size() == 0 and not allow_empty:
+        raise MappingRefused(empty_message(paths))
+    if tree.size() == 0:
+        log.warning("mapping.empty", paths=shown)
+    gone, stored = would_archive(store, tree)
+    if 2 * len(gone) > stored and not yes:
+        sample = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
+        raise MappingRefused(
+            f"this load would archive {len(gone)} of the {stored} objectives, key results "
+            f"and tactics in the store ({sample}): more than half of the tree in one go, "
+            f"so nothing was changed. If the files in {shown} are right, {override}; "
+            "otherwise check [mappings].paths and the files"
+        )
+
+
+def empty_message(paths: Sequence[Path]) -> str:
+    """Why an empty mapping set is refused, naming the configured paths, and the fix."""
+    return (
+        "the mapping files define no objectives, key results or tactics ([mappings].paths = "
+        f"{_shown(paths)}); loading them would archive the whole OKR tree. Fix "
+        "[mappings].paths in the config (or the mounted folder), or pass --allow-empty if an "
+        "empty tree is what you want"
+    )
+
+
+def _shown(paths: Sequence[Path]) -> str:
+    return ", ".join(str(p) for p in paths) or "(none configured)"
+
+
+def would_archive(store: Store, tree: OkrTree) -> tuple[list[str], int]:
+    """The stored, active ids that `tree` leaves out (as `kind:id`), and how many are active."""
+    wanted = (
+        ("objective", OBJECTIVE, tree.objectives),
+        ("key_result", KEY_RESULT, tree.key_results),
+        ("tactic", TACTIC, tree.tactics),
+    )
+    gone: list[str] = []
+    stored = 0
+    with store.engine.connect() as conn:
+        for kind, table, ids in wanted:
+            q = sa.select(table.c.id).where(table.c.archived_at.is_(None)).order_by(table.c.id)
+            active = [row[0] for row in conn.execute(q)]
+            stored += len(active)
+            gone += [f"{kind}:{ident}" for ident in active if ident not in ids]
+    return gone, stored
 
 
 def files_digest(settings: Settings) -> str:
@@ -46,6 +123,7 @@ class MappingState:
     matcher: Matcher
     digest: str
     loaded_at: datetime
+    paths: tuple[Path, ...] = ()
 
     @classmethod
     def load(cls, settings: Settings) -> MappingState:
@@ -53,10 +131,26 @@ class MappingState:
         digest = files_digest(settings)
         tree = load_tree(settings.mapping_paths())
         names = [c.name for c in settings.connectors] or None
-        return cls(tree, Matcher.from_tree(tree, names), digest, datetime.now(UTC))
+        matcher = Matcher.from_tree(tree, names)
+        paths = tuple(settings.mapping_paths())
+        return cls(tree, matcher, digest, datetime.now(UTC), paths)
 
-    def apply(self, store: Store, settings: Settings | None = None) -> RemapReport:
-        """Load the tree, re-derive every link from stored items, recompute all signals."""
+    def apply(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        allow_empty: bool = False,
+        yes: bool = False,
+        override: str = CLI_OVERRIDE,
+    ) -> RemapReport:
+        """Load the tree, re-derive every link from stored items, recompute all signals.
+
+        Raises MappingRefused (nothing changed) as `check_load` says.
+        """
+        check_load(
+            store, self.tree, self.paths, allow_empty=allow_empty, yes=yes, override=override
+        )
         store.apply_okr_tree(self.tree)
         report = remap(store, self.matcher)
         cfg = settings.signals if settings else None

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import gc
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -23,7 +21,7 @@ from sqlalchemy.engine import Connection
 from okrsync.errors import ConfigError
 from okrsync.mapping import Link, Matcher, Rule
 from okrsync.models import CONTAINER_KINDS, WorkItem
-from okrsync.okrfile import Source
+from okrsync.okrfile import Source, no_cycle_collection
 from okrsync.store import Store
 from okrsync.tables import ITEM_LINK, WORK_ITEM
 
@@ -182,24 +180,11 @@ class Ancestry:
 def derive(items: Iterable[StoredItem], matcher: Matcher) -> dict[ItemId, list[Link]]:
     """Links of every item, through ancestors found among `items`."""
     items = list(items)
-    with _no_cycle_collection():
+    with no_cycle_collection():
         ancestry = Ancestry()
         for it in items:  # the items are their own nodes: no copy per item
             ancestry.add(it.connector, it)
         return {it.ident: ancestry.match(matcher, it) for it in items}
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic GC during a bulk match: it creates no cycles, only many small sets,
-    and repeated full collections over 100k live items would cost more than the match."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # -- remap ----------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from okrsync.locks import (
 )
 from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
-from okrsync.pipeline import MappingState, after_sync
+from okrsync.pipeline import DAEMON_OVERRIDE, MappingRefused, MappingState, after_sync
 from okrsync.store import RunOwner, Store
 from okrsync.sync import Limiters, Linker, RunResult, new_client, run_connector, settle_heap
 from okrsync.tables import WORK_ITEM
@@ -313,12 +313,15 @@ class Service:
     async def reload_mapping(self, settings: Settings) -> None:
         try:
             mapping = await asyncio.to_thread(MappingState.load, settings)
-            await asyncio.to_thread(mapping.apply, self.store, settings)
+            await asyncio.to_thread(apply_mapping, mapping, self.store, settings)
         except ConfigError as exc:
             self.reload_errors["mapping"] = str(exc)
             self.metrics.mapping_valid.set(0)
+            event = "mapping.reload_refused" if isinstance(exc, MappingRefused) else None
             log.error(  # noqa: TRY400 - a bad file is expected input: the message is the story
-                "mapping.reload_failed", error=str(exc), hint="keeping the last good mapping"
+                event or "mapping.reload_failed",
+                error=str(exc),
+                hint="keeping the last good mapping",
             )
             return
         self.mapping = mapping
@@ -508,6 +511,12 @@ def configure_logging(settings: Settings) -> None:
     sched.propagate = False
 
 
+def apply_mapping(mapping: MappingState, store: Store, settings: Settings) -> None:
+    """Apply a mapping as the daemon does: an empty set is taken (it archives nothing over
+    an empty store), but never one that archives more than half of the stored tree."""
+    mapping.apply(store, settings, allow_empty=True, override=DAEMON_OVERRIDE)
+
+
 def open_service(settings: Settings, config_path: Path | None, role: str = DAEMON) -> Service:
     """Upgrade the store and load the mapping (ConfigError → exit 2)."""
     url = settings.store_url()
@@ -516,7 +525,7 @@ def open_service(settings: Settings, config_path: Path | None, role: str = DAEMO
         with upgrade_lock(store.engine):
             store.upgrade()
         mapping = MappingState.load(settings)
-        mapping.apply(store, settings)
+        apply_mapping(mapping, store, settings)
     except BaseException:
         store.close()
         raise

@@ -179,3 +179,83 @@ def test_remap_after_an_edit_writes_only_the_difference(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert "2 links (0 added, 1 removed)" in r.stdout
     assert links(cwd) == EXPECTED[:2]
+
+
+# -- issue 12: rules that cannot hang, terminal-safe output, guarded loads ------------------
+
+EVIL_RULES = """
+[[tactic.rule]]
+title = '(a+)+$'
+"""
+
+
+def test_a_backtracking_title_rule_cannot_hang_check_remap_or_preview(tmp_path: Path) -> None:
+    """`(a+)+$` against a stored "a"*40 + "b": check, remap and preview all finish."""
+    cwd = setup(tmp_path, EVIL_RULES, items=False)
+    store = Store.open(f"sqlite:///{cwd / 'data' / 'okrsync.db'}")
+    page = [item("ALPHA-1", "a" * 40 + "b"), item("ALPHA-2", "aaaa")]
+    store.commit_page("jira", Page(page, {"v": 1}))
+    store.close()
+    for args in (("mappings", "check"), ("remap",), ("mappings", "preview")):
+        r = run_cli(*args, cwd=cwd, timeout=60)  # Python's re would need years here
+        assert r.code == 0, (args, r.stdout, r.stderr)
+    assert links(cwd) == [("ALPHA-2", "checkout", "checkout#1")]
+
+
+def test_a_title_rule_re2_cannot_run_is_refused_by_check(tmp_path: Path) -> None:
+    """A look-behind is an error with file:line and the fix; exit 2."""
+    cwd = setup(tmp_path, "[[tactic.rule]]\ntitle = '(?<=fix )pay'\n", items=False)
+    r = run_cli("mappings", "check", cwd=cwd)
+    assert r.code == 2
+    line = TREE.strip().count("\n") + 3
+    assert f"error: {cwd / 'okrs' / 'main.toml'}:{line}: rule 'checkout#1' " in r.stdout
+    assert "RE2 does not support look-behind; rewrite without it" in r.stdout
+
+
+def test_preview_prints_no_terminal_escapes_from_tracker_text(tmp_path: Path) -> None:
+    """Clear-screen and OSC 8 sequences in stored titles and keys never reach the terminal."""
+    cwd = setup(tmp_path)
+    store = Store.open(f"sqlite:///{cwd / 'data' / 'okrsync.db'}")
+    evil = "\x1b[2J\x1b]8;;http://evil.example/\x07Slow\x1b]8;;\x07 pay\x9b31m"
+    page = [item("ALPHA-5", evil, "ALPHA-1"), item("ALPHA-6\x1b[1A", "Fix\x07 login")]
+    store.commit_page("jira", Page(page, {"v": 2}))
+    store.close()
+    r = run_cli("mappings", "preview", cwd=cwd)
+    assert r.code == 0, r.stderr
+    assert "      jira  ALPHA-5  Slow pay" in r.stdout
+    assert "ALPHA-6" in r.stdout
+    assert not [c for c in r.stdout if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+
+
+def test_an_empty_mapping_set_is_refused_unless_allowed(tmp_path: Path) -> None:
+    """No objectives/key results/tactics in the folder: check, okrs sync and remap exit 2
+    naming [mappings].paths and --allow-empty; with the flag they go through."""
+    cwd = setup(tmp_path, items=False)
+    write(cwd / "okrs" / "main.toml", "# the team has not written its OKRs yet\n")
+    for args in (("mappings", "check"), ("okrs", "sync"), ("remap",)):
+        r = run_cli(*args, cwd=cwd)
+        assert r.code == 2, (args, r.stdout, r.stderr)
+        said = " ".join((r.stdout + r.stderr).split())
+        assert f"[mappings].paths = {cwd / 'okrs'}" in said, said
+        assert "--allow-empty" in said
+        r = run_cli(*args, "--allow-empty", cwd=cwd)
+        assert r.code == 0, (args, r.stdout, r.stderr)
+
+
+def test_archiving_most_of_the_tree_needs_yes(tmp_path: Path) -> None:
+    """After a mis-mount, okrs sync and remap refuse to archive the tree (exit 2, nothing
+    archived) until --yes; keeping the files loads as usual."""
+    cwd = setup(tmp_path)
+    assert run_cli("okrs", "sync", cwd=cwd).code == 0
+    (cwd / "okrs" / "main.toml").unlink()
+    write(cwd / "okrs" / "other.toml", '[[objective]]\nid = "new"\ntitle = "N"\nperiod = "2026"\n')
+    for args in (("okrs", "sync"), ("remap",)):
+        r = run_cli(*args, cwd=cwd)
+        assert r.code == 2, (args, r.stdout, r.stderr)
+        said = " ".join(r.stderr.split())
+        assert "would archive 5 of the 5 objectives, key results and tactics" in said
+        assert "run the command again with --yes" in said
+    assert "Grow revenue" in run_cli("okrs", "show", cwd=cwd).stdout
+    r = run_cli("okrs", "sync", "--yes", cwd=cwd)
+    assert r.code == 0, r.stderr
+    assert "5 archived" in r.stdout
