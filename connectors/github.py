@@ -205,6 +205,8 @@ class GitHubConnector:
         while True:
             issues = _as_list(body, self.config.name)
             nxt = _next_link(resp)
+            if nxt is not None:
+                self.http.check_origin(nxt)  # an off-origin link fails before its page is stored
             guard.step(_ids(issues), nxt)
             prog.observe(issues)
             items = self._normalise(issues, scope)
@@ -255,6 +257,8 @@ class GitHubConnector:
         while True:
             issues = _as_list(body, self.config.name)
             nxt = _next_link(resp)
+            if nxt is not None:
+                self.http.check_origin(nxt)  # an off-origin link fails before its page is stored
             guard.step(_ids(issues), nxt)
             items = self._normalise(issues, scope)
             ids.extend(i.external_id for i in items)

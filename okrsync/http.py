@@ -128,7 +128,7 @@ class Http:
     ) -> tuple[httpx.Response, Any]:
         """Send with retries; returns the response and its parsed JSON body (None if empty)."""
         accepted = frozenset(accept)
-        url = self._on_origin(url)
+        url = self.check_origin(url)
         self._count_call(url)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts),
@@ -198,8 +198,10 @@ class Http:
             raise translate(resp, self.connector)
         return resp, self._parse(resp, safe)
 
-    def _on_origin(self, url: str) -> str:
-        """`url` made absolute on the configured origin; refused when it points elsewhere."""
+    def check_origin(self, url: str) -> str:
+        """`url` made absolute on the configured origin; OffOriginError when it points
+        elsewhere. Every call checks its URL; a connector also checks a URL it takes from a
+        response before storing it in a cursor, so a refused link is never committed."""
         if self._origin_key is None or self.origin is None:
             return url
         target = httpx.URL(url)

@@ -220,26 +220,46 @@ def test_a_run_past_its_deadline_fails_keeps_its_pages_and_is_reported(
 def test_an_off_origin_next_link_fails_the_run_and_is_never_followed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GitHub's `Link: rel=next` to another host: no request there, now or on resume; the
-    run fails with the first page and its cursor kept, and the resumed run changes nothing."""
-    raw = github_issue()
+    """GitHub's `Link: rel=next` to another host: the run fails before that page is stored
+    (its cursor would carry the link), nothing is sent there, and once the tracker answers
+    properly again the next run succeeds."""
     link = {"Link": f'<{OTHER}?page=2&access_token=x>; rel="next"'}
     with respx.mock as mock:
-        mock.get(url__startswith=ISSUES).respond(200, json=[raw], headers=link)
+        listing = mock.get(url__startswith=ISSUES).respond(200, json=[github_issue()], headers=link)
         other = mock.route(host="other").respond(200, json=[])
         first = run(config("github"), store, monkeypatch)
-        stored = store.cursor("gh")
-        resumed = run(config("github"), store, monkeypatch)
         assert not other.called
-    for result in (first, resumed):
-        assert result.status == "failed"
-        assert "the tracker pointed at http://other:1234/" in (result.error or "")
-        assert "refusing to send credentials there" in (result.error or "")
-        assert TOKEN not in (result.error or "")
-    assert ids(store) == [str(raw["id"])]
-    assert stored is not None
-    assert OTHER in json.dumps(stored)  # the pending link was stored with page 1 ...
-    assert store.cursor("gh") == stored  # ... and the refused resume did not move it
+        assert store.cursor("gh") is None
+        listing.respond(200, json=[github_issue()])
+        assert run(config("github"), store, monkeypatch).status == "ok"
+    assert first.status == "failed"
+    assert "the tracker pointed at http://other:1234/" in (first.error or "")
+    assert "refusing to send credentials there" in (first.error or "")
+    assert TOKEN not in (first.error or "")
+
+
+def test_an_off_origin_link_in_a_stored_cursor_is_never_followed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cursor holding an off-origin next link (stored by an older version): the resumed run
+    fails without a request there and leaves the cursor as it was."""
+    page2 = f"{ISSUES}?page=2"
+    with respx.mock as mock:
+        link = {"Link": f'<{page2}>; rel="next"'}
+        mock.get(page2).respond(401)  # the run stops with page 1 and its pending link stored
+        mock.get(url__startswith=ISSUES).respond(200, json=[github_issue()], headers=link)
+        assert "HTTP 401" in (run(config("github"), store, monkeypatch).error or "")
+    stored = json.dumps(store.cursor("gh"))
+    assert page2 in stored
+    poisoned = json.loads(stored.replace(page2, f"{OTHER}?page=2"))
+    store.commit_page("gh", Page([], poisoned))
+    with respx.mock(assert_all_called=False) as mock:
+        anywhere = mock.route().respond(200, json=[])
+        resumed = run(config("github"), store, monkeypatch)
+        assert not anywhere.called
+    assert resumed.status == "failed"
+    assert "the tracker pointed at http://other:1234/" in (resumed.error or "")
+    assert store.cursor("gh") == poisoned
 
 
 def test_a_response_over_max_response_mb_fails_the_run(
