@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from okrsync.cli_state import State, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.mapping import Matcher, Rule, check_rules
-from okrsync.okrfile import OkrFileError, OkrTree
+from okrsync.okrfile import OkrFileError, OkrTree, no_cycle_collection
 from okrsync.pipeline import check_load, empty_message
 from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview, analyse, load_items, remap
 from okrsync.signals import recompute
@@ -102,15 +102,8 @@ def check(
     one, unless --allow-empty).
     """
     state = state_of(ctx)
-    try:
-        tree = state.tree()
-    except OkrFileError as exc:
-        _fail(exc.problems)
-    if tree.size() == 0 and not allow_empty:
-        _fail([empty_message(state.settings.mapping_paths())])
-    rules, problems = check_rules(tree.rules(), connector_names(state))
-    if problems:
-        _fail(problems)
+    with no_cycle_collection():  # one pause over loading and checking: see okrfile
+        tree, rules = _load_and_check(state, allow_empty)
     warnings = _store_warnings(state, rules, tree)
     for w in warnings:
         say(f"warning: {w}")
@@ -120,6 +113,20 @@ def check(
     )
     if warnings and strict:
         raise typer.Exit(1)
+
+
+def _load_and_check(state: State, allow_empty: bool) -> tuple[OkrTree, list[Rule]]:
+    """The tree and its compiled rules; every problem found exits 2."""
+    try:
+        tree = state.tree()
+    except OkrFileError as exc:
+        _fail(exc.problems)
+    if tree.size() == 0 and not allow_empty:
+        _fail([empty_message(state.settings.mapping_paths())])
+    rules, problems = check_rules(tree.rules(), connector_names(state))
+    if problems:
+        _fail(problems)
+    return tree, rules
 
 
 def _fail(problems: list[str]) -> NoReturn:

@@ -238,6 +238,9 @@ class Conditions:
     title: TitlePattern | None = None
 
 
+NO_CONDITIONS = Conditions()
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Rule:
     id: str
@@ -312,6 +315,8 @@ class _RuleChecker:
 
     @property
     def problems(self) -> list[str]:
+        if not self.found:
+            return []
         return [text for _, text in sorted(self.found, key=lambda f: f[0])]
 
     def problem(self, path: tuple[str, ...], msg: str) -> None:
@@ -359,7 +364,7 @@ class _RuleChecker:
 
     def _exclude(self, value: Any) -> Conditions | None:
         if value is None:
-            return Conditions()
+            return NO_CONDITIONS
         if not isinstance(value, dict):
             self.problem(
                 ("exclude",),

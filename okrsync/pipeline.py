@@ -25,7 +25,7 @@ from okrsync import signals
 from okrsync.config import Settings
 from okrsync.errors import ConfigError
 from okrsync.mapping import Matcher
-from okrsync.okrfile import OkrTree, discover, load_tree
+from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.remap import RemapReport, make_linker, remap
 from okrsync.store import Store
 from okrsync.sync import Linker, RunResult
@@ -129,9 +129,10 @@ class MappingState:
     def load(cls, settings: Settings) -> MappingState:
         """Read and validate the mapping files; raises ConfigError listing every problem."""
         digest = files_digest(settings)
-        tree = load_tree(settings.mapping_paths())
         names = [c.name for c in settings.connectors] or None
-        matcher = Matcher.from_tree(tree, names)
+        with no_cycle_collection():  # one pause over loading and compiling: see okrfile
+            tree = load_tree(settings.mapping_paths())
+            matcher = Matcher.from_tree(tree, names)
         paths = tuple(settings.mapping_paths())
         return cls(tree, matcher, digest, datetime.now(UTC), paths)
 

@@ -84,8 +84,12 @@ class TomlIndex:
             found = self.keys.get(target)
             if found is not None:
                 return found
-        lines = [self.headers.get(target[:n]) for n in range(1, len(target) + 1)]
-        return max((n for n in lines if n is not None), default=None)
+        best = None
+        for n in range(1, len(target) + 1):
+            found = self.headers.get(target[:n])
+            if found is not None and (best is None or found > best):
+                best = found
+        return best
 
 
 class _Walk:
