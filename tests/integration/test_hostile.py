@@ -103,6 +103,7 @@ def assert_contained(sb: Sandbox, store: Store, name: str, outcome: Outcome) -> 
         f"{len(outcome.requests)} requests; last: {[r.path for r in outcome.requests[-3:]]}"
     )
     assert_witness_untouched(sb)
+    assert '"sync.end"' in outcome.log  # the log was captured
     stored = store.runs(name)[0]
     assert stored.status == outcome.result.status
     for secret in secrets_of(sb, name):
