@@ -205,7 +205,9 @@ class AsanaConnector:
             guard.step(map(_event_key, events), token if more else None)
             deleted = self._read_events(gid, st, events)
             st["sync"] = token
-            yield Page(items=[], cursor=self._snapshot(), scope=gid, deleted=deleted)
+            page = Page(items=[], cursor=self._snapshot(), scope=gid, deleted=deleted)
+            for ready in guard.hold(page):
+                yield ready
             if not more:
                 return
 
@@ -340,7 +342,8 @@ class AsanaConnector:
                 continue
             data, nxt = _list(body, "data"), _next_offset(body)
             guard.step(_gids(data), nxt)
-            yield data, nxt, restarted
+            for ready in guard.hold((data, nxt, restarted)):
+                yield ready
             if nxt is None:
                 return
             offset, restarted = nxt, False
@@ -348,7 +351,9 @@ class AsanaConnector:
     def _guard(self, path: str, offset: str | None) -> PageGuard:
         """The loop guard of one listing of `/projects/{gid}/{tasks|sections}`."""
         _, gid, listing = path.rsplit("/", 2)
-        return PageGuard(self.config.name, f"project {gid}", listing, first=offset)
+        return PageGuard(
+            self.config.name, f"project {gid}", listing, first=offset, limit=self._limit
+        )
 
     async def _get(
         self, path: str, params: dict[str, Any], accept: tuple[int, ...] = ()

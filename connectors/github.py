@@ -201,7 +201,9 @@ class GitHubConnector:
                 return
             prog = _Pass(window=st.get("since"), start=_server_now(resp).isoformat())
         first = pending is None
-        guard = PageGuard(self.config.name, scope, "issues", first=str(resp.url))
+        guard = PageGuard(
+            self.config.name, scope, "issues", first=str(resp.url), limit=self._per_page
+        )
         while True:
             issues = _as_list(body, self.config.name)
             nxt = _next_link(resp)
@@ -220,7 +222,8 @@ class GitHubConnector:
             else:
                 st["pass"] = asdict(prog)
             page.cursor = _snap(state)
-            yield page
+            for ready in guard.hold(page):
+                yield ready
             if prog.next is None:
                 return
             first = False
@@ -253,7 +256,9 @@ class GitHubConnector:
         """
         ids: list[str] = []
         resp, body = await self._list(scope, {"state": "all", "per_page": self._per_page}, None)
-        guard = PageGuard(self.config.name, scope, "census", first=str(resp.url))
+        guard = PageGuard(
+            self.config.name, scope, "census", first=str(resp.url), limit=self._per_page
+        )
         while True:
             issues = _as_list(body, self.config.name)
             nxt = _next_link(resp)
@@ -273,7 +278,8 @@ class GitHubConnector:
                     ids=len(page.census[scope]),
                 )
             page.cursor = _snap(state)
-            yield page
+            for ready in guard.hold(page):
+                yield ready
             if nxt is None:
                 return
             resp, body = await self._follow(nxt)

@@ -203,7 +203,7 @@ class _ScopeRun:
         # Cloud reports no total: count around the pages instead (a full listing is long, so
         # count before its first page; an incremental one only once it spans pages).
         before = await self.api.count(jql) if cloud and self.full and not self.run.token else None
-        guard = self._guard("search", self.run.token if cloud else self.run.start_at)
+        guard = self._guard("search", self.run.token if cloud else self.run.start_at, size)
         while True:
             page = await self.api.search(
                 jql, self.norm.fields(), size, token=self.run.token, start_at=self.run.start_at
@@ -221,13 +221,16 @@ class _ScopeRun:
             items = self._take(page.issues)
             self.run.token, self.run.start_at = page.next_token, page.next_start
             census = self._finish(page) if page.last else {}
-            yield Page(items, self.state.dump(), scope=self.scope, census=census)
+            ready = Page(items, self.state.dump(), scope=self.scope, census=census)
+            for held in guard.hold(ready):
+                yield held
             if page.last:
                 return
 
-    def _guard(self, listing: str, first: str | int | None) -> PageGuard:
+    def _guard(self, listing: str, first: str | int | None, limit: int) -> PageGuard:
         """The loop guard of one listing (a restart after an expired token takes a new one)."""
-        return PageGuard(self.config.name, f"project {self.scope}", listing, first=first)
+        scope = f"project {self.scope}"
+        return PageGuard(self.config.name, scope, listing, first=first, limit=limit)
 
     async def _check_moved(self, jql: str, before: int) -> None:
         """Token pages are offsets too: a row that left the results while we paged (deleted,
@@ -311,7 +314,7 @@ class _ScopeRun:
         # Cloud has no total: count before the first page and, if it spans pages, after the
         # last. A census is periodic, so its extra request is cheap next to a wrong deletion.
         before = await self.api.count(jql) if cloud else None
-        pages, guard = 0, self._guard("census", None if cloud else 0)
+        pages, guard = 0, self._guard("census", None if cloud else 0, size)
         while True:
             try:
                 page = await self.api.search(jql, fields, size, token=token, start_at=start)
