@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -49,32 +47,6 @@ def open_log_file(path: str) -> TextIO:
     """Append to `path`, creating it 0600 (log lines quote tracker data and hosts)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
-
-
-def readable_by_others(path: Path) -> str | None:
-    """A warning when `path` is group- or world-readable (a token file should be 0600)."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return None
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
-        return None
-    return (
-        f"{path} is readable by {'others' if mode & stat.S_IROTH else 'its group'} "
-        f"(mode {mode:04o}); it holds a credential: chmod 600 {path}"
-    )
-
-
-def warn_if_readable(path: Path) -> str | None:
-    """Warn (log when configured, else stderr) that `path` is readable by others; the text."""
-    message = readable_by_others(path)
-    if message is None:
-        return None
-    if structlog.is_configured():
-        structlog.get_logger("okrsync.config").warning("file.readable_by_others", warning=message)
-    else:
-        sys.stderr.write(f"warning: {message}\n")
-    return message
 
 
 def configure(

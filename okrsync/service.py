@@ -52,7 +52,15 @@ from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import DAEMON_OVERRIDE, MappingRefused, MappingState, after_sync
 from okrsync.store import RunOwner, Store
-from okrsync.sync import Limiters, Linker, RunResult, new_client, run_connector, settle_heap
+from okrsync.sync import (
+    Limiters,
+    Linker,
+    RunResult,
+    new_client,
+    run_connector,
+    selected,
+    settle_heap,
+)
 from okrsync.tables import WORK_ITEM
 
 log = structlog.get_logger("okrsync.service")
@@ -464,11 +472,7 @@ async def sync_held(
     The caller holds the SQLite store lock (`locks.store_lock`); on PostgreSQL a connector
     another process holds is skipped, named in `skipped`.
     """
-    configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
-    if not configs:
-        raise ConfigError(
-            "no connectors configured; add a [[connectors]] section (see config.example.toml)"
-        )
+    configs = selected(settings, only)
     settle_heap()
     locks, limiters, done = run_locks(store, role), Limiters(), HeldSync()
     try:

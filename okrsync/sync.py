@@ -440,15 +440,21 @@ async def _produce(pages: object, queue: PageQueue) -> None:
     await queue.put(None)
 
 
-async def sync_once(
-    settings: Settings, store: Store, only: str | None = None, linker: Linker | None = None
-) -> list[RunResult]:
-    """Run every enabled connector (or `only`) once, concurrently; return their results."""
+def selected(settings: Settings, only: str | None) -> list[ConnectorConfig]:
+    """The connectors one `sync --once` runs: `only`, else every enabled one."""
     configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
     if not configs:
         raise ConfigError(
             "no connectors configured; add a [[connectors]] section (see config.example.toml)"
         )
+    return configs
+
+
+async def sync_once(
+    settings: Settings, store: Store, only: str | None = None, linker: Linker | None = None
+) -> list[RunResult]:
+    """Run every enabled connector (or `only`) once, concurrently; return their results."""
+    configs = selected(settings, only)
     settle_heap()
     limiters = Limiters()
     async with new_client() as client:

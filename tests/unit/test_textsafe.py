@@ -15,7 +15,7 @@ import structlog
 from rich.console import Console
 
 from okrsync.endpoint import Request
-from okrsync.logging import configure, open_log_file, readable_by_others, warn_if_readable
+from okrsync.logging import configure, open_log_file
 from okrsync.render import render_runs, safe
 from okrsync.report import csv_cell
 from okrsync.sync import RunResult
@@ -127,24 +127,6 @@ def test_log_file_is_created_private(tmp_path: Path) -> None:
         os.umask(old)
     fh.close()
     assert stat.S_IMODE((tmp_path / "okrsync.log").stat().st_mode) == 0o600
-
-
-def test_readable_token_file_gets_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], reset_structlog: None
-) -> None:
-    """A group- or world-readable file gets a warning naming it and the fix; 0600 none."""
-    token = tmp_path / "token"
-    token.write_text("t0ken")
-    token.chmod(0o600)
-    assert readable_by_others(token) is None
-    token.chmod(0o640)
-    assert "readable by its group (mode 0640)" in (readable_by_others(token) or "")
-    token.chmod(0o644)
-    message = warn_if_readable(token)
-    assert message is not None
-    assert f"chmod 600 {token}" in message
-    assert "readable by others" in capsys.readouterr().err
-    assert readable_by_others(tmp_path / "missing") is None
 
 
 @pytest.mark.parametrize(
