@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -179,7 +178,7 @@ def locate(text: str, loc: Loc) -> int | None:
     return TomlIndex(text).line(loc)
 
 
-def toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
+def toml_error(path: Path, exc: ValueError) -> ConfigError:
     """A syntax error as `file:line:col: what is wrong` plus a hint."""
     m = _POS.search(str(exc))
     msg = _POS.sub("", str(exc)).strip()
