@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.bench_sync import peak_rss_mb, sandbox_settings
 from bench.sandbox_proc import SandboxProc, sandbox_process
@@ -294,7 +294,7 @@ def measure(items: int) -> tuple[Side, Side, int]:
         return ours, tap, expected_items(sb)
 
 
-def median_side(pairs: list[tuple[Side, Side, int]], which: int) -> Side:
+def median_side(pairs: list[tuple[Side, Side, int]], which: Literal[0, 1]) -> Side:
     """The run with the median wall time of one side (0 okrsync, 1 the tap). Pairs run back
     to back on a fresh sandbox, so a slow minute of the shared machine hits both sides."""
     sides = sorted((pair[which] for pair in pairs), key=lambda side: side.wall_s)

@@ -33,7 +33,7 @@ def sandbox_world(
         for k, v in sandbox_env(sb).items():
             monkeypatch.setenv(k, v)
         settings = Settings(
-            store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},  # type: ignore[arg-type]
+            store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
             connectors=sandbox_connectors(sb, **overrides),
         )
         store = Store.open(settings.store_url())

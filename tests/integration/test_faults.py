@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +25,8 @@ import okrsync.sync as sync_module
 from okrsync.config import Settings
 from okrsync.models import Page
 from okrsync.sandbox import RequestLog, Sandbox
-from okrsync.store import Store
-from okrsync.sync import RunResult
+from okrsync.store import Link, PageResult, Store
+from okrsync.sync import PageQueue, RunResult
 from tests.integration.sandbox_utils import TRACKER, differences, sandbox_world, sync
 
 NAMES = list(TRACKER)
@@ -163,22 +163,24 @@ def after_item_page(
                 if seen == n:
                     action(page)
 
-    async def produce(pages: Any, queue: Any) -> None:
+    async def produce(pages: AsyncIterator[Page], queue: PageQueue) -> None:
         await original_produce(tapped(pages), queue)
 
-    def commit(connector: str, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original_commit(connector, batch, *args, **kwargs)
+    def commit(
+        connector: str,
+        batch: Sequence[Page],
+        links: Mapping[str, Sequence[Link]] | None = None,
+        run_id: int | None = None,
+    ) -> list[PageResult]:
+        result = original_commit(connector, batch, links, run_id)
         if cursors is not None:
             cursors.append(batch[-1].cursor)
         return result
 
-    sync_module._produce = produce  # type: ignore[assignment]
-    store.commit_pages = commit  # type: ignore[method-assign]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync_module, "_produce", produce)
+        patch.setattr(store, "commit_pages", commit)
         yield
-    finally:
-        sync_module._produce = original_produce
-        del store.commit_pages
 
 
 def of(sb: Sandbox, name: str) -> list[RequestLog]:

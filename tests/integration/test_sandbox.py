@@ -480,12 +480,13 @@ def test_status_faults_consume_themselves(fresh: Sandbox, fault: str) -> None:
 
 def test_transport_faults(fresh: Sandbox) -> None:
     """reset, truncate (long and short), invalid_json and slow each break one request."""
-    for fault, params in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("reset", {}),
         ("truncate", {}),
         ("truncate", {"mode": "short"}),
         ("invalid_json", {}),
-    ]:
+    ]
+    for fault, params in cases:
         fresh.inject("asana", fault, **params)
         with client(fresh, "asana") as c, pytest.raises((httpx.TransportError, ValueError)):
             c.get("/users/me").json()

@@ -37,7 +37,7 @@ NAMES = ("jira", "jira-dc", "asana", "github")
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -262,6 +262,7 @@ def test_replicas_on_postgres_never_overlap_and_survivor_takes_over(
                 ),
                 "a github run stuck on the slow fault",
             )[0]
+            assert stuck is not None  # a stored run has its id
             holder, survivor = (a, b) if started(log_a, stuck) else (b, a)
             wait_for(
                 lambda: [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -249,6 +249,7 @@ def run(
                 http = Http(client, connector="t", sleep=sleep)
                 result = Result([], http, sleeps)
                 gen = AsanaConnector(cfg, http).pull(cursor)
+                assert isinstance(gen, AsyncGenerator)  # `pull` is an async generator function
                 try:
                     async for page in gen:
                         result.pages.append(page)

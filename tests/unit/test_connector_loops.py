@@ -297,7 +297,8 @@ def cloud_loop(shape: str) -> Callable[[int, httpx.QueryParams], dict[str, Any]]
 
     def page(n: int, params: httpx.QueryParams) -> dict[str, Any]:
         issues = [jira.make_issue(k, jira.T0) for k in (1, 2)] if n == 1 or body == "same" else []
-        return jira.load("search-jql-get.json") | {
+        envelope: dict[str, Any] = jira.load("search-jql-get.json")
+        return envelope | {
             "issues": issues,
             "isLast": False,
             "nextPageToken": next_of(n),
@@ -309,7 +310,7 @@ def cloud_loop(shape: str) -> Callable[[int, httpx.QueryParams], dict[str, Any]]
 def dc_page(
     issues: list[dict[str, Any]], start: int, total: float, size: int = 2
 ) -> dict[str, Any]:
-    body = jira.load("search-legacy-get.json")
+    body: dict[str, Any] = jira.load("search-legacy-get.json")
     body.pop("warningMessages")
     return body | {"issues": issues, "startAt": start, "maxResults": size, "total": total}
 

@@ -30,8 +30,8 @@ def pages_for(connector: str) -> list[Page]:
     changed (edited while paging), keys that move within the group, and a census in the middle
     that must not see the items of the pages after it."""
 
-    def it(n: int, **kw: object) -> WorkItem:
-        return dataclasses.replace(item(n, **kw), connector=connector)
+    def it(n: int, *, updated: datetime = T0, key: str | None = None, **kw: object) -> WorkItem:
+        return dataclasses.replace(item(n, updated=updated, key=key, **kw), connector=connector)
 
     later = T0 + timedelta(minutes=3)
     census = {"o/r": ["1", "2", "4"]}

@@ -44,7 +44,7 @@ def load(name: str) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-AIRBYTE_ISSUE = load("recorded/airbyte-source-jira/issues.json")["issues"][0]
+AIRBYTE_ISSUE: dict[str, Any] = load("recorded/airbyte-source-jira/issues.json")["issues"][0]
 
 
 def jira_time(moment: datetime, tz: timezone = PST) -> str:
@@ -91,7 +91,7 @@ def make_issue(
 
 def fields_payload(*extra: tuple[str, str]) -> list[dict[str, Any]]:
     """`get-fields.json` plus custom fields shaped like its entries."""
-    fields = load("get-fields.json")
+    fields: list[dict[str, Any]] = load("get-fields.json")
     for field_id, name in extra:
         entry = copy.deepcopy(fields[1])
         entry.update(id=field_id, key=field_id, name=name, custom=True, clauseNames=[name])
@@ -133,7 +133,7 @@ class FakeJira:
         self.script: dict[int, httpx.Response] = {}
         self.expire_tokens = 0
         self.events: list[tuple[str, Any]] = []
-        self.after: dict[int, Callable[[], None]] = {}
+        self.after: dict[int, Callable[[], object]] = {}
         self.requests: list[httpx.Request] = []
 
     def add(self, *issues: dict[str, Any]) -> None:
@@ -220,7 +220,7 @@ class FakeJira:
 
     def _envelope(self, chunk: list[Any], start: int, size: int, total: int) -> dict[str, Any]:
         if self.cloud:
-            body = load("search-jql-get.json")
+            body: dict[str, Any] = load("search-jql-get.json")
             body.update(issues=chunk, isLast=start + size >= total)
             if not body["isLast"]:
                 body["nextPageToken"] = f"t{start + size}"
