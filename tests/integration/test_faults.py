@@ -43,9 +43,9 @@ def burst(request: pytest.FixtureRequest) -> int:
 
 def case(*values: Any, fast: bool = False, xfail: str | None = None) -> Any:
     """One parameter set; slow unless `fast`; `xfail` = the product bug it shows."""
-    marks: list[Any] = [] if fast else [pytest.mark.slow]
+    marks: list[pytest.MarkDecorator] = [] if fast else [pytest.mark.slow]
     if xfail:
-        marks.append(pytest.mark.xfail(strict=True, reason=xfail))
+        marks.append(pytest.mark.xfail(reason=xfail))  # strict: xfail_strict in pyproject
     return pytest.param(*values, marks=marks, id="-".join(str(v) for v in values))
 
 

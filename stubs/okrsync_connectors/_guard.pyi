@@ -1,0 +1,1 @@
+from connectors._guard import *  # noqa: F403

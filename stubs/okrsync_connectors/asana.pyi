@@ -1,0 +1,1 @@
+from connectors.asana import *  # noqa: F403

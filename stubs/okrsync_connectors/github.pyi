@@ -1,0 +1,1 @@
+from connectors.github import *  # noqa: F403

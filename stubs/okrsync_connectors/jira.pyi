@@ -1,0 +1,1 @@
+from connectors.jira import *  # noqa: F403
