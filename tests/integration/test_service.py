@@ -287,7 +287,8 @@ def test_replicas_on_postgres_never_overlap_and_survivor_takes_over(
         ends = [end for _, end in spans]
         assert None not in ends, name
         for (_, end), (start, _) in itertools.pairwise(spans):
-            assert end <= start, name  # type: ignore[operator]
+            assert end is not None, name
+            assert end <= start, name
 
 
 def started(log: Path, run_id: int) -> bool:

@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import okrsync.sync as sync_module
+from okrsync.config import ConnectorConfig
 from okrsync.models import Page
-from okrsync.sync import Limiters, new_client, run_connector
+from okrsync.store import Store
+from okrsync.sync import Limiters, PageQueue, new_client, run_connector
 from tests.integration.sandbox_utils import TRACKER, differences, sandbox_world, sync
 
 NAMES = list(TRACKER)
@@ -65,12 +66,9 @@ def test_interrupted_sync_resumes_without_loss_or_duplicates(
             assert len(keys) == len(set(keys))
 
 
-async def _cancel_after_pages(cc: object, store: object, pages: int) -> None:
+async def _cancel_after_pages(cc: ConnectorConfig, store: Store, pages: int) -> None:
     """Cancel the run right after the connector hands over its `pages`-th page (between two
     fetches; some of the pages may be stored by then, in one or more commits)."""
-    from okrsync.store import Store
-
-    assert isinstance(store, Store)
     original = sync_module._produce
     handed: list[Page] = []
     cancelled = asyncio.Event()
@@ -83,18 +81,16 @@ async def _cancel_after_pages(cc: object, store: object, pages: int) -> None:
                 task.cancel()
                 cancelled.set()
 
-    async def produce(source: Any, queue: Any) -> None:
+    async def produce(source: AsyncIterator[Page], queue: PageQueue) -> None:
         await original(tapped(source), queue)
 
-    sync_module._produce = produce  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync_module, "_produce", produce)
         async with new_client() as client:
-            task = asyncio.create_task(run_connector(cc, store, client, Limiters()))  # type: ignore[arg-type]
+            task = asyncio.create_task(run_connector(cc, store, client, Limiters()))
             with pytest.raises(asyncio.CancelledError):
                 await task
         assert cancelled.is_set()
-    finally:
-        sync_module._produce = original
 
 
 def test_revoked_token_fails_the_run_and_keeps_the_cursor(

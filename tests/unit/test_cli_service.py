@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import pytest
 import typer
@@ -31,13 +32,22 @@ def test_since_takes_dates_times_and_ages() -> None:
         parse_since("yesterday")
 
 
+class Filters(TypedDict, total=False):
+    """The filters `matches` takes."""
+
+    connector: str | None
+    run_id: int | None
+    level: str | None
+    since: datetime | None
+
+
 def test_logs_filter_by_connector_run_level_and_time() -> None:
     """Non-JSON lines are skipped; filters combine; level means that level or worse."""
     events = [e for _, e in log_events(LINES)]
     assert len(events) == 3
 
-    def pick(**kw: object) -> list[str]:
-        return [e["event"] for e in events if matches(e, **kw)]  # type: ignore[arg-type]
+    def pick(**kw: Unpack[Filters]) -> list[str]:
+        return [e["event"] for e in events if matches(e, **kw)]
 
     assert pick(connector="gh") == ["sync.start", "sync.failed"]
     assert pick(run_id=8) == ["sync.start"]

@@ -40,9 +40,10 @@ def test_printable_strips_escapes_and_controls_but_keeps_layout() -> None:
 
 def test_safe_escapes_markup_and_strips_controls() -> None:
     """`safe` text printed as markup shows literally: no styling, no escape sequence."""
-    console = Console(file=io.StringIO(), color_system=None, width=200)
+    out = io.StringIO()
+    console = Console(file=out, color_system=None, width=200)
     console.print(f"[red]x[/] {safe('[bold]title[/] ' + HOSTILE)}")
-    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    shown = out.getvalue()
     assert shown == "x [bold]title[/] A B click C D\n"
 
 
@@ -52,9 +53,10 @@ def test_render_runs_strips_escapes_from_sync_errors_and_scopes() -> None:
         connector="github", run_id=7, status="failed", error=f"err {HOSTILE} [/]",
         lost_scopes=[f"o/r{HOSTILE}"],
     )  # fmt: skip
-    console = Console(file=io.StringIO(), color_system=None, width=200)
+    out = io.StringIO()
+    console = Console(file=out, color_system=None, width=200)
     render_runs(console, [result])
-    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    shown = out.getvalue()
     assert_no_leak(shown)
     assert "github: err A B click C D [/]" in shown
     assert "access lost to o/rA B click C D" in shown
