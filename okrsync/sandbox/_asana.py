@@ -48,6 +48,14 @@ SYNC_INVALID = (
     "fetch the full dataset for this query now and use the new sync token for the next sync."
 )
 OFFSET_EXPIRED = "offset: Your pagination token has expired."
+# Beside "Estimate", the enum custom fields every sandbox project has (Asana returns a project's
+# custom fields on each of its tasks).
+ENUM_FIELDS = (
+    ("Priority", ("P1", "P2", "P3")),
+    ("Status", ("On track", "At risk", "Off track")),
+    ("T-shirt size", ("S", "M", "L", "XL")),
+    ("Impact", ("Low", "Medium", "High")),
+)
 COMPACT = ("gid", "name", "resource_type", "resource_subtype")
 
 
@@ -117,18 +125,52 @@ def _build_task(rec: Rec, state: TrackerState, projects: dict[str, str]) -> dict
             }
         ],
         "permalink_url": f"https://app.asana.com/0/{rec.scope}/{rec.id}",
-        "custom_fields": [
-            {
-                "gid": ESTIMATE_FIELD,
-                "name": "Estimate",
-                "type": "number",
-                "resource_type": "custom_field",
-                "number_value": rec.estimate,
-                "display_value": None if rec.estimate is None else f"{rec.estimate:g}",
-            }
-        ],
+        "custom_fields": [_estimate(rec.estimate), *_enum_fields(rec.id)],
         "notes": "",
     }
+
+
+def _estimate(value: float | None) -> dict[str, Any]:
+    return {
+        "gid": ESTIMATE_FIELD,
+        "resource_type": "custom_field",
+        "name": "Estimate",
+        "type": "number",
+        "resource_subtype": "number",
+        "number_value": value,
+        "display_value": None if value is None else f"{value:g}",
+        "enabled": True,
+        "precision": 0,
+    }
+
+
+def _enum_fields(seed: int) -> list[dict[str, Any]]:
+    """The project's enum custom fields, as every task of a real project carries them."""
+    out = []
+    for i, (name, options) in enumerate(ENUM_FIELDS):
+        pick = (seed // (i + 1)) % (len(options) + 1)  # one in n+1 tasks leaves it empty
+        value = None
+        if pick < len(options):
+            value = {
+                "gid": f"12040000000{i + 2:02d}{pick:03d}",
+                "resource_type": "enum_option",
+                "name": options[pick],
+                "enabled": True,
+                "color": ("red", "yellow", "green", "blue")[pick % 4],
+            }
+        out.append(
+            {
+                "gid": f"12040000000000{i + 2:02d}",
+                "resource_type": "custom_field",
+                "name": name,
+                "type": "enum",
+                "resource_subtype": "enum",
+                "enum_value": value,
+                "display_value": None if value is None else value["name"],
+                "enabled": True,
+            }
+        )
+    return out
 
 
 def field_tree(opt_fields: str) -> dict[str, Any]:

@@ -7,7 +7,9 @@ Timestamps are kept as epoch milliseconds (UTC); GitHub's are whole seconds.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -130,6 +132,43 @@ class Rec:
 
 
 IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
+
+
+class Shared:
+    """Pre-encoded sub-objects (users, labels, projects...) that many items embed.
+
+    A renderer puts `shared.ref(encoded)` where the sub-object goes and `encode_parts` turns
+    the item into JSON pieces in which those sub-objects are the very same bytes objects, so
+    100k cached items hold one copy of each user object instead of 100k.
+    """
+
+    __slots__ = ("frags",)
+
+    def __init__(self) -> None:
+        self.frags: list[bytes] = []
+
+    def ref(self, encoded: bytes) -> str:
+        self.frags.append(encoded)
+        return f"{_SHARED}{len(self.frags) - 1}\x00"
+
+
+_SHARED = "\x00sbx:shared:"
+_SHARED_RE = re.compile(rb'"\\u0000sbx:shared:(\d+)\\u0000"')
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact JSON bytes (the same as `_core.dumps`)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def encode_parts(obj: Any, shared: Shared) -> tuple[bytes, ...]:
+    """`obj` as compact JSON pieces: joined, they are `encode_json(obj)` with refs filled in."""
+    pieces = _SHARED_RE.split(encode_json(obj))
+    return tuple(
+        shared.frags[int(piece)] if i % 2 else piece
+        for i, piece in enumerate(pieces)
+        if piece or i % 2
+    )
 
 
 def ms_to_dt(ms: int) -> datetime:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ from okrsync.sandbox._core import (
     json_response,
     short_hash,
 )
-from okrsync.sandbox._data import GITHUB_REPOS, Rec, dt_to_ms, iso_s, now_ms
+from okrsync.sandbox._data import GITHUB_REPOS, Rec, Shared, dt_to_ms, encode_parts, iso_s, now_ms
 from okrsync.sandbox._faults import (
     HUGE_PAGE_ITEMS,
     ITEM_FAULTS,
@@ -122,16 +123,66 @@ def repo_id(repo: str) -> int:
     return REPO_ID_BASE + GITHUB_REPOS.index(repo) + 1
 
 
-def _user(login: str) -> dict[str, Any]:
+AUTHORS = ("octocat", "ada", "grace", "alan", "edsger", "barbara")
+BODIES = (
+    "I'm having a problem with this.",
+    "Steps to reproduce:\n\n1. Open the page\n2. Click the button\n\nExpected: it works."
+    " Actual: it does not.",
+    "Follow-up from the planning meeting; details in the linked doc.",
+    None,
+)
+LABEL_COLORS = ("d73a4a", "0075ca", "a2eeef", "7057ff", "008672", "e4e669", "d876e3", "cfd3d7")
+
+
+def _user(login: str, base: str = "https://api.github.com") -> dict[str, Any]:
+    """A `simple-user` object with every URL field, as GitHub embeds it."""
+    uid = int(short_hash(login)[:6], 16)
+    api = f"{base}/users/{login}"
     return {
         "login": login,
-        "id": int(short_hash(login)[:6], 16),
+        "id": uid,
+        "node_id": "MDQ6VXNlcj" + base64.b64encode(str(uid).encode()).decode(),
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
         "type": "User",
+        "user_view_type": "public",
         "site_admin": False,
     }
 
 
-def render_milestone(m: Rec, base: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=512)
+def _user_bytes(login: str, base: str) -> bytes:
+    return dumps(_user(login, base))
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_bytes(name: str, repo: str, base: str) -> bytes:
+    lid = int(short_hash(f"{repo}:{name}")[:8], 16)
+    return dumps(
+        {
+            "id": lid,
+            "node_id": "LA_kwDO" + short_hash(f"{repo}:{name}:node")[:10],
+            "url": f"{base}/repos/{repo}/labels/{urllib.parse.quote(name)}",
+            "name": name,
+            "description": f"Work on {name}",
+            "color": LABEL_COLORS[lid % len(LABEL_COLORS)],
+            "default": name == "bug",
+        }
+    )
+
+
+def render_milestone(m: Rec, base: str, counts: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     api = f"{base}/repos/{m.scope}/milestones/{m.number}"
     return {
         "url": api,
@@ -140,93 +191,123 @@ def render_milestone(m: Rec, base: str) -> dict[str, Any]:
         "id": m.id,
         "node_id": f"MI_kwDO{m.id}",
         "number": m.number,
-        "title": m.title,
-        "description": None,
-        "creator": _user("octocat"),
         "state": "closed" if m.status == "done" else "open",
+        "title": m.title,
+        "description": f"Tracking milestone for {m.title}",
+        "creator": _user("octocat", base),
+        "open_issues": counts[0],
+        "closed_issues": counts[1],
         "created_at": iso_s(m.created_ms),
         "updated_at": iso_s(m.updated_ms),
-        "due_on": f"{m.due}T07:00:00Z" if m.due else None,
         "closed_at": iso_s(m.updated_ms) if m.status == "done" else None,
+        "due_on": f"{m.due}T07:00:00Z" if m.due else None,
     }
 
 
-def render_issue(rec: Rec, state: TrackerState, base: str) -> dict[str, Any]:
-    cached: dict[str, Any] | None = rec.cache.get(base)
+def milestone_counts(m: Rec, state: TrackerState) -> tuple[int, int]:
+    """(open, closed) issues of the milestone, as GitHub counts them."""
+    opened = closed = 0
+    for r in state.recs.values():
+        if r.milestone == m.number and r.scope == m.scope and not r.deleted:
+            opened, closed = (opened + 1, closed) if r.status == "todo" else (opened, closed + 1)
+    return opened, closed
+
+
+def _milestone_bytes(m: Rec, state: TrackerState, base: str) -> bytes:
+    """The milestone as issues embed it, encoded once per base URL (counts as of then)."""
+    key = "gh-embed:" + base
+    cached: bytes | None = m.cache.get(key)
     if cached is None:
-        cached = _build_issue(rec, state, base)
-        rec.cache[base] = cached
+        cached = dumps(render_milestone(m, base, milestone_counts(m, state)))
+        m.cache[key] = cached
     return cached
 
 
 def issue_bytes(rec: Rec, state: TrackerState, base: str) -> tuple[bytes, bytes]:
-    """The issue's JSON bytes and their digest, cached on the record per base URL."""
-    key = "bytes:" + base
-    cached: tuple[bytes, bytes] | None = rec.cache.get(key)
+    """The issue's JSON bytes and their digest; the pieces are cached on the record per base."""
+    key = "parts:" + base
+    cached: tuple[tuple[bytes, ...], bytes] | None = rec.cache.get(key)
     if cached is None:
-        as_dict = rec.cache.get(base) or _build_issue(rec, state, base)
-        body = dumps(as_dict)
-        cached = (body, hashlib.sha1(body, usedforsecurity=False).digest())
+        parts = _build_issue(rec, state, base)
+        digest = hashlib.sha1(b"".join(parts), usedforsecurity=False).digest()
+        cached = (parts, digest)
         rec.cache[key] = cached
-    return cached
+    return b"".join(cached[0]), cached[1]
 
 
-def _build_issue(rec: Rec, state: TrackerState, base: str) -> dict[str, Any]:
+def _build_issue(rec: Rec, state: TrackerState, base: str) -> tuple[bytes, ...]:
+    """The issue as in GitHub's documented list example (`issue-items`), in JSON pieces."""
     api = f"{base}/repos/{rec.scope}/issues/{rec.number}"
     closed = rec.status != "todo"
     is_pr = rec.kind == "pull_request"
-    kind = "pull" if is_pr else "issues"
+    html = f"https://github.com/{rec.scope}/{'pull' if is_pr else 'issues'}/{rec.number}"
+    shared = Shared()
     milestone = next(
         (m for m in state.containers if m.scope == rec.scope and m.number == rec.milestone), None
     )
-    assignee = _user(rec.assignee.split()[0].lower()) if rec.assignee else None
+    author = AUTHORS[rec.id % len(AUTHORS)]
+    assignee = (
+        shared.ref(_user_bytes(rec.assignee.split()[0].lower(), base)) if rec.assignee else None
+    )
     body: dict[str, Any] = {
+        "id": rec.id,
+        "node_id": f"{'PR' if is_pr else 'I'}_kwDO{rec.id}",
         "url": api,
         "repository_url": f"{base}/repos/{rec.scope}",
         "labels_url": f"{api}/labels{{/name}}",
         "comments_url": f"{api}/comments",
         "events_url": f"{api}/events",
-        "html_url": f"https://github.com/{rec.scope}/{kind}/{rec.number}",
-        "id": rec.id,
-        "node_id": f"{'PR' if is_pr else 'I'}_kwDO{rec.id}",
+        "html_url": html,
         "number": rec.number,
-        "title": rec.title,
-        "user": _user("octocat"),
-        "labels": [
-            {
-                "id": int(short_hash(n)[:8], 16),
-                "name": n,
-                "color": "ededed",
-                "default": False,
-                "description": None,
-            }
-            for n in rec.labels
-        ],
         "state": "closed" if closed else "open",
-        "locked": False,
+        "title": rec.title,
+        "body": BODIES[rec.id % len(BODIES)],
+        "user": shared.ref(_user_bytes(author, base)),
+        "labels": [shared.ref(_label_bytes(n, rec.scope, base)) for n in rec.labels],
         "assignee": assignee,
         "assignees": [assignee] if assignee else [],
-        "milestone": render_milestone(milestone, base) if milestone else None,
-        "comments": 0,
+        "milestone": shared.ref(_milestone_bytes(milestone, state, base)) if milestone else None,
+        "locked": False,
+        "active_lock_reason": None,
+        "comments": rec.id % 7,
+        "closed_at": iso_s(rec.updated_ms) if closed else None,
         "created_at": iso_s(rec.created_ms),
         "updated_at": iso_s(rec.updated_ms),
-        "closed_at": iso_s(rec.updated_ms) if closed else None,
+        "closed_by": shared.ref(_user_bytes(author, base)) if closed else None,
         "author_association": "MEMBER",
         "type": None,  # the issue type (organisation-defined); none set here
-        "active_lock_reason": None,
-        "body": None,
         "state_reason": None if is_pr else _STATE_REASON[rec.status],
+        "pinned_comment": None,
+        "reactions": _reactions(rec, api),
+        "timeline_url": f"{api}/timeline",
+        "performed_via_github_app": None,
     }
     if is_pr:
         body["draft"] = False
         body["pull_request"] = {
             "url": f"{base}/repos/{rec.scope}/pulls/{rec.number}",
-            "html_url": body["html_url"],
-            "diff_url": f"{body['html_url']}.diff",
-            "patch_url": f"{body['html_url']}.patch",
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
             "merged_at": iso_s(rec.updated_ms) if rec.status == "done" else None,
         }
-    return body
+    return encode_parts(body, shared)
+
+
+def _reactions(rec: Rec, api: str) -> dict[str, Any]:
+    up, heart = rec.id % 3, rec.id % 2
+    return {
+        "url": f"{api}/reactions",
+        "total_count": up + heart,
+        "+1": up,
+        "-1": 0,
+        "laugh": 0,
+        "hooray": 0,
+        "confused": 0,
+        "heart": heart,
+        "rocket": 0,
+        "eyes": 0,
+    }
 
 
 # --- lists ------------------------------------------------------------------------------
@@ -389,8 +470,7 @@ def list_issues(req: Request, env: Env, repo: str, opts: Options | None = None) 
         else:
             recs, more = select_after(state, repo, params, after)
             by_cursor, total = True, 0
-        key, base = "bytes:" + req.base, req.base
-        rendered = [r.cache.get(key) or issue_bytes(r, state, base) for r in recs]
+        rendered = [issue_bytes(r, state, req.base) for r in recs]
     resp = Response(200, json_array([body for body, _ in rendered]))
     resp.etag_basis = b"".join([digest for _, digest in rendered])
     if by_cursor:
@@ -482,7 +562,12 @@ def _rewrite_item(resp: Response, fault: Fault, target: int | None) -> Response:
 
 def list_milestones(req: Request, env: Env, repo: str) -> Response:
     state = env.world.state("github")
-    data = [render_milestone(m, req.base) for m in state.containers if m.scope == repo]
+    with env.world.lock:
+        data = [
+            render_milestone(m, req.base, milestone_counts(m, state))
+            for m in state.containers
+            if m.scope == repo
+        ]
     return json_response(200, data)
 
 
@@ -496,7 +581,7 @@ def get_repo(req: Request, env: Env, repo: str) -> Response:
             "name": name,
             "full_name": repo,
             "private": True,
-            "owner": _user(owner) | {"type": "Organization"},
+            "owner": _user(owner, req.base) | {"type": "Organization"},
             "html_url": f"https://github.com/{repo}",
             "url": f"{req.base}/repos/{repo}",
             "issues_url": f"{req.base}/repos/{repo}/issues{{/number}}",

@@ -11,6 +11,7 @@ with `parent` only for sub-tasks.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from okrsync.sandbox._core import (
     short_hash,
     splice,
 )
-from okrsync.sandbox._data import Rec
+from okrsync.sandbox._data import USERS, Rec, Shared, encode_parts
 from okrsync.sandbox._faults import (
     HUGE_PAGE_ITEMS,
     ITEM_FAULTS,
@@ -84,33 +85,171 @@ def jira_time(ms: int, tz: str) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}" + local.strftime("%z")
 
 
-def _status(rec: Rec) -> dict[str, Any]:
-    name, sid, (cat_key, cat_name, cat_id), _ = _STATUS[rec.status]
+_STATUS_COLOR = {"new": "blue-gray", "indeterminate": "yellow", "done": "green"}
+_TYPE_TEXT = {
+    "Epic": ("A big user story that needs to be broken down.", 10307),
+    "Story": ("Functionality or a feature expressed as a user goal.", 10315),
+    "Task": ("A small, distinct piece of work.", 10318),
+    "Bug": ("A problem or error.", 10303),
+    "Sub-task": ("A small piece of work that's part of a larger task.", 10316),
+}
+_RESOLUTIONS = {
+    "Done": ("10000", "Work has been completed on this issue."),
+    "Won't Do": ("10001", "This issue won't be actioned."),
+}
+_PRIORITY = ("3", "Medium")
+EXPAND = "operations,versionedRepresentations,editmeta,changelog,renderedFields"
+
+
+def _api(cloud: bool) -> str:
+    return f"{SELF_HOST}/rest/api/{'3' if cloud else '2'}"
+
+
+def _status_obj(status: str, cloud: bool) -> dict[str, Any]:
+    """A status with its statusCategory, as a real search returns it."""
+    name, sid, (cat_key, cat_name, cat_id), _ = _STATUS[status]
     return {
-        "self": f"{SELF_HOST}/rest/api/2/status/{sid}",
+        "self": f"{_api(cloud)}/status/{sid}",
+        "description": "",
+        "iconUrl": f"{SELF_HOST}/images/icons/statuses/generic.png",
         "name": name,
         "id": sid,
-        "statusCategory": {"id": cat_id, "key": cat_key, "name": cat_name},
+        "statusCategory": {
+            "self": f"{_api(cloud)}/statuscategory/{cat_id}",
+            "id": cat_id,
+            "key": cat_key,
+            "colorName": _STATUS_COLOR[cat_key],
+            "name": cat_name,
+        },
     }
 
 
-def _issuetype(name: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=64)
+def _status_bytes(status: str, cloud: bool) -> bytes:
+    return dumps(_status_obj(status, cloud))
+
+
+def _issuetype_obj(name: str, cloud: bool) -> dict[str, Any]:
     tid, level = _TYPES[name]
-    return {"id": tid, "name": name, "subtask": level < 0, "hierarchyLevel": level}
+    text, avatar = _TYPE_TEXT[name]
+    out: dict[str, Any] = {
+        "self": f"{_api(cloud)}/issuetype/{tid}",
+        "id": tid,
+        "description": text,
+        "iconUrl": f"{SELF_HOST}/rest/api/2/universal_avatar/view/type/issuetype/avatar/"
+        f"{avatar}?size=medium",
+        "name": name,
+        "subtask": level < 0,
+        "avatarId": avatar,
+    }
+    if cloud:  # Data Center has no hierarchy levels in its issue types
+        out["hierarchyLevel"] = level
+    return out
 
 
-def _parent(state: TrackerState, key: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=64)
+def _issuetype_bytes(name: str, cloud: bool) -> bytes:
+    return dumps(_issuetype_obj(name, cloud))
+
+
+def _avatars(url: str, sizes: tuple[str, ...]) -> dict[str, str]:
+    return {
+        f"{n}x{n}": url.format(size=size) for n, size in zip((48, 24, 16, 32), sizes, strict=True)
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _project_bytes(key: str, pid: str, cloud: bool) -> bytes:
+    url = f"{SELF_HOST}/rest/api/2/universal_avatar/view/type/project/avatar/10425{{size}}"
+    body: dict[str, Any] = {
+        "self": f"{_api(cloud)}/project/{pid}",
+        "id": pid,
+        "key": key,
+        "name": key.title(),
+        "projectTypeKey": "software",
+    }
+    if cloud:
+        body["simplified"] = False
+    body["avatarUrls"] = _avatars(url, ("", "?size=small", "?size=xsmall", "?size=medium"))
+    return dumps(body)
+
+
+def _user_obj(name: str, cloud: bool) -> dict[str, Any]:
+    """A user as Jira embeds one (assignee, reporter, creator): avatars in four sizes."""
+    slug = name.lower().replace(" ", ".")
+    digest = short_hash(slug)
+    initials = "".join(w[0] for w in name.split()).upper()
+    email = f"{slug}@example.com"
+    if cloud:
+        account = f"5b10ac8d82e05b22cc7d{digest[:4]}"
+        url = (
+            f"https://secure.gravatar.com/avatar/{digest}{digest}{digest[:8]}?d=https%3A%2F%2F"
+            f"avatar-management--avatars.us-west-2.prod.public.atl-paas.net%2Finitials%2F"
+            f"{initials}-5.png{{size}}"
+        )
+        return {
+            "self": f"{_api(cloud)}/user?accountId={account}",
+            "accountId": account,
+            "emailAddress": email,
+            "avatarUrls": _avatars(url, ("", "", "", "")),
+            "displayName": name,
+            "active": True,
+            "timeZone": "America/Los_Angeles",
+            "accountType": "atlassian",
+        }
+    url = f"{SELF_HOST}/secure/useravatar?{{size}}ownerId={slug}&avatarId=1{digest[:4]}"
+    return {
+        "self": f"{_api(cloud)}/user?username={slug}",
+        "name": slug,
+        "key": slug,
+        "emailAddress": email,
+        "avatarUrls": _avatars(url, ("", "size=small&", "size=xsmall&", "size=medium&")),
+        "displayName": name,
+        "active": True,
+        "timeZone": "Europe/Berlin",
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _user_bytes(name: str, cloud: bool) -> bytes:
+    return dumps(_user_obj(name, cloud))
+
+
+@functools.lru_cache(maxsize=8)
+def _priority_bytes(cloud: bool) -> bytes:
+    pid, name = _PRIORITY
+    return dumps(
+        {
+            "self": f"{_api(cloud)}/priority/{pid}",
+            "iconUrl": f"{SELF_HOST}/images/icons/priorities/{name.lower()}.svg",
+            "name": name,
+            "id": pid,
+        }
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _resolution_bytes(name: str, cloud: bool) -> bytes:
+    rid, text = _RESOLUTIONS[name]
+    return dumps(
+        {"self": f"{_api(cloud)}/resolution/{rid}", "id": rid, "description": text, "name": name}
+    )
+
+
+def _parent(state: TrackerState, key: str, shared: Shared) -> dict[str, Any]:
     parent = state.by_key.get(key)
     if parent is None:
         return {"key": key}
+    cloud = parent.tracker == "jira"
     return {
         "id": str(parent.id),
         "key": parent.key,
         "self": _self(parent),
         "fields": {
             "summary": parent.title,
-            "status": _status(parent),
-            "issuetype": _issuetype(parent.issuetype),
+            "status": shared.ref(_status_bytes(parent.status, cloud)),
+            "priority": shared.ref(_priority_bytes(cloud)),
+            "issuetype": shared.ref(_issuetype_bytes(parent.issuetype, cloud)),
         },
     }
 
@@ -120,44 +259,42 @@ def _self(rec: Rec) -> str:
     return f"{SELF_HOST}/rest/api/{version}/issue/{rec.id}"
 
 
-def _assignee(rec: Rec, cloud: bool) -> dict[str, Any] | None:
-    if rec.assignee is None:
-        return None
-    slug = rec.assignee.lower().replace(" ", ".")
-    if cloud:
-        return {
-            "accountId": f"5b10ac8d82e05b22cc7d{short_hash(slug)[:4]}",
-            "displayName": rec.assignee,
-            "active": True,
-        }
-    return {"name": slug, "key": slug, "displayName": rec.assignee, "active": True}
+def _person(name: str | None, cloud: bool, shared: Shared) -> str | None:
+    return None if name is None else shared.ref(_user_bytes(name, cloud))
 
 
-def all_fields(rec: Rec, state: TrackerState, tz: str) -> dict[str, Any]:
+Fields = tuple[dict[str, Any], Shared]
+
+
+def all_fields(rec: Rec, state: TrackerState, tz: str) -> Fields:
+    """Every field of the issue, shared sub-objects as `Shared` refs (cached per timezone)."""
     cache_key = f"jira:{tz}"
-    cached: dict[str, Any] | None = rec.cache.get(cache_key)
+    cached: Fields | None = rec.cache.get(cache_key)
     if cached is None:
         cached = _build_fields(rec, state, tz)
         rec.cache[cache_key] = cached
     return cached
 
 
-def _build_fields(rec: Rec, state: TrackerState, tz: str) -> dict[str, Any]:
+def _build_fields(rec: Rec, state: TrackerState, tz: str) -> Fields:
+    """The fields of a real search hit: status with statusCategory, users with avatarUrls."""
     cloud = rec.tracker == "jira"
+    shared = Shared()
     resolution = _STATUS[rec.status][3]
+    creator = USERS[rec.id % len(USERS)]
+    pid = str(state.scopes.index(rec.scope) + 10000)
     fields: dict[str, Any] = {
         "summary": rec.title,
-        "status": _status(rec),
-        "resolution": {"name": resolution} if resolution else None,
+        "status": shared.ref(_status_bytes(rec.status, cloud)),
+        "resolution": shared.ref(_resolution_bytes(resolution, cloud)) if resolution else None,
         "resolutiondate": jira_time(rec.updated_ms, tz) if resolution else None,
-        "issuetype": _issuetype(rec.issuetype),
-        "project": {
-            "id": str(state.scopes.index(rec.scope) + 10000),
-            "key": rec.scope,
-            "name": rec.scope.title(),
-        },
+        "issuetype": shared.ref(_issuetype_bytes(rec.issuetype, cloud)),
+        "project": shared.ref(_project_bytes(rec.scope, pid, cloud)),
         "labels": list(rec.labels),
-        "assignee": _assignee(rec, cloud),
+        "assignee": _person(rec.assignee, cloud, shared),
+        "reporter": _person(creator, cloud, shared),
+        "creator": _person(creator, cloud, shared),
+        "priority": shared.ref(_priority_bytes(cloud)),
         "duedate": rec.due,
         "created": jira_time(rec.created_ms, tz),
         "updated": jira_time(rec.updated_ms, tz),
@@ -165,56 +302,56 @@ def _build_fields(rec: Rec, state: TrackerState, tz: str) -> dict[str, Any]:
     }
     is_sub = rec.issuetype == "Sub-task"
     if rec.parent_key and (cloud or is_sub):
-        fields["parent"] = _parent(state, rec.parent_key)
+        fields["parent"] = _parent(state, rec.parent_key, shared)
     if cloud:
         fields[CLOUD_POINTS], fields[CLOUD_POINTS_UNUSED] = rec.estimate, None
     else:
         fields[DC_POINTS] = rec.estimate
         fields[DC_EPIC_LINK] = rec.parent_key if rec.parent_key and not is_sub else None
-    return fields
+    return fields, shared
 
 
 def render_issue(rec: Rec, state: TrackerState, tz: str, wanted: list[str] | None) -> Any:
-    if wanted is not None and not wanted:
-        return {"id": str(rec.id)}
-    full = all_fields(rec, state, tz)
-    return _issue(rec, full, wanted)
+    """The issue as a search returns it for the `fields` selection `wanted`, decoded."""
+    return json.loads(issue_bytes(rec, state, tz, wanted, bytes_key(tz, wanted)))
 
 
 def _issue(rec: Rec, full: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
     fields = full if wanted is None else {k: full[k] for k in wanted if k in full}
-    return {"expand": "", "id": str(rec.id), "self": _self(rec), "key": rec.key, "fields": fields}
+    return {
+        "expand": EXPAND,
+        "id": str(rec.id),
+        "self": _self(rec),
+        "key": rec.key,
+        "fields": fields,
+    }
 
 
 def bytes_key(tz: str, wanted: list[str] | None) -> str:
-    """`rec.cache` key of an issue's JSON bytes for one timezone and `fields` selection."""
+    """`rec.cache` key of an issue's JSON pieces for one timezone and `fields` selection."""
     return f"bytes:{tz}:{'*' if wanted is None else json.dumps(wanted)}"
 
 
 def issue_bytes(
     rec: Rec, state: TrackerState, tz: str, wanted: list[str] | None, key: str
 ) -> bytes:
-    """`render_issue` as JSON bytes, cached on the record under `key` (see `bytes_key`)."""
-    cached: bytes | None = rec.cache.get(key)
+    """`render_issue` as JSON bytes; the pieces are cached on the record under `key`."""
+    cached: tuple[bytes, ...] | None = rec.cache.get(key)
     if cached is None:
         if wanted is not None and not wanted:
-            cached = dumps({"id": str(rec.id)})
+            cached = (dumps({"id": str(rec.id)}),)
         else:
-            full = rec.cache.get(f"jira:{tz}") or _build_fields(rec, state, tz)
-            cached = dumps(_issue(rec, full, wanted))
+            full, shared = rec.cache.get(f"jira:{tz}") or _build_fields(rec, state, tz)
+            cached = encode_parts(_issue(rec, full, wanted), shared)
         rec.cache[key] = cached
-    return cached
+    return b"".join(cached)
 
 
 def issue_parts(
     recs: list[Rec], state: TrackerState, tz: str, wanted: list[str] | None
 ) -> list[bytes]:
     key = bytes_key(tz, wanted)
-    parts = []
-    for rec in recs:
-        cached: bytes | None = rec.cache.get(key)
-        parts.append(issue_bytes(rec, state, tz, wanted, key) if cached is None else cached)
-    return parts
+    return [issue_bytes(rec, state, tz, wanted, key) for rec in recs]
 
 
 def parse_fields(raw: Any, default_all: bool) -> list[str] | None:
