@@ -47,20 +47,21 @@ def postgres_cluster() -> Iterator[str]:
     port = _free_port()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    run = {"check": True, "capture_output": True}
     subprocess.run(
         _as_postgres(
             _bin("initdb"), "-D", str(data), "-U", "okrsync", "--auth=trust", "-E", "UTF8"
         ),
-        **run,
-    )  # type: ignore[call-overload]
+        check=True,
+        capture_output=True,
+    )
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -k {root} -c fsync=off"
     subprocess.run(
         _as_postgres(
             _bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"
         ),
-        **run,
-    )  # type: ignore[call-overload]
+        check=True,
+        capture_output=True,
+    )
     try:
         _wait(port)
         yield f"postgresql+psycopg://okrsync@127.0.0.1:{port}/postgres"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import pytest
 import sqlalchemy as sa
@@ -18,11 +18,11 @@ from okrsync.errors import StoreError
 from okrsync.mapping import Matcher
 from okrsync.models import Page, WorkItem
 from okrsync.remap import make_linker
-from okrsync.store import Store
+from okrsync.store import Link, PageResult, Store
 from okrsync.sync import PageQueue, RunResult, _drain
 from tests.unit.test_mapping import EPIC_RULES, load, store_links
 from tests.unit.test_mapping import item as jira_item
-from tests.unit.test_store import T0, item
+from tests.unit.test_store import T0, ItemFields, item
 
 
 def pages_for(connector: str) -> list[Page]:
@@ -30,7 +30,9 @@ def pages_for(connector: str) -> list[Page]:
     changed (edited while paging), keys that move within the group, and a census in the middle
     that must not see the items of the pages after it."""
 
-    def it(n: int, *, updated: datetime = T0, key: str | None = None, **kw: object) -> WorkItem:
+    def it(
+        n: int, *, updated: datetime = T0, key: str | None = None, **kw: Unpack[ItemFields]
+    ) -> WorkItem:
         return dataclasses.replace(item(n, updated=updated, key=key, **kw), connector=connector)
 
     later = T0 + timedelta(minutes=3)
@@ -140,18 +142,25 @@ def test_a_big_page_is_taken_alone_and_the_producer_waits_for_room() -> None:
 
 
 @pytest.mark.parametrize("commit_items", [1, 2000])
-def test_commit_items_bounds_each_transaction(tmp_path: Path, commit_items: int) -> None:
+def test_commit_items_bounds_each_transaction(
+    tmp_path: Path, commit_items: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`[store] commit_items = 1` stores strictly page by page; the default lets pages that
     wait for the store share a transaction. Either way every page and the last cursor land."""
     store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
     calls: list[int] = []
     real = store.commit_pages
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(len(args[1]))
-        return real(*args, **kwargs)
+    def spy(
+        connector: str,
+        pages: Sequence[Page],
+        links: Mapping[str, Sequence[Link]] | None = None,
+        run_id: int | None = None,
+    ) -> list[PageResult]:
+        calls.append(len(pages))
+        return real(connector, pages, links, run_id)
 
-    store.commit_pages = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "commit_pages", spy)
 
     async def pull() -> AsyncIterator[Page]:
         for tag in range(6):
@@ -172,7 +181,7 @@ def test_commit_items_bounds_each_transaction(tmp_path: Path, commit_items: int)
 
 @pytest.mark.parametrize("commit_items", [1, 2000])
 def test_a_group_links_items_whose_parent_or_old_key_came_earlier_in_it(
-    store: Store, tmp_path: Path, commit_items: int
+    store: Store, tmp_path: Path, commit_items: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An epic on one page and its story on the next, or an item that moves between them, link
     the same whether the pages commit one by one or together (then the group is linked as one:
@@ -192,11 +201,16 @@ def test_a_group_links_items_whose_parent_or_old_key_came_earlier_in_it(
     calls: list[int] = []
     real = store.commit_pages
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(len(args[1]))
-        return real(*args, **kwargs)
+    def spy(
+        connector: str,
+        pages: Sequence[Page],
+        links: Mapping[str, Sequence[Link]] | None = None,
+        run_id: int | None = None,
+    ) -> list[PageResult]:
+        calls.append(len(pages))
+        return real(connector, pages, links, run_id)
 
-    store.commit_pages = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "commit_pages", spy)
 
     async def pull() -> AsyncIterator[Page]:
         for page in pages:

@@ -432,10 +432,14 @@ def test_cloud_counts_only_listings_that_span_pages(env: None) -> None:
     assert fake.counts == []
 
 
-def test_cloud_without_approximate_count_still_syncs(env: None) -> None:
+def test_cloud_without_approximate_count_still_syncs(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A site that answers 404 to the count endpoint is paged unchecked, not failed."""
     fake = FakeJira(issues_at(5, T0))
-    fake._count = lambda request: httpx.Response(404, json={"errorMessages": ["nope"]})  # type: ignore[method-assign]
+    monkeypatch.setattr(
+        fake, "_count", lambda request: httpx.Response(404, json={"errorMessages": ["nope"]})
+    )
     pages = run(cfg(page_size=2), fake)
     assert items(pages) == [f"TESTKEY13-{n}" for n in range(1, 6)]
     assert pages[-1].census == {"TESTKEY13": [f"2000{n}" for n in range(1, 6)]}

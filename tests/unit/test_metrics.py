@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,8 +24,21 @@ def samples(m: Metrics) -> Samples:
     }
 
 
-def run(status: str = "ok", **kw: float) -> RunResult:
-    return RunResult("gh", 1, status=status, **kw)  # type: ignore[arg-type]
+class Costs(TypedDict, total=False):
+    """The counters and timings of a `RunResult`."""
+
+    pages: int
+    created: int
+    updated: int
+    deleted: int
+    requests: int
+    retries: int
+    rate_limit_wait_s: float
+    duration_s: float
+
+
+def run(status: str = "ok", **kw: Unpack[Costs]) -> RunResult:
+    return RunResult("gh", 1, status=status, **kw)
 
 
 def test_declared_connectors_expose_zero_series_before_any_run() -> None:

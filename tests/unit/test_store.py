@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import sqlalchemy as sa
@@ -21,21 +23,47 @@ from tests.helpers import TREE, write
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def item(n: int, *, updated: datetime = T0, key: str | None = None, **kw: object) -> WorkItem:
-    fields: dict[str, object] = {
-        "connector": "gh",
-        "external_id": str(n),
-        "key": key or f"o/r#{n}",
-        "kind": ItemKind.ISSUE,
-        "title": f"Item {n}",
-        "status": StatusCategory.TODO,
-        "status_raw": "open",
-        "created": T0 - timedelta(days=3),
-        "updated": updated,
-        "container": "o/r",
-        **kw,
-    }
-    return WorkItem(**fields)  # type: ignore[arg-type]
+class ItemFields(TypedDict, total=False):
+    """The `WorkItem` fields a test may set beside `updated` and `key`."""
+
+    connector: str
+    external_id: str
+    kind: ItemKind
+    title: str
+    status: StatusCategory
+    status_raw: str
+    created: datetime
+    item_type: str | None
+    url: str | None
+    container: str | None
+    parent_key: str | None
+    labels: tuple[str, ...]
+    milestone: str | None
+    section: str | None
+    assignee: str | None
+    estimate: float | None
+    due: date | None
+    completed_at: datetime | None
+    custom: dict[str, str]
+    previous_keys: tuple[str, ...]
+
+
+def item(
+    n: int, *, updated: datetime = T0, key: str | None = None, **kw: Unpack[ItemFields]
+) -> WorkItem:
+    base = WorkItem(
+        connector="gh",
+        external_id=str(n),
+        key=key or f"o/r#{n}",
+        kind=ItemKind.ISSUE,
+        title=f"Item {n}",
+        status=StatusCategory.TODO,
+        status_raw="open",
+        created=T0 - timedelta(days=3),
+        updated=updated,
+        container="o/r",
+    )
+    return dataclasses.replace(base, **kw)
 
 
 def load(store: Store, mapping_dir: Path, text: str = TREE) -> None:
