@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-import requests.sessions  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import requests.sessions
 
 GITHUB_COM = "https://api.github.com"
 _original = requests.sessions.Session.request
@@ -31,7 +31,7 @@ def _redirected(self: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> 
 
 def main() -> None:
     requests.sessions.Session.request = _redirected
-    from tap_github.tap import TapGitHub  # type: ignore[import-not-found,unused-ignore]
+    from tap_github.tap import TapGitHub
 
     sys.argv[0] = "tap-github"
     TapGitHub.cli()
