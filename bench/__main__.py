@@ -1,9 +1,10 @@
 """`make bench`: every benchmark in its own process, then ONE table of all their figures.
 
     python -m bench                        # sync 10k+100k per tracker, mapping 100k × 1k,
-                                           # signals 1M, okrsync vs the Singer GitHub tap (100k)
+                                           # signals 1M, okrsync vs the Singer GitHub tap (100k),
+                                           # start-up of --version, --help, mappings check
     python -m bench --quick                # small sizes: a smoke run
-    python -m bench --only sync,singer     # a subset (names: sync, mapping, signals, singer)
+    python -m bench --only sync,singer     # a subset (sync, mapping, signals, singer, startup)
     python -m bench -v                     # also show each benchmark's own output
     python -m bench --json all.json        # also write the combined rows
 
@@ -59,6 +60,7 @@ BENCHES = (
     Bench("mapping", "bench.bench_mapping", (), ()),
     Bench("signals", "bench.bench_signals", (), ("--items", "20000", "--tactics", "500")),
     Bench("singer", "bench.bench_singer", (), ("--items", "2000", "--repeat", "1")),
+    Bench("startup", "bench.bench_startup", (), ("--repeat", "3")),
 )
 
 
@@ -217,7 +219,7 @@ def select(only: str | None) -> list[Bench]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description="Run the benchmarks.")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    p.add_argument("--only", metavar="NAME[,NAME]", help="sync, mapping, signals, singer")
+    p.add_argument("--only", metavar="NAME[,NAME]", help="sync, mapping, signals, singer, startup")
     p.add_argument("-v", "--verbose", action="store_true", help="show each module's output")
     p.add_argument("--json", type=Path, help="also write the combined rows here")
     a = p.parse_args(argv)

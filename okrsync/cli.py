@@ -14,10 +14,8 @@ from typing import Annotated
 import typer
 
 from okrsync import __version__, cli_mapping, cli_service, cli_signals
-from okrsync.cli_state import State, err, out, state_of
+from okrsync.cli_state import State, err, out, safe, state_of
 from okrsync.errors import ConfigError, OkrsyncError
-from okrsync.render import render_checkins, render_runs, render_tree, safe
-from okrsync.tree import load_tree_view
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,7 +31,7 @@ app.add_typer(db_app, name="db")
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"okrsync {__version__}")
+        typer.echo(f"okrsync {__version__}")  # plain: no console (rich) to import for one line
         raise typer.Exit
 
 
@@ -62,7 +60,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     from okrsync.migrate import current_revision
 
     store = state_of(ctx).store
-    out.print(f"store schema at revision {current_revision(store.engine)}")
+    out().print(f"store schema at revision {current_revision(store.engine)}")
 
 
 @okrs_app.command("sync")
@@ -83,7 +81,7 @@ def okrs_sync(
     paths = state.settings.mapping_paths()
     check_load(state.store, tree, paths, allow_empty=allow_empty, yes=yes)
     report = state.store.apply_okr_tree(tree)
-    out.print(
+    out().print(
         f"loaded {len(tree.objectives)} objectives, {len(tree.key_results)} key results, "
         f"{len(tree.tactics)} tactics from {len(tree.files)} file(s): "
         f"{len(report.added)} added, {len(report.updated)} updated, "
@@ -91,13 +89,16 @@ def okrs_sync(
     )
     for label, ids in (("archived", report.archived), ("restored", report.restored)):
         for ident in ids:
-            out.print(f"  {label} {ident}")
+            out().print(f"  {label} {ident}")
 
 
 @okrs_app.command("show")
 def okrs_show(ctx: typer.Context) -> None:
     """Print the OKR tree with each key result's outcome progress."""
-    render_tree(out, load_tree_view(state_of(ctx).store))
+    from okrsync.render import render_tree
+    from okrsync.tree import load_tree_view
+
+    render_tree(out(), load_tree_view(state_of(ctx).store))
 
 
 @app.command("checkin")
@@ -114,7 +115,7 @@ def checkin(
     """Record a key result's measured value (the only way its progress changes)."""
     store = state_of(ctx).store
     c = store.add_checkin(key_result, value, confidence=confidence, note=note, author=author)
-    out.print(f"checked in {key_result} = {c.value:g} at {c.recorded_at:%Y-%m-%d %H:%M} UTC")
+    out().print(f"checked in {key_result} = {c.value:g} at {c.recorded_at:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("checkins")
@@ -123,6 +124,9 @@ def checkins(
     key_result: Annotated[str, typer.Argument(help="Key result id.")],
 ) -> None:
     """List a key result's check-in history with the progress each one meant."""
+    from okrsync.render import render_checkins
+    from okrsync.tree import load_tree_view
+
     state = state_of(ctx)
     view = next(
         (k for o in load_tree_view(state.store) for k in o.key_results if k.id == key_result),
@@ -130,7 +134,7 @@ def checkins(
     )
     if view is None:
         raise ConfigError(f"no active key result {key_result!r}; see `okrsync okrs show`")
-    render_checkins(out, view, state.store.checkins(key_result))
+    render_checkins(out(), view, state.store.checkins(key_result))
 
 
 @app.command("sync")
@@ -155,6 +159,7 @@ def sync(
 
     from okrsync.locks import store_lock
     from okrsync.pipeline import MappingState, after_sync
+    from okrsync.render import render_runs
     from okrsync.service import sync_held
 
     state = state_of(ctx)
@@ -165,9 +170,9 @@ def sync(
         linker = mapping.linker(state.store)
         done = asyncio.run(sync_held(state.settings, state.store, connector, linker, "sync --once"))
         after_sync(state.store, state.settings, mapping, done.results)
-    render_runs(out, done.results)
+    render_runs(out(), done.results)
     for name, why in done.skipped.items():
-        err.print(f"skipped {safe(name)}: {safe(why)}", highlight=False)
+        err().print(f"skipped {safe(name)}: {safe(why)}", highlight=False)
     if not done.results or any(r.status != "ok" for r in done.results):
         raise typer.Exit(1)
 
@@ -199,7 +204,7 @@ def demo(
     from okrsync.locks import StoreLock
 
     with StoreLock((workdir / "okrsync.db").resolve(), "demo"):  # the store run_demo rebuilds
-        run_demo(out, workdir)
+        run_demo(out(), workdir)
 
 
 for _module in (cli_mapping, cli_signals, cli_service):
@@ -217,10 +222,10 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
+        err().print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
         sys.exit(2)
     except OkrsyncError as exc:
-        err.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
+        err().print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import sqlalchemy as sa
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from okrsync.cli_state import State, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
-from okrsync.mapping import Matcher, Rule, check_rules
-from okrsync.okrfile import OkrFileError, OkrTree, no_cycle_collection
-from okrsync.pipeline import check_load, empty_message
-from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview, analyse, load_items, remap
-from okrsync.signals import recompute
-from okrsync.store import Store
-from okrsync.tables import WORK_ITEM
 from okrsync.textsafe import printable
+
+if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
+    from okrsync.mapping import Rule
+    from okrsync.okrfile import OkrTree
+    from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview
+    from okrsync.store import Store
 
 # The flags every command that loads the OKR tree into the store takes (okrs sync, sync,
 # remap); `mappings check` takes --allow-empty only, as it never writes.
@@ -61,7 +58,7 @@ def register(app: typer.Typer) -> None:
 def say(text: str = "") -> None:
     """Print plain text: no markup (rule tables are written in [[brackets]]), no wrapping,
     and no control characters: titles, keys and containers come from the trackers."""
-    out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+    out().print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def connector_names(state: State) -> list[str] | None:
@@ -76,6 +73,12 @@ def read_only_store(state: State) -> Store | None:
     path = url.removeprefix("sqlite:///")
     if url.startswith("sqlite:///") and (path == ":memory:" or not Path(path).exists()):
         return None
+    import sqlalchemy as sa  # only now: no store, no database library (`mappings check`)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from okrsync.store import Store
+    from okrsync.tables import WORK_ITEM
+
     try:
         store = Store.open(url, upgrade=False)
         with store.engine.connect() as conn:
@@ -101,6 +104,8 @@ def check(
     Exit 0 when clean, 1 on warnings with --strict, 2 on errors (an empty mapping set is
     one, unless --allow-empty).
     """
+    from okrsync.okrfile import no_cycle_collection
+
     state = state_of(ctx)
     with no_cycle_collection():  # one pause over loading and checking: see okrfile
         tree, rules = _load_and_check(state, allow_empty)
@@ -117,11 +122,16 @@ def check(
 
 def _load_and_check(state: State, allow_empty: bool) -> tuple[OkrTree, list[Rule]]:
     """The tree and its compiled rules; every problem found exits 2."""
+    from okrsync.mapping import check_rules
+    from okrsync.okrfile import OkrFileError
+
     try:
         tree = state.tree()
     except OkrFileError as exc:
         _fail(exc.problems)
     if tree.size() == 0 and not allow_empty:
+        from okrsync.pipeline import empty_message
+
         _fail([empty_message(state.settings.mapping_paths())])
     rules, problems = check_rules(tree.rules(), connector_names(state))
     if problems:
@@ -141,6 +151,9 @@ def _store_warnings(state: State, rules: list[Rule], tree: OkrTree) -> list[str]
     if store is None:
         say("note: no store yet, so rules were not tried against stored items")
         return []
+    from okrsync.mapping import Matcher  # after the check above: remap brings sqlalchemy
+    from okrsync.remap import analyse, load_items
+
     try:
         with store.engine.connect() as conn:
             items = load_items(conn)
@@ -167,6 +180,9 @@ def preview_cmd(
     ] = None,
 ) -> None:
     """Show which stored items each rule would attach, what stays unmapped, what overlaps."""
+    from okrsync.mapping import Matcher
+    from okrsync.remap import analyse, load_items
+
     state = state_of(ctx)
     tree = state.tree()
     matcher = Matcher.from_tree(tree, connector_names(state))
@@ -235,6 +251,10 @@ def remap_cmd(
     yes: Yes = False,
 ) -> None:
     """Re-derive every link (and the signals) from the stored items: no tracker is called."""
+    from okrsync.mapping import Matcher
+    from okrsync.pipeline import check_load
+    from okrsync.remap import remap
+
     day = _parse_day(as_of)
     state = state_of(ctx)
     tree = state.tree()
@@ -262,5 +282,7 @@ def _parse_day(text: str | None) -> date | None:
 
 
 def _recompute(state: State, store: Store, day: date | None) -> None:
+    from okrsync.signals import recompute
+
     result = recompute(store, day, state.settings.signals)
     say(f"signals as of {result.as_of}: {result.snapshots_written} snapshot(s) written")

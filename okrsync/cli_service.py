@@ -7,17 +7,18 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 import typer
-from rich.table import Table
 
-from okrsync.cli_state import out, state_of
+from okrsync.cli_state import out, safe, state_of
 from okrsync.errors import ConfigError
-from okrsync.render import safe
-from okrsync.tables import SYNC_RUN, SyncRunRow
 from okrsync.textsafe import printable
+
+if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
+    from rich.table import Table
+
+    from okrsync.tables import SyncRunRow
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
@@ -75,9 +76,9 @@ def runs_list(
     rows = state.store.runs(connector, failed=failed, since=start, limit=limit)
     if not rows:
         filtered = connector or failed or since
-        out.print("no sync runs recorded" + (" matching the filters" if filtered else ""))
+        out().print("no sync runs recorded" + (" matching the filters" if filtered else ""))
         return
-    out.print(_runs_table(rows))
+    out().print(_runs_table(rows))
 
 
 def _mapping_status(ctx: typer.Context) -> None:
@@ -87,13 +88,15 @@ def _mapping_status(ctx: typer.Context) -> None:
     try:
         state.tree()
     except ConfigError as exc:
-        out.print(
+        out().print(
             f"[bold red]mapping files invalid[/] (a running daemon keeps its last good "
             f"mapping): {safe(str(exc))}"
         )
 
 
 def _runs_table(rows: Iterable[SyncRunRow]) -> Table:
+    from rich.table import Table
+
     table = Table()
     for col in (
         "id",
@@ -146,6 +149,10 @@ def _short(text: str, width: int = 60) -> str:
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """Everything recorded about one sync run."""
+    import sqlalchemy as sa
+
+    from okrsync.tables import SYNC_RUN, SyncRunRow
+
     store = state_of(ctx).store
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).first()
@@ -170,10 +177,10 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
         ("lost scopes", ", ".join(r.lost_scopes) or "—"),
         ("error", r.error or "—"),
     ]
-    out.print(f"[bold]sync run {r.id}[/]")
+    out().print(f"[bold]sync run {r.id}[/]")
     for label, value in fields:
-        out.print(f"  {label:16} {value if label == 'status' else safe(value)}")
-    out.print(f"[dim]its log lines: okrsync logs --run {r.id}[/]")
+        out().print(f"  {label:16} {value if label == 'status' else safe(value)}")
+    out().print(f"[dim]its log lines: okrsync logs --run {r.id}[/]")
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -247,7 +254,7 @@ def logs_cmd(
         for line, event in log_events(fh):
             if matches(event, connector=connector, run_id=run_id, level=level, since=start):
                 text = line if as_json else render_event(event)
-                out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+                out().print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def _configured_log(ctx: typer.Context) -> Path:

@@ -8,16 +8,17 @@ import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from okrsync import signals
-from okrsync.cli_state import out, state_of
+from okrsync.cli_state import out, safe, state_of
 from okrsync.errors import ConfigError
-from okrsync.render import safe
-from okrsync.report import export_tree, render_report, write_csv
+
+if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
+    from rich.table import Table
+
+    from okrsync.signals import Snapshot
 
 AsOf = Annotated[
     str | None,
@@ -41,7 +42,9 @@ class Format(StrEnum):
 def parse_as_of(text: str | None) -> date:
     """`--as-of YYYY-MM-DD`, or today in UTC."""
     if text is None:
-        return signals.today()
+        from okrsync.signals import today
+
+        return today()
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -60,6 +63,8 @@ def report(
     as_of: AsOf = None,
 ) -> None:
     """The OKR tree: each key result's outcome beside its execution, tactics' signals, flags."""
+    from okrsync.report import export_tree, render_report
+
     state = state_of(ctx)
     data = export_tree(
         state.store, parse_as_of(as_of), state.settings.signals, period=period, objective=objective
@@ -67,7 +72,7 @@ def report(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        render_report(out, data)
+        render_report(out(), data)
 
 
 def export(
@@ -79,6 +84,8 @@ def export(
     as_of: AsOf = None,
 ) -> None:
     """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV."""
+    from okrsync.report import export_tree
+
     state = state_of(ctx)
     data = export_tree(state.store, parse_as_of(as_of), state.settings.signals)
     if output is None:
@@ -86,7 +93,7 @@ def export(
         return
     with open(output, "w", encoding="utf-8", newline="", opener=_private) as fh:
         _write(data, fmt, fh)
-    out.print(f"wrote {fmt} export to {safe(output)}")
+    out().print(f"wrote {fmt} export to {safe(output)}")
 
 
 def _private(path: str, flags: int) -> int:
@@ -96,6 +103,8 @@ def _private(path: str, flags: int) -> int:
 
 def _write(data: dict[str, Any], fmt: Format, fh: Any) -> None:
     if fmt is Format.csv:
+        from okrsync.report import write_csv
+
         write_csv(data, fh)
     else:
         fh.write(json.dumps(data, indent=2) + "\n")
@@ -107,6 +116,8 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N snapshots.")] = 20,
 ) -> None:
     """How a subject's signals moved: its snapshots, oldest first, with what changed."""
+    from okrsync import signals
+
     snaps = signals.history(state_of(ctx).store, subject, limit)
     if not snaps:
         raise ConfigError(
@@ -114,11 +125,15 @@ def history(
             "then run `okrsync recompute` (a sync also records them)"
         )
     for kind in sorted({s.subject_type for s in snaps}):
-        out.print(history_table([s for s in snaps if s.subject_type == kind]))
+        out().print(history_table([s for s in snaps if s.subject_type == kind]))
 
 
-def history_table(snaps: list[signals.Snapshot]) -> Table:
+def history_table(snaps: list[Snapshot]) -> Table:
     """One row per snapshot: the headline values and what changed since the previous one."""
+    from rich.table import Table
+
+    from okrsync.signals import flatten
+
     kind = snaps[0].subject_type
     table = Table(title=f"{kind.replace('_', ' ')} {safe(snaps[0].subject_id)}: signal history")
     table.add_column("recorded (UTC)", no_wrap=True)
@@ -127,7 +142,7 @@ def history_table(snaps: list[signals.Snapshot]) -> Table:
     table.add_column("what moved", ratio=2)
     previous: dict[str, Any] = {}
     for snap in snaps:
-        flat = signals.flatten(snap.values)
+        flat = flatten(snap.values)
         moved = [f"{k}: {_fmt(previous.get(k))} → {_fmt(v)}" for k, v in flat.items()
                  if previous and previous.get(k) != v]  # fmt: skip
         table.add_row(
@@ -152,9 +167,11 @@ def _fmt(value: Any) -> str:
 
 def recompute(ctx: typer.Context, as_of: AsOf = None) -> None:
     """Recompute every signal and record a snapshot for each subject that changed."""
+    from okrsync import signals
+
     state = state_of(ctx)
     rep = signals.recompute(state.store, parse_as_of(as_of), state.settings.signals)
-    out.print(
+    out().print(
         f"signals as of {rep.as_of}: {rep.tactics} tactics, {rep.key_results} key results, "
         f"{rep.objectives} objectives; {rep.snapshots_written} snapshot(s) written "
         f"in {rep.seconds:.2f} s"

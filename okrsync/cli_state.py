@@ -1,22 +1,57 @@
-"""Shared state of one CLI invocation: settings and store, opened lazily."""
+"""Shared state of one CLI invocation: settings and store, opened lazily.
+
+Start-up stays light: this module (like every `cli*` module at import) needs only typer.
+Settings (pydantic), logging (structlog), the store (sqlalchemy) and the consoles (rich) are
+imported when a command first asks for them, so `okrsync --version` and `--help` never load
+them; tests/unit/test_startup.py holds that line.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from okrsync.config import Settings, load_settings
-from okrsync.logging import configure, quiet_defaults
-from okrsync.okrfile import OkrTree, load_tree
-from okrsync.store import Store
+from okrsync.textsafe import printable
 
-# Piped output (CI logs, files) gets a wider page than rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from okrsync.config import Settings
+    from okrsync.okrfile import OkrTree
+    from okrsync.store import Store
+
+
+@cache
+def out() -> Console:
+    """The console for results. Piped output (CI logs, files) gets a wider page than rich's
+    80-column default."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+@cache
+def err() -> Console:
+    """The console for errors and notes, on stderr (same width rule as `out`)."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+
+def safe(text: object) -> str:
+    """`text` ready to embed in rich markup: control sequences stripped, markup escaped.
+
+    The same as `okrsync.render.safe`, without importing render (which brings the store and
+    the sync machinery) into commands that print a single line.
+    """
+    from rich.markup import escape
+
+    return escape(printable(str(text)))
 
 
 @dataclass
@@ -28,6 +63,9 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from okrsync.config import load_settings
+            from okrsync.logging import configure, quiet_defaults
+
             self._settings = load_settings(self.config_path)
             s = self._settings.logging
             configure(s.level, s.format, file=s.file)
@@ -37,12 +75,16 @@ class State:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from okrsync.store import Store
+
             self._store = Store.open(
                 self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms
             )
         return self._store
 
     def tree(self) -> OkrTree:
+        from okrsync.okrfile import load_tree
+
         return load_tree(self.settings.mapping_paths())
 
 

@@ -1,0 +1,108 @@
+"""Lean start-up: the CLI imports a heavy module only in the command that uses it.
+
+Each case runs in a fresh interpreter (this test process has long since imported everything)
+and reports which of the heavy packages are in `sys.modules` afterwards. Behaviour, not time:
+no figure is asserted here; `python -m bench.bench_startup` prints the timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HEAVY = (
+    *("sqlalchemy", "sqlmodel", "alembic", "orjson"),  # the store
+    *("httpx", "apscheduler", "prometheus_client"),  # sync and the daemon
+    *("pydantic", "structlog", "re2"),  # config, logging, mapping rules
+)
+
+# Runs `okrsync ARGV` through the console-script entry in this interpreter, then prints the
+# exit code and the top-level packages loaded, as one JSON line after the command's output.
+PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import okrsync.cli
+    code = None
+    if sys.argv[1:]:
+        sys.argv = ["okrsync", *sys.argv[1:]]
+        try:
+            okrsync.cli.main()
+        except SystemExit as exc:
+            code = exc.code
+    print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+    """
+)
+
+
+def probe(*args: str, cwd: Path) -> tuple[object, set[str], str]:
+    """(exit code, top-level packages loaded, the command's own output) of `okrsync ARGS`."""
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env.pop("OKRSYNC_CONFIG", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    *output, last = proc.stdout.rstrip("\n").split("\n")
+    report = json.loads(last)
+    return report["code"], set(report["modules"]), "\n".join(output)
+
+
+def test_importing_the_cli_loads_no_heavy_module(tmp_path: Path) -> None:
+    """`import okrsync.cli` brings typer only: no database, HTTP, scheduler, model or console."""
+    _, loaded, _ = probe(cwd=tmp_path)
+    assert "typer" in loaded
+    assert loaded.isdisjoint((*HEAVY, "rich")), sorted(loaded.intersection((*HEAVY, "rich")))
+
+
+def test_version_loads_no_heavy_module(tmp_path: Path) -> None:
+    """`okrsync --version` prints the version, exits 0 and loads nothing beyond typer."""
+    code, loaded, output = probe("--version", cwd=tmp_path)
+    assert (code, output) == (0, "okrsync 0.1.0")
+    assert loaded.isdisjoint((*HEAVY, "rich")), sorted(loaded.intersection((*HEAVY, "rich")))
+
+
+def test_help_loads_only_what_typer_needs(tmp_path: Path) -> None:
+    """`okrsync --help` lists the commands and loads typer (and rich, its help renderer) only."""
+    code, loaded, output = probe("--help", cwd=tmp_path)
+    assert code == 0
+    assert "mappings" in output
+    assert "sync" in output
+    assert loaded.isdisjoint(HEAVY), sorted(loaded.intersection(HEAVY))
+
+
+def test_mappings_check_without_a_store_opens_no_database(tmp_path: Path) -> None:
+    """`mappings check` with no store yet validates the files without sqlalchemy or httpx."""
+    mappings = Path(__file__).resolve().parents[2] / "mappings"
+    config = tmp_path / "okrsync.toml"
+    config.write_text(f'[mappings]\npaths = ["{mappings.as_posix()}"]\n', encoding="utf-8")
+    code, loaded, output = probe("-c", str(config), "mappings", "check", cwd=tmp_path)
+    assert code == 0, output
+    assert "no store yet" in output
+    assert "no errors" in output
+    unused = ("sqlalchemy", "sqlmodel", "httpx", "apscheduler", "alembic", "orjson")
+    assert loaded.isdisjoint(unused), sorted(loaded.intersection(unused))
+
+
+def test_a_config_error_still_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    """A lazily loaded config that is missing still gives `error: ...` on stderr and exit 2."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "okrsync.cli", "-c", str(tmp_path / "none.toml"), "report"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert "none.toml" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
