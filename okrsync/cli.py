@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 
 from okrsync import __version__, cli_mapping, cli_service, cli_signals
-from okrsync.cli_state import State, err, out, safe, state_of
+from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.textsafe import markup_safe as safe
 
 app = typer.Typer(
     no_args_is_help=True,

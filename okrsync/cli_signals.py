@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from okrsync.cli_state import out, safe, state_of
+from okrsync.cli_state import out, state_of
 from okrsync.errors import ConfigError
+from okrsync.textsafe import markup_safe as safe
 
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from rich.table import Table

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from okrsync.textsafe import printable
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -41,17 +39,6 @@ def err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-
-
-def safe(text: object) -> str:
-    """`text` ready to embed in rich markup: control sequences stripped, markup escaped.
-
-    The same as `okrsync.render.safe`, without importing render (which brings the store and
-    the sync machinery) into commands that print a single line.
-    """
-    from rich.markup import escape
-
-    return escape(printable(str(text)))
 
 
 @dataclass

@@ -17,12 +17,13 @@ from rich.console import Console
 from okrsync.config import ConnectorConfig, Settings
 from okrsync.logging import configure, quiet_defaults
 from okrsync.pipeline import MappingState, after_sync
-from okrsync.render import render_runs, safe
+from okrsync.render import render_runs
 from okrsync.report import export_tree, render_report
 from okrsync.sandbox import Sandbox
 from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.sync import sync_once
+from okrsync.textsafe import markup_safe as safe
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 DEMO_SIZES = {"jira": 400, "jira_dc": 200, "asana": 300, "github": 400}

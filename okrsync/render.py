@@ -11,22 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from okrsync.signals import outcome_progress
 from okrsync.store import Checkin
 from okrsync.sync import RunResult
-from okrsync.textsafe import printable
+from okrsync.textsafe import markup_safe as safe
 from okrsync.tree import KeyResultView, ObjectiveView
 
 BAR = 20
-
-
-def safe(text: object) -> str:
-    """`text` ready to embed in rich markup: control sequences stripped, markup escaped."""
-    return escape(printable(str(text)))
 
 
 def bar(value: float | None, width: int = BAR) -> str:

@@ -41,9 +41,9 @@ from rich.tree import Tree
 from okrsync.config import SignalsConfig
 from okrsync.errors import ConfigError
 from okrsync.okrfile import period_dates
-from okrsync.render import safe
 from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
 from okrsync.store import Store
+from okrsync.textsafe import markup_safe as safe
 from okrsync.textsafe import printable
 
 FORMAT = "okrsync.export/1"

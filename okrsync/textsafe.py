@@ -39,6 +39,13 @@ def printable(s: str) -> str:
     return _CONTROLS.sub("", _ESCAPE.sub("", s))
 
 
+def markup_safe(text: object) -> str:
+    """`text` ready to embed in rich markup: control sequences stripped, markup escaped."""
+    from rich.markup import escape  # only commands that print rich markup pay for rich
+
+    return escape(printable(str(text)))
+
+
 def clean_text(s: str, limit: int) -> str:
     """`s` on one line without control characters, cut to at most `limit` characters.
 

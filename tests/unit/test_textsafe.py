@@ -16,9 +16,10 @@ from rich.console import Console
 
 from okrsync.endpoint import Request
 from okrsync.logging import configure, open_log_file
-from okrsync.render import render_runs, safe
+from okrsync.render import render_runs
 from okrsync.report import csv_cell
 from okrsync.sync import RunResult
+from okrsync.textsafe import markup_safe as safe
 from okrsync.textsafe import printable
 
 HOSTILE = "A\x1b[2J B \x1b]8;;http://evil\x07click\x1b]8;;\x07 C\x9b31m D\x7f"
