@@ -419,6 +419,41 @@ def test_guard_never_fails_the_last_page() -> None:
     assert guard.pages == STALL_PAGES + 1
 
 
+def test_guard_holds_pages_without_progress_until_the_listing_moves_on() -> None:
+    """A page with nothing new waits; progress or the listing's end releases it in order."""
+    guard = PageGuard("c", "s", "l", first="a")
+    guard.step([1, 2], "b")
+    assert guard.hold("p1") == ["p1"]
+    guard.step([1, 2], "c")
+    assert guard.hold("p2") == []
+    guard.step([3], "d")
+    assert guard.hold("p3") == ["p2", "p3"]
+    guard.step([3], None)
+    assert guard.hold("p4") == ["p4"]
+
+
+def test_a_loop_never_hands_on_the_pages_that_led_into_it() -> None:
+    """Pages repeating what was seen are dropped when the stall turns out to be a loop."""
+    guard = PageGuard("c", "s", "l", first=0)
+    handed: list[str] = []
+    guard.step([1, 2], 10)
+    handed += guard.hold("first")
+    for n in range(1, STALL_PAGES):
+        guard.step([1, 2], 10 * (n + 1))
+        handed += guard.hold(f"repeat{n}")
+    with pytest.raises(PagingLoop):
+        guard.step([1, 2], 10 * (STALL_PAGES + 1))
+    assert handed == ["first"]
+
+
+def test_guard_refuses_more_records_than_asked_before_normalising() -> None:
+    """A page of more records than the page size (plus slack) fails the listing."""
+    guard = PageGuard("c", "s", "l", limit=100)
+    guard.step(range(110), "b")
+    with pytest.raises(PayloadError, match="tracker returned 111 items on one page; asked for 100"):
+        guard.step(range(1000, 1111), "c")
+
+
 def test_shown_cursor_is_scrubbed_printable_and_short() -> None:
     """A cursor in an error: registered secrets masked, control characters replaced, cut."""
     register_secret("hunter2-secret")
