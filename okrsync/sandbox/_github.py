@@ -131,6 +131,15 @@ BODIES = (
     "Follow-up from the planning meeting; details in the linked doc.",
     None,
 )
+PR_BODIES = (
+    "## Summary\n\nMoves the handler behind the feature flag and adds the missing tests.\n\n"
+    "## Changes\n\n- split the view into smaller components\n- add unit tests for the edge "
+    "cases\n- update the changelog\n\n## Test plan\n\n- [x] unit tests pass locally\n"
+    "- [x] checked the page by hand in staging\n\nCloses the linked issue.",
+    "Bumps the dependency to the latest patch release.\n\nRelease notes and the full "
+    "changelog are linked in the description of the upstream release; no breaking changes "
+    "are listed. CI covers the affected code paths.",
+)
 LABEL_COLORS = ("d73a4a", "0075ca", "a2eeef", "7057ff", "008672", "e4e669", "d876e3", "cfd3d7")
 
 
@@ -261,7 +270,7 @@ def _build_issue(rec: Rec, state: TrackerState, base: str) -> tuple[bytes, ...]:
         "number": rec.number,
         "state": "closed" if closed else "open",
         "title": rec.title,
-        "body": BODIES[rec.id % len(BODIES)],
+        "body": PR_BODIES[rec.id % 2] if is_pr else BODIES[rec.id % len(BODIES)],
         "user": shared.ref(_user_bytes(author, base)),
         "labels": [shared.ref(_label_bytes(n, rec.scope, base)) for n in rec.labels],
         "assignee": assignee,
