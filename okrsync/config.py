@@ -31,6 +31,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from okrsync.connector import unknown_type
@@ -45,6 +46,7 @@ STORE_URL_ENV = "OKRSYNC_STORE_URL"
 _INTERVAL = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_INTERVAL_S = 366 * 86400
+DEFAULT_JITTER_S = 10.0
 MAX_JITTER_S = 3600
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
@@ -119,7 +121,7 @@ class ConnectorConfig(_Strict):
     token_file: str | None = None
     workspace: str | None = None
     schedule: str = "every 15m"
-    jitter_s: float = Field(default=10.0, ge=0, le=MAX_JITTER_S, validate_default=True)
+    jitter_s: float = Field(default=DEFAULT_JITTER_S, ge=0, le=MAX_JITTER_S, validate_default=True)
     page_size: int | None = Field(default=None, ge=1, le=1000)
     max_in_flight: int | None = Field(default=None, ge=1, le=100)
     max_attempts: int = Field(default=6, ge=1, le=20)
@@ -157,6 +159,20 @@ class ConnectorConfig(_Strict):
         if kind == "cron":
             check_cron(v.strip())
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_jitter(cls, data: Any) -> Any:
+        """Unset, `jitter_s` is 10 s or the schedule's interval if that is shorter."""
+        if not isinstance(data, dict) or "jitter_s" in data:
+            return data
+        try:
+            kind, seconds = parse_schedule(str(data.get("schedule", "every 15m")))
+        except ValueError:
+            return data  # the schedule's own error is reported
+        if kind == "interval" and seconds < DEFAULT_JITTER_S:
+            return {**data, "jitter_s": float(seconds)}
+        return data
 
     @field_validator("jitter_s")
     @classmethod

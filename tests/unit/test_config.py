@@ -98,13 +98,20 @@ def test_jitter_is_finite_and_at_most_an_hour(tmp_path: Path, value: str, says: 
 
 
 def test_jitter_longer_than_the_interval_is_refused(tmp_path: Path) -> None:
-    """A jitter past the interval would push every run beyond the next one; even the default."""
-    msg = refused(config(tmp_path, extra='schedule = "every 5s"\n'))
-    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:4: key 'connectors.0.jitter_s': ")
+    """A jitter past the interval would push every run beyond the next one."""
+    msg = refused(config(tmp_path, extra='schedule = "every 5s"\njitter_s = 10\n'))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:11: key 'connectors.0.jitter_s': ")
     assert "jitter_s = 10 is longer than the schedule's interval (5 s)" in msg
     assert "at most 5" in msg
     ok = load_settings(config(tmp_path, extra='schedule = "every 5s"\njitter_s = 5\n'))
     assert ok.connectors[0].jitter_s == 5
+
+
+def test_unset_jitter_never_exceeds_a_short_interval(tmp_path: Path) -> None:
+    """A config that worked before (`every 5s`, no jitter_s) still loads: 5 s of jitter."""
+    settings = load_settings(config(tmp_path, extra='schedule = "every 5s"\n'))
+    assert settings.connectors[0].jitter_s == 5
+    assert load_settings(config(tmp_path)).connectors[0].jitter_s == 10
 
 
 @pytest.mark.parametrize(
