@@ -78,6 +78,8 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     (full,) = asyncio.run(sync_once(settings, store))
     seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    if full.status != "ok":  # a figure of a failed run measures nothing: fail the row
+        raise SystemExit(f"{tracker}: the full sync failed: {full.error}")
     time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
     (again,) = asyncio.run(sync_once(settings, store))
     rss_mb = peak_rss_mb()

@@ -68,12 +68,13 @@ PAGE_DEFAULTS: dict[str, tuple[int, int]] = {
 }
 UNDECLARED_PAGE = 1000
 PAGE_SLACK = 10  # items a page may carry beyond what was asked for
-# Pages per run, unless `max_pages` is set: 1,000 (a first sync of 100,000 items at 100 per
-# page) plus four times the pages that re-listing every stored item takes (a census lists them
-# all again, the scope grows); pages counted as if they held 100 items (Jira Cloud's page).
-# A larger first sync stops at the cap and its next run resumes; each run's cap grows with the
-# store.
-MIN_PAGES = 1000
+# Pages per run, unless `max_pages` is set: 10,000 (a first sync of a million items at 100 per
+# page; a loop is caught long before by the connectors' guard, and a slow tracker by
+# `run_deadline_s`) plus four times the pages that re-listing every stored item takes (a census
+# lists them all again, the scope grows); pages counted as if they held 100 items (Jira
+# Cloud's page). A larger first sync stops at the cap and its next run resumes; each run's cap
+# grows with the store.
+MIN_PAGES = 10_000
 PAGES_PER_STORED = 4
 
 
@@ -97,7 +98,7 @@ class Bounds:
         if self.max_pages and pages > self.max_pages:
             raise RunLimitExceeded(
                 f"run stopped after {self.max_pages} pages, its page cap (max_pages in the "
-                "connector section; by default 1,000 plus four times what the stored items "
+                "connector section; by default 10,000 plus four times what the stored items "
                 "take); the pages stored so far are kept and the next run resumes from them"
             )
 

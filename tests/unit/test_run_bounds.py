@@ -161,11 +161,12 @@ def test_the_page_size_asked_for_and_the_items_allowed(
 
 
 def test_the_page_cap_grows_with_the_items_stored() -> None:
-    """1,000 pages on a first sync, plus four re-listings of what is stored; max_pages wins."""
-    assert max_pages_for(config(), 0, 100) == 1000
-    assert max_pages_for(config(), 100_000, 100) == 5000
-    assert max_pages_for(config(), 100_000, 1000) == 5000  # counted as 100-item pages
-    assert max_pages_for(config(), 1000, 10) == 1400
+    """10,000 pages on a first sync (a million items), plus four re-listings of what is stored;
+    max_pages wins."""
+    assert max_pages_for(config(), 0, 100) == 10_000
+    assert max_pages_for(config(), 100_000, 100) == 14_000
+    assert max_pages_for(config(), 100_000, 1000) == 14_000  # counted as 100-item pages
+    assert max_pages_for(config(), 1000, 10) == 10_400
     assert max_pages_for(config(max_pages=7), 100_000, 100) == 7
 
 
