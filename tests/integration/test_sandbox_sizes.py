@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors._jira_normalise import BASE_FIELDS
 from connectors.asana import TASK_FIELDS
+from connectors.jira.normalise import BASE_FIELDS
 from okrsync.sandbox import Sandbox
 from okrsync.sandbox._jira import CLOUD_POINTS, DC_EPIC_LINK, DC_POINTS
 

@@ -76,7 +76,7 @@ from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
 
-from ._guard import PageGuard
+from .._guard import PageGuard
 
 log = structlog.get_logger("okrsync.connectors.asana")
 

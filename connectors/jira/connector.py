@@ -39,10 +39,10 @@ from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.redaction import register_secret
 
-from ._guard import PageGuard
-from ._jira_cursor import JiraCursor, RunState, ScopeState
-from ._jira_normalise import IssueShapeError, Normaliser, epoch_ms
-from ._jira_search import (
+from .._guard import PageGuard
+from .cursor import JiraCursor, RunState, ScopeState
+from .normalise import IssueShapeError, Normaliser, epoch_ms
+from .search import (
     EPIC_LINK_NAME,
     ESTIMATE_NAMES,
     JiraApi,

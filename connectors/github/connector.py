@@ -51,7 +51,7 @@ from okrsync.errors import AuthError, ConfigError, CursorRejected, NotFound, Pay
 from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
 
-from ._guard import PageGuard
+from .._guard import PageGuard
 
 log = structlog.get_logger("okrsync.github")
 
