@@ -38,6 +38,7 @@ from okrsync.sandbox._jira import CLOUD_POINTS, DC_EPIC_LINK, DC_POINTS
 
 VENDOR = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-api"
 TOLERANCE = 0.25
+Params = dict[str, str | int]
 # Fields Airbyte's connector adds to each issue; a real search hit has none of them.
 AIRBYTE_ADDED = ("projectId", "projectKey", "created", "updated")
 JIRA_FIELDS = {
@@ -76,7 +77,7 @@ def vendor(path: str) -> Any:
 
 def github_page(sb: Sandbox) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {sb.credentials['github_token']}"}
-    params = {"state": "all", "sort": "updated", "direction": "asc", "per_page": 100}
+    params: Params = {"state": "all", "sort": "updated", "direction": "asc", "per_page": 100}
     url = f"{sb.base_url('github')}/repos/{sb.scopes('github')[0]}/issues"
     items: list[dict[str, Any]] = httpx.get(url, params=params, headers=headers).json()
     assert len(items) == 100
@@ -86,7 +87,7 @@ def github_page(sb: Sandbox) -> list[dict[str, Any]]:
 def jira_page(sb: Sandbox, tracker: str) -> list[dict[str, Any]]:
     c = sb.credentials
     jql = f"project = {sb.scopes(tracker)[0]} ORDER BY updated ASC"
-    params = {"jql": jql, "fields": ",".join(JIRA_FIELDS[tracker]), "maxResults": 100}
+    params: Params = {"jql": jql, "fields": ",".join(JIRA_FIELDS[tracker]), "maxResults": 100}
     if tracker == "jira":
         path, auth, headers = "/rest/api/3/search/jql", (c["jira_email"], c["jira_token"]), {}
     else:
@@ -104,7 +105,7 @@ def jira_page(sb: Sandbox, tracker: str) -> list[dict[str, Any]]:
 def asana_page(sb: Sandbox) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {sb.credentials['asana_token']}"}
     url = f"{sb.base_url('asana')}/projects/{sb.scopes('asana')[0]}/tasks"
-    params = {"limit": 100, "opt_fields": TASK_FIELDS}
+    params: Params = {"limit": 100, "opt_fields": TASK_FIELDS}
     tasks: list[dict[str, Any]] = httpx.get(url, params=params, headers=headers).json()["data"]
     assert len(tasks) == 100
     return tasks
