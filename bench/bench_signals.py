@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from okrsync import signals
 from okrsync.config import SignalsConfig
 from okrsync.store import Store
-from okrsync.tables import ITEM_LINK, KEY_RESULT, OBJECTIVE, TACTIC, WORK_ITEM
+from okrsync.store.tables import ITEM_LINK, KEY_RESULT, OBJECTIVE, TACTIC, WORK_ITEM
 
 T = TypeVar("T")
 Row = dict[str, object]

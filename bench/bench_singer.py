@@ -211,7 +211,7 @@ def stored_kinds(db: Path) -> Counter[str]:
     """Stored items of connector `github` by kind (read after the child has exited)."""
     import sqlalchemy as sa
 
-    from okrsync.tables import WORK_ITEM
+    from okrsync.store.tables import WORK_ITEM
 
     engine = sa.create_engine(f"sqlite:///{db}")
     try:

@@ -77,7 +77,7 @@ def read_only_store(state: State) -> Store | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from okrsync.store import Store
-    from okrsync.tables import WORK_ITEM
+    from okrsync.store.tables import WORK_ITEM
 
     try:
         store = Store.open(url, upgrade=False)

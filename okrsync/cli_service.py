@@ -19,7 +19,7 @@ from okrsync.textsafe import printable
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from rich.table import Table
 
-    from okrsync.tables import SyncRunRow
+    from okrsync.store.tables import SyncRunRow
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
@@ -152,7 +152,7 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
     """Everything recorded about one sync run."""
     import sqlalchemy as sa
 
-    from okrsync.tables import SYNC_RUN, SyncRunRow
+    from okrsync.store.tables import SYNC_RUN, SyncRunRow
 
     store = state_of(ctx).store
     with store.engine.connect() as conn:

@@ -28,8 +28,8 @@ from okrsync.mapping import Matcher
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.remap import RemapReport, make_linker, remap
 from okrsync.store import Store
+from okrsync.store.tables import KEY_RESULT, OBJECTIVE, TACTIC
 from okrsync.sync import Linker, RunResult
-from okrsync.tables import KEY_RESULT, OBJECTIVE, TACTIC
 
 log = structlog.get_logger("okrsync.pipeline")
 CLI_OVERRIDE = "run the command again with --yes"

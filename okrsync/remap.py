@@ -23,7 +23,7 @@ from okrsync.mapping import Link, Matcher, Rule
 from okrsync.models import CONTAINER_KINDS, WorkItem
 from okrsync.okrfile import Source, no_cycle_collection
 from okrsync.store import Store
-from okrsync.tables import ITEM_LINK, WORK_ITEM
+from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 
 WI = WORK_ITEM
 LINK = ITEM_LINK

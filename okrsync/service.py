@@ -52,6 +52,7 @@ from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import DAEMON_OVERRIDE, MappingRefused, MappingState, after_sync
 from okrsync.store import RunOwner, Store
+from okrsync.store.tables import WORK_ITEM
 from okrsync.sync import (
     Limiters,
     Linker,
@@ -61,7 +62,6 @@ from okrsync.sync import (
     selected,
     settle_heap,
 )
-from okrsync.tables import WORK_ITEM
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from okrsync.config import SignalsConfig
 from okrsync.models import CONTAINER_KINDS
 from okrsync.store import Store
-from okrsync.tables import (
+from okrsync.store.tables import (
     CHECKIN,
     ITEM_LINK,
     KEY_RESULT,

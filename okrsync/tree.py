@@ -9,8 +9,9 @@ import sqlalchemy as sa
 
 from okrsync.models import CONTAINER_KINDS
 from okrsync.signals import outcome_progress
-from okrsync.store import LINK, WI, Checkin, Store
-from okrsync.tables import KEY_RESULT, OBJECTIVE, TACTIC
+from okrsync.store import Checkin, Store
+from okrsync.store._store import LINK, WI
+from okrsync.store.tables import KEY_RESULT, OBJECTIVE, TACTIC
 
 CONTAINERS = tuple(str(k) for k in CONTAINER_KINDS)
 

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from okrsync.migrate import migration_transaction
-from okrsync.tables import metadata
+from okrsync.store.tables import metadata
 
 config = context.config
 

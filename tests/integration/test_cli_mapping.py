@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.store import Store
-from okrsync.tables import ITEM_LINK
+from okrsync.store.tables import ITEM_LINK
 from tests.helpers import TREE, run_cli, write
 
 CONFIG = """

@@ -23,7 +23,7 @@ from okrsync.locks import AdvisoryLocks, Holder, LockHeld, StoreLock
 from okrsync.sandbox import Sandbox
 from okrsync.service import ABANDONED, reap_stale_runs
 from okrsync.store import RunOwner, Store, process_start
-from okrsync.tables import SyncRunRow
+from okrsync.store.tables import SyncRunRow
 from tests.helpers import run_cli, write
 from tests.integration.test_service import all_runs, daemon, events, wait_for, world
 

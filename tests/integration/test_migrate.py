@@ -20,7 +20,7 @@ from okrsync.migrate import current_revision, upgrade
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.store import Store
-from okrsync.tables import SYNC_RUN
+from okrsync.store.tables import SYNC_RUN
 from tests.helpers import TREE, run_cli, write
 
 HEAD = "0003"

@@ -29,7 +29,7 @@ from okrsync.locks import LockHeld, StoreLock
 from okrsync.sandbox import Sandbox
 from okrsync.service import trigger_for
 from okrsync.store import Store
-from okrsync.tables import SyncRunRow
+from okrsync.store.tables import SyncRunRow
 from tests.helpers import TREE, run_cli, write
 
 SIZES = {"jira": 30, "jira_dc": 20, "asana": 30, "github": 30}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from okrsync import signals
 from okrsync.config import SignalsConfig
 from okrsync.store import Store
-from okrsync.tables import ITEM_LINK, WORK_ITEM
+from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 from tests.signal_fixtures import AS_OF, days_ago, item, link, load_tree_into
 
 STATUSES = st.sampled_from(["todo", "in_progress", "done", "dropped"])

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.store import Store
-from okrsync.tables import KeyResultRow
+from okrsync.store.tables import KeyResultRow
 from tests.helpers import TREE, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_checkin_table_is_written_only_by_add_checkin() -> None:
             names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
             if names & {"CheckinRow", "CHECKIN"} and not _reads_only(fn):
                 offenders.append(f"{path.relative_to(ROOT)}:{fn.name}")
-    assert offenders == ["okrsync/store.py:add_checkin"]
+    assert offenders == ["okrsync/store/_store.py:add_checkin"]
 
 
 def _reads_only(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

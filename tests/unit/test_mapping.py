@@ -16,7 +16,7 @@ from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.remap import Ancestry, Node, StoredItem, analyse, derive, make_linker, remap
 from okrsync.store import Store
-from okrsync.tables import ITEM_LINK
+from okrsync.store.tables import ITEM_LINK
 from tests.helpers import TREE, write
 
 T0 = datetime(2026, 10, 5, tzinfo=UTC)

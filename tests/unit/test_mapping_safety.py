@@ -404,7 +404,7 @@ def test_archiving_more_than_half_needs_yes(store: Store, tmp_path: Path) -> Non
 def active(store: Store) -> list[dict[str, Any]]:
     import sqlalchemy as sa
 
-    from okrsync.tables import KEY_RESULT, OBJECTIVE, TACTIC
+    from okrsync.store.tables import KEY_RESULT, OBJECTIVE, TACTIC
 
     rows: list[dict[str, Any]] = []
     with store.engine.connect() as conn:

@@ -17,7 +17,7 @@ from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.signals import outcome_progress
 from okrsync.store import Store
-from okrsync.tables import metadata
+from okrsync.store.tables import metadata
 from tests.helpers import TREE, write
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

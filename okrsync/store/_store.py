@@ -1,4 +1,4 @@
-"""The store: the only writer of the tables in `okrsync.tables`.
+"""The store: the only writer of the tables in `okrsync.store.tables`.
 
 `commit_page` stores a page of items, their links and the connector's cursor in ONE
 transaction (one page, or the pages that waited for the store: `commit_pages`), so a crash
@@ -31,7 +31,7 @@ from okrsync.errors import ConfigError, StoreError
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
-from okrsync.tables import (
+from okrsync.store.tables import (
     CHECKIN,
     CURSOR,
     ITEM_LINK,

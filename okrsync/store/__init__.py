@@ -1,0 +1,26 @@
+"""The store: the only code that speaks SQL to okrsync's tables (`okrsync.store.tables`).
+
+`Store` is the facade; its private modules hold the statements. Nothing outside this
+package imports sqlalchemy tables or opens a connection (enforced by
+`tests/unit/test_invariant.py`).
+"""
+
+from okrsync.store._store import (
+    ApplyReport,
+    Checkin,
+    Link,
+    PageResult,
+    RunOwner,
+    Store,
+    process_start,
+)
+
+__all__ = [
+    "ApplyReport",
+    "Checkin",
+    "Link",
+    "PageResult",
+    "RunOwner",
+    "Store",
+    "process_start",
+]
