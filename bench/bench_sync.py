@@ -42,7 +42,7 @@ def sandbox_settings(
 ) -> Settings:
     """One connector of `tracker` against the sandbox, storing into SQLite `db`; puts the
     sandbox credentials (`creds`, keyed like `okrsync.demo.ENV`) into the environment."""
-    from okrsync.config import ConnectorConfig, Settings
+    from okrsync.config import Settings, connector_config
     from okrsync.demo import ENV
 
     os.environ.update({env: creds[key] for key, env in ENV.items() if key in creds})
@@ -52,7 +52,7 @@ def sandbox_settings(
         "asana": {"token_env": ENV["asana_token"]},
         "github": {"token_env": ENV["github_token"]},
     }[tracker]
-    cc = ConnectorConfig.model_validate(
+    cc = connector_config(
         {
             "name": NAME[tracker],
             "type": tracker.split("_")[0],

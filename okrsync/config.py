@@ -1,14 +1,17 @@
 """Settings from one TOML file plus the environment; validated, with errors that say the fix.
 
-Secrets are never stored in the file: a connector names the environment variable (`token_env`,
-`email_env`) or file (`token_file`) that holds them, and every secret read is registered for
+Secrets are never stored in the file: a connector names the environment variable
+(`token_env`) or file (`token_file`) that holds them, and every secret read is registered for
 redaction before it can reach a log line.
 
-Every value is checked at load and a bad one is a ConfigError naming file:line and the fix:
-numbers are finite, schedules are real (cron fields as the scheduler reads them), connector
-types are installed plug-ins and scopes have their tracker's shape. Credentials are checked
-only by the commands that call trackers (`Settings.check_credentials`), so reports, exports
-and mapping checks work on a machine without tokens.
+A `[[connectors]]` section is validated by its plug-in's model (`ConnectorConfig` here holds
+the keys every connector shares; a plug-in subclasses it with its own keys and scope rule, so a
+third-party tracker adds keys without touching okrsync). Every value is checked at load and a
+bad one is a ConfigError naming file:line and the fix: numbers are finite, schedules are real
+(cron fields as the scheduler reads them), connector types are installed plug-ins and scopes
+have their tracker's shape. Credentials are checked only by the commands that call trackers
+(`Settings.check_credentials`), so reports, exports and mapping checks work on a machine
+without tokens.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import structlog
 from pydantic import (
@@ -34,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from okrsync.connector import unknown_type
+from okrsync.connector import config_model, unknown_type
 from okrsync.errors import ConfigError
 from okrsync.models import DEFAULT_DROPPED_NAMES
 from okrsync.redaction import register_secret
@@ -50,23 +53,6 @@ DEFAULT_JITTER_S = 10.0
 MAX_JITTER_S = 3600
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
-# Scope shapes per connector type (a later redesign moves each into its plug-in). Anything
-# else would be pasted into a URL path or a query: `o/r/../../admin` must never get there.
-_SCOPES: dict[str, tuple[re.Pattern[str], str]] = {
-    "github": (
-        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}"),
-        'a GitHub "owner/repo" such as "octocat/Hello-World" (letters, digits, - _ and, in '
-        "the repository name, dots; exactly one slash)",
-    ),
-    "jira": (
-        re.compile(r"[A-Z][A-Z0-9_]{1,254}"),
-        'a Jira project key such as "WEB" (capital letters, digits and _, starting with a letter)',
-    ),
-    "asana": (
-        re.compile(r"[0-9]{1,32}"),
-        "an Asana project gid (the digits in the project's URL, app.asana.com/0/<gid>/...)",
-    ),
-}
 
 
 class _Strict(BaseModel):
@@ -109,17 +95,18 @@ class SignalsConfig(_Strict):
 
 
 class ConnectorConfig(_Strict):
-    """One `[[connectors]]` section: which tracker, where, with which credentials, how often."""
+    """One `[[connectors]]` section: which tracker, where, with which credentials, how often.
+
+    The keys every connector shares; a plug-in's `Config` subclasses this with its own keys,
+    its scope rule (`scope_problem`) and any extra credential (`credentials`).
+    """
 
     name: str
     type: str
     base_url: str
     scope: list[str] = Field(min_length=1)
-    flavor: Literal["auto", "cloud", "server"] = "auto"
-    email_env: str | None = None
     token_env: str | None = None
     token_file: str | None = None
-    workspace: str | None = None
     schedule: str = "every 15m"
     jitter_s: float = Field(default=DEFAULT_JITTER_S, ge=0, le=MAX_JITTER_S, validate_default=True)
     page_size: int | None = Field(default=None, ge=1, le=1000)
@@ -188,6 +175,23 @@ class ConnectorConfig(_Strict):
             )
         return v
 
+    @classmethod
+    def scope_problem(cls, scope: str) -> str | None:
+        """What is wrong with one `scope` value for this tracker (None: fine)."""
+        return None
+
+    @classmethod
+    def of(cls, config: ConnectorConfig) -> Self:
+        """`config` as this model: a section built with the common keys only is re-validated
+        (this model's own keys take their defaults)."""
+        if isinstance(config, cls):
+            return config
+        return cls.model_validate(config.model_dump(exclude_unset=True))
+
+    def credentials(self) -> list[tuple[str | None, Callable[[], object]]]:
+        """Each credential as (the key naming it, its reader): checked by `check_credentials`."""
+        return [(_token_key(self), self.secret)]
+
     def secret(self) -> str:
         """The API token, from `token_env` or `token_file`; registered for redaction."""
         if self.token_env:
@@ -205,18 +209,6 @@ class ConnectorConfig(_Strict):
                 "variable name) or token_file"
             )
         register_secret(value)
-        return value
-
-    def email(self) -> str | None:
-        """The account e-mail for Jira Cloud basic auth, from `email_env`."""
-        if not self.email_env:
-            return None
-        value = os.environ.get(self.email_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"connector {self.name!r}: environment variable {self.email_env} "
-                "(named by email_env) is not set; export it before starting okrsync"
-            )
         return value
 
 
@@ -297,8 +289,8 @@ class Settings(_Strict):
         """
         configs = [self.connector(only)] if only else [c for c in self.connectors if c.enabled]
         for cc in configs:
-            self._readable(cc, _token_key(cc), cc.secret)
-            self._readable(cc, "email_env", cc.email)
+            for key, read in cc.credentials():
+                self._readable(cc, key, read)
             _warn_if_shared(cc)
 
     def _readable(self, cc: ConnectorConfig, key: str | None, read: Callable[[], object]) -> None:
@@ -358,6 +350,9 @@ def load_settings(path: Path | None = None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise toml_error(path, exc) from None
+    raw = data.get("connectors", [])
+    if isinstance(raw, list):
+        data = {**data, "connectors": [_section(path, text, i, c) for i, c in enumerate(raw)]}
     try:
         settings = Settings.model_validate({**data, "base_dir": path.parent.resolve()})
     except ValidationError as exc:
@@ -378,33 +373,47 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings
 
 
+def _section(path: Path, text: str, i: int, raw: object) -> object:
+    """One `[[connectors]]` table validated by its plug-in's model (an unknown type is refused
+    first, at its line); anything but a table is left for the settings model to report."""
+    if not isinstance(raw, dict):
+        return raw
+    kind = raw.get("type")
+    model = ConnectorConfig
+    if isinstance(kind, str):
+        problem = unknown_type(kind)
+        if problem:
+            line = locate(text, ("connectors", i, "type"))
+            name = raw.get("name", i)
+            raise ConfigError(f"connector {name!r}: {problem}", file=str(path), line=line)
+        model = config_model(kind)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(path, text, exc, ("connectors", i), model) from None
+
+
+def connector_config(data: Mapping[str, Any]) -> ConnectorConfig:
+    """A connector section (a dict, as in the file) validated by its plug-in's model."""
+    kind = data.get("type")
+    model = config_model(kind) if isinstance(kind, str) else ConnectorConfig
+    return model.model_validate(dict(data))
+
+
 def _check_connectors(path: Path, text: str, settings: Settings) -> None:
-    """Each connector's type is an installed plug-in and its scopes have the tracker's shape."""
+    """Each connector's scopes have its tracker's shape (the plug-in's rule)."""
     for i, cc in enumerate(settings.connectors):
-        found = _connector_problem(cc)
-        if found:
-            key, problem = found
-            line = locate(text, ("connectors", i, key))
+        problem = next((p for s in cc.scope if (p := cc.scope_problem(s))), None)
+        if problem:
+            line = locate(text, ("connectors", i, "scope"))
             raise ConfigError(f"connector {cc.name!r}: {problem}", file=str(path), line=line)
-
-
-def _connector_problem(cc: ConnectorConfig) -> tuple[str, str] | None:
-    problem = unknown_type(cc.type)
-    if problem:
-        return "type", problem
-    found = next((p for s in cc.scope if (p := scope_problem(cc.type, s))), None)
-    return ("scope", found) if found else None
 
 
 def scope_problem(kind: str, scope: str) -> str | None:
     """What is wrong with `scope` for a connector of type `kind` (None: fine, or not known)."""
-    rule = _SCOPES.get(kind)
-    if rule is None or rule[0].fullmatch(scope):
+    if unknown_type(kind):
         return None
-    pattern, shape = rule
-    upper = kind == "jira" and pattern.fullmatch(scope.upper())
-    hint = f"; did you mean {scope.upper()!r}?" if upper else ""
-    return f"scope {scope!r} is not {shape}{hint}"
+    return config_model(kind).scope_problem(scope)
 
 
 def _resolve_token_files(settings: Settings) -> Settings:
@@ -443,12 +452,20 @@ def _warn_if_shared(cc: ConnectorConfig) -> None:
         )
 
 
-def _explain(path: Path, text: str, exc: ValidationError) -> ConfigError:
+def _explain(
+    path: Path,
+    text: str,
+    exc: ValidationError,
+    within: tuple[str | int, ...] = (),
+    model: type[BaseModel] | None = None,
+) -> ConfigError:
+    """The first error of `exc` (raised for the table at `within`, by `model`) with its line."""
     err = exc.errors()[0]
-    loc = tuple(err["loc"])
+    loc = (*within, *err["loc"])
     key = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        known = sorted(model.model_fields) if model else _known_keys()
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "remove it or check its spelling"
         msg = f"unknown key '{key}'; {hint} (every key is documented in config.example.toml)"
     elif err["type"] == "missing":

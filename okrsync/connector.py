@@ -4,13 +4,22 @@ A connector is built from its config section and the core's `Http` (the shared
 `httpx.AsyncClient` wrapped with auth, pacing, the one retry policy and error translation, so a
 plug-in cannot bypass them). `pull(cursor)` is an async generator of `Page`s; each page carries
 the cursor as it stands once that page is stored, and the core commits both together.
+
+A plug-in brings its own settings: `Config`, a subclass of `okrsync.config.ConnectorConfig`
+with its extra keys and its scope rule, validates its `[[connectors]]` section. Its class may
+also declare `default_in_flight` (requests in flight per credential), `largest_page` and
+`items_per_record` (what `page_size` may ask for, and how many items one tracker record may
+become); undeclared, the core assumes 4, 1,000 and 1. A plug-in package that also exports
+`Config` at its top level lets commands that never sync read the section without importing
+the connector itself (its HTTP stack).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import AsyncIterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from okrsync.errors import ConfigError
@@ -21,6 +30,8 @@ if TYPE_CHECKING:
     from okrsync.models import Cursor, Page
 
 GROUP = "okrsync.connectors"
+DEFAULT_IN_FLIGHT = 4
+UNDECLARED_PAGE = 1000  # the largest `page_size` accepts
 
 
 @runtime_checkable
@@ -54,10 +65,36 @@ def _unknown(kind: str, names: list[str]) -> str:
     return f"unknown connector type {kind!r}; {hint}installed types: {known}"
 
 
-def load(kind: str) -> type[Connector]:
-    """The connector class registered as `kind`, or a ConfigError listing what exists."""
+def _entry(kind: str) -> EntryPoint:
     eps = {ep.name: ep for ep in entry_points(group=GROUP)}
     if kind not in eps:
         raise ConfigError(_unknown(kind, sorted(eps)))
-    cls: type[Connector] = eps[kind].load()
+    return eps[kind]
+
+
+def load(kind: str) -> type[Connector]:
+    """The connector class registered as `kind`, or a ConfigError listing what exists."""
+    cls: type[Connector] = _entry(kind).load()
     return cls
+
+
+def config_model(kind: str) -> type[ConnectorConfig]:
+    """The settings model of plug-in `kind`: its package's `Config`, else its class's `Config`,
+    else the common keys only (`ConnectorConfig`)."""
+    from okrsync.config import ConnectorConfig
+
+    def model(owner: object) -> type[ConnectorConfig] | None:
+        found = getattr(owner, "Config", None)
+        ok = isinstance(found, type) and issubclass(found, ConnectorConfig)
+        return found if ok else None
+
+    ep = _entry(kind)
+    return model(importlib.import_module(ep.module)) or model(ep.load()) or ConnectorConfig
+
+
+def declared(plugin: object, name: str, default: int) -> int:
+    """A positive whole number the plug-in class declares as `name`, else `default`."""
+    value = getattr(plugin, name, None)
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+    )

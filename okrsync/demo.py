@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from okrsync.config import ConnectorConfig, Settings
+from okrsync.config import ConnectorConfig, Settings, connector_config
 from okrsync.logging import configure, quiet_defaults
 from okrsync.pipeline import MappingState, after_sync
 from okrsync.render import render_runs
@@ -60,7 +60,7 @@ def sandbox_connectors(sb: Sandbox, **overrides: object) -> list[ConnectorConfig
         ("github", "github", "github", {"token_env": ENV["github_token"]}),
     ]
     return [
-        ConnectorConfig.model_validate(
+        connector_config(
             {
                 "name": name,
                 "type": kind,

@@ -40,9 +40,6 @@ from okrsync.redaction import redact_url
 log = structlog.get_logger("okrsync.http")
 Sleep = Callable[[float], Awaitable[None]]
 
-# Default concurrency per tracker credential: GitHub asks for serial requests, Asana allows
-# 50 reads in flight, Jira a few.
-DEFAULT_IN_FLIGHT = {"github": 1, "asana": 50, "jira": 4}
 # The largest response body read (`max_response_mb` in a connector section): a page of 1,000
 # Jira DC issues is a few MB.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20

@@ -32,7 +32,7 @@ import structlog
 
 from okrsync import __version__
 from okrsync.config import ConnectorConfig, Settings
-from okrsync.connector import load
+from okrsync.connector import DEFAULT_IN_FLIGHT, UNDECLARED_PAGE, declared, load
 from okrsync.errors import (
     DEADLINE_EXCEEDED,
     ConfigError,
@@ -41,7 +41,7 @@ from okrsync.errors import (
     PayloadError,
     RunLimitExceeded,
 )
-from okrsync.http import DEFAULT_IN_FLIGHT, Http, RetryPolicy
+from okrsync.http import Http, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.redaction import scrub
 from okrsync.signals import tactics_for_items
@@ -56,17 +56,12 @@ Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
 # the store's thread). Memory stays bounded by a few thousand items whatever the item count.
 GROUP_ITEMS = 2000
 
-# What a built-in connector asks for per page when `page_size` is unset (the tracker's largest
-# page; Jira: DC's 1,000, Cloud gives 100) and how many items one tracker record may become
-# (GitHub adds each issue's milestone to the page as a container item). A plug-in states the
-# most items one of its pages may carry as a `page_limit` attribute; without one, `page_size`
-# or 1,000 (the largest `page_size` accepts) is assumed.
-PAGE_DEFAULTS: dict[str, tuple[int, int]] = {
-    "github": (100, 2),
-    "asana": (100, 1),
-    "jira": (1000, 1),
-}
-UNDECLARED_PAGE = 1000
+# What a page asks for when `page_size` is unset, and the most `page_size` may ask for: the
+# plug-in class's `largest_page` (its tracker's largest page; Jira: DC's 1,000, Cloud gives
+# 100), and how many items one tracker record may become, its `items_per_record` (GitHub adds
+# each issue's milestone to the page as a container item). A plug-in that fixes its own page
+# states the most items one page may carry as a `page_limit` attribute instead. Without
+# either, `page_size` or 1,000 (the largest `page_size` accepts) is assumed.
 PAGE_SLACK = 10  # items a page may carry beyond what was asked for
 # Pages per run, unless `max_pages` is set: 10,000 (a first sync of a million items at 100 per
 # page; a loop is caught long before by the connectors' guard, and a slow tracker by
@@ -112,14 +107,12 @@ class Bounds:
 
 def page_size_for(cc: ConnectorConfig, connector: object) -> tuple[int, int]:
     """The items a page of this connector asks for, and the most one page may carry."""
-    declared = getattr(connector, "page_limit", None)
-    if isinstance(declared, int) and declared > 0:
-        return declared, declared + PAGE_SLACK
-    largest, per_record = PAGE_DEFAULTS.get(cc.type, (UNDECLARED_PAGE, 1))
-    size = cc.page_size or largest
-    if cc.type in PAGE_DEFAULTS:
-        size = min(size, largest)
-    return size, size * per_record + PAGE_SLACK
+    limit = declared(connector, "page_limit", 0)
+    if limit:
+        return limit, limit + PAGE_SLACK
+    largest = declared(connector, "largest_page", UNDECLARED_PAGE)
+    size = min(cc.page_size or largest, largest)
+    return size, size * declared(connector, "items_per_record", 1) + PAGE_SLACK
 
 
 def max_pages_for(cc: ConnectorConfig, stored: int, page_size: int) -> int:
@@ -153,11 +146,15 @@ class Limiters:
     def __init__(self) -> None:
         self._by_key: dict[str, asyncio.Semaphore] = {}
 
-    def for_connector(self, cc: ConnectorConfig, credential: str) -> asyncio.Semaphore:
+    def for_connector(
+        self, cc: ConnectorConfig, credential: str, plugin: object = None
+    ) -> asyncio.Semaphore:
+        """The semaphore of `cc`'s credential: `max_in_flight`, else the plug-in class's
+        `default_in_flight`, else 4."""
         digest = hashlib.sha256(credential.encode()).hexdigest()[:16]
         key = f"{cc.type}|{cc.base_url}|{digest}"
         if key not in self._by_key:
-            size = cc.max_in_flight or DEFAULT_IN_FLIGHT.get(cc.type, 4)
+            size = cc.max_in_flight or declared(plugin, "default_in_flight", DEFAULT_IN_FLIGHT)
             self._by_key[key] = asyncio.Semaphore(size)
         return self._by_key[key]
 
@@ -207,16 +204,17 @@ async def run_connector(
     deadline = asyncio.get_running_loop().time() + cc.run_deadline_s
     http: Http | None = None
     try:
+        plugin = load(cc.type)
         http = Http(
             client,
             connector=cc.name,
-            limiter=limiters.for_connector(cc, cc.secret()),
+            limiter=limiters.for_connector(cc, cc.secret(), plugin),
             policy=RetryPolicy(max_attempts=cc.max_attempts),
             timeout=cc.timeout_s,
             origin=cc.base_url,
             max_response_bytes=int(cc.max_response_mb * 2**20),
         )
-        connector = load(cc.type)(cc, http)
+        connector = plugin(cc, http)
         cursor = await asyncio.to_thread(store.cursor, cc.name)
         bounds = await _bounds(cc, connector, store, deadline)
         http.max_requests = 2 * bounds.max_pages

@@ -1,5 +1,25 @@
-"""The Asana plug-in (`type = "asana"`): tasks, milestones and sections of projects."""
+"""The Asana plug-in (`type = "asana"`): tasks, milestones and sections of projects.
 
-from .connector import TASK_FIELDS, AsanaConnector
+`Config` (this plug-in's settings) is imported eagerly; the connector, with its HTTP stack, on
+first use, so commands that only read the config file stay quick.
+"""
 
-__all__ = ["TASK_FIELDS", "AsanaConnector"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import AsanaConfig
+from .config import AsanaConfig as Config
+
+if TYPE_CHECKING:
+    from .connector import TASK_FIELDS, AsanaConnector
+
+__all__ = ["TASK_FIELDS", "AsanaConfig", "AsanaConnector", "Config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import connector
+
+        return getattr(connector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

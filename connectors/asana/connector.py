@@ -77,6 +77,7 @@ from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
+from .config import AsanaConfig
 
 log = structlog.get_logger("okrsync.connectors.asana")
 
@@ -131,9 +132,21 @@ class AsanaConnector:
     """Pulls tasks, milestones and sections of the configured Asana projects."""
 
     kind: ClassVar[str] = "asana"
+    Config: ClassVar[type[AsanaConfig]] = AsanaConfig
+    # Asana allows 50 reads in flight per token; a page holds at most 100 tasks.
+    default_in_flight: ClassVar[int] = 50
+    largest_page: ClassVar[int] = MAX_LIMIT
+    items_per_record: ClassVar[int] = 1
 
     def __init__(self, config: ConnectorConfig, http: Http) -> None:
-        self.config = config
+        self.config = AsanaConfig.of(config)
+        if self.config.workspace is not None:
+            log.warning(
+                "asana.workspace_ignored",
+                connector=config.name,
+                hint="workspace never did anything (projects are named by gid in scope); "
+                "remove it from the [[connectors]] section",
+            )
         self.http = http
         http.headers["Authorization"] = f"Bearer {config.secret()}"
         self._base = config.base_url.rstrip("/")

@@ -52,6 +52,7 @@ from okrsync.http import Http
 from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
+from .config import SCOPE_SHAPE, GitHubConfig
 
 log = structlog.get_logger("okrsync.github")
 
@@ -60,9 +61,6 @@ MAX_PAGE = 100
 MAX_RESTARTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
-# `owner/repo`: GitHub logins are letters, digits and hyphens (managed users add `_shortcode`);
-# repository names are letters, digits, `.`, `-`, `_`, never `.` or `..` alone.
-SCOPE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")
 
 Json = dict[str, Any]
 _Status = tuple[StatusCategory, str]
@@ -116,10 +114,16 @@ class GitHubConnector:
     """Pull issues, pull requests and their milestones from GitHub / GitHub Enterprise."""
 
     kind: ClassVar[str] = "github"
+    Config: ClassVar[type[GitHubConfig]] = GitHubConfig
+    # GitHub asks for serial requests per credential; a page holds at most 100 issues, and
+    # each may bring its milestone as a second item.
+    default_in_flight: ClassVar[int] = 1
+    largest_page: ClassVar[int] = MAX_PAGE
+    items_per_record: ClassVar[int] = 2
 
     def __init__(self, config: ConnectorConfig, http: Http) -> None:
         _check_scopes(config)
-        self.config = config
+        self.config = GitHubConfig.of(config)
         self.http = http
         http.headers.update(
             {

@@ -1,5 +1,25 @@
-"""The Jira plug-in (`type = "jira"`): Jira Cloud and Server/Data Center issues of projects."""
+"""The Jira plug-in (`type = "jira"`): Jira Cloud and Server/Data Center issues of projects.
 
-from .connector import JiraConnector
+`Config` (this plug-in's settings) is imported eagerly; the connector, with its HTTP stack, on
+first use, so commands that only read the config file stay quick.
+"""
 
-__all__ = ["JiraConnector"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import JiraConfig
+from .config import JiraConfig as Config
+
+if TYPE_CHECKING:
+    from .connector import JiraConnector
+
+__all__ = ["Config", "JiraConfig", "JiraConnector"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import connector
+
+        return getattr(connector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

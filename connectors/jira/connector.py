@@ -40,6 +40,7 @@ from okrsync.models import Cursor, Page, WorkItem
 from okrsync.redaction import register_secret
 
 from .._guard import PageGuard
+from .config import JiraConfig
 from .cursor import JiraCursor, RunState, ScopeState
 from .normalise import IssueShapeError, Normaliser, epoch_ms
 from .search import (
@@ -62,11 +63,16 @@ class JiraConnector:
     """Pulls issues (epics included, as containers) from Jira Cloud or Server/DC projects."""
 
     kind: ClassVar[str] = "jira"
+    Config: ClassVar[type[JiraConfig]] = JiraConfig
+    # Jira allows a few requests in flight; Data Center pages up to 1,000 issues (Cloud 100).
+    default_in_flight: ClassVar[int] = 4
+    largest_page: ClassVar[int] = PAGE_SIZE[False]
+    items_per_record: ClassVar[int] = 1
 
     def __init__(self, config: ConnectorConfig, http: Http) -> None:
-        self.config = config
+        self.config = JiraConfig.of(config)
         self.http = http
-        http.headers.update(auth_headers(config))
+        http.headers.update(auth_headers(self.config))
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Yield one page per search response, project after project (then any census)."""
@@ -102,7 +108,7 @@ class JiraConnector:
         )
 
 
-def auth_headers(config: ConnectorConfig) -> dict[str, str]:
+def auth_headers(config: JiraConfig) -> dict[str, str]:
     """Cloud: Basic e-mail:API token. Server/DC: Bearer PAT. Auto: Basic when an e-mail is set."""
     token = config.secret()
     email = config.email()

@@ -237,9 +237,10 @@ def test_unset_token_env_is_refused_at_its_line(tmp_path: Path) -> None:
 def test_unset_email_env_is_refused_at_its_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Jira Cloud's e-mail variable is a credential too."""
+    """Jira Cloud's e-mail variable (a key of the Jira plug-in) is a credential too."""
     monkeypatch.setenv(TOKEN_ENV, "t0ken-value")
-    path = config(tmp_path, extra='email_env = "OKRSYNC_TEST_UNSET_EMAIL"\n')
+    swap = {'type = "github"': 'type = "jira"', '"octocat/Hello-World"': '"WEB"'}
+    path = config(tmp_path, extra='email_env = "OKRSYNC_TEST_UNSET_EMAIL"\n', **swap)
     with pytest.raises(ConfigError, match=r"okrsync.toml:10: connector 'gh': environment variable"):
         load_settings(path).check_credentials()
 

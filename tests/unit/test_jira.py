@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from okrsync_connectors.jira import JiraConnector
+from okrsync_connectors.jira import JiraConfig, JiraConnector
 
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, ConfigError, CursorRejected, PayloadError
@@ -237,7 +237,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JIRA_TOKEN", "tok-secret-123")
 
 
-def cfg(**kw: Any) -> ConnectorConfig:
+def cfg(**kw: Any) -> JiraConfig:
     base: dict[str, Any] = {
         "name": "jira-t",
         "type": "jira",
@@ -249,7 +249,7 @@ def cfg(**kw: Any) -> ConnectorConfig:
     }
     if kw.get("flavor") == "server":
         base["email_env"] = None
-    return ConnectorConfig(**{**base, **kw})
+    return JiraConfig(**{**base, **kw})
 
 
 def run(

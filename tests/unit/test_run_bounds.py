@@ -15,6 +15,7 @@ import respx
 
 import okrsync.sync as sync_module
 from okrsync.config import ConnectorConfig, Settings
+from okrsync.connector import load
 from okrsync.errors import DEADLINE_EXCEEDED
 from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
@@ -146,13 +147,14 @@ def test_a_github_page_over_per_page_fails_the_run(
 def test_the_page_size_asked_for_and_the_items_allowed(
     kind: str, kw: dict[str, Any], page_limit: int | None, expected: tuple[int, int]
 ) -> None:
-    """Page size: the connector's `page_limit`, else page_size or the tracker's largest page."""
+    """Page size: the connector's `page_limit`, else page_size up to the plug-in's largest."""
 
     async def nothing(cursor: Cursor | None) -> AsyncIterator[Page]:
         return
         yield
 
-    connector = plugin(nothing, page_limit)(config(), cast(Http, None))
+    fake = plugin(nothing, page_limit)(config(), cast(Http, None))
+    connector = fake if kind == "fake" else load(kind)  # the plug-in class declares them
     cc = ConnectorConfig(name="x", type=kind, base_url=GH, scope=["s"], **kw)
     assert page_size_for(cc, connector) == expected
 
