@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from okrsync.connector import config_model, unknown_type
+from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
 from okrsync.models import DEFAULT_DROPPED_NAMES
 from okrsync.redaction import register_secret
@@ -464,15 +464,25 @@ def _explain(
     loc = (*within, *err["loc"])
     key = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
-        known = sorted(model.model_fields) if model else _known_keys()
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "remove it or check its spelling"
+        hint = _unknown_key_hint(str(loc[-1]), model)
         msg = f"unknown key '{key}'; {hint} (every key is documented in config.example.toml)"
     elif err["type"] == "missing":
         msg = f"missing key '{key}'; it is required (see config.example.toml)"
     else:
         msg = f"key '{key}': {str(err['msg']).removeprefix('Value error, ')}"
     return ConfigError(msg, file=str(path), line=locate(text, _key_loc(loc)))
+
+
+def _unknown_key_hint(name: str, model: type[BaseModel] | None) -> str:
+    """Another plug-in's key (`email_env` in a GitHub section), a near spelling, or neither."""
+    if model is not None:
+        owners = [k for k in installed_types() if name in config_model(k).model_fields]
+        if owners:
+            kinds = " and ".join(f"type = {k!r}" for k in owners)
+            return f"it belongs to {kinds} connectors only: remove it from this section"
+    known = sorted(model.model_fields) if model else _known_keys()
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else "remove it or check its spelling"
 
 
 def _key_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
-from okrsync_connectors.asana import TASK_FIELDS, AsanaConnector
+from okrsync_connectors.asana import TASK_FIELDS, AsanaConfig, AsanaConnector
+from structlog.testing import capture_logs
 
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected, PayloadError
@@ -723,3 +724,14 @@ def test_section_events_refresh_or_delete_sections() -> None:
     assert [d for p in second.pages for d in p.deleted] == ["section:P1-s-Old"]
     assert "Doing now" in [s.title for s in second.items(ItemKind.SECTION)]
     assert second.cursor["scopes"]["P1"]["sections_due"] is False
+
+
+def test_the_ignored_workspace_key_is_logged_at_sync() -> None:
+    """`workspace` never did anything: a run says so (once, with the fix) and syncs as before."""
+    cfg = AsanaConfig.of(config()).model_copy(update={"workspace": "12000"})
+    with capture_logs() as logs:
+        res = run(seeded(1), cfg)
+    assert res.error is None
+    ignored = [e for e in logs if e["event"] == "asana.workspace_ignored"]
+    assert len(ignored) == 1
+    assert "remove it" in ignored[0]["hint"]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
 from structlog.testing import capture_logs
 
 from okrsync.config import ConnectorConfig, load_settings, scope_problem
-from okrsync.connector import installed_types
+from okrsync.connector import GROUP, installed_types
 from okrsync.errors import ConfigError
 from okrsync.sandbox import Sandbox
 
@@ -337,3 +339,89 @@ def test_store_url_environment_override_is_kept(
 
 def _toml(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+# --- plug-ins bring their own settings -------------------------------------------------------
+
+
+class AcmeConfig(ConnectorConfig):
+    """A third-party tracker's settings: one key of its own and its own scope rule."""
+
+    region: Literal["eu", "us"] = "us"
+
+    @classmethod
+    def scope_problem(cls, scope: str) -> str | None:
+        return None if scope.startswith("acme-") else f"scope {scope!r} must start with acme-"
+
+
+class AcmeConnector:
+    """Registered as `type = "acme"`; only its `Config` is read when a config file loads."""
+
+    kind: ClassVar[str] = "acme"
+    Config: ClassVar[type[ConnectorConfig]] = AcmeConfig
+
+
+@pytest.fixture
+def acme(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `acme` plug-in installed beside the bundled ones (an entry point of this module)."""
+    plugin = EntryPoint(name="acme", value=f"{__name__}:AcmeConnector", group=GROUP)
+
+    def with_acme(*, group: str) -> list[EntryPoint]:
+        return [*entry_points(group=group), plugin]
+
+    monkeypatch.setattr("okrsync.connector.entry_points", with_acme)
+
+
+ACME = {'type = "github"': 'type = "acme"', '"octocat/Hello-World"': '"acme-1"'}
+
+
+def test_a_plugin_adds_keys_without_touching_okrsync(tmp_path: Path, acme: None) -> None:
+    """A section is validated by its plug-in's model: its own key loads, with its own checks."""
+    settings = load_settings(config(tmp_path, extra='region = "eu"\n', **ACME))
+    assert isinstance(settings.connectors[0], AcmeConfig)
+    assert settings.connectors[0].region == "eu"
+    msg = refused(config(tmp_path, extra='region = "mars"\n', **ACME))
+    assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:10: key 'connectors.0.region': ")
+
+
+def test_a_plugins_misspelt_key_gets_did_you_mean_at_its_line(tmp_path: Path, acme: None) -> None:
+    """The did-you-mean draws on the plug-in's own keys."""
+    msg = refused(config(tmp_path, extra='regoin = "eu"\n', **ACME))
+    assert msg.startswith(
+        f"{tmp_path / 'okrsync.toml'}:10: unknown key 'connectors.0.regoin'; did you mean 'region'?"
+    )
+
+
+def test_a_plugins_scope_rule_is_applied_at_the_scope_line(tmp_path: Path, acme: None) -> None:
+    """Scopes are checked by the plug-in's `scope_problem`, at the `scope` line."""
+    msg = refused(config(tmp_path, **{**ACME, '"acme-1"': '"acme-1", "x"'}))
+    assert msg == f"{tmp_path / 'okrsync.toml'}:8: connector 'gh': scope 'x' must start with acme-"
+    assert scope_problem("acme", "acme-2") is None
+
+
+def test_another_trackers_key_is_refused_naming_its_owner(tmp_path: Path) -> None:
+    """Jira's `email_env` in a GitHub section: the line, and which connector type takes it."""
+    msg = refused(config(tmp_path, extra='email_env = "JIRA_EMAIL"\n'))
+    assert msg.startswith(
+        f"{tmp_path / 'okrsync.toml'}:10: unknown key 'connectors.0.email_env'; it belongs to "
+        "type = 'jira' connectors only: remove it from this section"
+    )
+
+
+def test_jira_keys_are_jira_settings(tmp_path: Path) -> None:
+    """`flavor` and `email_env` load in a Jira section, as the Jira plug-in's settings."""
+    extra = 'flavor = "server"\nemail_env = "JIRA_EMAIL"\n'
+    swap = {'type = "github"': 'type = "jira"', '"octocat/Hello-World"': '"WEB"'}
+    cc = load_settings(config(tmp_path, extra=extra, **swap)).connectors[0]
+    assert type(cc).__name__ == "JiraConfig"
+    assert cc.model_dump(include={"flavor", "email_env"}) == {
+        "flavor": "server",
+        "email_env": "JIRA_EMAIL",
+    }
+
+
+def test_asanas_old_workspace_key_still_loads(tmp_path: Path) -> None:
+    """`workspace` (documented for Asana, never read) is accepted so old files keep loading."""
+    swap = {'type = "github"': 'type = "asana"', '"octocat/Hello-World"': '"1200357126478233"'}
+    cc = load_settings(config(tmp_path, extra='workspace = "12000"\n', **swap)).connectors[0]
+    assert cc.model_dump(include={"workspace"}) == {"workspace": "12000"}

@@ -159,6 +159,32 @@ def test_the_page_size_asked_for_and_the_items_allowed(
     assert page_size_for(cc, connector) == expected
 
 
+def test_requests_in_flight_are_the_plugins_default_unless_configured() -> None:
+    """Per credential: `max_in_flight`, else the plug-in class's `default_in_flight`, else 4."""
+
+    async def capacity(cc: ConnectorConfig, plugin: object) -> int:
+        semaphore, taken = Limiters().for_connector(cc, "t0ken", plugin), 0
+        while not semaphore.locked():
+            await semaphore.acquire()
+            taken += 1
+        return taken
+
+    async def capacities() -> list[int]:
+        return [
+            await capacity(config("github"), load("github")),
+            await capacity(config("asana"), load("asana")),
+            await capacity(config("jira"), load("jira")),
+            await capacity(config(), plugin(nothing)),
+            await capacity(config("github", max_in_flight=3), load("github")),
+        ]
+
+    async def nothing(cursor: Cursor | None) -> AsyncIterator[Page]:
+        return
+        yield
+
+    assert asyncio.run(capacities()) == [1, 50, 4, 4, 3]
+
+
 # --- pages per run -----------------------------------------------------------------------------
 
 

@@ -92,6 +92,28 @@ def test_mappings_check_without_a_store_opens_no_database(tmp_path: Path) -> Non
     assert loaded.isdisjoint(unused), sorted(loaded.intersection(unused))
 
 
+def test_reading_connector_sections_imports_no_connector(tmp_path: Path) -> None:
+    """Each section is validated by its plug-in's `Config`; the connectors (httpx) stay unloaded."""
+    mappings = Path(__file__).resolve().parents[2] / "mappings"
+    sections = [  # (name, type, base_url, scope, keys of its own): the demo's connectors
+        ("jira", "jira", "https://a.atlassian.net", "WEB", 'flavor = "cloud"\nemail_env = "E"\n'),
+        ("jira-dc", "jira", "https://jira.example", "OPS", 'flavor = "server"\n'),
+        ("asana", "asana", "https://app.asana.com/api/1.0", "1200357126478233", ""),
+        ("github", "github", "https://api.github.com", "octocat/Hello-World", ""),
+    ]
+    text = f'[mappings]\npaths = ["{mappings.as_posix()}"]\n' + "".join(
+        f'[[connectors]]\nname = "{name}"\ntype = "{kind}"\nbase_url = "{url}"\n'
+        f'scope = ["{scope}"]\ntoken_env = "T"\n{extra}'
+        for name, kind, url, scope, extra in sections
+    )
+    config = tmp_path / "okrsync.toml"
+    config.write_text(text, encoding="utf-8")
+    code, loaded, output = probe("-c", str(config), "mappings", "check", cwd=tmp_path)
+    assert code == 0, output
+    unused = ("httpx", "orjson", "sqlalchemy")
+    assert loaded.isdisjoint(unused), sorted(loaded.intersection(unused))
+
+
 def test_a_config_error_still_exits_2_without_a_traceback(tmp_path: Path) -> None:
     """A lazily loaded config that is missing still gives `error: ...` on stderr and exit 2."""
     proc = subprocess.run(
