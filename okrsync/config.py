@@ -247,14 +247,8 @@ def check_cron(line: str) -> None:
     """Refuse a cron line the scheduler cannot run, naming the field; or one that never fires."""
     from apscheduler.triggers.cron import CronTrigger  # lazy: ~70 ms, `--version` stays quick
 
-    fields = dict(zip(_CRON_FIELDS, line.split(), strict=True))
+    fields = cron_fields(line)
     for field, value in fields.items():
-        if field == "day_of_week" and _numbered_weekdays(value):
-            raise ValueError(
-                f"cron field day_of_week {value!r}: write weekdays as names such as mon-fri or "
-                "sun; numbers mean other days in crontab (0 = Sunday) than in okrsync's "
-                "scheduler (0 = Monday)"
-            )
         try:
             CronTrigger(**{field: value}, timezone=UTC)
         except ValueError as exc:
@@ -263,9 +257,37 @@ def check_cron(line: str) -> None:
         raise ValueError(f"cron line {line!r} never fires (no such date); fix its day or month")
 
 
-def _numbered_weekdays(value: str) -> bool:
-    """A day-of-week field whose days depend on numbering (`1-5`, `0`, `*/2`), not names."""
-    return bool(re.search(r"\d", re.sub(r"/\d+", "", value)) or re.search(r"(^|,)\*/", value))
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAY_NUMBERS = re.compile(r"(\*|\d)(?:-(\d))?(?:/(\d+))?")
+
+
+def cron_fields(line: str) -> dict[str, str]:
+    """The five fields of a crontab line as the scheduler's keywords, with crontab's weekday
+    numbers (0 and 7 = Sunday, 1 = Monday) written as names: APScheduler counts 0 as Monday,
+    so `1-5` would otherwise run Tuesday to Saturday."""
+    fields = dict(zip(_CRON_FIELDS, line.split(), strict=True))
+    fields["day_of_week"] = ",".join(_weekday_names(t) for t in fields["day_of_week"].split(","))
+    return fields
+
+
+def _weekday_names(token: str) -> str:
+    """One comma-separated weekday term: names pass as they are, numbers become names."""
+    m = _WEEKDAY_NUMBERS.fullmatch(token)
+    if m is None:
+        return token  # names (mon-fri), or a mistake the scheduler will name
+    first, last, step = m.groups()
+    if first == "*" and last is None and step is None:
+        return "*"
+    low, high = (0, 6) if first == "*" else (int(first), int(last or first))
+    if high > 7 or low > high or (step is not None and int(step) == 0):
+        raise ValueError(
+            f"cron field day_of_week {token!r}: crontab weekdays are 0-7 (0 and 7 = Sunday) "
+            "or names such as mon-fri"
+        )
+    if first != "*" and last is None and step is not None:
+        high = 6  # `1/2`: from Monday on, every second day
+    days = range(low, high + 1, int(step or 1))
+    return ",".join(dict.fromkeys(_DAY_NAMES[d] for d in days))
 
 
 class Settings(_Strict):

@@ -36,7 +36,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from okrsync.config import ConnectorConfig, Settings, load_settings, parse_schedule
+from okrsync.config import (
+    ConnectorConfig,
+    Settings,
+    cron_fields,
+    load_settings,
+    parse_schedule,
+)
 from okrsync.endpoint import Endpoint, Reply, Request, json_reply
 from okrsync.errors import DEADLINE_EXCEEDED, ConfigError, OkrsyncError
 from okrsync.locks import (
@@ -87,16 +93,7 @@ def trigger_for(cc: ConnectorConfig) -> BaseTrigger:
     jitter = int(cc.jitter_s) or None
     if kind == "interval":
         return IntervalTrigger(seconds=int(value), jitter=jitter, timezone=UTC)
-    minute, hour, day, month, dow = str(value).split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=dow,
-        jitter=jitter,
-        timezone=UTC,
-    )
+    return CronTrigger(**cron_fields(str(value)), jitter=jitter, timezone=UTC)
 
 
 class _ToStructlog(logging.Handler):

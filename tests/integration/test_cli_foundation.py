@@ -138,7 +138,7 @@ def assert_config_error(r: CliResult, where: str, says: str) -> None:
     ("extra", "swap", "where", "says"),
     [
         ('schedule = "99 99 99 99 99"', {}, "13:", "cron field minute '99'"),
-        ('schedule = "0 9 * * 1-5"', {}, "13:", "write weekdays as names such as mon-fri"),
+        ('schedule = "0 9 * * 9"', {}, "13:", "crontab weekdays are 0-7"),
         ('schedule = "every 0s"', {}, "13:", "the interval must be between 1s and 366d"),
         ("jitter_s = inf", {}, "13:", "key 'connectors.0.jitter_s': Input should be a finite"),
         ("jitter_s = 1e300", {}, "13:", "less than or equal to 3600"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -14,6 +15,7 @@ from okrsync.config import ConnectorConfig, load_settings, scope_problem
 from okrsync.connector import GROUP, installed_types
 from okrsync.errors import ConfigError
 from okrsync.sandbox import Sandbox
+from okrsync.service import trigger_for
 
 TOKEN_ENV = "OKRSYNC_TEST_CONFIG_TOKEN"
 CONNECTOR = """\
@@ -58,8 +60,8 @@ def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
         ("0 99 * * *", "cron field hour '99'"),
         ("*/0 * * * *", "Increment must be higher than 0"),
         ("0 0 L * *", "cron field day 'L'"),
-        ("0 9 * * 1-5", "write weekdays as names such as mon-fri"),
-        ("0 9 * * 7", "write weekdays as names such as mon-fri"),
+        ("0 9 * * 8", "crontab weekdays are 0-7"),
+        ("0 9 * * 5-2", "crontab weekdays are 0-7"),
         ("0 0 30 2 *", "never fires"),
         ("every 0s", "between 1s and 366d"),
         ("every 999999999999d", "between 1s and 366d"),
@@ -69,7 +71,7 @@ def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_schedules_the_scheduler_cannot_run_are_refused_at_their_line(
     tmp_path: Path, schedule: str, says: str
 ) -> None:
-    """A cron field out of range, numbered weekdays, a date that never comes or a zero interval."""
+    """A cron field out of range, a weekday past 7, a date that never comes or a zero interval."""
     msg = refused(config(tmp_path, extra=f"schedule = {_toml(schedule)}\n"))
     assert msg.startswith(f"{tmp_path / 'okrsync.toml'}:10: key 'connectors.0.schedule': ")
     assert says in msg
@@ -77,9 +79,48 @@ def test_schedules_the_scheduler_cannot_run_are_refused_at_their_line(
 
 def test_valid_schedules_load(tmp_path: Path) -> None:
     """Cron lines with names, steps and ranges and intervals up to 366 days load as before."""
-    for schedule in ("*/10 * * * *", "0 9 * * mon-fri", "0 */2 1 jan,jul *", "every 366d"):
+    for schedule in (
+        "*/10 * * * *",
+        "0 9 * * mon-fri",
+        "0 */2 1 jan,jul *",
+        "every 366d",
+        "0 9 * * 1-5",
+    ):
         settings = load_settings(config(tmp_path, extra=f'schedule = "{schedule}"\njitter_s = 0\n'))
         assert settings.connectors[0].schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("dow", "days"),
+    [
+        ("1-5", {"Mon", "Tue", "Wed", "Thu", "Fri"}),
+        ("0", {"Sun"}),
+        ("7", {"Sun"}),
+        ("*/2", {"Sun", "Tue", "Thu", "Sat"}),
+        ("1-5/2", {"Mon", "Wed", "Fri"}),
+        ("5-7", {"Fri", "Sat", "Sun"}),
+        ("sat,sun", {"Sat", "Sun"}),
+    ],
+)
+def test_cron_weekdays_keep_their_crontab_meaning(dow: str, days: set[str]) -> None:
+    """`1-5` runs Monday to Friday as in crontab (APScheduler alone counts 0 as Monday)."""
+    cc = ConnectorConfig(
+        name="gh",
+        type="github",
+        base_url="http://127.0.0.1:9",
+        scope=["o/r"],
+        token_env="T",
+        schedule=f"0 9 * * {dow}",
+        jitter_s=0,
+    )
+    trigger = trigger_for(cc)
+    when, seen = datetime(2026, 12, 7, tzinfo=UTC), set()  # a Monday
+    for _ in range(14):
+        fire = trigger.get_next_fire_time(None, when)
+        assert fire is not None
+        seen.add(fire.strftime("%a"))
+        when = fire + timedelta(hours=1)
+    assert seen == days
 
 
 @pytest.mark.parametrize(
