@@ -36,10 +36,9 @@ one page replayed.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -49,10 +48,12 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, ConfigError, CursorRejected, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
 from .config import SCOPE_SHAPE, GitHubConfig
+from .normalise import Normaliser
+from .normalise import parse_time as _ts
 
 log = structlog.get_logger("okrsync.github")
 
@@ -60,10 +61,8 @@ API_VERSION = "2022-11-28"
 MAX_PAGE = 100
 MAX_RESTARTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
-IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
 
 Json = dict[str, Any]
-_Status = tuple[StatusCategory, str]
 
 
 class _ScopeLost(Exception):
@@ -134,9 +133,7 @@ class GitHubConnector:
         )
         self._base = config.base_url.rstrip("/")
         self._per_page = min(config.page_size or MAX_PAGE, MAX_PAGE)
-        self._dropped = frozenset(n.casefold() for n in config.dropped_statuses)
-        prefix = re.escape(config.estimate_field or "points")
-        self._estimate = re.compile(rf"^\s*{prefix}\s*[:=]\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
+        self._norm = Normaliser.build(config.name, config.dropped_statuses, config.estimate_field)
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Yield each repo's changed items page by page, then its census when one is due."""
@@ -333,82 +330,17 @@ class GitHubConnector:
                 raise _PageRejected("HTTP 422 on a next link") from None
             raise
 
-    # --- normalisation ---------------------------------------------------------------
-
     def _normalise(self, issues: list[Json], scope: str) -> list[WorkItem]:
-        """Milestones first (containers), then the issues and PRs of one response page."""
-        milestones: dict[str, WorkItem] = {}
-        items: list[WorkItem] = []
-        for raw in issues:
-            try:
-                ms = raw.get("milestone")
-                if isinstance(ms, dict) and _milestone_id(scope, ms) not in milestones:
-                    m = _milestone(self.config.name, ms, scope)
-                    milestones[m.external_id] = m
-                items.append(self._issue(raw, scope))
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning(
-                    "github.payload_skipped",
-                    connector=self.config.name,
-                    scope=scope,
-                    id=raw.get("id") if isinstance(raw, dict) else None,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-        return [*milestones.values(), *items]
-
-    def _issue(self, raw: Json, scope: str) -> WorkItem:
-        is_pr = isinstance(raw.get("pull_request"), dict)
-        labels = tuple(_label_names(raw.get("labels") or []))
-        status, status_raw = self._status(raw, is_pr, labels)
-        closed = raw.get("closed_at")
-        ms = raw.get("milestone")
-        return WorkItem(
-            connector=self.config.name,
-            external_id=str(raw["id"]),
-            key=f"{scope}#{raw['number']}",
-            kind=ItemKind.PULL_REQUEST if is_pr else ItemKind.ISSUE,
-            title=str(raw.get("title") or ""),
-            status=status,
-            status_raw=status_raw,
-            created=_ts(raw["created_at"]),
-            updated=_ts(raw["updated_at"]),
-            item_type="pull_request" if is_pr else "issue",
-            url=raw.get("html_url"),
-            container=scope,
-            labels=labels,
-            milestone=ms.get("title") if isinstance(ms, dict) else None,
-            assignee=_login(raw.get("assignee")),
-            estimate=self._estimate_of(labels),
-            completed_at=_ts(closed) if status is StatusCategory.DONE and closed else None,
-            custom=_custom(scope, raw),
-        )
-
-    def _status(self, raw: Json, is_pr: bool, labels: tuple[str, ...]) -> _Status:
-        """not_planned / dropped names / unmerged PR → dropped; closed → done; else by label."""
-        state = str(raw.get("state") or "open")
-        reason = raw.get("state_reason")
-        pr = raw.get("pull_request") if is_pr else None
-        unmerged = isinstance(pr, dict) and "merged_at" in pr and pr["merged_at"] is None
-        status_raw = state
-        if state == "closed" and isinstance(pr, dict) and "merged_at" in pr:
-            status_raw = "closed:unmerged" if unmerged else "closed:merged"
-        elif reason:
-            status_raw = f"{state}:{reason}"
-        named = [str(reason or ""), *labels]
-        if reason == "not_planned" or any(n.casefold() in self._dropped for n in named):
-            return StatusCategory.DROPPED, status_raw
-        if state == "closed":
-            return (StatusCategory.DROPPED if unmerged else StatusCategory.DONE), status_raw
-        if is_pr or any(label.casefold() in IN_PROGRESS_LABELS for label in labels):
-            return StatusCategory.IN_PROGRESS, status_raw
-        return StatusCategory.TODO, status_raw
-
-    def _estimate_of(self, labels: tuple[str, ...]) -> float | None:
-        for label in labels:
-            m = self._estimate.match(label)
-            if m:
-                return float(m.group(1))
-        return None
+        items, skipped = self._norm.page(issues, scope)
+        for bad in skipped:
+            log.warning(
+                "github.payload_skipped",
+                connector=self.config.name,
+                scope=scope,
+                id=bad.id,
+                error=bad.error,
+            )
+        return items
 
 
 # --- helpers (pure) -------------------------------------------------------------------
@@ -428,61 +360,6 @@ def _check_scopes(config: ConnectorConfig) -> None:
 def _ids(issues: list[Json]) -> Iterable[Any]:
     """The ids of a page's issues, for the loop guard (no string conversion)."""
     return (i for raw in issues if isinstance(i := raw.get("id"), int | str))
-
-
-def _milestone_id(scope: str, ms: Json) -> str:
-    return f"milestone:{scope}#{ms['number']}"
-
-
-def _milestone(connector: str, ms: Json, scope: str) -> WorkItem:
-    """A milestone embedded in an issue, as a container of its repo."""
-    closed = ms.get("state") == "closed"
-    due = ms.get("due_on")
-    return WorkItem(
-        connector=connector,
-        external_id=_milestone_id(scope, ms),
-        key=f"{scope}#m{ms['number']}",
-        kind=ItemKind.MILESTONE,
-        title=str(ms.get("title") or ""),
-        status=StatusCategory.DONE if closed else StatusCategory.TODO,
-        status_raw=str(ms.get("state") or "open"),
-        created=_ts(ms["created_at"]),
-        updated=_ts(ms["updated_at"]),
-        item_type="milestone",
-        url=ms.get("html_url"),
-        container=scope,
-        due=_day(due) if due else None,
-        completed_at=_ts(ms["closed_at"]) if closed and ms.get("closed_at") else None,
-    )
-
-
-def _label_names(labels: list[Any]) -> list[str]:
-    """Label names; the API allows a label to be a plain string or an object."""
-    names = [lab.get("name") if isinstance(lab, dict) else lab for lab in labels]
-    return [n for n in names if isinstance(n, str)]
-
-
-def _login(user: Any) -> str | None:
-    return user.get("login") if isinstance(user, dict) else None
-
-
-def _custom(scope: str, raw: Json) -> dict[str, str]:
-    author = _login(raw.get("user"))
-    return {"repo": scope, **({"author": author} if author else {})}
-
-
-def _ts(value: str) -> datetime:
-    """GitHub timestamps (`2011-04-22T13:33:48Z`, or with an offset) as aware UTC."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is UTC:  # GitHub's own form (`...Z`)
-        return parsed
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _day(value: str) -> date:
-    return _ts(value).date()
 
 
 def _server_now(resp: httpx.Response) -> datetime:

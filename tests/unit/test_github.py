@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 from okrsync_connectors.github import GitHubConnector
+from okrsync_connectors.github.normalise import Normaliser, Skipped
 
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected
@@ -809,3 +810,16 @@ def test_cursor_is_json_serialisable_and_not_shared_between_pages() -> None:
     json.dumps([p.cursor for p in pages])
     assert pages[0].cursor["scopes"][SCOPE]["pass"]["next"] == page2
     assert "pass" not in pages[1].cursor["scopes"][SCOPE]
+
+
+def test_the_normaliser_is_a_function_of_the_json_and_names_what_it_skips() -> None:
+    """No HTTP and no logging: a page of issues in, items (milestone first) and skips out."""
+    good = issue_item(1, "2026-11-01T00:00:00Z", labels=[{"name": "wontfix"}])
+    bad = {"id": 99, "number": 2, "title": "no timestamps"}
+    items, skipped = Normaliser.build("gh", ["wontfix"], None).page([good, bad], "o/r")
+    assert [(i.kind, i.key) for i in items] == [
+        (ItemKind.MILESTONE, f"o/r#m{good['milestone']['number']}"),
+        (ItemKind.ISSUE, "o/r#1"),
+    ]
+    assert items[1].status is StatusCategory.DROPPED
+    assert skipped == [Skipped(99, "KeyError: 'created_at'")]

@@ -1,0 +1,1 @@
+from connectors.github.normalise import *  # noqa: F403
