@@ -60,11 +60,10 @@ Progress" / "Doing" / "In Review", else todo. completed_at is set for every comp
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -74,18 +73,20 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, ItemKind, Page, StatusCategory, WorkItem
+from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
 from .config import AsanaConfig
+from .normalise import Normaliser
+from .normalise import json_list as _list
+from .normalise import json_obj as _obj
+from .normalise import parse_time as _parse_dt
 
 log = structlog.get_logger("okrsync.connectors.asana")
 
 CURSOR_VERSION = 1
 MAX_RESTARTS = 3
 MAX_LIMIT = 100
-DEFAULT_ESTIMATE_FIELD = "Estimate"
-IN_PROGRESS_SECTIONS = frozenset({"in progress", "doing", "in review"})
 TASK_FIELDS = ",".join(
     (
         "name",
@@ -150,8 +151,7 @@ class AsanaConnector:
         self.http = http
         http.headers["Authorization"] = f"Bearer {config.secret()}"
         self._base = config.base_url.rstrip("/")
-        self._dropped = frozenset(_fold(n) for n in config.dropped_statuses)
-        self._estimate = _fold(config.estimate_field or DEFAULT_ESTIMATE_FIELD)
+        self._norm = Normaliser.build(config.name, config.dropped_statuses, config.estimate_field)
         self._limit = min(config.page_size or MAX_LIMIT, MAX_LIMIT)
         self._cursor: Cursor = {}
         self._run_start: datetime | None = None
@@ -317,7 +317,8 @@ class AsanaConnector:
         async for data, nxt, restarted in self._pages(f"/projects/{gid}/sections", params, None):
             if restarted and census is not None:
                 census.sections.clear()
-            items = [self._section(raw, gid) for raw in data if raw.get("gid")]
+            seen = self._run_start or datetime.now(UTC)
+            items = [self._norm.section(raw, gid, seen) for raw in data if raw.get("gid")]
             if census is not None:
                 census.sections.extend(it.external_id for it in items)
             if nxt is None:
@@ -389,77 +390,10 @@ class AsanaConnector:
 
     def _task_or_skip(self, raw: JSON, gid: str) -> WorkItem | None:
         try:
-            return self._task(raw, gid)
+            return self._norm.task(raw, gid)
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("asana.item_skipped", scope=gid, gid=raw.get("gid"), error=repr(exc))
             return None
-
-    def _task(self, raw: JSON, gid: str) -> WorkItem:
-        project, section = _membership(raw, gid)
-        completed = bool(raw.get("completed"))
-        subtype = raw.get("resource_subtype") or "default_task"
-        created = _parse_dt(raw["created_at"])
-        completed_at = raw.get("completed_at")
-        return WorkItem(
-            connector=self.config.name,
-            external_id=str(raw["gid"]),
-            key=str(raw["gid"]),
-            kind=ItemKind.MILESTONE if subtype == "milestone" else ItemKind.TASK,
-            title=str(raw.get("name") or ""),
-            status=self._status(completed, section),
-            status_raw=_status_raw(completed, section),
-            created=created,
-            updated=_parse_dt(raw.get("modified_at") or raw["created_at"]),
-            item_type=subtype,
-            url=raw.get("permalink_url"),
-            container=gid,
-            parent_key=_obj(raw, "parent").get("gid"),
-            labels=tuple(str(t["name"]) for t in _list(raw, "tags") if t.get("name")),
-            section=section,
-            assignee=_obj(raw, "assignee").get("name"),
-            estimate=self._estimate_of(raw),
-            due=date.fromisoformat(raw["due_on"]) if raw.get("due_on") else None,
-            completed_at=_parse_dt(completed_at) if completed and completed_at else None,
-            custom={k: v for k, v in (("project", project), ("section", section)) if v},
-        )
-
-    def _section(self, raw: JSON, gid: str) -> WorkItem:
-        seen = self._run_start or datetime.now(UTC)
-        created = raw.get("created_at")
-        return WorkItem(
-            connector=self.config.name,
-            external_id=f"section:{raw['gid']}",
-            key=f"section:{raw['gid']}",
-            kind=ItemKind.SECTION,
-            title=str(raw.get("name") or ""),
-            status=StatusCategory.TODO,
-            status_raw="section",
-            created=_parse_dt(created) if created else seen,
-            # Sections carry no modification time; their creation time keeps a re-listing from
-            # counting every section as changed (a rename still shows: the store compares titles).
-            updated=_parse_dt(created) if created else seen,
-            item_type="section",
-            container=gid,
-        )
-
-    def _status(self, completed: bool, section: str | None) -> StatusCategory:
-        name = _fold(section or "")
-        if name in self._dropped:
-            return StatusCategory.DROPPED
-        if completed:
-            return StatusCategory.DONE
-        if name in IN_PROGRESS_SECTIONS:
-            return StatusCategory.IN_PROGRESS
-        return StatusCategory.TODO
-
-    def _estimate_of(self, raw: JSON) -> float | None:
-        for cf in _list(raw, "custom_fields"):
-            if _fold(str(cf.get("name") or "")) != self._estimate:
-                continue
-            value = cf.get("number_value")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        return None
 
 
 # -- small pure helpers -------------------------------------------------------------------------
@@ -499,45 +433,6 @@ def _mark_changed(st: JSON) -> None:
 def _census_done(st: JSON) -> None:
     st["census_due"] = False
     st["runs"] = 0
-
-
-def _membership(raw: JSON, gid: str) -> tuple[str | None, str | None]:
-    """(project name, section name) of the task's membership in project `gid`."""
-    for m in _list(raw, "memberships"):
-        project = _obj(m, "project")
-        if project.get("gid") == gid:
-            return project.get("name"), _obj(m, "section").get("name")
-    return None, None
-
-
-def _status_raw(completed: bool, section: str | None) -> str:
-    state = "completed" if completed else "open"
-    return f"{state} / {section}" if section else state
-
-
-@functools.lru_cache(maxsize=4096)
-def _fold(name: str) -> str:
-    """Section and field names, compared loosely (a few distinct names, seen on every task)."""
-    return name.strip().replace("\u2019", "'").casefold()
-
-
-def _obj(raw: JSON, key: str) -> JSON:
-    value = raw.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _list(raw: JSON, key: str) -> list[JSON]:
-    value = raw.get(key)
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _parse_dt(value: str) -> datetime:
-    dt = datetime.fromisoformat(value)
-    if dt.tzinfo is UTC:  # Asana's own form (`...Z`)
-        return dt
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
 
 
 def _iso(dt: datetime) -> str:

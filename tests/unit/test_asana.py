@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 from okrsync_connectors.asana import TASK_FIELDS, AsanaConfig, AsanaConnector
+from okrsync_connectors.asana.normalise import Normaliser
 from structlog.testing import capture_logs
 
 from okrsync.config import ConnectorConfig
@@ -735,3 +736,18 @@ def test_the_ignored_workspace_key_is_logged_at_sync() -> None:
     ignored = [e for e in logs if e["event"] == "asana.workspace_ignored"]
     assert len(ignored) == 1
     assert "remove it" in ignored[0]["hint"]
+
+
+def test_the_normaliser_is_a_function_of_the_json() -> None:
+    """No HTTP: a task record in, a work item out, its status from the plug-in's vocabulary."""
+    norm = Normaliser.build("t", ["Won\u2019t do"], "Points")
+    doing = norm.task(make_task("1", section="Doing", estimate=3, estimate_name="Points"), "P1")
+    assert (doing.status, doing.status_raw, doing.estimate) == (
+        StatusCategory.IN_PROGRESS,
+        "open / Doing",
+        3.0,
+    )
+    dropped = norm.task(make_task("2", section="won't do", completed=True), "P1")
+    assert dropped.status is StatusCategory.DROPPED
+    with pytest.raises(KeyError):
+        norm.task({"gid": "3"}, "P1")  # no created_at: the connector logs and skips it

@@ -1,0 +1,1 @@
+from connectors.asana.normalise import *  # noqa: F403
