@@ -31,7 +31,8 @@ from typing import Any
 from bench.bench_sync import reference_s
 from okrsync.mapping import Matcher, check_rules, compile_rules
 from okrsync.okrfile import RawRule, Source, load_tree, no_cycle_collection
-from okrsync.remap import StoredItem, derive
+from okrsync.remap import derive
+from okrsync.store import StoredItem
 
 LABELS = ("backend", "frontend", "infra", "growth", "bug", "tech-debt", "okr", "customer")
 USERS = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov")

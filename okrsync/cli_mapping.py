@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from okrsync.cli_state import State, out, state_of
-from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.errors import ConfigError
 from okrsync.textsafe import printable
 
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
@@ -73,19 +73,9 @@ def read_only_store(state: State) -> Store | None:
     path = url.removeprefix("sqlite:///")
     if url.startswith("sqlite:///") and (path == ":memory:" or not Path(path).exists()):
         return None
-    import sqlalchemy as sa  # only now: no store, no database library (`mappings check`)
-    from sqlalchemy.exc import SQLAlchemyError
+    from okrsync.store import Store  # only now: no store, no database library (`mappings check`)
 
-    from okrsync.store import Store
-    from okrsync.store.tables import WORK_ITEM
-
-    try:
-        store = Store.open(url, upgrade=False)
-        with store.engine.connect() as conn:
-            conn.execute(sa.select(WORK_ITEM.c.key).limit(1))
-    except (SQLAlchemyError, OkrsyncError):
-        return None
-    return store
+    return Store.open_existing(url)
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -152,11 +142,10 @@ def _store_warnings(state: State, rules: list[Rule], tree: OkrTree) -> list[str]
         say("note: no store yet, so rules were not tried against stored items")
         return []
     from okrsync.mapping import Matcher  # after the check above: remap brings sqlalchemy
-    from okrsync.remap import analyse, load_items
+    from okrsync.remap import analyse
 
     try:
-        with store.engine.connect() as conn:
-            items = load_items(conn)
+        items = store.stored_items()
     finally:
         store.close()
     if not any(not it.deleted for it in items):
@@ -181,7 +170,7 @@ def preview_cmd(
 ) -> None:
     """Show which stored items each rule would attach, what stays unmapped, what overlaps."""
     from okrsync.mapping import Matcher
-    from okrsync.remap import analyse, load_items
+    from okrsync.remap import analyse
 
     state = state_of(ctx)
     tree = state.tree()
@@ -191,8 +180,7 @@ def preview_cmd(
         say("no store yet: run `okrsync sync --once` first, then preview again")
         return
     try:
-        with store.engine.connect() as conn:
-            items = load_items(conn)
+        items = store.stored_items()
     finally:
         store.close()
     render_preview(analyse(items, matcher, tactic, titles=_titles(tree)), tactic is None)

@@ -10,102 +10,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from okrsync.errors import ConfigError
 from okrsync.mapping import Link, Matcher, Rule
-from okrsync.models import CONTAINER_KINDS, WorkItem
+from okrsync.models import WorkItem
 from okrsync.okrfile import Source, no_cycle_collection
-from okrsync.store import Store
-from okrsync.store.tables import ITEM_LINK, WORK_ITEM
+from okrsync.store import ItemReader, LinkRow, Store, StoredItem
 
-WI = WORK_ITEM
-LINK = ITEM_LINK
-CHUNK = 500
 MAX_DEPTH = 20
 SAMPLE = 5
-CONTAINERS = frozenset(str(k) for k in CONTAINER_KINDS)
 ItemId = tuple[str, str]  # (connector, external_id)
-LinkRow = tuple[str, str, str, str]  # (connector, external_id, tactic_id, rule_id)
-ITEM_COLUMNS = (
-    WI.c.connector,
-    WI.c.external_id,
-    WI.c.key,
-    WI.c.kind,
-    WI.c.item_type,
-    WI.c.title,
-    WI.c.container,
-    WI.c.parent_key,
-    WI.c.labels,
-    WI.c.milestone,
-    WI.c.section,
-    WI.c.assignee,
-    WI.c.custom,
-    WI.c.previous_keys,
-    WI.c.deleted_at,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """The matchable fields of a stored work item."""
-
-    connector: str
-    external_id: str
-    key: str
-    kind: str
-    item_type: str | None
-    title: str
-    container: str | None
-    parent_key: str | None
-    labels: tuple[str, ...]
-    milestone: str | None
-    section: str | None
-    assignee: str | None
-    custom: Mapping[str, str]
-    previous_keys: tuple[str, ...]
-    deleted: bool = False
-
-    @property
-    def ident(self) -> ItemId:
-        return (self.connector, self.external_id)
-
-    @property
-    def is_work(self) -> bool:
-        """A live work item: counted, unlike containers and deleted items."""
-        return not self.deleted and self.kind not in CONTAINERS
-
-
-def _stored(m: sa.RowMapping) -> StoredItem:
-    return StoredItem(
-        m["connector"],
-        m["external_id"],
-        m["key"],
-        m["kind"],
-        m["item_type"],
-        m["title"],
-        m["container"],
-        m["parent_key"],
-        tuple(m["labels"] or ()),
-        m["milestone"],
-        m["section"],
-        m["assignee"],
-        dict(m["custom"] or {}),
-        tuple(m["previous_keys"] or ()),
-        m["deleted_at"] is not None,
-    )
-
-
-def load_items(conn: Connection) -> list[StoredItem]:
-    """Every stored work item (deleted ones included), in a stable order."""
-    q = sa.select(*ITEM_COLUMNS).order_by(WI.c.connector, WI.c.external_id)
-    return [_stored(r) for r in conn.execute(q).mappings()]
 
 
 # -- ancestors ------------------------------------------------------------------------------
@@ -201,53 +118,16 @@ class RemapReport:
 
 def remap(store: Store, matcher: Matcher) -> RemapReport:
     """Re-derive every link from the stored items in one transaction; write only changes."""
-    with store.tx() as conn:
-        _lock_links(conn, store.dialect)
-        items = load_items(conn)
-        links = derive(items, matcher)
-        wanted = {(c, e, t, r) for (c, e), pairs in links.items() for t, r in pairs}
-        existing = {
-            (r.connector, r.external_id, r.tactic_id, r.rule_id)
-            for r in conn.execute(
-                sa.select(LINK.c.connector, LINK.c.external_id, LINK.c.tactic_id, LINK.c.rule_id)
-            )
-        }
-        _delete_links(conn, existing - wanted)
-        _insert_links(conn, wanted - existing)
-    report = RemapReport(len(items), len(wanted), len(wanted - existing), len(existing - wanted))
-    report.per_tactic = tactic_counts(items, links)
+    links: dict[ItemId, list[Link]] = {}
+
+    def wanted_of(items: list[StoredItem]) -> set[LinkRow]:
+        links.update(derive(items, matcher))
+        return {(c, e, t, r) for (c, e), pairs in links.items() for t, r in pairs}
+
+    done = store.relink(wanted_of)
+    report = RemapReport(len(done.items), done.links, done.added, done.removed)
+    report.per_tactic = tactic_counts(done.items, links)
     return report
-
-
-def _lock_links(conn: Connection, dialect: str) -> None:
-    """Take the write lock first, so the items read and the links written are one snapshot."""
-    if dialect == "sqlite":
-        conn.execute(sa.delete(LINK).where(sa.false()))
-    elif dialect == "postgresql":
-        conn.execute(sa.text("LOCK TABLE item_link IN EXCLUSIVE MODE"))
-
-
-def _delete_links(conn: Connection, rows: Collection[LinkRow]) -> None:
-    if not rows:
-        return
-    stmt = sa.delete(LINK).where(
-        LINK.c.connector == sa.bindparam("c"),
-        LINK.c.external_id == sa.bindparam("e"),
-        LINK.c.tactic_id == sa.bindparam("t"),
-        LINK.c.rule_id == sa.bindparam("r"),
-    )
-    conn.execute(stmt, [{"c": c, "e": e, "t": t, "r": r} for c, e, t, r in sorted(rows)])
-
-
-def _insert_links(conn: Connection, rows: Collection[LinkRow]) -> None:
-    if not rows:
-        return
-    ts = datetime.now(UTC)
-    values = [
-        {"connector": c, "external_id": e, "tactic_id": t, "rule_id": r, "linked_at": ts}
-        for c, e, t, r in sorted(rows)
-    ]
-    conn.execute(sa.insert(LINK), values)
 
 
 def tactic_counts(
@@ -273,30 +153,21 @@ def make_linker(store: Store, matcher: Matcher) -> Linker:
     def link(items: Sequence[WorkItem]) -> dict[str, list[Link]]:
         if not items:
             return {}
-        with store.engine.connect() as conn:
-            known = _stored_keys(conn, items)
+        with store.item_reader() as reader:
+            known = _stored_keys(reader, items)
             views = [_with_previous(it, known.get(it.external_id)) for it in items]
-            ancestry = _page_ancestry(conn, views)
+            ancestry = _page_ancestry(reader, views)
         return {it.external_id: ancestry.match(matcher, it) for it in views}
 
     return link
 
 
-def _chunks(seq: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), CHUNK):
-        yield seq[i : i + CHUNK]
-
-
-def _stored_keys(conn: Connection, items: Sequence[WorkItem]) -> dict[str, Node]:
+def _stored_keys(reader: ItemReader, items: Sequence[WorkItem]) -> dict[str, Node]:
     """Stored key and earlier keys of the page's items (one query per connector and chunk)."""
     found: dict[str, Node] = {}
     for connector, ids in _by_connector((i.connector, i.external_id) for i in items).items():
-        for chunk in _chunks(ids):
-            q = sa.select(WI.c.external_id, WI.c.key, WI.c.previous_keys).where(
-                WI.c.connector == connector, WI.c.external_id.in_(chunk)
-            )
-            for ext, key, prev in conn.execute(q):
-                found[ext] = Node(key, None, tuple(prev or ()))
+        for ext, key, prev in reader.keys_of(connector, ids):
+            found[ext] = Node(key, None, prev)
     return found
 
 
@@ -317,7 +188,7 @@ def _by_connector(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return {c: sorted(set(v)) for c, v in out.items()}
 
 
-def _page_ancestry(conn: Connection, items: Sequence[WorkItem]) -> Ancestry:
+def _page_ancestry(reader: ItemReader, items: Sequence[WorkItem]) -> Ancestry:
     """The page's items plus their stored ancestors, fetched level by level by key."""
     ancestry = Ancestry()
     for it in items:
@@ -327,22 +198,19 @@ def _page_ancestry(conn: Connection, items: Sequence[WorkItem]) -> Ancestry:
         missing = _by_connector((c, k) for c, k in wanted if (c, k) not in ancestry.nodes)
         if not missing:
             break
-        wanted = _fetch_parents(conn, ancestry, missing)
+        wanted = _fetch_parents(reader, ancestry, missing)
     return ancestry
 
 
 def _fetch_parents(
-    conn: Connection, ancestry: Ancestry, missing: Mapping[str, Sequence[str]]
+    reader: ItemReader, ancestry: Ancestry, missing: Mapping[str, Sequence[str]]
 ) -> list[tuple[str, str]]:
     """Add the stored items with these keys; return their own parents' keys."""
     nxt: list[tuple[str, str]] = []
     for connector, keys in missing.items():
-        for chunk in _chunks(keys):
-            q = sa.select(WI.c.key, WI.c.parent_key, WI.c.previous_keys).where(
-                WI.c.connector == connector, WI.c.key.in_(chunk)
-            )
-            for key, parent, prev in conn.execute(q):
-                ancestry.add(connector, Node(key, parent, tuple(prev or ())), current=False)
+        for chunk, rows in reader.by_keys(connector, keys):
+            for key, parent, prev in rows:
+                ancestry.add(connector, Node(key, parent, prev), current=False)
                 if parent:
                     nxt.append((connector, parent))
             for key in chunk:  # unknown keys end their chain: remember them as roots
@@ -435,8 +303,7 @@ def preview(
     titles: Mapping[str, str] | None = None,
 ) -> PreviewReport:
     """What the rules would link among the stored items; nothing is written."""
-    with store.engine.connect() as conn:
-        items = load_items(conn)
+    items = store.stored_items()
     return analyse(items, matcher, tactic, titles=titles)
 
 

@@ -5,6 +5,8 @@ package imports sqlalchemy tables or opens a connection (enforced by
 `tests/unit/test_invariant.py`).
 """
 
+from okrsync.store._items import ItemReader, StoredItem
+from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._store import (
     ApplyReport,
     Checkin,
@@ -18,9 +20,13 @@ from okrsync.store._store import (
 __all__ = [
     "ApplyReport",
     "Checkin",
+    "ItemReader",
     "Link",
+    "LinkRow",
     "PageResult",
+    "Relinked",
     "RunOwner",
     "Store",
+    "StoredItem",
     "process_start",
 ]

@@ -12,14 +12,14 @@ import functools
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import chain
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -27,10 +27,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from okrsync.errors import ConfigError, StoreError
+from okrsync.errors import ConfigError, OkrsyncError, StoreError
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
+from okrsync.store._items import ItemReader, StoredItem, load_items
+from okrsync.store._links import LinkRow, Relinked, relink
 from okrsync.store.tables import (
     CHECKIN,
     CURSOR,
@@ -43,6 +45,11 @@ from okrsync.store.tables import (
     SyncRunRow,
     WorkItemRow,
 )
+
+if TYPE_CHECKING:
+    from okrsync.config import SignalsConfig
+    from okrsync.signals import ItemCounts, Structure
+    from okrsync.store._snapshots import SnapshotRow, Subject
 
 WI = WORK_ITEM
 LINK = ITEM_LINK
@@ -180,6 +187,18 @@ class Store:
             store.upgrade()
         return store
 
+    @classmethod
+    def open_existing(cls, url: str) -> Store | None:
+        """The store at `url` opened without migrating, if it holds okrsync's tables; None
+        when it cannot be read (no store yet, or another schema)."""
+        try:
+            store = cls.open(url, upgrade=False)
+            with store.engine.connect() as conn:
+                conn.execute(sa.select(WI.c.key).limit(1))
+        except (SQLAlchemyError, OkrsyncError):
+            return None
+        return store
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -208,6 +227,56 @@ class Store:
         except SQLAlchemyError:
             return False
         return True
+
+    # -- items read for linking, and links (okrsync.store._items, _links) ----------------
+    def stored_items(self) -> list[StoredItem]:
+        """Every stored work item's matchable fields (deleted ones included), stably ordered."""
+        with self.engine.connect() as conn:
+            return load_items(conn)
+
+    @contextmanager
+    def item_reader(self) -> Iterator[ItemReader]:
+        """Item reads on one connection: one snapshot of the store for a page's linker."""
+        with self.engine.connect() as conn:
+            yield ItemReader(conn)
+
+    def relink(self, wanted_of: Callable[[list[StoredItem]], set[LinkRow]]) -> Relinked:
+        """In one transaction under the link table's write lock: read every item, ask
+        `wanted_of` for the links they should have, write only the differences."""
+        with self.tx() as conn:
+            return relink(conn, self.dialect, wanted_of)
+
+    # -- signal reads and snapshots (okrsync.store._signal_reads, _snapshots) -------------
+    def signal_inputs(
+        self, as_of: date, cfg: SignalsConfig, tactic_ids: Collection[str] | None = None
+    ) -> tuple[Structure, dict[str, ItemCounts], dict[str, tuple[float, datetime]]]:
+        """The tree (whole, or the objectives `tactic_ids` roll up into), linked-item counts
+        per tactic (one set-based aggregate per period start) and newest check-ins by as_of."""
+        from okrsync.store import _signal_reads
+
+        return _signal_reads.signal_inputs(self.engine, as_of, cfg, tactic_ids)
+
+    def linked_tactics(self, connector: str, external_ids: Iterable[str]) -> set[str]:
+        """The tactics the given items are linked to."""
+        from okrsync.store import _signal_reads
+
+        return _signal_reads.linked_tactics(self.engine, connector, external_ids)
+
+    def add_changed_snapshots(
+        self, as_of: date, subjects: Sequence[Subject], *, full: bool = False
+    ) -> int:
+        """Snapshot every subject whose digest differs from its newest snapshot's (one
+        transaction); `full` reads all newest digests at once. Returns the rows written."""
+        from okrsync.store import _snapshots
+
+        with self.tx() as conn:
+            return _snapshots.add_changed(conn, as_of, subjects, full=full)
+
+    def snapshot_history(self, subject_id: str, limit: int = 20) -> list[SnapshotRow]:
+        """A subject's newest `limit` snapshots, oldest first."""
+        from okrsync.store import _snapshots
+
+        return _snapshots.history(self.engine, subject_id, limit)
 
     # -- the OKR tree ---------------------------------------------------------------------
     def apply_okr_tree(self, tree: OkrTree) -> ApplyReport:

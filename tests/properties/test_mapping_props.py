@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from okrsync.mapping import Matcher, check_rules
 from okrsync.okrfile import RawRule, Source, load_tree
-from okrsync.remap import Ancestry, Node, StoredItem, derive
+from okrsync.remap import Ancestry, Node, derive
+from okrsync.store import StoredItem
 
 WORDS = ["ALPHA", "BETA", "A-1", "A-2", "B-1", "bug", "ui", "jira", "asana", "v1", "Bug"]
 KEYS = ["A-1", "A-2", "A-3", "B-1", "B-2"]

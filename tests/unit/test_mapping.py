@@ -14,8 +14,8 @@ from okrsync.errors import ConfigError
 from okrsync.mapping import MappingError, Matcher, Rule, check_rules, compile_rules
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
-from okrsync.remap import Ancestry, Node, StoredItem, analyse, derive, make_linker, remap
-from okrsync.store import Store
+from okrsync.remap import Ancestry, Node, analyse, derive, make_linker, remap
+from okrsync.store import Store, StoredItem
 from okrsync.store.tables import ITEM_LINK
 from tests.helpers import TREE, write
 

@@ -62,7 +62,7 @@ import sys
 from pathlib import Path
 from okrsync.mapping import Matcher
 from okrsync.okrfile import load_tree
-from okrsync.remap import StoredItem
+from okrsync.store import StoredItem
 
 def item(title):
     return StoredItem("jira", "1", "A-1", "issue", None, title, None, None, (), None, None,
