@@ -19,7 +19,7 @@ from okrsync.textsafe import printable
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from rich.table import Table
 
-    from okrsync.store.tables import SyncRunRow
+    from okrsync.store import SyncRunRow
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
@@ -150,16 +150,9 @@ def _short(text: str, width: int = 60) -> str:
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """Everything recorded about one sync run."""
-    import sqlalchemy as sa
-
-    from okrsync.store.tables import SYNC_RUN, SyncRunRow
-
-    store = state_of(ctx).store
-    with store.engine.connect() as conn:
-        row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).first()
-    if row is None:
+    r = state_of(ctx).store.run(run_id)
+    if r is None:
         raise ConfigError(f"no sync run {run_id}; list them with `okrsync runs`")
-    r = SyncRunRow.model_validate(dict(row._mapping))
     fields: list[tuple[str, Any]] = [
         ("connector", r.connector),
         ("status", _status(r.status)),

@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-import sqlalchemy as sa
-
-from okrsync.models import CONTAINER_KINDS
 from okrsync.signals import outcome_progress
 from okrsync.store import Checkin, Store
-from okrsync.store._store import LINK, WI
-from okrsync.store.tables import KEY_RESULT, OBJECTIVE, TACTIC
-
-CONTAINERS = tuple(str(k) for k in CONTAINER_KINDS)
 
 
 @dataclass
@@ -61,19 +54,8 @@ class ObjectiveView:
 def load_tree_view(store: Store) -> list[ObjectiveView]:
     """Active objectives → key results → tactics, ordered by id (four queries)."""
     latest = store.latest_checkins()
-    counts = _link_counts(store)
-    with store.engine.connect() as conn:
-        objs = conn.execute(
-            sa.select(OBJECTIVE).where(sa.column("archived_at").is_(None)).order_by(sa.column("id"))
-        ).all()
-        krs = conn.execute(
-            sa.select(KEY_RESULT)
-            .where(sa.column("archived_at").is_(None))
-            .order_by(sa.column("id"))
-        ).all()
-        tacs = conn.execute(
-            sa.select(TACTIC).where(sa.column("archived_at").is_(None)).order_by(sa.column("id"))
-        ).all()
+    counts = store.linked_item_counts()
+    objs, krs, tacs = store.active_tree_rows()
     views = {
         o.id: ObjectiveView(
             o.id, o.title, o.owner, o.period, o.period_start, o.period_end, o.parent_id, o.weight
@@ -101,18 +83,3 @@ def load_tree_view(store: Store) -> list[ObjectiveView]:
                 TacticView(t.id, t.title, t.weight, counts.get(t.id, 0))
             )
     return list(views.values())
-
-
-def _link_counts(store: Store) -> dict[str, int]:
-    q = (
-        sa.select(
-            LINK.c.tactic_id, sa.func.count(sa.distinct(WI.c.connector + ":" + WI.c.external_id))
-        )
-        .join(
-            WI, sa.and_(WI.c.connector == LINK.c.connector, WI.c.external_id == LINK.c.external_id)
-        )
-        .where(WI.c.deleted_at.is_(None), WI.c.kind.not_in(CONTAINERS))
-        .group_by(LINK.c.tactic_id)
-    )
-    with store.engine.connect() as conn:
-        return {tid: int(n) for tid, n in conn.execute(q)}

@@ -16,6 +16,8 @@ from okrsync.store._store import (
     Store,
     process_start,
 )
+from okrsync.store._tree import TreeRows
+from okrsync.store.tables import SyncRunRow
 
 __all__ = [
     "ApplyReport",
@@ -28,5 +30,7 @@ __all__ = [
     "RunOwner",
     "Store",
     "StoredItem",
+    "SyncRunRow",
+    "TreeRows",
     "process_start",
 ]

@@ -33,6 +33,7 @@ from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
 from okrsync.store._items import ItemReader, StoredItem, load_items
 from okrsync.store._links import LinkRow, Relinked, relink
+from okrsync.store._tree import TreeRows, active_rows, linked_item_counts
 from okrsync.store.tables import (
     CHECKIN,
     CURSOR,
@@ -245,6 +246,15 @@ class Store:
         `wanted_of` for the links they should have, write only the differences."""
         with self.tx() as conn:
             return relink(conn, self.dialect, wanted_of)
+
+    # -- the OKR tree for display (okrsync.store._tree) -----------------------------------
+    def active_tree_rows(self) -> TreeRows:
+        """Active objectives, key results and tactics, each ordered by id."""
+        return active_rows(self.engine)
+
+    def linked_item_counts(self) -> dict[str, int]:
+        """Live work items linked to each tactic (an item linked by several rules once)."""
+        return linked_item_counts(self.engine)
 
     # -- signal reads and snapshots (okrsync.store._signal_reads, _snapshots) -------------
     def signal_inputs(
@@ -750,6 +760,7 @@ class Store:
         since: datetime | None = None,
         limit: int = 50,
     ) -> list[SyncRunRow]:
+        """Recorded sync runs, newest first."""
         t = SYNC_RUN
         q = sa.select(SyncRunRow).order_by(t.c.id.desc()).limit(limit)
         if connector:
@@ -762,6 +773,12 @@ class Store:
 
         with Session(self.engine) as s:
             return list(s.exec(q).scalars())  # type: ignore[call-overload]
+
+    def run(self, run_id: int) -> SyncRunRow | None:
+        """One recorded sync run, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).first()
+        return None if row is None else SyncRunRow.model_validate(dict(row._mapping))
 
 
 _ITEM_COLS = tuple(c.name for c in WI.columns)
