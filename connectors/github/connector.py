@@ -25,19 +25,14 @@ under `https://<host>/api/v3`):
   `retry-after`) are waited out by the core `Http`; GitHub wants serial requests per
   credential, which the core's limiter enforces, so this module never adds concurrency.
 
-Cursor (JSON): `{"v": 1, "scopes": {"owner/repo": {"since": str | None, "etag": str | None,
-"runs": int, "pass": {...}?}}}`. `since` is the raw `updated_at` string of the newest item seen
-(kept in GitHub's exact form so the next URL, and so its ETag, match); `runs` counts runs since
-the last census; `pass` exists only while a listing is under way (`next` URL, the pass's
-`window`, newest `high` seen so far, run `start`, `hold`), so a killed run resumes with at most
-one page replayed.
+The cursor (`cursor.py`, typed): per repo the `since` watermark, the ETag, runs since the last
+census and, while a listing is under way, its pass (next URL, window, newest seen, run start),
+so a killed run resumes with at most one page replayed. Normalisation is `normalise.py`.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -52,8 +47,8 @@ from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
 from .config import SCOPE_SHAPE, GitHubConfig
+from .cursor import GitHubCursor, Pass, ScopeState
 from .normalise import Normaliser
-from .normalise import parse_time as _ts
 
 log = structlog.get_logger("okrsync.github")
 
@@ -71,42 +66,6 @@ class _ScopeLost(Exception):
 
 class _PageRejected(Exception):
     """A followed `next` URL was refused (404/410/422): restart the pass from its window."""
-
-
-@dataclass
-class _Pass:
-    """Progress of one incremental listing of a scope, stored in the cursor between pages."""
-
-    window: str | None
-    start: str
-    next: str | None = None
-    high: str | None = None
-    hold: bool = False
-
-    def observe(self, issues: Iterable[Json]) -> None:
-        """Move `high` to the newest `updated_at`; hold the window on items changed mid-run."""
-        start = _ts(self.start)
-        high = _ts(self.high) if self.high is not None else None
-        for raw in issues:
-            stamp = raw.get("updated_at")
-            try:
-                updated = _ts(stamp) if isinstance(stamp, str) else None
-            except ValueError:
-                updated = None
-            if updated is None:
-                continue  # the item itself is logged and skipped by normalisation
-            if high is None or updated > high:
-                self.high, high = stamp, updated
-            if updated >= start:
-                self.hold = True
-
-    def final_since(self) -> str | None:
-        """The next run's `since`: the window if held (or nothing newer), else the newest seen."""
-        if self.hold or self.high is None:
-            return self.window
-        if self.window is not None and _ts(self.window) >= _ts(self.high):
-            return self.window
-        return self.high
 
 
 class GitHubConnector:
@@ -137,32 +96,32 @@ class GitHubConnector:
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Yield each repo's changed items page by page, then its census when one is due."""
-        state = _load(cursor)
+        state = GitHubCursor.load(cursor)
         for scope in self.config.scope:
             async for page in self._pull_scope(scope, state):
                 yield page
 
     # --- one scope -------------------------------------------------------------------
 
-    async def _pull_scope(self, scope: str, state: Cursor) -> AsyncIterator[Page]:
-        st = state["scopes"].setdefault(scope, {"since": None, "etag": None, "runs": 0})
-        if "pass" not in st:
-            st["runs"] = int(st.get("runs", 0)) + 1
+    async def _pull_scope(self, scope: str, state: GitHubCursor) -> AsyncIterator[Page]:
+        st = state.scope(scope)
+        if st.pending is None:
+            st.runs += 1
         try:
             async for page in self._incremental_with_restarts(scope, st, state):
                 yield page
-            if st["runs"] >= self.config.census_every:
+            if st.runs >= self.config.census_every:
                 async for page in self._census(scope, st, state):
                     yield page
         except _ScopeLost as lost:
-            st.pop("pass", None)
+            st.pending = None
             log.warning(
                 "github.scope_lost", connector=self.config.name, scope=scope, reason=str(lost)
             )
-            yield Page(items=[], cursor=_snap(state), scope=scope, lost_scopes=[scope])
+            yield Page(items=[], cursor=state.dump(), scope=scope, lost_scopes=[scope])
 
     async def _incremental_with_restarts(
-        self, scope: str, st: Json, state: Cursor
+        self, scope: str, st: ScopeState, state: GitHubCursor
     ) -> AsyncIterator[Page]:
         for restart in range(MAX_RESTARTS + 1):
             try:
@@ -176,9 +135,9 @@ class GitHubConnector:
                     restart=restart + 1,
                     reason=str(exc),
                 )
-                pending = st.pop("pass", None) or {}
-                st["since"] = pending.get("window", st.get("since"))
-                st["etag"] = None
+                if st.pending is not None:
+                    st.since, st.pending = st.pending.window, None
+                st.etag = None
                 continue
             return
         raise CursorRejected(
@@ -186,21 +145,21 @@ class GitHubConnector:
             connector=self.config.name,
         )
 
-    async def _incremental(self, scope: str, st: Json, state: Cursor) -> AsyncIterator[Page]:
+    async def _incremental(
+        self, scope: str, st: ScopeState, state: GitHubCursor
+    ) -> AsyncIterator[Page]:
         """One `since` pass: fresh (conditional first request) or resumed from `pass.next`."""
-        pending = st.get("pass")
-        census: list[str] | None = [] if pending is None and st.get("since") is None else None
+        pending = st.pending
+        census: list[str] | None = [] if pending is None and st.since is None else None
         if pending is not None:
-            prog = _Pass(**pending)
+            prog = pending
             resp, body = await self._follow(str(prog.next))
         else:
-            resp, body = await self._list(
-                scope, self._issues_params(st.get("since")), st.get("etag")
-            )
+            resp, body = await self._list(scope, self._issues_params(st.since), st.etag)
             if resp.status_code == 304:
-                yield Page(items=[], cursor=_snap(state), scope=scope)
+                yield Page(items=[], cursor=state.dump(), scope=scope)
                 return
-            prog = _Pass(window=st.get("since"), start=_server_now(resp).isoformat())
+            prog = Pass(window=st.since, start=_server_now(resp).isoformat())
         first = pending is None
         guard = PageGuard(
             self.config.name, scope, "issues", first=str(resp.url), limit=self._per_page
@@ -221,8 +180,8 @@ class GitHubConnector:
                 self._finish(st, prog, resp if first and len(issues) < self._per_page else None)
                 page.census = self._first_census(scope, st, prog, census)
             else:
-                st["pass"] = asdict(prog)
-            page.cursor = _snap(state)
+                st.pending = prog
+            page.cursor = state.dump()
             for ready in guard.hold(page):
                 yield ready
             if prog.next is None:
@@ -230,26 +189,26 @@ class GitHubConnector:
             first = False
             resp, body = await self._follow(prog.next)
 
-    def _finish(self, st: Json, prog: _Pass, single: httpx.Response | None) -> None:
+    def _finish(self, st: ScopeState, prog: Pass, single: httpx.Response | None) -> None:
         """Close a pass: move `since`, keep the ETag only for a short single-page answer."""
         since = prog.final_since()
-        st.pop("pass", None)
+        st.pending = None
         etag = single.headers.get("etag") if single is not None else None
-        st["etag"] = etag if since == prog.window else None
-        st["since"] = since
+        st.etag = etag if since == prog.window else None
+        st.since = since
 
     def _first_census(
-        self, scope: str, st: Json, prog: _Pass, ids: list[str] | None
+        self, scope: str, st: ScopeState, prog: Pass, ids: list[str] | None
     ) -> dict[str, list[str]]:
         """The first full listing doubles as a census unless it was resumed or disturbed."""
         if ids is not None and not prog.hold:
-            st["runs"] = 0
+            st.runs = 0
             return {scope: _unique(ids)}
         if prog.window is None:  # a full listing that could not serve: census right away
-            st["runs"] = self.config.census_every
+            st.runs = self.config.census_every
         return {}
 
-    async def _census(self, scope: str, st: Json, state: Cursor) -> AsyncIterator[Page]:
+    async def _census(self, scope: str, st: ScopeState, state: GitHubCursor) -> AsyncIterator[Page]:
         """List every issue id of the repo (no `since`); the last page carries the census.
 
         Not resumable on purpose: the id list is not kept in the cursor, so a killed census
@@ -270,7 +229,7 @@ class GitHubConnector:
             ids.extend(i.external_id for i in items)
             page = Page(items=items, cursor={}, scope=scope)
             if nxt is None:
-                st["runs"] = 0
+                st.runs = 0
                 page.census = {scope: _unique(ids)}
                 log.info(
                     "github.census",
@@ -278,7 +237,7 @@ class GitHubConnector:
                     scope=scope,
                     ids=len(page.census[scope]),
                 )
-            page.cursor = _snap(state)
+            page.cursor = state.dump()
             for ready in guard.hold(page):
                 yield ready
             if nxt is None:
@@ -397,14 +356,3 @@ def _as_list(body: Any, connector: str) -> list[Json]:
 
 def _unique(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
-
-
-def _load(cursor: Cursor | None) -> Cursor:
-    state = copy.deepcopy(cursor) if cursor else {}
-    if state.get("v") != 1 or not isinstance(state.get("scopes"), dict):
-        state = {"v": 1, "scopes": {}}
-    return state
-
-
-def _snap(state: Cursor) -> Cursor:
-    return copy.deepcopy(state)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 from okrsync_connectors.github import GitHubConnector
+from okrsync_connectors.github.cursor import GitHubCursor
 from okrsync_connectors.github.normalise import Normaliser, Skipped
 
 from okrsync.config import ConnectorConfig
@@ -823,3 +824,22 @@ def test_the_normaliser_is_a_function_of_the_json_and_names_what_it_skips() -> N
     ]
     assert items[1].status is StatusCategory.DROPPED
     assert skipped == [Skipped(99, "KeyError: 'created_at'")]
+
+
+def test_the_cursor_is_typed_and_keeps_its_stored_json_shape() -> None:
+    """A stored cursor loads as GitHubCursor and dumps back unchanged; another version restarts."""
+    start, url = "2025-01-02T00:00:00+00:00", f"{BASE}/x?page=2"
+    listing = {"window": None, "start": start, "next": url, "high": None, "hold": False}
+    raw: dict[str, Any] = {
+        "v": 1,
+        "scopes": {
+            "o/r": {"since": None, "etag": None, "runs": 3, "pass": listing},
+            "o/s": {"since": "2025-01-01T00:00:00Z", "etag": 'W/"x"', "runs": 1},
+        },
+    }
+    cursor = GitHubCursor.load(raw)
+    pending = cursor.scope("o/r").pending
+    assert pending is not None
+    assert pending.next == url
+    assert cursor.dump() == raw
+    assert GitHubCursor.load({**raw, "v": 2}).dump() == {"v": 1, "scopes": {}}

@@ -1,0 +1,1 @@
+from connectors.github.cursor import *  # noqa: F403
