@@ -59,7 +59,6 @@ Progress" / "Doing" / "In Review", else todo. completed_at is set for every comp
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -77,6 +76,7 @@ from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
 from .config import AsanaConfig
+from .cursor import AsanaCursor, Poll, ScopeState
 from .normalise import Normaliser
 from .normalise import json_list as _list
 from .normalise import json_obj as _obj
@@ -84,7 +84,6 @@ from .normalise import parse_time as _parse_dt
 
 log = structlog.get_logger("okrsync.connectors.asana")
 
-CURSOR_VERSION = 1
 MAX_RESTARTS = 3
 MAX_LIMIT = 100
 TASK_FIELDS = ",".join(
@@ -153,12 +152,12 @@ class AsanaConnector:
         self._base = config.base_url.rstrip("/")
         self._norm = Normaliser.build(config.name, config.dropped_statuses, config.estimate_field)
         self._limit = min(config.page_size or MAX_LIMIT, MAX_LIMIT)
-        self._cursor: Cursor = {}
+        self._cursor = AsanaCursor()
         self._run_start: datetime | None = None
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Events probe + poll per scope, then the census pass for scopes that are due."""
-        self._cursor = _load_cursor(cursor, self.config.scope)
+        self._cursor = AsanaCursor.load(cursor, self.config.scope)
         self._run_start = None
         lost: set[str] = set()
         for gid in self.config.scope:
@@ -185,31 +184,31 @@ class AsanaConnector:
 
     async def _sync_scope(self, gid: str) -> AsyncIterator[Page]:
         st = self._state(gid)
-        st["runs"] += 1
+        st.runs += 1
         census_run = self._census_due(st)
         async for page in self._events(gid, st):
             yield page
-        if st["pending"] is None and census_run:
-            st["pending"] = _new_poll(st["window"])
-        if st["pending"] is None:
+        if st.pending is None and census_run:
+            st.pending = Poll(st.window)
+        if st.pending is None:
             return  # unchanged: this scope cost one request
-        async for page in self._poll(gid, st):
+        async for page in self._poll(gid, st, st.pending):
             yield page
 
-    def _census_due(self, st: JSON) -> bool:
-        return bool(st["census_due"]) or st["runs"] >= self.config.census_every
+    def _census_due(self, st: ScopeState) -> bool:
+        return bool(st.census_due) or st.runs >= self.config.census_every
 
     # -- events -----------------------------------------------------------------------------
 
-    async def _events(self, gid: str, st: JSON) -> AsyncIterator[Page]:
+    async def _events(self, gid: str, st: ScopeState) -> AsyncIterator[Page]:
         """Drain the events while `has_more`; the guard refuses a sync token handed out twice."""
-        guard = PageGuard(self.config.name, f"project {gid}", "events", first=st["sync"])
+        guard = PageGuard(self.config.name, f"project {gid}", "events", first=st.sync)
         while True:
-            params = {"resource": gid, **({"sync": st["sync"]} if st["sync"] else {})}
+            params = {"resource": gid, **({"sync": st.sync} if st.sync else {})}
             resp, body = await self._get("/events", params, accept=(412,))
             if resp.status_code == 412:
-                st["sync"] = _sync_token(_body(resp), resp, self.config.name)
-                _mark_changed(st)
+                st.sync = _sync_token(_body(resp), resp, self.config.name)
+                st.mark_changed()
                 yield Page(items=[], cursor=self._snapshot(), scope=gid)
                 return
             events = _list(body, "data")
@@ -217,14 +216,14 @@ class AsanaConnector:
             more = bool(body.get("has_more")) and bool(events)
             guard.step(map(_event_key, events), token if more else None)
             deleted = self._read_events(gid, st, events)
-            st["sync"] = token
+            st.sync = token
             page = Page(items=[], cursor=self._snapshot(), scope=gid, deleted=deleted)
             for ready in guard.hold(page):
                 yield ready
             if not more:
                 return
 
-    def _read_events(self, gid: str, st: JSON, events: list[JSON]) -> list[str]:
+    def _read_events(self, gid: str, st: ScopeState, events: list[JSON]) -> list[str]:
         """Deleted ids from `events`; any event at all means the project must be polled."""
         deleted: list[str] = []
         for ev in events:
@@ -239,59 +238,57 @@ class AsanaConnector:
                 if action == "deleted":
                     deleted.append(f"section:{rid}")
                 else:
-                    st["sections_due"] = True
+                    st.sections_due = True
             elif rtype == "task" and action == "removed" and parent.get("gid") == gid:
-                st["census_due"] = True  # left this project: the census settles it
+                st.census_due = True  # left this project: the census settles it
         if events:
-            _mark_changed(st)
+            st.mark_changed()
         return deleted
 
     # -- the modified_since poll ------------------------------------------------------------
 
-    async def _poll(self, gid: str, st: JSON) -> AsyncIterator[Page]:
-        p = st["pending"]
-        fresh = p["offset"] is None
-        census = _Census() if fresh and p["since"] is None else None
-        if fresh and (p["since"] is None or st["sections_due"]):
+    async def _poll(self, gid: str, st: ScopeState, p: Poll) -> AsyncIterator[Page]:
+        fresh = p.offset is None
+        census = _Census() if fresh and p.since is None else None
+        if fresh and (p.since is None or st.sections_due):
             async for page in self._sections(gid, st, census):
                 yield page
         params = {"limit": self._limit, "opt_fields": TASK_FIELDS}
-        if p["since"] is not None:
-            params["modified_since"] = p["since"]
+        if p.since is not None:
+            params["modified_since"] = p.since
         path = f"/projects/{gid}/tasks"
-        async for data, nxt, restarted in self._pages(path, params, p["offset"]):
+        async for data, nxt, restarted in self._pages(path, params, p.offset):
             if restarted and census is not None:
                 census.tasks.clear()
             items = self._tasks(gid, data, p)
             if census is not None:
                 census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
-            p["offset"] = nxt
+            p.offset = nxt
             ids: dict[str, list[str]] = {}
             if nxt is None:
-                self._finish_poll(st, census)
+                self._finish_poll(st, p, census)
                 ids = {gid: census.ids()} if census is not None else {}
             yield Page(items=items, cursor=self._snapshot(), scope=gid, census=ids)
 
-    def _tasks(self, gid: str, data: list[JSON], p: JSON) -> list[WorkItem]:
+    def _tasks(self, gid: str, data: list[JSON], p: Poll) -> list[WorkItem]:
         items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
         if items:
             newest = max(it.updated for it in items)
-            if p["high"] is None or newest > _parse_dt(p["high"]):
-                p["high"] = _iso(newest)
+            if p.high is None or newest > _parse_dt(p.high):
+                p.high = _iso(newest)
             if self._run_start is not None and newest >= self._run_start:
-                p["keep"] = True
+                p.keep = True
         return items
 
-    def _finish_poll(self, st: JSON, census: _Census | None) -> None:
-        p = st["pending"]
-        if p["keep"]:
+    def _finish_poll(self, st: ScopeState, p: Poll, census: _Census | None) -> None:
+        if p.keep:
             # Something changed while we paged: keep the window and re-poll it next run.
-            st["pending"] = _new_poll(p["since"])
+            st.pending = Poll(p.since)
         else:
-            st["window"] = p["high"] or p["since"]
-            st["pending"] = None
+            st.window = p.high or p.since
+            st.pending = None
         if census is not None:
-            _census_done(st)
+            st.census_done()
 
     # -- census -----------------------------------------------------------------------------
 
@@ -308,11 +305,13 @@ class AsanaConnector:
             items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
             done = nxt is None
             if done:
-                _census_done(st)
+                st.census_done()
             ids = {gid: census.ids()} if done else {}
             yield Page(items=items, cursor=self._snapshot(), scope=gid, census=ids)
 
-    async def _sections(self, gid: str, st: JSON, census: _Census | None) -> AsyncIterator[Page]:
+    async def _sections(
+        self, gid: str, st: ScopeState, census: _Census | None
+    ) -> AsyncIterator[Page]:
         params = {"limit": self._limit, "opt_fields": SECTION_FIELDS}
         async for data, nxt, restarted in self._pages(f"/projects/{gid}/sections", params, None):
             if restarted and census is not None:
@@ -322,7 +321,7 @@ class AsanaConnector:
             if census is not None:
                 census.sections.extend(it.external_id for it in items)
             if nxt is None:
-                st["sections_due"] = False
+                st.sections_due = False
             yield Page(items=items, cursor=self._snapshot(), scope=gid)
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -379,12 +378,11 @@ class AsanaConnector:
 
     # -- cursor -----------------------------------------------------------------------------
 
-    def _state(self, gid: str) -> JSON:
-        state: JSON = self._cursor["scopes"][gid]
-        return state
+    def _state(self, gid: str) -> ScopeState:
+        return self._cursor.scopes[gid]
 
     def _snapshot(self) -> Cursor:
-        return copy.deepcopy(self._cursor)
+        return self._cursor.dump()
 
     # -- normalisation ----------------------------------------------------------------------
 
@@ -397,42 +395,6 @@ class AsanaConnector:
 
 
 # -- small pure helpers -------------------------------------------------------------------------
-
-
-def _load_cursor(cursor: Cursor | None, scopes: list[str]) -> Cursor:
-    old = cursor.get("scopes", {}) if cursor and cursor.get("v") == CURSOR_VERSION else {}
-    return {"v": CURSOR_VERSION, "scopes": {g: _scope_state(old.get(g)) for g in scopes}}
-
-
-def _scope_state(old: Any) -> JSON:
-    state: JSON = {
-        "window": None,
-        "sync": None,
-        "runs": 0,
-        "census_due": True,
-        "sections_due": False,
-        "pending": None,
-    }
-    if isinstance(old, dict):
-        state.update({k: copy.deepcopy(v) for k, v in old.items() if k in state})
-    return state
-
-
-def _new_poll(since: str | None) -> JSON:
-    return {"since": since, "offset": None, "high": None, "keep": False}
-
-
-def _mark_changed(st: JSON) -> None:
-    """Something changed: poll from the window; a pending poll restarts at its first page."""
-    if st["pending"] is None:
-        st["pending"] = _new_poll(st["window"])
-    else:
-        st["pending"]["offset"] = None
-
-
-def _census_done(st: JSON) -> None:
-    st["census_due"] = False
-    st["runs"] = 0
 
 
 def _iso(dt: datetime) -> str:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 from okrsync_connectors.asana import TASK_FIELDS, AsanaConfig, AsanaConnector
+from okrsync_connectors.asana.cursor import AsanaCursor
 from okrsync_connectors.asana.normalise import Normaliser
 from structlog.testing import capture_logs
 
@@ -751,3 +752,25 @@ def test_the_normaliser_is_a_function_of_the_json() -> None:
     assert dropped.status is StatusCategory.DROPPED
     with pytest.raises(KeyError):
         norm.task({"gid": "3"}, "P1")  # no created_at: the connector logs and skips it
+
+
+def test_the_cursor_is_typed_and_keeps_its_stored_json_shape() -> None:
+    """A stored cursor loads as AsanaCursor and dumps back unchanged; unconfigured projects
+    are dropped, a new one starts with a census due, another version starts over."""
+    poll = {"since": "2024-05-01T10:00:00.000Z", "offset": "eyJ0", "high": None, "keep": True}
+    p1 = {
+        "window": "2024-05-01T10:00:00.000Z",
+        "sync": "tok",
+        "runs": 2,
+        "census_due": False,
+        "sections_due": True,
+        "pending": poll,
+    }
+    raw: Cursor = {"v": 1, "scopes": {"P1": p1, "OLD": {**p1, "pending": None}}}
+    cursor = AsanaCursor.load(raw, ["P1"])
+    pending = cursor.scopes["P1"].pending
+    assert pending is not None
+    assert pending.offset == "eyJ0"
+    assert cursor.dump() == {"v": 1, "scopes": {"P1": p1}}
+    fresh = AsanaCursor.load({**raw, "v": 2}, ["P1"]).dump()["scopes"]["P1"]
+    assert (fresh["census_due"], fresh["window"], fresh["pending"]) == (True, None, None)

@@ -1,0 +1,1 @@
+from connectors.asana.cursor import *  # noqa: F403
