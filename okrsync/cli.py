@@ -58,10 +58,8 @@ def root(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the store's schema to the newest version."""
-    from okrsync.migrate import current_revision
-
     store = state_of(ctx).store
-    out().print(f"store schema at revision {current_revision(store.engine)}")
+    out().print(f"store schema at revision {store.schema_revision()}")
 
 
 @okrs_app.command("sync")

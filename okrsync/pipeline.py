@@ -13,12 +13,11 @@ refused unless `yes`. The CLI takes `--allow-empty` / `--yes`; the daemon never 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
 import structlog
 
 from okrsync import signals
@@ -28,7 +27,6 @@ from okrsync.mapping import Matcher
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.remap import RemapReport, make_linker, remap
 from okrsync.store import Store
-from okrsync.store.tables import KEY_RESULT, OBJECTIVE, TACTIC
 from okrsync.sync import Linker, RunResult
 
 log = structlog.get_logger("okrsync.pipeline")
@@ -87,19 +85,16 @@ def _shown(paths: Sequence[Path]) -> str:
 
 def would_archive(store: Store, tree: OkrTree) -> tuple[list[str], int]:
     """The stored, active ids that `tree` leaves out (as `kind:id`), and how many are active."""
-    wanted = (
-        ("objective", OBJECTIVE, tree.objectives),
-        ("key_result", KEY_RESULT, tree.key_results),
-        ("tactic", TACTIC, tree.tactics),
-    )
+    wanted: dict[str, Collection[str]] = {
+        "objective": tree.objectives,
+        "key_result": tree.key_results,
+        "tactic": tree.tactics,
+    }
     gone: list[str] = []
     stored = 0
-    with store.engine.connect() as conn:
-        for kind, table, ids in wanted:
-            q = sa.select(table.c.id).where(table.c.archived_at.is_(None)).order_by(table.c.id)
-            active = [row[0] for row in conn.execute(q)]
-            stored += len(active)
-            gone += [f"{kind}:{ident}" for ident in active if ident not in ids]
+    for kind, active in store.active_okr_ids().items():
+        stored += len(active)
+        gone += [f"{kind}:{ident}" for ident in active if ident not in wanted[kind]]
     return gone, stored
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -47,18 +46,15 @@ from okrsync.endpoint import Endpoint, Reply, Request, json_reply
 from okrsync.errors import DEADLINE_EXCEEDED, ConfigError, OkrsyncError
 from okrsync.locks import (
     DAEMON,
-    AdvisoryLocks,
     NoRunLocks,
     RunLocks,
     owner_alive,
     store_lock,
-    upgrade_lock,
 )
 from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
 from okrsync.pipeline import DAEMON_OVERRIDE, MappingRefused, MappingState, after_sync
 from okrsync.store import RunOwner, Store
-from okrsync.store.tables import WORK_ITEM
 from okrsync.sync import (
     Limiters,
     Linker,
@@ -399,20 +395,12 @@ def _first_run(cc: ConnectorConfig) -> datetime | None:
 
 def newest_updated(store: Store, connector: str) -> datetime | None:
     """The newest stored `updated` of a connector's items."""
-    t = WORK_ITEM
-    q = sa.select(sa.func.max(t.c.updated)).where(t.c.connector == connector)
-    with store.engine.connect() as conn:
-        value = conn.execute(q).scalar()
-    if isinstance(value, str):  # SQLite hands back aggregate datetimes as text
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value if isinstance(value, datetime) else None
+    return store.newest_updated(connector)
 
 
 def run_locks(store: Store, role: str) -> RunLocks:
     """Per-connector locks: advisory locks on PostgreSQL; none needed under SQLite's."""
-    return AdvisoryLocks(store.engine, role) if store.dialect == "postgresql" else NoRunLocks()
+    return store.advisory_locks(role) if store.dialect == "postgresql" else NoRunLocks()
 
 
 @asynccontextmanager
@@ -523,7 +511,7 @@ def open_service(settings: Settings, config_path: Path | None, role: str = DAEMO
     url = settings.store_url()
     store = Store.open(url, upgrade=False, busy_timeout_ms=settings.store.busy_timeout_ms)
     try:
-        with upgrade_lock(store.engine):
+        with store.schema_lock():
             store.upgrade()
         mapping = MappingState.load(settings)
         apply_mapping(mapping, store, settings)

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection handed in by `okrsync.migrate`.
+"""Alembic environment: runs on the connection handed in by `okrsync.store.migrate`.
 
 That connection is already inside the one transaction every pending migration shares
-(`okrsync.migrate.migration_transaction`; on SQLite DDL joins it too), so alembic's own
-`begin_transaction` adds none and an interrupted upgrade leaves the previous schema.
+(`okrsync.store.migrate.migration_transaction`; on SQLite DDL joins it too), so alembic's
+own `begin_transaction` adds none and an interrupted upgrade leaves the previous schema.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from okrsync.migrate import migration_transaction
+from okrsync.store.migrate import migration_transaction
 from okrsync.store.tables import metadata
 
 config = context.config

@@ -7,6 +7,7 @@ package imports sqlalchemy tables or opens a connection (enforced by
 
 from okrsync.store._items import ItemReader, StoredItem
 from okrsync.store._links import LinkRow, Relinked
+from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
 from okrsync.store._store import (
     ApplyReport,
     Checkin,
@@ -20,8 +21,11 @@ from okrsync.store._tree import TreeRows
 from okrsync.store.tables import SyncRunRow
 
 __all__ = [
+    "DAEMON",
+    "AdvisoryLocks",
     "ApplyReport",
     "Checkin",
+    "Holder",
     "ItemReader",
     "Link",
     "LinkRow",

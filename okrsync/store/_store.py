@@ -33,7 +33,7 @@ from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
 from okrsync.store._items import ItemReader, StoredItem, load_items
 from okrsync.store._links import LinkRow, Relinked, relink
-from okrsync.store._tree import TreeRows, active_rows, linked_item_counts
+from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
     CHECKIN,
     CURSOR,
@@ -50,6 +50,7 @@ from okrsync.store.tables import (
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
     from okrsync.signals import ItemCounts, Structure
+    from okrsync.store._locks import AdvisoryLocks
     from okrsync.store._snapshots import SnapshotRow, Subject
 
 WI = WORK_ITEM
@@ -206,12 +207,33 @@ class Store:
     # -- schema -------------------------------------------------------------------------
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
-        from okrsync.migrate import upgrade
+        from okrsync.store.migrate import upgrade
 
         try:
             upgrade(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot reach the store: {exc.orig}") from None
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Hold the schema-upgrade lock (a PostgreSQL advisory lock; a no-op elsewhere)."""
+        from okrsync.store._locks import upgrade_lock
+
+        with upgrade_lock(self.engine):
+            yield
+
+    def advisory_locks(self, role: str | None = None) -> AdvisoryLocks:
+        """Per-connector run locks on PostgreSQL, taken on connections named for `role`
+        (default: the daemon's)."""
+        from okrsync.store._locks import DAEMON, AdvisoryLocks
+
+        return AdvisoryLocks(self.engine, role or DAEMON)
+
+    def schema_revision(self) -> str | None:
+        """The alembic revision the schema is at (None: not created yet)."""
+        from okrsync.store.migrate import current_revision
+
+        return current_revision(self.engine)
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
@@ -251,6 +273,10 @@ class Store:
     def active_tree_rows(self) -> TreeRows:
         """Active objectives, key results and tactics, each ordered by id."""
         return active_rows(self.engine)
+
+    def active_okr_ids(self) -> dict[str, list[str]]:
+        """The active ids per kind: "objective", "key_result", "tactic" (each ordered)."""
+        return active_ids(self.engine)
 
     def linked_item_counts(self) -> dict[str, int]:
         """Live work items linked to each tactic (an item linked by several rules once)."""
@@ -658,6 +684,17 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(t.c.value).where(t.c.connector == connector)).scalar()
         return dict(value) if value is not None else None
+
+    def newest_updated(self, connector: str) -> datetime | None:
+        """The newest stored `updated` of a connector's items."""
+        q = sa.select(sa.func.max(WI.c.updated)).where(WI.c.connector == connector)
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        if isinstance(value, str):  # SQLite hands back aggregate datetimes as text
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value if isinstance(value, datetime) else None
 
     def item_count(self, connector: str) -> int:
         """How many items `connector` has stored (deleted ones too): sizes a run's page cap."""

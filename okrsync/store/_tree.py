@@ -35,6 +35,17 @@ def active_rows(engine: Engine) -> TreeRows:
         )
 
 
+def active_ids(engine: Engine) -> dict[str, list[str]]:
+    """The active ids of each kind ("objective", "key_result", "tactic"), ordered."""
+    kinds = (("objective", OBJECTIVE), ("key_result", KEY_RESULT), ("tactic", TACTIC))
+    found: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for kind, table in kinds:
+            q = sa.select(table.c.id).where(table.c.archived_at.is_(None)).order_by(table.c.id)
+            found[kind] = [row[0] for row in conn.execute(q)]
+    return found
+
+
 def linked_item_counts(engine: Engine) -> dict[str, int]:
     """Live work items (containers left out) linked to each tactic, counted once each."""
     wi, link = WORK_ITEM, ITEM_LINK

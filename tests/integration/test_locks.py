@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.locks import AdvisoryLocks, Holder, LockHeld, StoreLock
+from okrsync.locks import Holder, LockHeld, StoreLock
 from okrsync.sandbox import Sandbox
 from okrsync.service import ABANDONED, reap_stale_runs
 from okrsync.store import RunOwner, Store, process_start
@@ -166,7 +166,7 @@ def test_a_lock_file_from_an_older_okrsync_still_names_its_pid(tmp_path: Path) -
 def test_advisory_lock_holder_is_named(pg_url: str) -> None:
     """On PostgreSQL a held connector names its holder: command, pid and host."""
     store = Store.open(pg_url)
-    mine, theirs = AdvisoryLocks(store.engine, "sync --once"), AdvisoryLocks(store.engine)
+    mine, theirs = store.advisory_locks("sync --once"), store.advisory_locks()
 
     async def check() -> None:
         async with mine.hold("github") as got:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from okrsync.migrate import current_revision, upgrade
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.store import Store
+from okrsync.store.migrate import current_revision, upgrade
 from okrsync.store.tables import SYNC_RUN
 from tests.helpers import TREE, run_cli, write
 
