@@ -42,6 +42,76 @@ def test_checkin_table_is_written_only_by_add_checkin() -> None:
     assert offenders == ["okrsync/store/_store.py:add_checkin"]
 
 
+STORE = ROOT / "okrsync" / "store"
+MIGRATIONS = ROOT / "okrsync" / "migrations"  # alembic's schema history, run by the store
+DATABASE_LIBRARIES = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "sqlite3")
+
+
+def _outside_store() -> list[Path]:
+    return [p for p in SOURCES if STORE not in p.parents and MIGRATIONS not in p.parents]
+
+
+def _bypasses_store(module: str) -> bool:
+    """A database library, or a part of the store package that is not its facade."""
+    return module.split(".")[0] in DATABASE_LIBRARIES or module.startswith(
+        ("okrsync.store.tables", "okrsync.store._", "okrsync.store.migrate", "okrsync.tables")
+    )
+
+
+def _store_boundary_breaches(path: Path, tree: ast.AST) -> list[str]:
+    """What in this module bypasses the Store facade: a database library, the store's tables
+    or private modules imported, or a Store's engine or transaction reached for."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            modules = []
+        if modules:
+            line = getattr(node, "lineno", 0)
+            found += [(line, f"imports {m}") for m in modules if _bypasses_store(m)]
+        if isinstance(node, ast.Attribute) and node.attr in ("engine", "tx"):
+            found.append((node.lineno, f"reaches for .{node.attr}"))
+    where = path.relative_to(ROOT)
+    return [f"{where}:{line} {what}" for line, what in sorted(found)]
+
+
+def test_only_the_store_package_speaks_sql() -> None:
+    """No module outside okrsync/store/ imports a database library or the store's tables or
+    private modules, or opens a connection through a Store's engine or transaction."""
+    breaches = [
+        breach
+        for path in _outside_store()
+        for breach in _store_boundary_breaches(path, ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert breaches == []
+
+
+def test_the_store_boundary_check_catches_each_way_around_the_facade() -> None:
+    """The boundary check flags sqlalchemy, the tables, a private module, .engine and .tx."""
+    code = (
+        "import sqlalchemy as sa\n"
+        "from okrsync.store.tables import WORK_ITEM\n"
+        "from okrsync.store._links import relink\n"
+        "from okrsync.store import Store, StoredItem\n"
+        "def f(store: Store) -> None:\n"
+        "    store.engine.connect()\n"
+        "    with store.tx() as conn: pass\n"
+    )
+    found = _store_boundary_breaches(ROOT / "okrsync" / "x.py", ast.parse(code))
+    assert found == [
+        "okrsync/x.py:1 imports sqlalchemy",
+        "okrsync/x.py:2 imports okrsync.store.tables",
+        "okrsync/x.py:2 imports okrsync.store.tables.WORK_ITEM",
+        "okrsync/x.py:3 imports okrsync.store._links",
+        "okrsync/x.py:3 imports okrsync.store._links.relink",
+        "okrsync/x.py:6 reaches for .engine",
+        "okrsync/x.py:7 reaches for .tx",
+    ]
+
+
 def _reads_only(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     calls = {
         c.func.attr
