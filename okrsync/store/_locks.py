@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from okrsync.errors import StoreError
-from okrsync.store._store import RunOwner
+from okrsync.store._runs import RunOwner
 
 DAEMON = "run"  # the role of `okrsync run`; others are "run --once", "sync --once", "demo"
 

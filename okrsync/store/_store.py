@@ -1,20 +1,23 @@
-"""The store: the only writer of the tables in `okrsync.store.tables`.
+"""The `Store` facade, and the sync hot path it runs itself: committing pages of work items.
+
+Every other statement lives in a private module of this package, behind a named method here:
+`_okr` (the OKR tree; check-ins), `_runs` (sync runs), `_items` and `_links` (items read for
+linking; remap), `_tree` (the tree for display), `_signal_reads` and `_snapshots` (what
+signals are computed from; their snapshots), `_locks` (PostgreSQL advisory locks).
 
 `commit_page` stores a page of items, their links and the connector's cursor in ONE
 transaction (one page, or the pages that waited for the store: `commit_pages`), so a crash
 replays at most that transaction's pages. Key-result values are written only by
-`add_checkin`; nothing here or anywhere else derives them from work items.
+`add_checkin` (`_okr`); nothing here or anywhere else derives them from work items.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import chain
 from pathlib import Path
@@ -31,17 +34,16 @@ from okrsync.errors import ConfigError, OkrsyncError, StoreError
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
+from okrsync.store import _okr, _runs
 from okrsync.store._items import ItemReader, StoredItem, load_items
 from okrsync.store._links import LinkRow, Relinked, relink
+from okrsync.store._okr import ApplyReport, Checkin
+from okrsync.store._runs import RunOwner, now
 from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
-    CHECKIN,
     CURSOR,
     ITEM_LINK,
-    KEY_RESULT,
-    OBJECTIVE,
     SYNC_RUN,
-    TACTIC,
     WORK_ITEM,
     SyncRunRow,
     WorkItemRow,
@@ -59,84 +61,12 @@ CHUNK = 500
 Link = tuple[str, str]  # (tactic_id, rule_id)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class ApplyReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    archived: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-
-
 @dataclass
 class PageResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-
-
-@dataclass(frozen=True)
-class RunOwner:
-    """The process that records a sync run: host name, pid and the process's start time.
-
-    `start` is `/proc/<pid>/stat`'s starttime (clock ticks since boot) and the boot id, so a
-    pid reused by another process, or after a reboot, does not pass for the owner (None where
-    /proc is absent: then only the pid is checked).
-    """
-
-    host: str
-    pid: int
-    start: str | None
-
-    @classmethod
-    def current(cls) -> RunOwner:
-        return _owner_of(os.getpid())
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} on host {self.host}"
-
-
-@functools.cache
-def _owner_of(pid: int) -> RunOwner:  # cached per pid: a forked child gets its own
-    return RunOwner(socket.gethostname(), pid, process_start(pid))
-
-
-_STARTTIME = 22 - 3  # proc(5) numbers stat's fields from 1; ours start at field 3, state
-
-
-def process_start(pid: int) -> str | None:
-    """`<starttime ticks>@<boot id>` of a live process, or None (no /proc, gone, a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The fields after the command name (which may hold spaces or ")"). A zombie or dead
-    # process has exited: it owns nothing.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if len(fields) < _STARTTIME + 1 or fields[0] in ("Z", "X"):
-        return None
-    return f"{fields[_STARTTIME]}@{_boot_id()}"
-
-
-@functools.cache
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
-    except OSError:
-        return "?"
-
-
-@dataclass(frozen=True)
-class Checkin:
-    key_result_id: str
-    value: float
-    confidence: float | None
-    note: str | None
-    recorded_at: datetime
 
 
 WAL_AUTOCHECKPOINT_PAGES = 10_000
@@ -314,70 +244,13 @@ class Store:
 
         return _snapshots.history(self.engine, subject_id, limit)
 
-    # -- the OKR tree ---------------------------------------------------------------------
+    # -- the OKR tree and check-ins (okrsync.store._okr) ----------------------------------
     def apply_okr_tree(self, tree: OkrTree) -> ApplyReport:
         """Load the tree idempotently: add new ids, update changes, archive removed ones.
-
-        Check-ins are never touched: an archived key result keeps its history, and comes back
-        with it when its id reappears.
-        """
-        report = ApplyReport()
-        ts = now()
+        Check-ins are never touched (an archived key result keeps its history)."""
         with self.tx() as conn:
-            obj_rows = {o.id: _obj_values(o) for o in tree.objectives.values()}
-            # Parents are set in a second pass so insertion order never trips the FK.
-            self._sync_table(
-                conn,
-                OBJECTIVE,
-                {k: {**v, "parent_id": None} for k, v in obj_rows.items()},
-                ts,
-                report,
-                "objective",
-            )
-            for oid, vals in obj_rows.items():
-                conn.execute(
-                    sa.update(OBJECTIVE)
-                    .where(OBJECTIVE.c.id == oid)
-                    .values(parent_id=vals["parent_id"])
-                )
-            krs = {k.id: _kr_values(k) for k in tree.key_results.values()}
-            self._sync_table(conn, KEY_RESULT, krs, ts, report, "key_result")
-            tacs = {t.id: _tactic_values(t) for t in tree.tactics.values()}
-            self._sync_table(conn, TACTIC, tacs, ts, report, "tactic")
-        return report
+            return _okr.apply_okr_tree(conn, tree)
 
-    def _sync_table(
-        self,
-        conn: Connection,
-        table: sa.Table,
-        wanted: Mapping[str, dict[str, Any]],
-        ts: datetime,
-        report: ApplyReport,
-        label: str,
-    ) -> None:
-        existing = {r._mapping["id"]: dict(r._mapping) for r in conn.execute(sa.select(table))}
-        for ident, vals in wanted.items():
-            old = existing.get(ident)
-            if old is None:
-                conn.execute(sa.insert(table).values(id=ident, updated_at=ts, **vals))
-                report.added.append(f"{label}:{ident}")
-                continue
-            changed = {k: v for k, v in vals.items() if old.get(k) != v and k != "parent_id"}
-            if old["archived_at"] is not None:
-                report.restored.append(f"{label}:{ident}")
-                changed["archived_at"] = None
-            elif set(changed) - {"source"}:  # a moved line is not a change to report
-                report.updated.append(f"{label}:{ident}")
-            if changed:
-                conn.execute(
-                    sa.update(table).where(table.c.id == ident).values(updated_at=ts, **changed)
-                )
-        for ident, old in existing.items():
-            if ident not in wanted and old["archived_at"] is None:
-                conn.execute(sa.update(table).where(table.c.id == ident).values(archived_at=ts))
-                report.archived.append(f"{label}:{ident}")
-
-    # -- check-ins: the only writer of key-result values ---------------------------------
     def add_checkin(
         self,
         key_result_id: str,
@@ -388,64 +261,20 @@ class Store:
         author: str | None = None,
         at: datetime | None = None,
     ) -> Checkin:
-        """Record a key result's measured value."""
-        if confidence is not None and not 0 <= confidence <= 1:
-            raise ConfigError(f"confidence must be between 0 and 1, got {confidence}")
-        kr_table = KEY_RESULT
+        """Record a key result's measured value: the only way one changes."""
         with self.tx() as conn:
-            row = conn.execute(
-                sa.select(kr_table.c.archived_at).where(kr_table.c.id == key_result_id)
-            ).first()
-            if row is None:
-                raise ConfigError(
-                    f"no key result {key_result_id!r}; run `okrsync okrs sync` after adding it "
-                    "to a mapping file, or check the id with `okrsync okrs show`"
-                )
-            if row[0] is not None:
-                raise ConfigError(
-                    f"key result {key_result_id!r} is archived (removed from the mapping files)"
-                )
-            recorded = at or now()
-            conn.execute(
-                sa.insert(CHECKIN).values(
-                    key_result_id=key_result_id,
-                    value=float(value),
-                    confidence=confidence,
-                    note=note,
-                    author=author,
-                    recorded_at=recorded,
-                )
+            return _okr.add_checkin(
+                conn, key_result_id, value, confidence=confidence, note=note, author=author, at=at
             )
-        return Checkin(key_result_id, float(value), confidence, note, recorded)
 
     def checkins(self, key_result_id: str) -> list[Checkin]:
-        t = CHECKIN
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t)
-                .where(t.c.key_result_id == key_result_id)
-                .order_by(t.c.recorded_at, t.c.id)
-            )
-            return [
-                Checkin(r.key_result_id, r.value, r.confidence, r.note, r.recorded_at) for r in rows
-            ]
+            return _okr.checkins(conn, key_result_id)
 
     def latest_checkins(self) -> dict[str, Checkin]:
         """The newest check-in of every key result (one query)."""
-        t = CHECKIN
-        newest = (
-            sa.select(t.c.key_result_id, sa.func.max(t.c.id).label("mid"))
-            .group_by(t.c.key_result_id)
-            .subquery()
-        )
-        q = sa.select(t).join(newest, t.c.id == newest.c.mid)
         with self.engine.connect() as conn:
-            return {
-                r.key_result_id: Checkin(
-                    r.key_result_id, r.value, r.confidence, r.note, r.recorded_at
-                )
-                for r in conn.execute(q)
-            }
+            return _okr.latest_checkins(conn)
 
     # -- work items ----------------------------------------------------------------------
     def commit_page(
@@ -715,27 +544,11 @@ class Store:
         with Session(self.engine) as s:
             return list(s.exec(q).scalars())  # type: ignore[call-overload]
 
-    # -- sync runs -------------------------------------------------------------------------
+    # -- sync runs (okrsync.store._runs) --------------------------------------------------
     def start_run(self, connector: str, owner: RunOwner | None = None) -> int:
         """Record a run as "running", owned by `owner` (default: this process)."""
-        t = SYNC_RUN
-        who = owner or RunOwner.current()
         with self.tx() as conn:
-            res = conn.execute(
-                sa.insert(t).values(
-                    connector=connector,
-                    started_at=now(),
-                    status="running",
-                    host=f"{who.host}:{who.pid}",
-                    owner_host=who.host,
-                    owner_pid=who.pid,
-                    owner_start=who.start,
-                    lost_scopes=[],
-                )
-            )
-            key = res.inserted_primary_key
-            assert key is not None  # noqa: S101 - an INSERT always returns its key
-            return int(key[0])
+            return _runs.start_run(conn, connector, owner)
 
     def finish_run(
         self,
@@ -747,47 +560,26 @@ class Store:
         rate_limit_wait_s: float = 0.0,
         error: str | None = None,
     ) -> None:
-        t = SYNC_RUN
         with self.tx() as conn:
-            conn.execute(
-                sa.update(t)
-                .where(t.c.id == run_id)
-                .values(
-                    status=status,
-                    ended_at=now(),
-                    requests=requests,
-                    retries=retries,
-                    rate_limit_wait_s=rate_limit_wait_s,
-                    error=error,
-                )
+            _runs.finish_run(
+                conn,
+                run_id,
+                status,
+                requests=requests,
+                retries=retries,
+                rate_limit_wait_s=rate_limit_wait_s,
+                error=error,
             )
 
     def running_runs(self, connector: str) -> list[tuple[int, RunOwner | None]]:
         """`connector`'s runs recorded as "running", with their owners (None: not recorded)."""
-        t = SYNC_RUN
-        q = sa.select(t.c.id, t.c.owner_host, t.c.owner_pid, t.c.owner_start).where(
-            t.c.connector == connector, t.c.status == "running"
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(t.c.id)).all()
-        return [
-            (int(r.id), RunOwner(r.owner_host, r.owner_pid, r.owner_start) if r.owner_pid else None)
-            for r in rows
-        ]
+            return _runs.running_runs(conn, connector)
 
     def abandon_runs(self, run_ids: Mapping[int, str]) -> int:
         """Mark runs still "running" as interrupted, each with its reason (owner gone)."""
-        t = SYNC_RUN
-        n = 0
         with self.tx() as conn:
-            for run_id, reason in run_ids.items():
-                res = conn.execute(
-                    sa.update(t)
-                    .where(t.c.id == run_id, t.c.status == "running")
-                    .values(status="interrupted", ended_at=now(), error=reason)
-                )
-                n += int(res.rowcount or 0)
-        return n
+            return _runs.abandon_runs(conn, run_ids)
 
     def runs(
         self,
@@ -798,24 +590,13 @@ class Store:
         limit: int = 50,
     ) -> list[SyncRunRow]:
         """Recorded sync runs, newest first."""
-        t = SYNC_RUN
-        q = sa.select(SyncRunRow).order_by(t.c.id.desc()).limit(limit)
-        if connector:
-            q = q.where(t.c.connector == connector)
-        if failed:
-            q = q.where(t.c.status != "ok")
-        if since:
-            q = q.where(t.c.started_at >= since)
-        from sqlmodel import Session
-
-        with Session(self.engine) as s:
-            return list(s.exec(q).scalars())  # type: ignore[call-overload]
+        with self.engine.connect() as conn:
+            return _runs.runs(conn, connector, failed=failed, since=since, limit=limit)
 
     def run(self, run_id: int) -> SyncRunRow | None:
         """One recorded sync run, or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).first()
-        return None if row is None else SyncRunRow.model_validate(dict(row._mapping))
+            return _runs.run(conn, run_id)
 
 
 _ITEM_COLS = tuple(c.name for c in WI.columns)
@@ -1047,39 +828,4 @@ def _item_values(
         "lost_at": None,
         "first_seen": first_seen,
         "last_seen": ts,
-    }
-
-
-def _obj_values(o: Any) -> dict[str, Any]:
-    return {
-        "title": o.title,
-        "owner": o.owner,
-        "period": o.period,
-        "period_start": o.start,
-        "period_end": o.end,
-        "parent_id": o.parent,
-        "weight": o.weight,
-        "source": str(o.source),
-    }
-
-
-def _kr_values(k: Any) -> dict[str, Any]:
-    return {
-        "objective_id": k.objective,
-        "title": k.title,
-        "unit": k.unit,
-        "start_value": k.start,
-        "target_value": k.target,
-        "direction": k.direction,
-        "weight": k.weight,
-        "source": str(k.source),
-    }
-
-
-def _tactic_values(t: Any) -> dict[str, Any]:
-    return {
-        "key_result_id": t.key_result,
-        "title": t.title,
-        "weight": t.weight,
-        "source": str(t.source),
     }
