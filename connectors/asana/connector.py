@@ -6,7 +6,7 @@ Vendor facts relied on (Asana REST API 1.0, `Authorization: Bearer <personal acc
   lists a project's tasks; `next_page.offset` is followed until `next_page` is null. "Modified"
   includes association changes such as being added to a project. An expired offset answers 400
   with a message about the offset / pagination token: the listing restarts from the window it
-  was started with (at most `MAX_RESTARTS` times, then `CursorRejected`). Other 400s are
+  was started with (at most `_scope.MAX_RESTARTS` times, then `CursorRejected`). Other 400s are
   `PayloadError`s carrying Asana's message. An offset (or, below, an events sync token) handed
   out twice in one listing, or pages bringing no new gid (event) while more are promised, fail
   the run with `PagingLoop` (`_guard`); a restarted listing starts a fresh guard.
@@ -70,11 +70,12 @@ import httpx
 import structlog
 
 from okrsync.config import ConnectorConfig
-from okrsync.errors import AuthError, CursorRejected, NotFound, PayloadError
+from okrsync.errors import AuthError, NotFound, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
+from .._scope import Restarts, census_due, lost_scope, out_of_reach
 from .config import AsanaConfig
 from .cursor import AsanaCursor, Poll, ScopeState
 from .normalise import Normaliser
@@ -84,7 +85,6 @@ from .normalise import parse_time as _parse_dt
 
 log = structlog.get_logger("okrsync.connectors.asana")
 
-MAX_RESTARTS = 3
 MAX_LIMIT = 100
 TASK_FIELDS = ",".join(
     (
@@ -177,10 +177,9 @@ class AsanaConnector:
             async for page in pages:
                 yield page
         except (NotFound, AuthError) as exc:
-            if isinstance(exc, AuthError) and exc.status != 403:
+            if not out_of_reach(exc):
                 raise
-            log.warning("asana.scope_lost", scope=gid, status=exc.status)
-            yield Page(items=[], cursor=self._snapshot(), scope=gid, lost_scopes=[gid])
+            yield lost_scope("asana", self.config.name, gid, self._snapshot(), status=exc.status)
 
     async def _sync_scope(self, gid: str) -> AsyncIterator[Page]:
         st = self._state(gid)
@@ -196,7 +195,7 @@ class AsanaConnector:
             yield page
 
     def _census_due(self, st: ScopeState) -> bool:
-        return bool(st.census_due) or st.runs >= self.config.census_every
+        return st.census_due or census_due(st.runs, self.config.census_every)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -330,7 +329,8 @@ class AsanaConnector:
         self, path: str, params: dict[str, Any], offset: str | None
     ) -> AsyncIterator[tuple[list[JSON], str | None, bool]]:
         """Follow `next_page.offset`; an expired offset restarts the listing (flag `restarted`)."""
-        restarts, restarted = 0, False
+        restarted = False
+        restarts = Restarts("asana", self.config.name, path, f"the offset of {path}")
         guard = self._guard(path, offset)
         while True:
             query = {**params, **({"offset": offset} if offset else {})}
@@ -341,15 +341,7 @@ class AsanaConnector:
                     raise PayloadError(
                         f"HTTP 400: {message}", connector=self.config.name, url=path, status=400
                     )
-                restarts += 1
-                if restarts > MAX_RESTARTS:
-                    raise CursorRejected(
-                        f"offset refused {restarts} times: {message}",
-                        connector=self.config.name,
-                        url=path,
-                        status=400,
-                    )
-                log.warning("asana.offset_expired", path=path, restart=restarts)
+                restarts.again("offset_expired", message, url=path, status=400)
                 offset, restarted = None, True
                 guard = self._guard(path, None)  # a new listing: a fresh guard
                 continue

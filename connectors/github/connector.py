@@ -41,11 +41,12 @@ import httpx
 import structlog
 
 from okrsync.config import ConnectorConfig
-from okrsync.errors import AuthError, ConfigError, CursorRejected, NotFound, PayloadError
+from okrsync.errors import AuthError, ConfigError, NotFound, PayloadError
 from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
 
 from .._guard import PageGuard
+from .._scope import Restarts, census_due, lost_scope
 from .config import SCOPE_SHAPE, GitHubConfig
 from .cursor import GitHubCursor, Pass, ScopeState
 from .normalise import Normaliser
@@ -54,7 +55,6 @@ log = structlog.get_logger("okrsync.github")
 
 API_VERSION = "2022-11-28"
 MAX_PAGE = 100
-MAX_RESTARTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 
 Json = dict[str, Any]
@@ -110,40 +110,28 @@ class GitHubConnector:
         try:
             async for page in self._incremental_with_restarts(scope, st, state):
                 yield page
-            if st.runs >= self.config.census_every:
+            if census_due(st.runs, self.config.census_every):
                 async for page in self._census(scope, st, state):
                     yield page
         except _ScopeLost as lost:
             st.pending = None
-            log.warning(
-                "github.scope_lost", connector=self.config.name, scope=scope, reason=str(lost)
-            )
-            yield Page(items=[], cursor=state.dump(), scope=scope, lost_scopes=[scope])
+            yield lost_scope("github", self.config.name, scope, state.dump(), reason=str(lost))
 
     async def _incremental_with_restarts(
         self, scope: str, st: ScopeState, state: GitHubCursor
     ) -> AsyncIterator[Page]:
-        for restart in range(MAX_RESTARTS + 1):
+        restarts = Restarts("github", self.config.name, scope, f"the paging links of {scope}")
+        while True:
             try:
                 async for page in self._incremental(scope, st, state):
                     yield page
             except _PageRejected as exc:
-                log.warning(
-                    "github.page_rejected",
-                    connector=self.config.name,
-                    scope=scope,
-                    restart=restart + 1,
-                    reason=str(exc),
-                )
+                restarts.again("page_rejected", str(exc))
                 if st.pending is not None:
                     st.since, st.pending = st.pending.window, None
                 st.etag = None
                 continue
             return
-        raise CursorRejected(
-            f"GitHub refused the paging links of {scope} {MAX_RESTARTS + 1} times in a row",
-            connector=self.config.name,
-        )
 
     async def _incremental(
         self, scope: str, st: ScopeState, state: GitHubCursor

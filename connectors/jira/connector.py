@@ -34,12 +34,13 @@ from typing import Any, ClassVar
 import structlog
 
 from okrsync.config import ConnectorConfig
-from okrsync.errors import ConfigError, CursorRejected
+from okrsync.errors import ConfigError
 from okrsync.http import Http
 from okrsync.models import Cursor, Page, WorkItem
 from okrsync.redaction import register_secret
 
 from .._guard import PageGuard
+from .._scope import Restarts, lost_scope
 from .config import JiraConfig
 from .cursor import JiraCursor, RunState, ScopeState
 from .normalise import IssueShapeError, Normaliser, epoch_ms
@@ -54,7 +55,6 @@ from .search import (
 )
 
 log = structlog.get_logger("okrsync.connectors.jira")
-MAX_RESTARTS = 3
 PAGE_SIZE = {True: 100, False: 1000}  # cloud?, default maxResults for the incremental query
 CENSUS_SIZE = {True: 5000, False: 1000}
 
@@ -182,25 +182,21 @@ class _ScopeRun:
                 async for page in self._census():
                     yield page
         except ScopeLost:
-            log.warning("jira.scope_lost", connector=self.config.name, scope=self.scope)
             self.st.run = None
-            yield Page([], self.state.dump(), scope=self.scope, lost_scopes=[self.scope])
+            yield lost_scope("jira", self.config.name, self.scope, self.state.dump())
 
     async def _incremental(self) -> AsyncIterator[Page]:
-        for restart in range(MAX_RESTARTS + 1):
+        what = f"the page tokens of project {self.scope}"
+        restarts = Restarts("jira", self.config.name, self.scope, what)
+        while True:
             try:
                 async for page in self._query():
                     yield page
             except TokenExpired:
-                log.warning("jira.token_expired", scope=self.scope, restart=restart + 1)
+                restarts.again("token_expired", "page token expired")
                 self.run.rewind()
             else:
                 return
-        raise CursorRejected(
-            f"Jira kept refusing page tokens for project {self.scope} after "
-            f"{MAX_RESTARTS} restarts",
-            connector=self.config.name,
-        )
 
     async def _query(self) -> AsyncIterator[Page]:
         jql = scope_jql(self.scope, self.run.window)

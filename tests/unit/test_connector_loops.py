@@ -17,8 +17,17 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from okrsync_connectors._guard import STALL_PAGES, PageGuard, shown
+from okrsync_connectors._scope import Restarts, lost_scope, out_of_reach
+from structlog.testing import capture_logs
 
-from okrsync.errors import ConfigError, PagingLoop, PayloadError
+from okrsync.errors import (
+    AuthError,
+    ConfigError,
+    CursorRejected,
+    NotFound,
+    PagingLoop,
+    PayloadError,
+)
 from okrsync.models import Page
 from okrsync.redaction import register_secret
 from tests.unit import test_asana as asana
@@ -461,3 +470,31 @@ def test_shown_cursor_is_scrubbed_printable_and_short() -> None:
     assert "hunter2" not in text
     assert "\x1b" not in text
     assert len(text) <= 62
+
+
+# --- the scope logic every connector shares (connectors/_scope.py) ---------------------------
+
+
+def test_restarts_are_logged_with_the_scope_and_refused_past_three() -> None:
+    """Three restarts of a listing are logged; the fourth refusal fails with CursorRejected."""
+    restarts = Restarts("x", "conn", "o/r", "the paging links of o/r")
+    with capture_logs() as logs:
+        for _ in range(3):
+            restarts.again("page_rejected", "HTTP 404 on a next link")
+    assert [(e["event"], e["scope"], e["restart"]) for e in logs] == [
+        ("x.page_rejected", "o/r", n) for n in (1, 2, 3)
+    ]
+    with pytest.raises(CursorRejected, match="the paging links of o/r refused 4 times in a row"):
+        restarts.again("page_rejected", "HTTP 404 on a next link")
+
+
+def test_a_lost_scope_is_one_page_without_deletions() -> None:
+    """404/410 and 403 lose the scope (reported, nothing deleted); 401 is the credential's."""
+    with capture_logs() as logs:
+        page = lost_scope("x", "conn", "P1", {"v": 1}, status=404)
+    assert (page.items, page.deleted, page.census, page.lost_scopes) == ([], [], {}, ["P1"])
+    assert page.cursor == {"v": 1}
+    assert logs[0]["event"] == "x.scope_lost"
+    assert out_of_reach(NotFound("gone", status=404))
+    assert out_of_reach(AuthError("no access", status=403))
+    assert not out_of_reach(AuthError("bad token", status=401))

@@ -1,0 +1,1 @@
+from connectors._scope import *  # noqa: F403
