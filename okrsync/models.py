@@ -1,4 +1,4 @@
-"""Domain types shared by every layer: the normalised work item and a page of them.
+"""Domain types shared by every layer: the normalised work item, a page of them, a run's result.
 
 Vendor JSON never leaves `connectors/`; everything after a connector sees only these types.
 """
@@ -105,3 +105,23 @@ class Page:
     deleted: list[str] = field(default_factory=list)
     lost_scopes: list[str] = field(default_factory=list)
     census: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What one run of one connector did: its status, counts, costs and the tactics it touched."""
+
+    connector: str
+    run_id: int
+    status: str = "ok"
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    duration_s: float = 0.0
+    lost_scopes: list[str] = field(default_factory=list)
+    touched_tactics: set[str] = field(default_factory=set)
+    error: str | None = None

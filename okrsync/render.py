@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from okrsync.models import RunResult
 from okrsync.signals import outcome_progress
 from okrsync.store import Checkin
-from okrsync.sync import RunResult
 from okrsync.textsafe import markup_safe as safe
 from okrsync.tree import KeyResultView, ObjectiveView
 

@@ -25,7 +25,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -43,6 +43,7 @@ from okrsync.errors import (
 )
 from okrsync.http import Http, RetryPolicy
 from okrsync.models import Page, WorkItem
+from okrsync.models import RunResult as RunResult  # re-exported: it lives in okrsync.models
 from okrsync.redaction import scrub
 from okrsync.signals import tactics_for_items
 from okrsync.store import Link, Store
@@ -120,24 +121,6 @@ def max_pages_for(cc: ConnectorConfig, stored: int, page_size: int) -> int:
     if cc.max_pages:
         return cc.max_pages
     return MIN_PAGES + PAGES_PER_STORED * math.ceil(stored / min(page_size, 100))
-
-
-@dataclass
-class RunResult:
-    connector: str
-    run_id: int
-    status: str = "ok"
-    pages: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limit_wait_s: float = 0.0
-    duration_s: float = 0.0
-    lost_scopes: list[str] = field(default_factory=list)
-    touched_tactics: set[str] = field(default_factory=set)
-    error: str | None = None
 
 
 class Limiters:
