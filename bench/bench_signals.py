@@ -5,7 +5,7 @@
 
 Prints the time of a full recompute (SQL aggregates + roll-ups + snapshots), a second full
 recompute with nothing changed (no snapshot written), and the incremental path after a few
-items change (`tactics_for_items` + `recompute(changed_tactics=...)`; a changed tactic brings
+items change (`Store.linked_tactics` + `pipeline.recompute(tactics=...)`; a changed tactic brings
 its whole objective into scope, so the tree's shape sets that cost). Data is written with bulk
 Core inserts, not page by page, then checkpointed out of the WAL (a daemon's WAL never holds
 the whole store; left there, the first recompute's commit would copy it back and be charged).
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from okrsync import signals
 from okrsync.config import SignalsConfig
+from okrsync.pipeline import recompute, signals_of
 from okrsync.store import Store
 from okrsync.store.tables import ITEM_LINK, KEY_RESULT, OBJECTIVE, TACTIC, WORK_ITEM
 
@@ -139,8 +140,8 @@ def touch(store: Store, ids: list[str]) -> None:
 
 
 def incremental(store: Store, cfg: SignalsConfig, ids: list[str]) -> signals.RecomputeReport:
-    changed = signals.tactics_for_items(store, "bench", ids)
-    return signals.recompute(store, AS_OF, cfg, changed_tactics=changed)
+    changed = store.linked_tactics("bench", ids)
+    return recompute(store, cfg, AS_OF, tactics=changed)
 
 
 def main() -> None:
@@ -192,20 +193,20 @@ def _count(n: int) -> str:
 
 
 def run(store: Store, cfg: SignalsConfig, items: int, table: Table) -> None:
-    rep, t = timed(lambda: signals.recompute(store, AS_OF, cfg))
+    rep, t = timed(lambda: recompute(store, cfg, AS_OF))
     print(f"full recompute (first, writes snapshots): {t:.2f} s (cpu {CPU[0]:.2f} s)  "
           f"[{rep.tactics:,} tactics, {rep.key_results:,} KRs, {rep.objectives:,} objectives, "
           f"{rep.snapshots_written:,} snapshots]")  # fmt: skip
     table.add("full recompute", t, "s", FULL_TARGET_S)
     table.add("full recompute cpu", CPU[0], "s")
     table.add("snapshots written", rep.snapshots_written, "snapshots")
-    rep, t = timed(lambda: signals.recompute(store, AS_OF, cfg))
+    rep, t = timed(lambda: recompute(store, cfg, AS_OF))
     print(f"full recompute (unchanged):                {t:.2f} s (cpu {CPU[0]:.2f} s)  "
           f"[{rep.snapshots_written} snapshots]")  # fmt: skip
     table.add("full recompute, unchanged", t, "s", FULL_TARGET_S)
     table.add("full recompute, unchanged cpu", CPU[0], "s")
     table.add("snapshots written, unchanged", rep.snapshots_written, "snapshots")
-    _, t = timed(lambda: signals.compute(store, AS_OF, cfg))
+    _, t = timed(lambda: signals_of(store, cfg, AS_OF))
     print(f"compute only (SQL + roll-ups, no writes):  {t:.2f} s (cpu {CPU[0]:.2f} s)")
     table.add("compute only", t, "s")
     table.add("compute only cpu", CPU[0], "s")

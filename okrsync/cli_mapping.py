@@ -270,7 +270,7 @@ def _parse_day(text: str | None) -> date | None:
 
 
 def _recompute(state: State, store: Store, day: date | None) -> None:
-    from okrsync.signals import recompute
+    from okrsync.pipeline import recompute
 
-    result = recompute(store, day, state.settings.signals)
+    result = recompute(store, state.settings.signals, day)
     say(f"signals as of {result.as_of}: {result.snapshots_written} snapshot(s) written")

@@ -19,7 +19,7 @@ from okrsync.textsafe import markup_safe as safe
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from rich.table import Table
 
-    from okrsync.signals import Snapshot
+    from okrsync.signal_types import Snapshot
 
 AsOf = Annotated[
     str | None,
@@ -117,9 +117,7 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N snapshots.")] = 20,
 ) -> None:
     """How a subject's signals moved: its snapshots, oldest first, with what changed."""
-    from okrsync import signals
-
-    snaps = signals.history(state_of(ctx).store, subject, limit)
+    snaps = state_of(ctx).store.snapshot_history(subject, limit)
     if not snaps:
         raise ConfigError(
             f"no snapshots for {subject!r}; check the id with `okrsync report`, "
@@ -168,10 +166,10 @@ def _fmt(value: Any) -> str:
 
 def recompute(ctx: typer.Context, as_of: AsOf = None) -> None:
     """Recompute every signal and record a snapshot for each subject that changed."""
-    from okrsync import signals
+    from okrsync.pipeline import recompute as recompute_signals
 
     state = state_of(ctx)
-    rep = signals.recompute(state.store, parse_as_of(as_of), state.settings.signals)
+    rep = recompute_signals(state.store, state.settings.signals, parse_as_of(as_of))
     out().print(
         f"signals as of {rep.as_of}: {rep.tactics} tactics, {rep.key_results} key results, "
         f"{rep.objectives} objectives; {rep.snapshots_written} snapshot(s) written "

@@ -13,15 +13,16 @@ refused unless `yes`. The CLI takes `--allow-empty` / `--yes`; the daemon never 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import structlog
 
 from okrsync import signals
-from okrsync.config import Settings
+from okrsync.config import Settings, SignalsConfig
 from okrsync.errors import ConfigError
 from okrsync.mapping import Matcher
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
@@ -149,8 +150,7 @@ class MappingState:
         )
         store.apply_okr_tree(self.tree)
         report = remap(store, self.matcher)
-        cfg = settings.signals if settings else None
-        signals.recompute(store, signals.today(), cfg)
+        recompute(store, settings.signals if settings else None)
         return report
 
     def linker(self, store: Store) -> Linker:
@@ -168,9 +168,49 @@ def after_sync(
     """Recompute signals for the tactics whose items changed (all of them after deletions)."""
     touched: set[str] = set().union(*(r.touched_tactics for r in results))
     if any(r.deleted for r in results):
-        report = signals.recompute(store, signals.today(), settings.signals)
+        report = recompute(store, settings.signals)
     elif touched:
-        report = signals.recompute(store, signals.today(), settings.signals, touched)
+        report = recompute(store, settings.signals, tactics=touched)
     else:
         return
     log.info("signals.recomputed", tactics=len(touched) or "all", report=str(report))
+
+
+def signals_of(
+    store: Store,
+    cfg: SignalsConfig | None = None,
+    as_of: date | None = None,
+    tactics: Collection[str] | None = None,
+) -> signals.SignalSet:
+    """Signals of the whole tree, or (with `tactics`) of the objectives those tactics roll up
+    into: the store reads the inputs, `signals.compute` derives the values."""
+    as_of = as_of or signals.today()
+    cfg = cfg or SignalsConfig()
+    structure, counts, checkins = store.signal_inputs(as_of, cfg, tactics)
+    return signals.compute(structure, counts, checkins, as_of, cfg)
+
+
+def recompute(
+    store: Store,
+    cfg: SignalsConfig | None = None,
+    as_of: date | None = None,
+    tactics: Collection[str] | None = None,
+) -> signals.RecomputeReport:
+    """Compute (everything, or what the changed `tactics` affect) and have the store
+    snapshot each subject whose values changed."""
+    started = time.perf_counter()
+    as_of = as_of or signals.today()
+    if tactics is not None and not tactics:
+        return signals.RecomputeReport(as_of, 0, 0, 0, 0, time.perf_counter() - started)
+    computed = signals_of(store, cfg, as_of, tactics)
+    subjects = signals.snapshot_subjects(computed)
+    full = signals.reads_every_digest(computed)
+    written = store.add_changed_snapshots(as_of, subjects, full=full)
+    return signals.RecomputeReport(
+        as_of,
+        len(computed.tactics),
+        len(computed.key_results),
+        len(computed.objectives),
+        written,
+        time.perf_counter() - started,
+    )

@@ -89,7 +89,8 @@ def export_tree(
     objective: str | None = None,
 ) -> dict[str, Any]:
     """The whole tree with signals as of a date (optionally one period or objective)."""
-    signals = compute(store, as_of, cfg)
+    structure, counts, checkins = store.signal_inputs(as_of, cfg)
+    signals = compute(structure, counts, checkins, as_of, cfg)
     keep = select_objectives(signals, period, objective)
     return {
         "$schema": SCHEMA_ID,

@@ -5,8 +5,8 @@ number: a key result's progress is its metric, task completion stands beside it,
 divergence flags compare the two.
 
     tactic        counts from one set-based SQL aggregate per objective period start, run
-                  by the store (`Store.signal_inputs`): DISTINCT (tactic, item) links ⋈
-                  work_item, GROUP BY tactic, CASE sums
+                  by the store (`Store.signal_inputs`) and passed in as plain values:
+                  DISTINCT (tactic, item) links ⋈ work_item, GROUP BY tactic, CASE sums
     key result    outcome (latest check-in on or before the as-of date) and execution
                   (tactic completion averaged by weight, worst tactic status), flags
     objective     key results' outcome and execution averaged by weight, flags
@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from okrsync.config import SignalsConfig
-
-if TYPE_CHECKING:
-    from okrsync.store import Store
+from okrsync.signal_types import ItemCounts, KeyResultInfo, Period, Structure, Subject
 
 EPS = 1e-9
 CHUNK = 1000
@@ -78,52 +75,7 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def midnight(day: date) -> datetime:
-    """The aware UTC instant a calendar day starts."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 # -- the shapes -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Period:
-    start: date
-    end: date
-
-    @property
-    def length(self) -> int:
-        """L = end − start, in days."""
-        return (self.end - self.start).days
-
-    def expected(self, as_of: date) -> float:
-        """The elapsed share of the period, clamped to 0..1."""
-        if self.length <= 0:
-            return 1.0 if as_of >= self.start else 0.0
-        return min(1.0, max(0.0, (as_of - self.start).days / self.length))
-
-
-@dataclass(frozen=True)
-class ItemCounts:
-    """One tactic's row of the SQL aggregate (counted items only)."""
-
-    total: int = 0
-    done: int = 0
-    in_progress: int = 0
-    todo: int = 0
-    dropped: int = 0
-    estimate_total: float = 0.0
-    estimate_done: float = 0.0
-    unestimated: int = 0
-    done_in_window: int = 0
-    scope_added: int = 0
-    overdue: int = 0
-    stale: int = 0
-    last_activity: datetime | None = None
-
-    @property
-    def remaining(self) -> int:
-        return self.total - self.done
 
 
 @dataclass(frozen=True)
@@ -239,52 +191,6 @@ class ObjectiveSignals:
             "execution": self.execution.as_json(),
             "flags": list(self.flags),
         }
-
-
-@dataclass(frozen=True)
-class ObjectiveInfo:
-    id: str
-    title: str
-    owner: str | None
-    period: str | None
-    start: date
-    end: date
-    parent: str | None
-    weight: float
-
-
-@dataclass(frozen=True)
-class KeyResultInfo:
-    id: str
-    objective_id: str
-    title: str
-    unit: str | None
-    start: float
-    target: float
-    direction: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class TacticInfo:
-    id: str
-    key_result_id: str
-    title: str
-    weight: float
-
-
-@dataclass
-class Structure:
-    """The active OKR tree (archived rows and their descendants left out), ordered by id."""
-
-    objectives: dict[str, ObjectiveInfo] = field(default_factory=dict)
-    key_results: dict[str, KeyResultInfo] = field(default_factory=dict)
-    tactics: dict[str, TacticInfo] = field(default_factory=dict)
-
-    def period_of_tactic(self, tactic_id: str) -> Period:
-        kr = self.key_results[self.tactics[tactic_id].key_result_id]
-        obj = self.objectives[kr.objective_id]
-        return Period(obj.start, obj.end)
 
 
 @dataclass
@@ -472,27 +378,15 @@ def objective_signals(
 
 
 def compute(
-    store: Store,
-    as_of: date | None = None,
-    cfg: SignalsConfig | None = None,
-    tactic_ids: Collection[str] | None = None,
-) -> SignalSet:
-    """Signals of the whole tree, or (with `tactic_ids`) of the objectives those tactics roll
-    up into: every tactic of those objectives, their key results and the objectives."""
-    as_of = as_of or today()
-    cfg = cfg or SignalsConfig()
-    structure, counts, checkins = store.signal_inputs(as_of, cfg, tactic_ids)
-    return roll_up(structure, counts, checkins, as_of, cfg)
-
-
-def roll_up(
     structure: Structure,
     counts: Mapping[str, ItemCounts],
     checkins: Mapping[str, tuple[float, datetime]],
     as_of: date,
     cfg: SignalsConfig,
 ) -> SignalSet:
-    """Pure: tactic signals from counts, then key results, then objectives."""
+    """Signals of the given tree: tactic signals from their counts, then key results (with
+    their newest check-in's value and time), then objectives. Pure: the caller reads the
+    inputs (`Store.signal_inputs`) and stores the snapshots (`snapshot_subjects`)."""
     out = SignalSet(as_of, structure)
     empty = ItemCounts()
     periods = {oid: Period(o.start, o.end) for oid, o in structure.objectives.items()}
@@ -513,34 +407,6 @@ def roll_up(
     return out
 
 
-def tactics_for_items(store: Store, connector: str, external_ids: Iterable[str]) -> set[str]:
-    """The tactics the given items are linked to (for the incremental path after a sync)."""
-    return store.linked_tactics(connector, external_ids)
-
-
-def recompute(
-    store: Store,
-    as_of: date | None = None,
-    cfg: SignalsConfig | None = None,
-    changed_tactics: Collection[str] | None = None,
-) -> RecomputeReport:
-    """Compute (everything, or what `changed_tactics` affects) and snapshot what changed."""
-    started = time.perf_counter()
-    as_of = as_of or today()
-    if changed_tactics is not None and not changed_tactics:
-        return RecomputeReport(as_of, 0, 0, 0, 0, time.perf_counter() - started)
-    signals = compute(store, as_of, cfg, changed_tactics)
-    written = write_snapshots(store, signals)
-    return RecomputeReport(
-        as_of,
-        len(signals.tactics),
-        len(signals.key_results),
-        len(signals.objectives),
-        written,
-        time.perf_counter() - started,
-    )
-
-
 # -- snapshots ---------------------------------------------------------------------------------
 
 
@@ -554,25 +420,16 @@ def digest(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(_DIGEST_JSON.encode(values).encode()).hexdigest()
 
 
-def write_snapshots(store: Store, signals: SignalSet) -> int:
-    """Insert a snapshot for every subject whose values differ from its newest one."""
-    subjects = [(kind, sid, values, digest(values)) for kind, sid, values in signals.subjects()]
-    full = len(signals.structure.tactics) > 5 * CHUNK
-    return store.add_changed_snapshots(signals.as_of, subjects, full=full)
+def snapshot_subjects(signals: SignalSet) -> list[Subject]:
+    """Every subject with its values and their digest: what the store compares with each
+    subject's newest snapshot and inserts where they differ."""
+    return [(kind, sid, values, digest(values)) for kind, sid, values in signals.subjects()]
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    subject_type: str
-    subject_id: str
-    as_of: date
-    computed_at: datetime
-    values: dict[str, Any]
-
-
-def history(store: Store, subject_id: str, limit: int = 20) -> list[Snapshot]:
-    """A subject's newest `limit` snapshots, oldest first (tactics and key results alike)."""
-    return [Snapshot(*row) for row in store.snapshot_history(subject_id, limit)]
+def reads_every_digest(signals: SignalSet) -> bool:
+    """True when the set is large enough that reading every subject's newest digest in one
+    statement beats reading them by id."""
+    return len(signals.structure.tactics) > 5 * CHUNK
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -45,7 +45,6 @@ from okrsync.http import Http, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.models import RunResult as RunResult  # re-exported: it lives in okrsync.models
 from okrsync.redaction import scrub
-from okrsync.signals import tactics_for_items
 from okrsync.store import Link, Store
 from okrsync.textsafe import clean_item
 
@@ -356,7 +355,7 @@ async def _commit_group(
         links = await asyncio.to_thread(linker, items)
         # Tactics the items leave must be recomputed too: read them first.
         ids = [i.external_id for i in items] + [d for page in group for d in page.deleted]
-        result.touched_tactics |= await asyncio.to_thread(tactics_for_items, store, name, ids)
+        result.touched_tactics |= await asyncio.to_thread(store.linked_tactics, name, ids)
         # ... and the tactics they join (memory stays flat: tactics, not item ids).
         result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
     results = await asyncio.to_thread(store.commit_pages, name, group, links, result.run_id)

@@ -1,6 +1,6 @@
 """Signal reads: the active OKR tree, the set-based aggregate of linked items per tactic,
 the newest check-ins, and the tactics items are linked to. `okrsync.signals` computes signals
-from what these return; no statement lives there.
+from what these return (the value types live in `okrsync.signal_types`); no statement lives there.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from okrsync.config import SignalsConfig
 from okrsync.models import CONTAINER_KINDS
-from okrsync.signals import (
+from okrsync.signal_types import (
     ItemCounts,
     KeyResultInfo,
     ObjectiveInfo,

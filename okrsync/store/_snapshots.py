@@ -9,13 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from okrsync.signal_types import Snapshot, Subject
 from okrsync.store.tables import SNAPSHOT
 
 CHUNK = 1000
-# (subject_type, subject_id, values, digest of the values)
-Subject = tuple[str, str, dict[str, Any], str]
-# (subject_type, subject_id, as_of, computed_at, values), oldest first
-SnapshotRow = tuple[str, str, date, datetime, dict[str, Any]]
 
 
 def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
@@ -63,7 +60,7 @@ def add_changed(conn: Connection, as_of: date, subjects: Sequence[Subject], *, f
     return len(rows)
 
 
-def history(engine: Engine, subject_id: str, limit: int) -> list[SnapshotRow]:
+def history(engine: Engine, subject_id: str, limit: int) -> list[Snapshot]:
     """A subject's newest `limit` snapshots, oldest first."""
     s = SNAPSHOT
     q = (
@@ -74,4 +71,4 @@ def history(engine: Engine, subject_id: str, limit: int) -> list[SnapshotRow]:
     )
     with engine.connect() as conn:
         rows = list(conn.execute(q))
-    return [(r[0], r[1], r[2], r[3], dict(r[4])) for r in reversed(rows)]
+    return [Snapshot(r[0], r[1], r[2], r[3], dict(r[4])) for r in reversed(rows)]

@@ -51,9 +51,8 @@ from okrsync.store.tables import (
 
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
-    from okrsync.signals import ItemCounts, Structure
+    from okrsync.signal_types import ItemCounts, Snapshot, Structure, Subject
     from okrsync.store._locks import AdvisoryLocks
-    from okrsync.store._snapshots import SnapshotRow, Subject
 
 WI = WORK_ITEM
 LINK = ITEM_LINK
@@ -238,8 +237,9 @@ class Store:
         with self.tx() as conn:
             return _snapshots.add_changed(conn, as_of, subjects, full=full)
 
-    def snapshot_history(self, subject_id: str, limit: int = 20) -> list[SnapshotRow]:
-        """A subject's newest `limit` snapshots, oldest first."""
+    def snapshot_history(self, subject_id: str, limit: int = 20) -> list[Snapshot]:
+        """A subject's newest `limit` snapshots, oldest first (tactics, key results and
+        objectives alike)."""
         from okrsync.store import _snapshots
 
         return _snapshots.history(self.engine, subject_id, limit)

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from okrsync import signals
 from okrsync.config import SignalsConfig
+from okrsync.pipeline import signals_of
 from okrsync.store import Store
 from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 from tests.signal_fixtures import AS_OF, days_ago, item, link, load_tree_into
@@ -40,7 +40,7 @@ def reset(store: Store, specs: list[tuple[str, int]]) -> None:
 
 
 def completion(store: Store) -> float | None:
-    return signals.compute(store, AS_OF, SignalsConfig()).tactics["checkout"].completion
+    return signals_of(store, SignalsConfig(), AS_OF).tactics["checkout"].completion
 
 
 @settings(max_examples=40, deadline=None)

@@ -112,6 +112,65 @@ def test_the_store_boundary_check_catches_each_way_around_the_facade() -> None:
     ]
 
 
+SIGNALS = ROOT / "okrsync" / "signals.py"
+
+
+def _imported(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import in a module, `if TYPE_CHECKING:` blocks included;
+    `from a import b` counts as a and a.b."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return found
+
+
+def _imports_of(path: Path, banned: str, tree: ast.AST | None = None) -> list[str]:
+    """Where the module at `path` imports `banned` or anything inside it."""
+    tree = tree or ast.parse(path.read_text(encoding="utf-8"))
+    where = path.relative_to(ROOT)
+    return [
+        f"{where}:{line} imports {m}"
+        for line, m in _imported(tree)
+        if m == banned or m.startswith(f"{banned}.")
+    ]
+
+
+def test_signals_and_store_do_not_import_each_other() -> None:
+    """okrsync/signals.py imports nothing from okrsync.store (it computes from plain values)
+    and no module of okrsync/store/ imports okrsync.signals (the store reads and writes)."""
+    breaches = _imports_of(SIGNALS, "okrsync.store")
+    for path in sorted(STORE.rglob("*.py")):
+        breaches += _imports_of(path, "okrsync.signals")
+    assert breaches == []
+
+
+def test_the_signals_store_check_catches_plain_lazy_and_type_only_imports() -> None:
+    """The check flags `from okrsync.store import Store` under TYPE_CHECKING, a lazy import
+    in a function, and `import okrsync.store._snapshots`; okrsync.signal_types passes."""
+    code = (
+        "from typing import TYPE_CHECKING\n"
+        "from okrsync.signal_types import Structure\n"
+        "if TYPE_CHECKING:\n"
+        "    from okrsync.store import Store\n"
+        "def f() -> None:\n"
+        "    import okrsync.store._snapshots\n"
+    )
+    assert _imports_of(SIGNALS, "okrsync.store", ast.parse(code)) == [
+        "okrsync/signals.py:4 imports okrsync.store",
+        "okrsync/signals.py:4 imports okrsync.store.Store",
+        "okrsync/signals.py:6 imports okrsync.store._snapshots",
+    ]
+    lazy = "def g() -> None:\n    from okrsync.signals import ItemCounts\n"
+    assert _imports_of(STORE / "_x.py", "okrsync.signals", ast.parse(lazy)) == [
+        "okrsync/store/_x.py:2 imports okrsync.signals",
+        "okrsync/store/_x.py:2 imports okrsync.signals.ItemCounts",
+    ]
+
+
 def _reads_only(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     calls = {
         c.func.attr

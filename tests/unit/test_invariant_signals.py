@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from okrsync import signals
 from okrsync.config import SignalsConfig
 from okrsync.models import Page
+from okrsync.pipeline import recompute, signals_of
 from okrsync.store import Store
 from tests.signal_fixtures import AS_OF, days_ago, item, link, load_tree_into
 from tests.unit.test_invariant import writes
@@ -22,15 +22,15 @@ def test_completing_many_items_moves_execution_never_outcome(
     tactics = ["checkout", "pricing", "cache"]
     items = [item(n, "todo") for n in range(200)]
     link(store, items, tactics)
-    before = signals.compute(store, AS_OF, SignalsConfig())
+    before = signals_of(store, SignalsConfig(), AS_OF)
     done = [item(n, "done", updated=days_ago(1)) for n in range(200)]
     run = store.start_run("gh")
     links = {i.external_id: [(t, "r1") for t in tactics] for i in done}
     with writes(store) as seen:
         store.commit_page("gh", Page(done, {"since": "x"}), links, run)
-        changed = signals.tactics_for_items(store, "gh", [i.external_id for i in done])
-        signals.recompute(store, AS_OF, SignalsConfig(), changed_tactics=changed)
-    after = signals.compute(store, AS_OF, SignalsConfig())
+        changed = store.linked_tactics("gh", [i.external_id for i in done])
+        recompute(store, SignalsConfig(), AS_OF, tactics=changed)
+    after = signals_of(store, SignalsConfig(), AS_OF)
     for kid, kr in before.key_results.items():
         assert after.key_results[kid].outcome == kr.outcome
         assert after.key_results[kid].execution.completion == 1.0

@@ -13,7 +13,15 @@ import pytest
 from okrsync import signals
 from okrsync.config import SignalsConfig
 from okrsync.models import ItemKind
-from okrsync.signals import ItemCounts, Period, compute
+from okrsync.pipeline import recompute, signals_of
+from okrsync.signal_types import (
+    ItemCounts,
+    KeyResultInfo,
+    ObjectiveInfo,
+    Period,
+    Structure,
+    TacticInfo,
+)
 from okrsync.store import Store
 from tests.signal_fixtures import AS_OF, SIGNAL_TREE, at, days_ago, item, link, load_tree_into
 
@@ -29,7 +37,7 @@ def tree(store: Store, mapping_dir: Path) -> Store:
 
 
 def tactic(store: Store, tid: str = "checkout", as_of: date = AS_OF) -> signals.TacticSignals:
-    return compute(store, as_of, CFG).tactics[tid]
+    return signals_of(store, CFG, as_of).tactics[tid]
 
 
 # -- pure functions ----------------------------------------------------------------------------
@@ -99,7 +107,7 @@ def test_no_items_is_no_data(tree: Store) -> None:
     assert (s.items_total, s.items_done, s.completion, s.forecast_finish) == (0, 0, None, None)
     assert s.execution_status == "no_data"
     assert s.last_activity is None
-    kr = compute(tree, AS_OF, CFG).key_results["latency"]
+    kr = signals_of(tree, CFG, AS_OF).key_results["latency"]
     assert kr.execution.completion is None
     assert kr.execution.status == "no_data"
 
@@ -146,7 +154,7 @@ def test_fractional_estimates_sum_to_the_same_value_in_any_order(tree: Store) ->
     link(tree, [item(1, "done", estimate=0.1), item(2, "todo", estimate=0.2)])
     full = tactic(tree)
     assert (full.estimate_total, full.estimate_done) == (0.3, 0.1)
-    part = compute(tree, AS_OF, CFG, tactic_ids={"checkout"})
+    part = signals_of(tree, CFG, AS_OF, tactics={"checkout"})
     assert part.tactics["checkout"].estimate_total == 0.3
 
 
@@ -198,7 +206,7 @@ def test_forecast_past_the_end_is_at_risk_then_off_track(tree: Store) -> None:
 def test_period_over(tree: Store) -> None:
     """After the period ends, remaining work forecasts past the end and expected is 1."""
     link(tree, [item(1, "done", updated=at(date(2027, 1, 5))), item(2, "todo")])
-    result = compute(tree, date(2027, 1, 10), CFG)
+    result = signals_of(tree, CFG, date(2027, 1, 10))
     s = result.tactics["checkout"]
     assert s.forecast_finish == date(2027, 2, 7)
     assert s.execution_status == "off_track"
@@ -285,7 +293,7 @@ def test_containers_and_deleted_items_never_count(tree: Store) -> None:
 def test_an_item_linked_by_two_rules_counts_once(tree: Store) -> None:
     """Several rules attaching one item to one tactic count it once; other tactics count it too."""
     link(tree, [item(1, "done", estimate=2), item(2, "todo")], ["checkout", "pricing"], ["a", "b"])
-    result = compute(tree, AS_OF, CFG)
+    result = signals_of(tree, CFG, AS_OF)
     for tid in ("checkout", "pricing"):
         s = result.tactics[tid]
         assert (s.items_total, s.items_done, s.estimate_total) == (2, 1, 2.0)
@@ -297,7 +305,7 @@ def test_an_item_linked_by_two_rules_counts_once(tree: Store) -> None:
 def test_decrease_key_result_outcome(tree: Store) -> None:
     """A decrease key result from 40 to 10 at 25 is 50%, on track 45 days into 91."""
     tree.add_checkin("latency", 25, at=days_ago(1))
-    o = compute(tree, AS_OF, CFG).key_results["latency"].outcome
+    o = signals_of(tree, CFG, AS_OF).key_results["latency"].outcome
     assert (o.current, o.progress, o.direction) == (25, 0.5, "decrease")
     assert o.expected == pytest.approx(45 / 91)
     assert o.status == "on_track"
@@ -307,19 +315,18 @@ def test_outcome_uses_the_latest_check_in_up_to_the_as_of_date(tree: Store) -> N
     """A check-in recorded after the as-of date is not seen; none at all is no_data."""
     tree.add_checkin("conv", 9, at=days_ago(5))
     tree.add_checkin("conv", 12, at=at(AS_OF + timedelta(days=1)))
-    result = compute(tree, AS_OF, CFG)
+    result = signals_of(tree, CFG, AS_OF)
     assert result.key_results["conv"].outcome.progress == 0.25
     assert result.key_results["latency"].outcome.status == "no_data"
-    assert (
-        compute(tree, AS_OF + timedelta(days=1), CFG).key_results["conv"].outcome.status == "done"
-    )
+    tomorrow = signals_of(tree, CFG, AS_OF + timedelta(days=1))
+    assert tomorrow.key_results["conv"].outcome.status == "done"
 
 
 def test_key_result_execution_is_weighted_with_the_worst_status(tree: Store) -> None:
     """Completion averaged by tactic weight over tactics with data; the worst status wins."""
     link(tree, [item(1, "done"), item(2, "done")], "checkout")
     link(tree, [item(3, "done"), item(4, "todo", updated=days_ago(1))], "pricing")
-    kr = compute(tree, AS_OF, CFG).key_results["conv"]
+    kr = signals_of(tree, CFG, AS_OF).key_results["conv"]
     assert kr.execution.completion == pytest.approx((1.0 * 1 + 0.5 * 3) / 4)
     assert kr.execution.status == "on_track"
     assert kr.execution.tactics_with_data == 2
@@ -331,7 +338,7 @@ def test_flags_and_objective_roll_up(tree: Store) -> None:
     link(tree, [item(3, "done")], "pricing")
     tree.add_checkin("conv", 8.4, at=days_ago(1))  # 10%
     tree.add_checkin("latency", 10, at=days_ago(1))  # 100%, no work linked
-    result = compute(tree, AS_OF, CFG)
+    result = signals_of(tree, CFG, AS_OF)
     assert result.key_results["conv"].flags == ("output_without_outcome",)
     assert result.key_results["latency"].flags == ()
     obj = result.objectives["grow"]
@@ -344,7 +351,7 @@ def test_outcome_without_output(tree: Store) -> None:
     """The metric reached while planned work has not started flags outcome_without_output."""
     link(tree, [item(1, "todo"), item(2, "todo")], "cache")
     tree.add_checkin("latency", 10, at=days_ago(1))
-    assert compute(tree, AS_OF, CFG).key_results["latency"].flags == ("outcome_without_output",)
+    assert signals_of(tree, CFG, AS_OF).key_results["latency"].flags == ("outcome_without_output",)
 
 
 # -- incremental path and snapshots --------------------------------------------------------------
@@ -354,16 +361,16 @@ def test_tactics_for_items(tree: Store) -> None:
     """The tactics linked to given items, for the incremental path after a sync."""
     link(tree, [item(1)], ["checkout", "cache"])
     link(tree, [item(2)], "pricing")
-    assert signals.tactics_for_items(tree, "gh", ["1"]) == {"checkout", "cache"}
-    assert signals.tactics_for_items(tree, "gh", ["9"]) == set()
+    assert tree.linked_tactics("gh", ["1"]) == {"checkout", "cache"}
+    assert tree.linked_tactics("gh", ["9"]) == set()
 
 
 def test_incremental_compute_matches_the_full_one(tree: Store) -> None:
     """Restricting to changed tactics gives the same values for everything it covers."""
     link(tree, [item(1, "done"), item(2, "todo")], "checkout")
     link(tree, [item(3, "in_progress")], "cache")
-    full = compute(tree, AS_OF, CFG)
-    part = compute(tree, AS_OF, CFG, tactic_ids={"checkout"})
+    full = signals_of(tree, CFG, AS_OF)
+    part = signals_of(tree, CFG, AS_OF, tactics={"checkout"})
     assert set(part.tactics) == {"checkout", "pricing", "cache"}
     assert part.tactics == full.tactics
     assert part.key_results == full.key_results
@@ -373,16 +380,16 @@ def test_incremental_compute_matches_the_full_one(tree: Store) -> None:
 def test_snapshot_only_when_values_change(tree: Store) -> None:
     """A second recompute writes nothing; a changed item writes its tactic and roll-ups."""
     link(tree, [item(1, "todo")], "checkout")
-    first = signals.recompute(tree, AS_OF, CFG)
+    first = recompute(tree, CFG, AS_OF)
     assert first.snapshots_written == 3 + 2 + 1
-    assert signals.recompute(tree, AS_OF, CFG).snapshots_written == 0
+    assert recompute(tree, CFG, AS_OF).snapshots_written == 0
     link(tree, [item(1, "done", updated=days_ago(1))], "checkout")
-    changed = signals.tactics_for_items(tree, "gh", ["1"])
-    rep = signals.recompute(tree, AS_OF, CFG, changed_tactics=changed)
+    changed = tree.linked_tactics("gh", ["1"])
+    rep = recompute(tree, CFG, AS_OF, tactics=changed)
     assert rep.snapshots_written == 3  # checkout, conv, grow
-    moves = signals.history(tree, "checkout")
+    moves = tree.snapshot_history("checkout")
     assert [s.values["items_done"] for s in moves] == [0, 1]
-    assert signals.recompute(tree, AS_OF, CFG, changed_tactics=set()).tactics == 0
+    assert recompute(tree, CFG, AS_OF, tactics=set()).tactics == 0
 
 
 TWO_PERIODS = (
@@ -414,10 +421,10 @@ def test_objectives_with_different_periods(store: Store, mapping_dir: Path) -> N
     created = at(date(2026, 10, 20))  # after the Q4 start, before the November one
     link(store, [item(1, "done", created=created, updated=days_ago(2))], "checkout")
     link(store, [item(2, "todo", created=created), item(3, "done", created=created)], "rc")
-    full = compute(store, AS_OF, CFG)
+    full = signals_of(store, CFG, AS_OF)
     assert full.tactics["checkout"].scope_added == 1
     assert (full.tactics["rc"].items_total, full.tactics["rc"].scope_added) == (2, 0)
-    part = compute(store, AS_OF, CFG, tactic_ids={"rc"})
+    part = signals_of(store, CFG, AS_OF, tactics={"rc"})
     assert set(part.tactics) == {"rc"}
     assert part.tactics["rc"] == full.tactics["rc"]
     assert part.objectives["ship"] == full.objectives["ship"]
@@ -427,7 +434,7 @@ def test_snapshot_values_keep_their_shape(tree: Store) -> None:
     """Snapshot values are the signals' fields in order, dates as ISO 8601 (digests stable)."""
     link(tree, [item(1, "done", updated=days_ago(1)), item(2, "todo", due=AS_OF)], "checkout")
     tree.add_checkin("conv", 9, at=days_ago(2))
-    s = compute(tree, AS_OF, CFG)
+    s = signals_of(tree, CFG, AS_OF)
 
     def iso(v: object) -> object:
         return v.isoformat() if isinstance(v, date) else v  # datetime is a date
@@ -460,10 +467,31 @@ def test_snapshot_values_keep_their_shape(tree: Store) -> None:
 def test_incremental_recompute_leaves_the_connection_as_it_was(tree: Store) -> None:
     """The memory map of the incremental read (SQLite) is undone when it returns."""
     link(tree, [item(1, "todo")], "checkout")
-    signals.recompute(tree, AS_OF, CFG)
+    recompute(tree, CFG, AS_OF)
     link(tree, [item(1, "done", updated=days_ago(1))], "checkout")
-    rep = signals.recompute(tree, AS_OF, CFG, changed_tactics={"checkout"})
+    rep = recompute(tree, CFG, AS_OF, tactics={"checkout"})
     assert rep.snapshots_written == 3
     if tree.dialect == "sqlite":
         with tree.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() == 0
+
+
+def test_compute_runs_on_plain_values_without_a_store() -> None:
+    """signals.compute turns a tree, counts per tactic and check-ins into signals: no store."""
+    structure = Structure(
+        objectives={
+            "o": ObjectiveInfo("o", "O", None, None, date(2026, 1, 1), date(2026, 4, 1), None, 1.0)
+        },
+        key_results={"k": KeyResultInfo("k", "o", "K", None, 0.0, 10.0, "increase", 1.0)},
+        tactics={"t": TacticInfo("t", "k", "T", 1.0)},
+    )
+    counts = {"t": ItemCounts(total=4, done=3, done_in_window=3)}
+    checkins = {"k": (5.0, at(date(2026, 2, 1)))}
+    result = signals.compute(structure, counts, checkins, date(2026, 2, 15), CFG)
+    assert result.tactics["t"].completion == 0.75
+    assert result.key_results["k"].outcome.progress == 0.5
+    assert result.key_results["k"].execution.completion == 0.75
+    assert result.objectives["o"].outcome.progress == 0.5
+    assert [kind for kind, *_ in signals.snapshot_subjects(result)] == [
+        "tactic", "key_result", "objective"
+    ]  # fmt: skip
