@@ -157,18 +157,16 @@ def sync(
     import asyncio
 
     from okrsync.locks import store_lock
-    from okrsync.pipeline import MappingState, after_sync
+    from okrsync.pipeline import MappingState, sync_and_recompute
     from okrsync.render import render_runs
-    from okrsync.service import sync_held
 
     state = state_of(ctx)
     state.settings.check_credentials(connector)  # a missing token: exit 2 with file:line
     with store_lock(state.settings.store_url(), "sync --once"):
         mapping = MappingState.load(state.settings)
         mapping.apply(state.store, state.settings, allow_empty=allow_empty, yes=yes)
-        linker = mapping.linker(state.store)
-        done = asyncio.run(sync_held(state.settings, state.store, connector, linker, "sync --once"))
-        after_sync(state.store, state.settings, mapping, done.results)
+        pipeline = sync_and_recompute(state.settings, state.store, mapping, connector)
+        done = asyncio.run(pipeline)
     render_runs(out(), done.results)
     for name, why in done.skipped.items():
         err().print(f"skipped {safe(name)}: {safe(why)}", highlight=False)

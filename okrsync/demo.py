@@ -16,13 +16,12 @@ from rich.console import Console
 
 from okrsync.config import ConnectorConfig, Settings, connector_config
 from okrsync.logging import configure, quiet_defaults
-from okrsync.pipeline import MappingState, after_sync
+from okrsync.pipeline import MappingState, sync_and_recompute
 from okrsync.render import render_runs
 from okrsync.report import export_tree, render_report
 from okrsync.sandbox import Sandbox
 from okrsync.signals import today
 from okrsync.store import Store
-from okrsync.sync import sync_once
 from okrsync.textsafe import markup_safe as safe
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
@@ -105,9 +104,8 @@ def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = Non
                 for tracker in ("jira", "asana", "github"):
                     sb.mutate(tracker, 5)
             console.print(f"[bold]{step}. {title}[/]")
-            results = asyncio.run(sync_once(settings, store, linker=mapping.linker(store)))
-            after_sync(store, settings, mapping, results)
-            render_runs(console, results)
+            done = asyncio.run(sync_and_recompute(settings, store, mapping, role="demo"))
+            render_runs(console, done.results)
         console.print("[bold]3. the OKR report[/]: outcome (check-ins) beside execution (work)")
         render_report(console, export_tree(store, today(), settings.signals))
         store.close()

@@ -1,7 +1,12 @@
-"""What happens around a sync run: the current mapping, linking pages, and derived signals.
+"""The one pipeline: pull pages → commit each with its cursor → link → recompute signals.
 
-The daemon, `sync --once`, `remap` and the demo share this, so every path behaves alike.
-`MappingState` is the last good mapping: a broken file never replaces it.
+    sync_and_recompute   each connector (or one) once, under its run lock (`holding`):
+                         `sync.run_connector` pulls pages and commits them with their cursor
+                         and links; then the signals of the tactics they touched are recomputed
+
+The daemon's jobs, `run --once`, `sync --once` and the demo all call `sync_and_recompute`, so
+every path behaves alike; `remap` and a reload go through `MappingState.apply`. `MappingState`
+is the last good mapping: a broken file never replaces it.
 
 `check_load` guards the OKR tree in the store against a mis-mounted volume or a bad
 checkout: an empty mapping set is refused unless `allow_empty`, and a load that would
@@ -12,25 +17,31 @@ refused unless `yes`. The CLI takes `--allow-empty` / `--yes`; the daemon never 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import structlog
 
 from okrsync import signals
 from okrsync.config import Settings, SignalsConfig
-from okrsync.errors import ConfigError
+from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.locks import NoRunLocks, RunLocks, owner_alive
 from okrsync.mapping import Matcher
+from okrsync.models import RunResult
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.remap import RemapReport, make_linker, remap
-from okrsync.store import Store
-from okrsync.sync import Linker, RunResult
+from okrsync.store import RunOwner, Store
+from okrsync.sync import Limiters, Linker, new_client, run_connector, selected, settle_heap
 
 log = structlog.get_logger("okrsync.pipeline")
+ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
 CLI_OVERRIDE = "run the command again with --yes"
 DAEMON_OVERRIDE = (
     "the daemon never archives that much on its own: run `okrsync okrs sync --yes` once to "
@@ -162,9 +173,7 @@ class MappingState:
         return files_digest(settings) != self.digest
 
 
-def after_sync(
-    store: Store, settings: Settings, mapping: MappingState, results: Sequence[RunResult]
-) -> None:
+def after_sync(store: Store, settings: Settings, results: Sequence[RunResult]) -> None:
     """Recompute signals for the tactics whose items changed (all of them after deletions)."""
     touched: set[str] = set().union(*(r.touched_tactics for r in results))
     if any(r.deleted for r in results):
@@ -214,3 +223,150 @@ def recompute(
         written,
         time.perf_counter() - started,
     )
+
+
+@dataclass
+class Synced:
+    """What one pass of the pipeline did: the runs it made, the connectors it skipped (why)."""
+
+    results: list[RunResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+MappingSource = Callable[[], Awaitable[MappingState]]
+Observer = Callable[[RunResult], Awaitable[None]]
+
+
+async def sync_and_recompute(
+    settings: Settings,
+    store: Store,
+    mapping: MappingState | MappingSource,
+    only: str | None = None,
+    *,
+    role: str = "sync --once",
+    locks: RunLocks | None = None,
+    client: httpx.AsyncClient | None = None,
+    limiters: Limiters | None = None,
+    observe: Observer | None = None,
+    keep_going: bool = False,
+) -> Synced:
+    """Each connector (`only`, else every enabled one) once, concurrently, then the signals.
+
+    A connector runs only while holding its run lock (`holding`; `locks` defaults to
+    `run_locks(store, role)`, closed at the end); one held elsewhere is skipped, named in
+    `skipped`. On SQLite the caller holds the store lock (`locks.store_lock`). `mapping` is
+    the one to link with, or a coroutine function returning it, awaited inside the lock
+    before each run (the daemon picks up edited files there); `observe` sees each result
+    while the lock is still held. Signals are recomputed after the runs, outside the locks;
+    with `keep_going` a failed recompute is logged (`after_sync.failed`), not raised.
+    """
+    configs = selected(settings, only)
+    settle_heap()
+    held = locks if locks is not None else run_locks(store, role)
+    step = _Step(settings, store, mapping, limiters or Limiters(), observe)
+    done = Synced()
+    try:
+        async with _client(client) as http:
+            await asyncio.gather(*(step.held(held, cc.name, http, done) for cc in configs))
+    finally:
+        if locks is None:
+            held.close()
+    await _recompute(store, settings, done.results, keep_going=keep_going)
+    return done
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One connector's run inside the pipeline: hold it, link with the mapping, commit."""
+
+    settings: Settings
+    store: Store
+    mapping: MappingState | MappingSource
+    limiters: Limiters
+    observe: Observer | None
+
+    async def held(
+        self, locks: RunLocks, name: str, client: httpx.AsyncClient, done: Synced
+    ) -> None:
+        async with holding(locks, self.store, name) as skip:
+            if skip is not None:
+                done.skipped[name] = skip
+                return
+            done.results.append(await self.run(name, client))
+
+    async def run(self, name: str, client: httpx.AsyncClient) -> RunResult:
+        mapping = self.mapping
+        current = mapping if isinstance(mapping, MappingState) else await mapping()
+        cc = self.settings.connector(name)
+        linker = current.linker(self.store)
+        commit_items = self.settings.store.commit_items
+        result = await run_connector(cc, self.store, client, self.limiters, linker, commit_items)
+        if self.observe is not None:
+            await self.observe(result)
+        return result
+
+
+@asynccontextmanager
+async def _client(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The caller's HTTP client, else a new one closed at the end."""
+    if client is not None:
+        yield client
+        return
+    async with new_client() as own:
+        yield own
+
+
+async def _recompute(
+    store: Store, settings: Settings, results: Sequence[RunResult], *, keep_going: bool
+) -> None:
+    try:
+        await asyncio.to_thread(after_sync, store, settings, results)
+    except OkrsyncError as exc:
+        if not keep_going:
+            raise
+        log.error(  # noqa: TRY400 - an expected error: the message is the story
+            "after_sync.failed", connectors=[r.connector for r in results], error=str(exc)
+        )
+
+
+def run_locks(store: Store, role: str) -> RunLocks:
+    """Per-connector locks: advisory locks on PostgreSQL; none needed under SQLite's."""
+    return store.advisory_locks(role) if store.dialect == "postgresql" else NoRunLocks()
+
+
+@asynccontextmanager
+async def holding(locks: RunLocks, store: Store, connector: str) -> AsyncIterator[str | None]:
+    """Hold `connector` for a run: yields None to go ahead, else why the run must skip.
+
+    Every writer (daemon, replica, `sync --once`, demo) runs a connector only inside this.
+    """
+    async with locks.hold(connector) as got:
+        if not got:
+            holder = await asyncio.to_thread(locks.holder, connector)
+            yield f"held by {holder or 'another okrsync process'}"
+            return
+        live = await asyncio.to_thread(reap_stale_runs, store, connector)
+        yield None if live is None else f"a run by {live} is still in flight"
+
+
+def reap_stale_runs(store: Store, connector: str) -> RunOwner | None:
+    """Mark `connector`'s runs whose owner is gone as interrupted (`ABANDONED`).
+
+    Called while holding the connector (advisory lock or the SQLite store lock): a run's
+    owner is gone when it no longer holds that lock — on this host, when its pid is dead or
+    belongs to another process (`locks.owner_alive`). Returns the owner of a run that is
+    still alive (an okrsync that takes no lock), which the caller must not run beside.
+    """
+    gone: dict[int, str] = {}
+    live: RunOwner | None = None
+    for run_id, owner in store.running_runs(connector):
+        if owner_alive(owner):
+            live = owner
+        else:
+            gone[run_id] = f"{ABANDONED}; its owner was {owner}" if owner else ABANDONED
+    n = store.abandon_runs(gone) if gone else 0
+    if n:
+        log.warning("sync.reaped_stale_runs", connector=connector, runs=n)
+    if live is not None:
+        log.warning("sync.owner_alive", connector=connector, owner=str(live))
+    return live

@@ -2,8 +2,8 @@
 
     start   lock the SQLite file (one daemon per file) → upgrade the store → load and apply
             the mapping (a broken one at start: exit 2) → endpoint → one job per connector
-    job     hold the connector (PostgreSQL: advisory lock, else skip) → run_connector →
-            metrics → after_sync
+    job     pipeline.sync_and_recompute for the connector: hold it (PostgreSQL: advisory
+            lock, else skip) → run_connector → metrics → recompute the signals it touched
     SIGHUP  reload config and mapping; a broken file keeps the last good one, says so in the
             log (`*.reload_failed`), in /readyz and in `okrsync runs`
     SIGTERM/SIGINT  stop firing, cancel runs in flight (each records "interrupted"; the store
@@ -21,9 +21,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,31 +41,25 @@ from okrsync.config import (
     parse_schedule,
 )
 from okrsync.endpoint import Endpoint, Reply, Request, json_reply
-from okrsync.errors import DEADLINE_EXCEEDED, ConfigError, OkrsyncError
-from okrsync.locks import (
-    DAEMON,
-    NoRunLocks,
-    RunLocks,
-    owner_alive,
-    store_lock,
-)
+from okrsync.errors import DEADLINE_EXCEEDED, ConfigError
+from okrsync.locks import DAEMON, store_lock
 from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import CONTENT_TYPE, Metrics
-from okrsync.pipeline import DAEMON_OVERRIDE, MappingRefused, MappingState, after_sync
-from okrsync.store import RunOwner, Store
-from okrsync.sync import (
-    Limiters,
-    Linker,
-    RunResult,
-    new_client,
-    run_connector,
-    selected,
-    settle_heap,
+from okrsync.models import RunResult
+from okrsync.pipeline import ABANDONED as ABANDONED
+from okrsync.pipeline import (
+    DAEMON_OVERRIDE,
+    MappingRefused,
+    MappingState,
+    run_locks,
+    sync_and_recompute,
 )
+from okrsync.pipeline import reap_stale_runs as reap_stale_runs
+from okrsync.store import Store
+from okrsync.sync import Limiters, new_client, settle_heap
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
-ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
 # /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
 NOT_READY = (
     "store_unreachable",
@@ -146,35 +138,35 @@ class Service:
             self.running.discard(task)
 
     async def _locked_run(self, name: str) -> RunResult | None:
-        cc = self.settings.connector(name)
-        async with holding(self.locks, self.store, name) as skip:
-            if skip is not None:
-                self.metrics.skipped.labels(name).inc()
-                log.info("sync.skipped_locked", connector=name, reason=skip)
-                return None
-            result = await self._run(cc)
-        mapping = self.mapping
-        try:
-            await asyncio.to_thread(after_sync, self.store, self.settings, mapping, [result])
-        except OkrsyncError as exc:  # a failed derivation must not stop the next runs
-            log.error(  # noqa: TRY400 - an expected error: the message is the story
-                "after_sync.failed", connector=name, error=str(exc)
-            )
-        return result
-
-    async def _run(self, cc: ConnectorConfig) -> RunResult:
         if self.client is None:
             self.client = new_client()
-        if await asyncio.to_thread(self.mapping.stale, self.settings):
-            await self.reload_mapping(self.settings)  # edited files apply at the next cycle
-        linker = self.mapping.linker(self.store)
-        result = await run_connector(
-            cc, self.store, self.client, self.limiters, linker, self.settings.store.commit_items
+        done = await sync_and_recompute(
+            self.settings,
+            self.store,
+            self._current_mapping,
+            name,
+            locks=self.locks,
+            client=self.client,
+            limiters=self.limiters,
+            observe=self._observe,
+            keep_going=True,  # a failed derivation must not stop the next runs
         )
+        for skipped, why in done.skipped.items():
+            self.metrics.skipped.labels(skipped).inc()
+            log.info("sync.skipped_locked", connector=skipped, reason=why)
+        return done.results[0] if done.results else None
+
+    async def _current_mapping(self) -> MappingState:
+        """The mapping a run links with: edited files apply at the next cycle."""
+        if await asyncio.to_thread(self.mapping.stale, self.settings):
+            await self.reload_mapping(self.settings)
+        return self.mapping
+
+    async def _observe(self, result: RunResult) -> None:
+        """Metrics of a run, taken while it still holds its connector."""
         self.metrics.observe(result)
-        newest = await asyncio.to_thread(newest_updated, self.store, cc.name)
-        self.metrics.newest_updated(cc.name, newest)
-        return result
+        newest = await asyncio.to_thread(newest_updated, self.store, result.connector)
+        self.metrics.newest_updated(result.connector, newest)
 
     async def once(self) -> int:
         """Run every enabled connector once, concurrently; 1 if any run failed."""
@@ -396,98 +388,6 @@ def _first_run(cc: ConnectorConfig) -> datetime | None:
 def newest_updated(store: Store, connector: str) -> datetime | None:
     """The newest stored `updated` of a connector's items."""
     return store.newest_updated(connector)
-
-
-def run_locks(store: Store, role: str) -> RunLocks:
-    """Per-connector locks: advisory locks on PostgreSQL; none needed under SQLite's."""
-    return store.advisory_locks(role) if store.dialect == "postgresql" else NoRunLocks()
-
-
-@asynccontextmanager
-async def holding(locks: RunLocks, store: Store, connector: str) -> AsyncIterator[str | None]:
-    """Hold `connector` for a run: yields None to go ahead, else why the run must skip.
-
-    Every writer (daemon, replica, `sync --once`) runs a connector only inside this.
-    """
-    async with locks.hold(connector) as got:
-        if not got:
-            holder = await asyncio.to_thread(locks.holder, connector)
-            yield f"held by {holder or 'another okrsync process'}"
-            return
-        live = await asyncio.to_thread(reap_stale_runs, store, connector)
-        yield None if live is None else f"a run by {live} is still in flight"
-
-
-def reap_stale_runs(store: Store, connector: str) -> RunOwner | None:
-    """Mark `connector`'s runs whose owner is gone as interrupted (`ABANDONED`).
-
-    Called while holding the connector (advisory lock or the SQLite store lock): a run's
-    owner is gone when it no longer holds that lock — on this host, when its pid is dead or
-    belongs to another process (`locks.owner_alive`). Returns the owner of a run that is
-    still alive (an okrsync that takes no lock), which the caller must not run beside.
-    """
-    gone: dict[int, str] = {}
-    live: RunOwner | None = None
-    for run_id, owner in store.running_runs(connector):
-        if owner_alive(owner):
-            live = owner
-        else:
-            gone[run_id] = f"{ABANDONED}; its owner was {owner}" if owner else ABANDONED
-    n = store.abandon_runs(gone) if gone else 0
-    if n:
-        log.warning("sync.reaped_stale_runs", connector=connector, runs=n)
-    if live is not None:
-        log.warning("sync.owner_alive", connector=connector, owner=str(live))
-    return live
-
-
-@dataclass
-class HeldSync:
-    """What `sync --once` did: the runs it made and the connectors it skipped (and why)."""
-
-    results: list[RunResult] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-async def sync_held(
-    settings: Settings, store: Store, only: str | None, linker: Linker, role: str
-) -> HeldSync:
-    """`sync --once`: each connector once, concurrently, under the daemon's locks.
-
-    The caller holds the SQLite store lock (`locks.store_lock`); on PostgreSQL a connector
-    another process holds is skipped, named in `skipped`.
-    """
-    configs = selected(settings, only)
-    settle_heap()
-    locks, limiters, done = run_locks(store, role), Limiters(), HeldSync()
-    try:
-        async with new_client() as client:
-            runs = [
-                _held_run(locks, store, cc, client, limiters, linker, settings, done)
-                for cc in configs
-            ]
-            await asyncio.gather(*runs)
-    finally:
-        locks.close()
-    return done
-
-
-async def _held_run(
-    locks: RunLocks,
-    store: Store,
-    cc: ConnectorConfig,
-    client: httpx.AsyncClient,
-    limiters: Limiters,
-    linker: Linker,
-    settings: Settings,
-    done: HeldSync,
-) -> None:
-    async with holding(locks, store, cc.name) as skip:
-        if skip is not None:
-            done.skipped[cc.name] = skip
-            return
-        commit_items = settings.store.commit_items
-        done.results.append(await run_connector(cc, store, client, limiters, linker, commit_items))
 
 
 def configure_logging(settings: Settings) -> None:
