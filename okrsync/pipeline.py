@@ -271,6 +271,8 @@ async def sync_and_recompute(
     finally:
         if locks is None:
             held.close()
+    order = [cc.name for cc in configs]
+    done.results.sort(key=lambda r: order.index(r.connector))  # config order, not finish order
     await _recompute(store, settings, done.results, keep_going=keep_going)
     return done
 

@@ -1,4 +1,4 @@
-"""The only orchestrator: one run of one connector, and `sync --once` over all of them.
+"""One run of one connector: the pull-and-commit step of `pipeline.sync_and_recompute`.
 
     connector.pull(cursor) → pages → links → store.commit_pages(pages, links, run)
 
@@ -434,7 +434,8 @@ def selected(settings: Settings, only: str | None) -> list[ConnectorConfig]:
 async def sync_once(
     settings: Settings, store: Store, only: str | None = None, linker: Linker | None = None
 ) -> list[RunResult]:
-    """Run every enabled connector (or `only`) once, concurrently; return their results."""
+    """Pull and commit every enabled connector (or `only`) once, concurrently: no run locks,
+    no signals. For tests and benchmarks; callers use `pipeline.sync_and_recompute`."""
     configs = selected(settings, only)
     settle_heap()
     limiters = Limiters()
