@@ -149,15 +149,9 @@ class GitHubConnector:
                 return
             prog = Pass(window=st.since, start=_server_now(resp).isoformat())
         first = pending is None
-        guard = PageGuard(
-            self.config.name, scope, "issues", first=str(resp.url), limit=self._per_page
-        )
+        guard = self._guard(scope, "issues", resp)
         while True:
-            issues = _as_list(body, self.config.name)
-            nxt = _next_link(resp)
-            if nxt is not None:
-                self.http.check_origin(nxt)  # an off-origin link fails before its page is stored
-            guard.step(_ids(issues), nxt)
+            issues, nxt = self._checked(resp, body, guard)
             prog.observe(issues)
             items = self._normalise(issues, scope)
             if census is not None:
@@ -176,6 +170,25 @@ class GitHubConnector:
                 return
             first = False
             resp, body = await self._follow(prog.next)
+
+    def _guard(self, scope: str, listing: str, resp: httpx.Response) -> PageGuard:
+        """The loop guard of one listing, starting at the URL of its first page."""
+        return PageGuard(
+            self.config.name, scope, listing, first=str(resp.url), limit=self._per_page
+        )
+
+    def _checked(
+        self, resp: httpx.Response, body: Any, guard: PageGuard
+    ) -> tuple[list[Json], str | None]:
+        """A page's issues and next link, past the origin check and the loop guard: an
+        off-origin or repeated link fails the run before this page (whose cursor would carry
+        it) is stored."""
+        issues = _as_list(body, self.config.name)
+        nxt = _next_link(resp)
+        if nxt is not None:
+            self.http.check_origin(nxt)
+        guard.step(_ids(issues), nxt)
+        return issues, nxt
 
     def _finish(self, st: ScopeState, prog: Pass, single: httpx.Response | None) -> None:
         """Close a pass: move `since`, keep the ETag only for a short single-page answer."""
@@ -204,15 +217,9 @@ class GitHubConnector:
         """
         ids: list[str] = []
         resp, body = await self._list(scope, {"state": "all", "per_page": self._per_page}, None)
-        guard = PageGuard(
-            self.config.name, scope, "census", first=str(resp.url), limit=self._per_page
-        )
+        guard = self._guard(scope, "census", resp)
         while True:
-            issues = _as_list(body, self.config.name)
-            nxt = _next_link(resp)
-            if nxt is not None:
-                self.http.check_origin(nxt)  # an off-origin link fails before its page is stored
-            guard.step(_ids(issues), nxt)
+            issues, nxt = self._checked(resp, body, guard)
             items = self._normalise(issues, scope)
             ids.extend(i.external_id for i in items)
             page = Page(items=items, cursor={}, scope=scope)
