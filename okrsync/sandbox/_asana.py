@@ -22,6 +22,7 @@ from okrsync.sandbox._core import (
     Env,
     Request,
     Response,
+    alternating_token,
     decode_token,
     dumps,
     encode_token,
@@ -280,7 +281,9 @@ def _task_page(
         data = selected_parts(recs, state, world.asana_projects, opt_fields)
     next_page = None
     if alternate is not None:
-        next_page = _next_page(req, project, _alternated(req, alternate, query_hash))
+        next_page = _next_page(
+            req, project, alternating_token(alternate.params, query_hash, req.query.get("offset"))
+        )
     elif offset + len(recs) < total:
         token = encode_token({"o": offset + len(recs), "h": query_hash, "t": int(time.time())})
         next_page = _next_page(req, project, token)
@@ -305,13 +308,6 @@ _HUGE_TASK = (
     b'{"gid":"%d","resource_type":"task","name":"generated %d","resource_subtype":'
     b'"default_task","completed":false,"created_at":"%b","modified_at":"%b"}'
 )
-
-
-def _alternated(req: Request, fault: Fault, query_hash: str) -> str:
-    """Offset A after the first page and after B, B after A: both are valid first-page offsets."""
-    issued = int(fault.params.setdefault("issued", int(time.time())))
-    a, b = (encode_token({"o": 0, "h": query_hash, "t": issued, "x": x}) for x in "AB")
-    return b if req.query.get("offset") == a else a
 
 
 def _hostile_tasks(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,17 @@ def splice(envelope: dict[str, Any], parts: list[bytes]) -> bytes:
 def encode_token(payload: dict[str, Any]) -> str:
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def alternating_token(params: dict[str, Any], query_hash: str, current: object) -> str:
+    """A hostile tracker's next-page token: A after the first page and after B, B after A.
+
+    Both are valid first-page tokens for the query, so a client that follows them never ends
+    unless it notices the repeat; `params` (the fault's) keeps the issue time stable.
+    """
+    issued = int(params.setdefault("issued", int(time.time())))
+    a, b = (encode_token({"o": 0, "h": query_hash, "t": issued, "x": x}) for x in "AB")
+    return b if current == a else a
 
 
 def decode_token(token: str) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from okrsync.sandbox._core import (
     Env,
     Request,
     Response,
+    alternating_token,
     decode_token,
     dumps,
     encode_token,
@@ -433,7 +434,7 @@ def search_jql(req: Request, env: Env) -> Response:
         body = {
             "issues": ITEMS,
             "isLast": False,
-            "nextPageToken": _alternated(alternate, jql, token),
+            "nextPageToken": alternating_token(alternate.params, short_hash(jql), token),
         }
     elif not body["isLast"]:
         body["nextPageToken"] = encode_token(
@@ -515,13 +516,6 @@ _HUGE_ISSUE = (
     b'{"id":"%d","key":"%b-%d","fields":{"summary":"generated %d","issuetype":{"name":"Task"},'
     b'"project":{"key":"%b"},"created":"%b","updated":"%b"}}'
 )
-
-
-def _alternated(fault: Fault, jql: str, token: Any) -> str:
-    """Token A after the first page and after B, B after A: both are valid first-page tokens."""
-    issued = int(fault.params.setdefault("issued", int(time.time())))
-    a, b = (encode_token({"o": 0, "h": short_hash(jql), "t": issued, "x": x}) for x in "AB")
-    return b if token == a else a
 
 
 def _hostile_search(
