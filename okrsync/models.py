@@ -55,7 +55,7 @@ DEFAULT_DROPPED_NAMES = (
 
 @dataclass(slots=True)
 class WorkItem:
-    """One task, issue, pull request or container, in the one shape PRODUCT.md defines.
+    """One task, issue, pull request or container, in one shape for every tracker.
 
     `external_id` is the tracker's stable id (Jira issue id, Asana gid, GitHub issue id);
     `key` is the human key (PROJ-12, owner/repo#12, the Asana gid); `item_type` is the

@@ -15,7 +15,7 @@ in `CSV_COLUMNS` order:
                         status (objectives and key results)
     execution_completion  objectives and key results (tactics: see `completion`)
     flags               divergence flags joined with ';'
-    <tactic signals>    the 16 signals of PRODUCT.md (tactics only), same names as the JSON;
+    <tactic signals>    the 16 tactic signals of docs/signals.md, same names as the JSON;
                         `execution_status` also holds an objective's / key result's
                         execution status
 

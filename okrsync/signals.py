@@ -11,7 +11,7 @@ divergence flags compare the two.
                   (tactic completion averaged by weight, worst tactic status), flags
     objective     key results' outcome and execution averaged by weight, flags
 
-Definitions follow PRODUCT.md ("Signals", "Precise definitions"). An item's *closing date* is
+Definitions: docs/signals.md. An item's *closing date* is
 its `completed_at`, else its last `updated` (trackers do not all stamp dropped items): done
 or dropped items closed before the period start are history and leave every count; done
 items closed inside the throughput window count as completed there. All dates are UTC
@@ -80,7 +80,7 @@ def today() -> date:
 
 @dataclass(frozen=True)
 class TacticSignals:
-    """Exactly the per-tactic signals of PRODUCT.md, in its order."""
+    """Exactly the per-tactic signals of docs/signals.md, in its order."""
 
     items_total: int
     items_done: int
