@@ -267,12 +267,11 @@ async def sync_and_recompute(
     done = Synced()
     try:
         async with _client(client) as http:
-            await asyncio.gather(*(step.held(held, cc.name, http, done) for cc in configs))
+            runs = await asyncio.gather(*(step.held(held, cc.name, http, done) for cc in configs))
     finally:
         if locks is None:
             held.close()
-    order = [cc.name for cc in configs]
-    done.results.sort(key=lambda r: order.index(r.connector))  # config order, not finish order
+    done.results = [r for r in runs if r is not None]  # gather keeps config order
     await _recompute(store, settings, done.results, keep_going=keep_going)
     return done
 
@@ -289,12 +288,14 @@ class _Step:
 
     async def held(
         self, locks: RunLocks, name: str, client: httpx.AsyncClient, done: Synced
-    ) -> None:
+    ) -> RunResult | None:
+        """The run, made while holding the connector; None (reason in `done.skipped`) when
+        another process holds it."""
         async with holding(locks, self.store, name) as skip:
             if skip is not None:
                 done.skipped[name] = skip
-                return
-            done.results.append(await self.run(name, client))
+                return None
+            return await self.run(name, client)
 
     async def run(self, name: str, client: httpx.AsyncClient) -> RunResult:
         mapping = self.mapping
