@@ -3,76 +3,32 @@ and it never archives most of the OKR tree on its own."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from okrsync.demo import sandbox_connectors, sandbox_env
+from okrsync.demo import sandbox_env
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.sandbox import Sandbox
 from okrsync.store import Store
 from okrsync.tree import load_tree_view
 from tests.helpers import TREE, write
+from tests.integration.test_service import events, wait_for, write_config
 
 SIZES = {"jira": 10, "jira_dc": 10, "asana": 10, "github": 10}
-T = TypeVar("T")
 T0 = datetime(2026, 10, 5, tzinfo=UTC)
-
-
-def wait_for(check: Callable[[], T], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def events(log: Path) -> list[dict[str, Any]]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
 
 def event(log: Path, name: str) -> Callable[[], list[dict[str, Any]]]:
     return lambda: [e for e in events(log) if e["event"] == name]
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def write_config(tmp_path: Path, sb: Sandbox, url: str, log: Path) -> Path:
-    lines = [
-        f"[store]\nurl = {toml_value(url)}\n",
-        '[mappings]\npaths = ["okrs"]\n',
-        f'[logging]\nlevel = "info"\nformat = "json"\nfile = {toml_value(str(log))}\n',
-        '[service]\nhost = "127.0.0.1"\nport = 0\n',
-    ]
-    for cc in sandbox_connectors(sb, schedule="every 1h"):
-        body = cc.model_dump(exclude_none=True)
-        lines.append(
-            "[[connectors]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in body.items())
-        )
-    write(tmp_path / "okrs" / "main.toml", TREE)
-    return write(tmp_path / "okrsync.toml", "\n".join(lines))
 
 
 @contextmanager
@@ -94,7 +50,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]
     store.commit_page("jira", Page([evil], {"v": 0}))
     store.close()
     with Sandbox(seed=5, sizes=SIZES) as sb:
-        cfg = write_config(tmp_path, sb, url, log)
+        cfg = write_config(tmp_path, sb, url, log, schedule="every 1h")
         env = {**os.environ, **sandbox_env(sb), "NO_COLOR": "1"}
         with (tmp_path / "okrsync.err").open("wb") as err:
             proc = subprocess.Popen(
@@ -104,7 +60,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]
                 stderr=err,
             )
         try:
-            listening = wait_for(event(log, "service.listening"), "the endpoint")[0]
+            listening = wait_for(event(log, "service.listening"), "the endpoint", timeout=20.0)[0]
             yield proc, log, f"http://127.0.0.1:{listening['port']}"
         finally:
             if proc.poll() is None:
@@ -120,7 +76,7 @@ def test_a_backtracking_title_rule_on_sighup_leaves_the_daemon_responsive(tmp_pa
         rules = "[[tactic.rule]]\ntitle = '(a+)+$'\n[[tactic.rule]]\ntitle = 'a+b'\n"
         write(tmp_path / "okrs" / "main.toml", TREE + rules)
         proc.send_signal(signal.SIGHUP)
-        wait_for(event(log, "mapping.reloaded"), "the reload with the title rule")
+        wait_for(event(log, "mapping.reloaded"), "the reload with the title rule", timeout=20.0)
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, (tmp_path / "okrsync.err").read_text()
@@ -132,7 +88,7 @@ def test_the_daemon_never_archives_most_of_the_tree_on_its_own(tmp_path: Path) -
     with daemon(tmp_path) as (proc, log, base):
         write(tmp_path / "okrs" / "main.toml", "# a bad checkout left this file empty\n")
         proc.send_signal(signal.SIGHUP)
-        refused = wait_for(event(log, "mapping.reload_refused"), "the refusal")[0]
+        refused = wait_for(event(log, "mapping.reload_refused"), "the refusal", timeout=20.0)[0]
         assert "would archive 4 of the 4 objectives" in refused["error"]
         assert "okrsync okrs sync --yes" in refused["error"]
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 503
