@@ -8,7 +8,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from okrsync.sandbox import _asana, _github, _jira
+import httpx
+
+from okrsync.sandbox import _asana, _github, _jira, _transport
 from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
 from okrsync.sandbox._data import TRACKERS, Rec, TruthItem, dt_to_ms
 from okrsync.sandbox._faults import FaultQueue
@@ -21,6 +23,7 @@ from okrsync.sandbox._server import (
     Witness,
     admin_json,
 )
+from okrsync.sandbox._transport import IN_PROCESS_ORIGIN
 from okrsync.sandbox._world import TrackerState, World
 
 DEFAULT_SIZES = {"jira": 300, "jira_dc": 200, "asana": 300, "github": 300}
@@ -108,9 +111,16 @@ class Sandbox:
         return int(self._server.server_address[1])
 
     def base_url(self, tracker: str) -> str:
+        """The tracker's base URL: on the started server, else for `transport()`."""
         if tracker not in PREFIX_OF:
             raise ValueError(f"unknown tracker {tracker!r}; known: {list(TRACKERS)}")
+        if self._server is None:
+            return f"{IN_PROCESS_ORIGIN}{PREFIX_OF[tracker]}"
         return f"http://{self._host}:{self.port}{PREFIX_OF[tracker]}"
+
+    def transport(self) -> httpx.MockTransport:
+        """Serve this sandbox in process, no socket (see `_transport.py`); needs no `start()`."""
+        return _transport.transport(self.app)
 
     def warm(self) -> None:
         """Pre-render list JSON bytes so a benchmark's first pass measures the client.

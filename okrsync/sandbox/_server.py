@@ -114,6 +114,41 @@ class App:
             self.log.append(entry)
 
 
+def _tracker_of(path: str) -> tuple[str, str]:
+    for prefix, tracker in (*PREFIXES, ("/_sandbox", "_sandbox")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return tracker, path[len(prefix) :] or "/"
+    return "", path
+
+
+def dispatch(
+    app: App, method: str, target: str, headers: dict[str, str], body: bytes, origin: str
+) -> tuple[Request, Outcome]:
+    """Parse one request (`target` = path and query) and serve it; the socket server and the
+    in-process transport (`_transport.py`) both come through here, so they cannot differ."""
+    split = urllib.parse.urlsplit(target)
+    query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+    tracker, rest = _tracker_of(split.path)
+    req = Request(
+        tracker,
+        method,
+        rest,
+        query,
+        headers,
+        body,
+        origin + PREFIX_OF.get(tracker, ""),
+        split.query,
+    )
+    try:
+        if tracker == "_sandbox":
+            return req, Outcome(app.admin(req))
+        if not tracker:
+            return req, Outcome(json_response(404, {"message": f"no tracker at {req.path}"}))
+        return req, app.serve(req)
+    except Exception as exc:
+        return req, Outcome(json_response(500, {"message": f"sandbox error: {exc!r}"}))
+
+
 class Handler(BaseHTTPRequestHandler):
     """Parses, dispatches and writes; never lets an exception kill the connection silently."""
 
@@ -134,44 +169,15 @@ class Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        split = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        tracker, rest = self._tracker(split.path)
-        req = Request(
-            tracker,
-            self.command,
-            rest,
-            query,
-            headers,
-            body,
-            self.server.base + PREFIX_OF.get(tracker, ""),
-            split.query,
+        req, outcome = dispatch(
+            self.server.app, self.command, self.path, headers, body, self.server.base
         )
-        outcome = self._dispatch(req)
         status = self._write(outcome)
-        if tracker != "_sandbox":
+        if req.tracker != "_sandbox":
             self.server.app.record(
-                RequestLog(tracker, self.command, rest, query, status, started, headers)
+                RequestLog(req.tracker, req.method, req.path, req.query, status, started, headers)
             )
-
-    @staticmethod
-    def _tracker(path: str) -> tuple[str, str]:
-        for prefix, tracker in (*PREFIXES, ("/_sandbox", "_sandbox")):
-            if path == prefix or path.startswith(prefix + "/"):
-                return tracker, path[len(prefix) :] or "/"
-        return "", path
-
-    def _dispatch(self, req: Request) -> Outcome:
-        app = self.server.app
-        try:
-            if req.tracker == "_sandbox":
-                return Outcome(app.admin(req))
-            if not req.tracker:
-                return Outcome(json_response(404, {"message": f"no tracker at {req.path}"}))
-            return app.serve(req)
-        except Exception as exc:
-            return Outcome(json_response(500, {"message": f"sandbox error: {exc!r}"}))
 
     def _write(self, outcome: Outcome) -> int:
         resp = outcome.response
