@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_sync import reference_s
+from okrsync.linking import derive
 from okrsync.mapping import Matcher, check_rules, compile_rules
 from okrsync.okrfile import RawRule, Source, load_tree, no_cycle_collection
-from okrsync.remap import derive
 from okrsync.store import StoredItem
 
 LABELS = ("backend", "frontend", "infra", "growth", "bug", "tech-debt", "okr", "customer")

@@ -24,7 +24,7 @@ from okrsync.textsafe import printable
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from okrsync.mapping import Rule
     from okrsync.okrfile import OkrTree
-    from okrsync.remap import ContainerGroup, PreviewReport, TacticPreview
+    from okrsync.preview import ContainerGroup, PreviewReport, TacticPreview
     from okrsync.store import Store
 
 # The flags every command that loads the OKR tree into the store takes (okrs sync, sync,
@@ -141,8 +141,8 @@ def _store_warnings(state: State, rules: list[Rule], tree: OkrTree) -> list[str]
     if store is None:
         say("note: no store yet, so rules were not tried against stored items")
         return []
-    from okrsync.mapping import Matcher  # after the check above: remap brings sqlalchemy
-    from okrsync.remap import analyse
+    from okrsync.mapping import Matcher  # after the check above: the store brings sqlalchemy
+    from okrsync.preview import analyse
 
     try:
         items = store.stored_items()
@@ -170,7 +170,7 @@ def preview_cmd(
 ) -> None:
     """Show which stored items each rule would attach, what stays unmapped, what overlaps."""
     from okrsync.mapping import Matcher
-    from okrsync.remap import analyse
+    from okrsync.preview import analyse
 
     state = state_of(ctx)
     tree = state.tree()
@@ -239,25 +239,25 @@ def remap_cmd(
     yes: Yes = False,
 ) -> None:
     """Re-derive every link (and the signals) from the stored items: no tracker is called."""
-    from okrsync.mapping import Matcher
-    from okrsync.pipeline import check_load
-    from okrsync.remap import remap
+    from okrsync.pipeline import MappingState
 
     day = _parse_day(as_of)
     state = state_of(ctx)
-    tree = state.tree()
-    matcher = Matcher.from_tree(tree, connector_names(state))
-    store = state.store
-    check_load(store, tree, state.settings.mapping_paths(), allow_empty=allow_empty, yes=yes)
-    store.apply_okr_tree(tree)
-    report = remap(store, matcher)
+    mapping = MappingState.load(state.settings)
+    applied = mapping.apply(
+        state.store, state.settings, as_of=day, allow_empty=allow_empty, yes=yes
+    )
+    report = applied.links
     say(
-        f"remapped {report.items} stored items with {len(matcher.rules)} rules: "
+        f"remapped {report.items} stored items with {len(mapping.matcher.rules)} rules: "
         f"{report.links} links ({report.added} added, {report.removed} removed)"
     )
-    for tid in sorted(tree.tactics):
+    for tid in sorted(mapping.tree.tactics):
         say(f"  {tid}: {report.per_tactic.get(tid, 0)} work item(s)")
-    _recompute(state, store, day)
+    say(
+        f"signals as of {applied.signals.as_of}: "
+        f"{applied.signals.snapshots_written} snapshot(s) written"
+    )
 
 
 def _parse_day(text: str | None) -> date | None:
@@ -267,10 +267,3 @@ def _parse_day(text: str | None) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
-
-
-def _recompute(state: State, store: Store, day: date | None) -> None:
-    from okrsync.pipeline import recompute
-
-    result = recompute(store, state.settings.signals, day)
-    say(f"signals as of {result.as_of}: {result.snapshots_written} snapshot(s) written")

@@ -6,6 +6,7 @@ Vendor JSON never leaves `connectors/`; everything after a connector sees only t
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -85,6 +86,59 @@ class WorkItem:
     completed_at: datetime | None = None
     custom: dict[str, str] = field(default_factory=dict)
     previous_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """The matchable fields of a stored work item, as the store reads them for a remap."""
+
+    connector: str
+    external_id: str
+    key: str
+    kind: str
+    item_type: str | None
+    title: str
+    container: str | None
+    parent_key: str | None
+    labels: tuple[str, ...]
+    milestone: str | None
+    section: str | None
+    assignee: str | None
+    custom: Mapping[str, str]
+    previous_keys: tuple[str, ...]
+    deleted: bool = False
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return (self.connector, self.external_id)
+
+    @property
+    def is_work(self) -> bool:
+        """A live work item: counted, unlike containers and deleted items."""
+        return not self.deleted and self.kind not in CONTAINER_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class KeyNode:
+    """An item as its descendants' ancestry sees it: its key, parent and earlier keys."""
+
+    key: str
+    parent_key: str | None
+    previous_keys: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Lineage:
+    """What the store knows that a page's links depend on (`Store.lineage`).
+
+    `stored`: the stored key and earlier keys of the page's items that are already stored,
+    by (connector, external_id). `ancestors`: the stored items up the page's parent chains,
+    by connector, in the order they were found (nearest first); a key looked up but not
+    stored appears as a root, `KeyNode(key, None)`.
+    """
+
+    stored: dict[tuple[str, str], KeyNode] = field(default_factory=dict)
+    ancestors: list[tuple[str, KeyNode]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -32,13 +32,13 @@ import structlog
 from okrsync import signals
 from okrsync.config import Settings, SignalsConfig
 from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.linking import Linker, RemapReport, derive, link_page, tactic_counts
 from okrsync.locks import NoRunLocks, RunLocks, owner_alive
-from okrsync.mapping import Matcher
-from okrsync.models import RunResult
+from okrsync.mapping import Link, Matcher
+from okrsync.models import RunResult, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
-from okrsync.remap import RemapReport, make_linker, remap
-from okrsync.store import RunOwner, Store
-from okrsync.sync import Limiters, Linker, new_client, run_connector, selected, settle_heap
+from okrsync.store import LinkRow, RunOwner, Store
+from okrsync.sync import Limiters, new_client, run_connector, selected, settle_heap
 
 log = structlog.get_logger("okrsync.pipeline")
 ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
@@ -123,6 +123,14 @@ def files_digest(settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
+class Applied:
+    """What applying a mapping did: the links re-derived and the signals recomputed."""
+
+    links: RemapReport
+    signals: signals.RecomputeReport
+
+
+@dataclass(frozen=True)
 class MappingState:
     """A validated mapping (OKR tree + compiled rules) and the files it came from."""
 
@@ -148,29 +156,56 @@ class MappingState:
         store: Store,
         settings: Settings | None = None,
         *,
+        as_of: date | None = None,
         allow_empty: bool = False,
         yes: bool = False,
         override: str = CLI_OVERRIDE,
-    ) -> RemapReport:
+    ) -> Applied:
         """Load the tree, re-derive every link from stored items, recompute all signals.
 
-        Raises MappingRefused (nothing changed) as `check_load` says.
+        The one way a mapping reaches the store: `okrs sync`, `remap`, `run --once`, the
+        demo, the daemon's start and its reloads. Raises MappingRefused (nothing changed) as
+        `check_load` says.
         """
         check_load(
             store, self.tree, self.paths, allow_empty=allow_empty, yes=yes, override=override
         )
         store.apply_okr_tree(self.tree)
-        report = remap(store, self.matcher)
-        recompute(store, settings.signals if settings else None)
-        return report
+        links = remap(store, self.matcher)
+        return Applied(links, recompute(store, settings.signals if settings else None, as_of))
 
     def linker(self, store: Store) -> Linker:
         """The per-page linker for sync runs under this mapping."""
-        return make_linker(store, self.matcher)
+        return page_linker(store, self.matcher)
 
     def stale(self, settings: Settings) -> bool:
         """True when the mapping files changed on disk since this state was loaded."""
         return files_digest(settings) != self.digest
+
+
+def page_linker(store: Store, matcher: Matcher) -> Linker:
+    """Links of each synced page: the store reads what they depend on (`Store.lineage`),
+    `linking.link_page` derives them."""
+
+    def link(items: Sequence[WorkItem]) -> dict[str, list[Link]]:
+        return link_page(items, store.lineage(items), matcher) if items else {}
+
+    return link
+
+
+def remap(store: Store, matcher: Matcher) -> RemapReport:
+    """Re-derive every link from the stored items (`linking.derive`) in one store
+    transaction, which writes only the changes."""
+    links: dict[tuple[str, str], list[Link]] = {}
+
+    def wanted_of(items: list[StoredItem]) -> set[LinkRow]:
+        links.update(derive(items, matcher))
+        return {(c, e, t, r) for (c, e), pairs in links.items() for t, r in pairs}
+
+    done = store.relink(wanted_of)
+    report = RemapReport(len(done.items), done.links, done.added, done.removed)
+    report.per_tactic = tactic_counts(done.items, links)
+    return report
 
 
 def after_sync(store: Store, settings: Settings, results: Sequence[RunResult]) -> None:

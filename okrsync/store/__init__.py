@@ -5,7 +5,8 @@ package imports sqlalchemy tables or opens a connection (enforced by
 `tests/unit/test_invariant.py`).
 """
 
-from okrsync.store._items import ItemReader, StoredItem
+from okrsync.models import StoredItem
+from okrsync.store._items import ItemReader
 from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
 from okrsync.store._okr import ApplyReport, Checkin

@@ -3,14 +3,13 @@ and parents a page's linker needs, on one connection (one read snapshot)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from okrsync.models import CONTAINER_KINDS
+from okrsync.models import CONTAINER_KINDS, StoredItem
 from okrsync.store.tables import WORK_ITEM
 
 WI = WORK_ITEM
@@ -34,36 +33,6 @@ ITEM_COLUMNS = (
     WI.c.previous_keys,
     WI.c.deleted_at,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """The matchable fields of a stored work item."""
-
-    connector: str
-    external_id: str
-    key: str
-    kind: str
-    item_type: str | None
-    title: str
-    container: str | None
-    parent_key: str | None
-    labels: tuple[str, ...]
-    milestone: str | None
-    section: str | None
-    assignee: str | None
-    custom: Mapping[str, str]
-    previous_keys: tuple[str, ...]
-    deleted: bool = False
-
-    @property
-    def ident(self) -> ItemId:
-        return (self.connector, self.external_id)
-
-    @property
-    def is_work(self) -> bool:
-        """A live work item: counted, unlike containers and deleted items."""
-        return not self.deleted and self.kind not in CONTAINERS
 
 
 def _stored(m: sa.RowMapping) -> StoredItem:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from okrsync.store._items import StoredItem, load_items
+from okrsync.models import StoredItem
+from okrsync.store._items import load_items
 from okrsync.store.tables import ITEM_LINK
 
 LINK = ITEM_LINK

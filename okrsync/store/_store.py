@@ -31,11 +31,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from okrsync.errors import ConfigError, OkrsyncError, StoreError
-from okrsync.models import Cursor, Page, WorkItem
+from okrsync.models import Cursor, Lineage, Page, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
 from okrsync.store import _okr, _runs
-from okrsync.store._items import ItemReader, StoredItem, load_items
+from okrsync.store._items import ItemReader, load_items
+from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
 from okrsync.store._okr import ApplyReport, Checkin
 from okrsync.store._runs import RunOwner, now
@@ -191,6 +192,12 @@ class Store:
         """Item reads on one connection: one snapshot of the store for a page's linker."""
         with self.engine.connect() as conn:
             yield ItemReader(conn)
+
+    def lineage(self, items: Sequence[WorkItem]) -> Lineage:
+        """What the links of a page of `items` depend on in the store (one read snapshot):
+        their stored keys and their stored ancestors (`okrsync.linking.link_page`)."""
+        with self.item_reader() as reader:
+            return lineage(reader, items)
 
     def relink(self, wanted_of: Callable[[list[StoredItem]], set[LinkRow]]) -> Relinked:
         """In one transaction under the link table's write lock: read every item, ask

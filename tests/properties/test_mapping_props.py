@@ -10,9 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from okrsync.linking import Ancestry, derive
 from okrsync.mapping import Matcher, check_rules
+from okrsync.models import KeyNode
 from okrsync.okrfile import RawRule, Source, load_tree
-from okrsync.remap import Ancestry, Node, derive
 from okrsync.store import StoredItem
 
 WORDS = ["ALPHA", "BETA", "A-1", "A-2", "B-1", "bug", "ui", "jira", "asana", "v1", "Bug"]
@@ -243,7 +244,7 @@ def test_index_matches_like_evaluating_every_rule(
     matcher = Matcher(valid)
     ancestry = Ancestry()
     for it in items:
-        ancestry.add(it.connector, Node(it.key, it.parent_key, it.previous_keys))
+        ancestry.add(it.connector, KeyNode(it.key, it.parent_key, it.previous_keys))
     for it in items:
         anc = ancestry.chain(it.connector, it.parent_key)
         parent_keys = ancestry.earlier_keys(it.connector, it.parent_key)

@@ -148,6 +148,22 @@ def test_signals_and_store_do_not_import_each_other() -> None:
     assert breaches == []
 
 
+# The pure layers: rules, linking and signals compute from plain values handed to them; only
+# the pipeline (and the faces above it) brings the store in.
+PURE = ("okrfile.py", "mapping.py", "linking.py", "preview.py", "signals.py", "signal_types.py")
+
+
+def test_rules_linking_and_signals_never_import_the_store_or_the_pipeline() -> None:
+    """The pure modules (`PURE`) import neither okrsync.store nor okrsync.pipeline."""
+    breaches: list[str] = []
+    for name in PURE:
+        path = ROOT / "okrsync" / name
+        assert path.is_file(), f"{name} moved: update PURE"
+        for banned in ("okrsync.store", "okrsync.pipeline"):
+            breaches += _imports_of(path, banned)
+    assert breaches == []
+
+
 def test_the_signals_store_check_catches_plain_lazy_and_type_only_imports() -> None:
     """The check flags `from okrsync.store import Store` under TYPE_CHECKING, a lazy import
     in a function, and `import okrsync.store._snapshots`; okrsync.signal_types passes."""

@@ -11,10 +11,12 @@ import sqlalchemy as sa
 
 from okrsync.cli_mapping import _parse_day
 from okrsync.errors import ConfigError
+from okrsync.linking import Ancestry, derive, link_page
 from okrsync.mapping import MappingError, Matcher, Rule, check_rules, compile_rules
-from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
+from okrsync.models import ItemKind, KeyNode, Lineage, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
-from okrsync.remap import Ancestry, Node, analyse, derive, make_linker, remap
+from okrsync.pipeline import page_linker, remap
+from okrsync.preview import analyse
 from okrsync.store import Store, StoredItem
 from okrsync.store.tables import ITEM_LINK
 from tests.helpers import TREE, write
@@ -216,8 +218,8 @@ def test_derive_walks_parents_through_moved_keys(tmp_path: Path) -> None:
 def test_ancestry_survives_a_parent_cycle() -> None:
     """A parent cycle in tracker data ends the walk instead of looping."""
     a = Ancestry()
-    a.add("jira", Node("A-1", "A-2"))
-    a.add("jira", Node("A-2", "A-1"))
+    a.add("jira", KeyNode("A-1", "A-2"))
+    a.add("jira", KeyNode("A-2", "A-1"))
     assert a.chain("jira", "A-2") == {"A-1", "A-2"}
 
 
@@ -394,13 +396,48 @@ def test_linker_resolves_ancestors_and_moves_through_the_store(
     """A page's sub-task finds its epic through stored parents; a moved item keeps its keys."""
     store.commit_page("jira", Page([item("ALPHA-1"), item("ALPHA-2", parent_key="ALPHA-1")], {}))
     store.commit_page("jira", Page([item("OLD-9", external_id="77")], {}))
-    linker = make_linker(store, Matcher(load(tmp_path, EPIC_RULES)))
+    linker = page_linker(store, Matcher(load(tmp_path, EPIC_RULES)))
     page = [item("ALPHA-3", parent_key="ALPHA-2"), item("NEW-1", external_id="77")]
     assert linker(page) == {
         "ALPHA-3": [("checkout", "checkout#1")],
         "77": [("checkout", "checkout#2")],
     }
     assert linker([]) == {}
+
+
+def test_link_page_is_pure_over_the_page_and_its_lineage(tmp_path: Path) -> None:
+    """link_page needs no store: stored keys and ancestors come in a Lineage, and the store's
+    lineage of a page is exactly what the page's links need."""
+    m = Matcher(load(tmp_path, EPIC_RULES))
+    lineage = Lineage(
+        stored={("jira", "77"): KeyNode("OLD-9", None)},
+        ancestors=[("jira", KeyNode("ALPHA-2", "ALPHA-1")), ("jira", KeyNode("ALPHA-1", None))],
+    )
+    page = [item("ALPHA-3", parent_key="ALPHA-2"), item("NEW-1", external_id="77")]
+    assert link_page(page, lineage, m) == {
+        "ALPHA-3": [("checkout", "checkout#1")],
+        "77": [("checkout", "checkout#2")],
+    }
+    assert link_page(page, Lineage(), m) == {"ALPHA-3": [], "77": []}
+
+
+def test_store_lineage_reads_stored_keys_and_ancestors_level_by_level(store: Store) -> None:
+    """Store.lineage returns the page items' stored keys and every stored ancestor (nearest
+    first), and a parent key nothing stores as a root."""
+    store.commit_page("jira", Page([item("ALPHA-1"), item("ALPHA-2", parent_key="ALPHA-1")], {}))
+    store.commit_page("jira", Page([item("OLD-9", external_id="77")], {}))
+    page = [
+        item("ALPHA-3", parent_key="ALPHA-2"),
+        item("NEW-1", external_id="77"),
+        item("B-1", parent_key="NOWHERE-1"),
+    ]
+    got = store.lineage(page)
+    assert got.stored == {("jira", "77"): KeyNode("OLD-9", None)}
+    assert got.ancestors == [
+        ("jira", KeyNode("ALPHA-2", "ALPHA-1")),
+        ("jira", KeyNode("NOWHERE-1", None)),
+        ("jira", KeyNode("ALPHA-1", None)),
+    ]
 
 
 def test_remap_writes_only_what_changed(store: Store, tmp_path: Path) -> None:
