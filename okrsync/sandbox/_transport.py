@@ -13,6 +13,7 @@ loopback origin `IN_PROCESS_ORIGIN`. Faults behave as on the wire: `reset` raise
 from __future__ import annotations
 
 import time
+from email.utils import formatdate
 
 import httpx
 
@@ -53,7 +54,8 @@ def _response(outcome: Outcome, request: httpx.Request) -> httpx.Response:
             request=request,
         )
     body = resp.body if outcome.cut is None else resp.body[: outcome.cut]
-    headers = list(resp.headers)
+    # Like the socket server (BaseHTTPRequestHandler.send_response), every answer has a Date.
+    headers = [("Date", formatdate(usegmt=True)), *resp.headers]
     if resp.status != 304:
         headers.append(("Content-Type", resp.content_type))
     return httpx.Response(resp.status, headers=headers, content=body, request=request)
