@@ -7,6 +7,13 @@ builds its own page URLs sends different requests than one following `Link` verb
 Responses carry a weak `ETag`; a matching `If-None-Match` gets 304 (not counted against the
 rate limit). Single issues: 200, 404, 410 (deleted) or 301 to a transferred issue.
 
+A renamed repository (`Options.renamed`, old name → repo) answers every `/repos/{old}/...`
+request with `301 Moved Permanently` and `Location: .../repositories/{id}/...` (same query),
+as github.com does for old names. `Options.refused` makes a repo answer 403 (access blocked,
+e.g. by SAML enforcement) or 410 (issues disabled) instead of serving it. The
+`expire_page_token` fault answers a followed page (one carrying `page` > 1 or `after`) with
+422, GitHub's refusal of deep page numbers on large data sets.
+
 Cursor paging, as github.com does on large data sets: an `after` cursor (taken from a `Link`)
 continues a listing after the cursor's item; with `Options.cursor_over` set, a listing of
 more than that many items gets `Link: <...&after=CURSOR>; rel="next"` instead of page numbers
@@ -112,10 +119,13 @@ class Options:
 
     `cursor_over`: list issues pages by `after` cursor in its `Link` headers when more than this
     many items match (0: always); None (the default) keeps page numbers. Requests that carry
-    `after` are answered with cursor links whatever this says.
+    `after` are answered with cursor links whatever this says. `renamed`: old repo name → the
+    repo it now is (301 to `/repositories/{id}`); `refused`: repo → 403 or 410.
     """
 
     cursor_over: int | None = None
+    renamed: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
     graphql: RateCounter = field(default_factory=lambda: RateCounter(GRAPHQL_RATE_LIMIT, "graphql"))
 
 
@@ -469,6 +479,8 @@ def list_issues(req: Request, env: Env, repo: str, opts: Options | None = None) 
         after = decode_cursor(req.query["after"]) if req.query.get("after") else None
     except ValueError:
         return error(422, "Validation Failed")
+    if (params.page > 1 or after is not None) and env.faults.take("github", req.path, _EXPIRE):
+        return error(422, _EXPIRED_PAGE)
     cursor_over = None if opts is None else opts.cursor_over
     with env.world.lock:
         state = env.world.state("github")
@@ -490,6 +502,12 @@ def list_issues(req: Request, env: Env, repo: str, opts: Options | None = None) 
         resp.headers.append(("Link", link))
     return _hostile(req, env, repo, params, recs, resp)
 
+
+_EXPIRE = frozenset({"expire_page_token"})
+_EXPIRED_PAGE = (
+    "Pagination with the page parameter is not supported for large datasets, please use "
+    "cursor based pagination (after/before)"
+)
 
 # --- hostile faults (see `_faults`) ------------------------------------------------------
 
@@ -838,9 +856,14 @@ def resolve_repo(env: Env, path: str) -> tuple[str, str] | None:
 def route(req: Request, env: Env, opts: Options | None = None) -> Response:
     found = resolve_repo(env, req.path)
     state = env.world.state("github")
+    opts = opts or Options()
+    if found is not None and found[0] in opts.renamed:
+        return moved_repo(req, opts.renamed[found[0]], found[1])
     if found is None or found[0] not in state.scopes or found[0] in state.hidden:
         return error(404, "Not Found")
     repo, rest = found
+    if repo in opts.refused:
+        return refused_repo(opts.refused[repo])
     simple: dict[str, Callable[[Request, Env, str], Response]] = {
         "": get_repo,
         "milestones": list_milestones,
@@ -852,6 +875,25 @@ def route(req: Request, env: Env, opts: Options | None = None) -> Response:
     if rest.startswith("issues/") and rest[7:].isdigit():
         return get_issue(req, env, repo, rest[7:])
     return error(404, "Not Found")
+
+
+def moved_repo(req: Request, repo: str, rest: str) -> Response:
+    """A renamed repo's old name: 301 to the same request under `/repositories/{id}`."""
+    location = f"{req.base}/repositories/{repo_id(repo)}" + (f"/{rest}" if rest else "")
+    location += f"?{req.raw_query}" if req.raw_query else ""
+    body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
+    return json_response(301, body, [("Location", location)])
+
+
+def refused_repo(status: int) -> Response:
+    """403: the organisation blocks this token (SAML); 410: issues are disabled."""
+    if status == 410:
+        return error(410, "Issues are disabled for this repo")
+    return error(
+        status,
+        "Resource protected by organization SAML enforcement. You must grant your "
+        "Personal Access token access to this organization.",
+    )
 
 
 def authorized(req: Request, env: Env) -> bool:

@@ -184,6 +184,17 @@ class Sandbox:
     def github_cursor_over(self, value: int | None) -> None:
         self.app.github.cursor_over = value
 
+    def github_rename(self, old_name: str, repo: str) -> None:
+        """GitHub answers requests under `/repos/{old_name}` with a 301 to `repo`'s id."""
+        self.app.github.renamed[old_name] = repo
+
+    def github_refuse(self, repo: str, status: int | None) -> None:
+        """GitHub answers `repo` with 403 (SAML-blocked) or 410 (issues off); None: serve it."""
+        if status is None:
+            self.app.github.refused.pop(repo, None)
+        else:
+            self.app.github.refused[repo] = status
+
     # --- data ---------------------------------------------------------------------------
 
     def scopes(self, tracker: str) -> list[str]:

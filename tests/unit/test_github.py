@@ -1,4 +1,5 @@
-"""GitHubConnector against GitHub's published examples and recorded real responses."""
+"""GitHubConnector driven through the sandbox's fake GitHub (in process, no socket); the pure
+normaliser and the typed cursor on GitHub's published examples and recorded real responses."""
 
 from __future__ import annotations
 
@@ -7,34 +8,35 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
 import httpx
 import pytest
-import respx
 from okrsync_connectors.github import GitHubConnector
 from okrsync_connectors.github.cursor import GitHubCursor
 from okrsync_connectors.github.normalise import Normaliser, Skipped
 
 from okrsync.config import ConnectorConfig
+from okrsync.demo import sandbox_connectors, sandbox_env
 from okrsync.errors import AuthError, CursorRejected
 from okrsync.http import Http
-from okrsync.models import ItemKind, Page, StatusCategory
+from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
+from okrsync.sandbox import Sandbox, TruthItem
 from tests.vendor import VENDOR_API
 
 VENDOR = VENDOR_API / "github"
-BASE = "https://api.github.com"
-SCOPE = "octocat/Hello-World"
-ISSUES = f"{BASE}/repos/{SCOPE}/issues"
-TOKEN_ENV = "OKRSYNC_TEST_GITHUB_TOKEN"
-HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "content-encoding", "status"}
+SEED = 3
+SIZE = 60
+# With SEED and SIZE: 13 issues and PRs (3 milestones) in SCOPE, 22 in OTHER.
+SCOPE = "acme/web"
+OTHER = "acme/api"
+EARLY = "2000-01-01T00:00:00Z"  # a `since` before every sandbox item
 
-Handler = Callable[[httpx.Request], httpx.Response]
 
-
-# --- vendor data ----------------------------------------------------------------------
+# --- vendor data (for the pure normaliser) ----------------------------------------------
 
 
 @cache
@@ -47,13 +49,6 @@ def vendor(rel: str) -> Any:
     return copy.deepcopy(_load(rel))
 
 
-def pr_item(**changes: Any) -> dict[str, Any]:
-    """The spec's list-issues example: an open pull request with a label and a milestone."""
-    item: dict[str, Any] = vendor("examples/list-repo-issues.json")[0]
-    item.update(changes)
-    return item
-
-
 def issue_item(number: int, updated: str, **changes: Any) -> dict[str, Any]:
     """The spec's get-issue example turned into a plain issue (no `pull_request` key)."""
     item: dict[str, Any] = vendor("examples/get-issue.json")
@@ -63,175 +58,157 @@ def issue_item(number: int, updated: str, **changes: Any) -> dict[str, Any]:
     return item
 
 
-def recorded_headers(pairs: list[Any]) -> dict[str, str]:
-    """Headers of a recording ([[name, value], ...] or nock's flat list), minus framing."""
-    flat = [x for pair in pairs for x in pair] if pairs and isinstance(pairs[0], list) else pairs
-    out: dict[str, str] = {}
-    for name, value in zip(flat[::2], flat[1::2], strict=True):
-        if name.lower() not in HOP_BY_HOP:
-            out[name] = value
-    return out
+def _label(name: str) -> dict[str, Any]:
+    lab: dict[str, Any] = copy.deepcopy(vendor("examples/get-issue.json")["labels"][0])
+    lab["name"] = name
+    return lab
 
 
-def paginate_fixture() -> list[dict[str, Any]]:
-    """The five recorded GET pages of octokit's paginate-issues scenario."""
-    data = vendor("recorded/octokit-fixtures/paginate-issues.raw-fixture.json")
-    return [x for x in data if x["method"] == "get"]
+def normalise(issues: list[dict[str, Any]], **cfg: Any) -> list[WorkItem]:
+    """The connector's normaliser as `config(**cfg)` builds it; nothing may be skipped."""
+    norm = Normaliser.build("gh", cfg.get("dropped_statuses", []), cfg.get("estimate_field"))
+    items, skipped = norm.page(issues, "octocat/Hello-World")
+    assert skipped == []
+    return items
 
 
-# --- harness --------------------------------------------------------------------------
+# --- harness: the sandbox in process ------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, "ghp_test_token")
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A fresh fake GitHub (no socket), its token exported as the connector expects."""
+    box = Sandbox(seed=SEED, sizes={"github": SIZE})
+    for name, value in sandbox_env(box).items():
+        monkeypatch.setenv(name, value)
+    return box
 
 
-def config(scope: list[str] | None = None, **kw: Any) -> ConnectorConfig:
-    return ConnectorConfig(
-        name="gh",
-        type="github",
-        base_url=BASE,
-        scope=scope or [SCOPE],
-        token_env=TOKEN_ENV,
-        **kw,
-    )
+def config(sb: Sandbox, scope: list[str] | None = None, **kw: Any) -> ConnectorConfig:
+    """The demo's GitHub connector on this sandbox, over `scope` (default [SCOPE])."""
+    (cfg,) = [c for c in sandbox_connectors(sb, **kw) if c.type == "github"]
+    return cfg.model_copy(update={"scope": scope or [SCOPE]})
 
 
-class Recorder:
-    """Everything the connector did, in order: requests sent and sleeps taken."""
+@dataclass
+class Run:
+    """What one pull did, in order: requests sent, responses served, sleeps taken."""
 
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
+    pages: list[Page] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    http: Http | None = None
+
+    def of(self, kind: str) -> list[Any]:
+        return [e[1] for e in self.events if e[0] == kind]
 
     @property
     def requests(self) -> list[httpx.Request]:
-        return [e[1] for e in self.events if e[0] == "request"]
+        return self.of("request")
+
+    @property
+    def responses(self) -> list[httpx.Response]:
+        return self.of("response")
 
     @property
     def sleeps(self) -> list[float]:
-        return [e[1] for e in self.events if e[0] == "sleep"]
+        return self.of("sleep")
+
+    @property
+    def cursor(self) -> dict[str, Any]:
+        return self.pages[-1].cursor
+
+    def state(self, scope: str = SCOPE) -> dict[str, Any]:
+        """The last page's cursor entry of `scope`."""
+        entry: dict[str, Any] = self.cursor["scopes"][scope]
+        return entry
+
+    def next_links(self) -> list[str]:
+        """The `rel="next"` URL of every served response that had one."""
+        return [r.links["next"]["url"] for r in self.responses if "next" in r.links]
 
     async def sleep(self, seconds: float) -> None:
         self.events.append(("sleep", seconds))
 
-    def serve(self, handler: Handler) -> Handler:
-        def side_effect(request: httpx.Request) -> httpx.Response:
-            self.events.append(("request", request))
-            return handler(request)
 
-        return side_effect
-
-
-def run(
-    handler: Handler,
+def pull(
+    sb: Sandbox,
+    cfg: ConnectorConfig,
     cursor: dict[str, Any] | None = None,
-    cfg: ConnectorConfig | None = None,
     *,
     follow_redirects: bool = False,
-    pages: list[Page] | None = None,
-    recorder: Recorder | None = None,
-) -> tuple[list[Page], Recorder, Http]:
-    """One pull over a respx-mocked client; pages and events so far survive an exception."""
-    rec = recorder or Recorder()
-    out: list[Page] = [] if pages is None else pages
+    during: Callable[[int], None] | None = None,
+    into: Run | None = None,
+) -> Run:
+    """One pull through `sb.transport()`; `during(n)` runs after the n-th response is served.
+    Pass `into` to keep the pages and events of a pull that raises."""
+    run = into or Run()
+    inner = sb.transport()
 
-    async def go() -> Http:
-        async with httpx.AsyncClient(follow_redirects=follow_redirects) as client:
-            http = Http(client, connector="t", sleep=rec.sleep)
-            async for page in GitHubConnector(cfg or config(), http).pull(cursor):
-                out.append(page)
-            return http
+    def handle(request: httpx.Request) -> httpx.Response:
+        run.events.append(("request", request))
+        response = inner.handle_request(request)
+        run.events.append(("response", response))
+        if during is not None:
+            during(len(run.responses))
+        return response
 
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="api.github.com").mock(side_effect=rec.serve(handler))
-        http = asyncio.run(go())
-    return out, rec, http
+    async def go() -> None:
+        transport = httpx.MockTransport(handle)
+        async with httpx.AsyncClient(transport=transport, follow_redirects=follow_redirects) as c:
+            run.http = Http(c, connector="t", sleep=run.sleep)
+            async for page in GitHubConnector(cfg, run.http).pull(cursor):
+                run.pages.append(page)
 
-
-def ok(
-    body: Any,
-    *,
-    link: str | None = None,
-    etag: str | None = None,
-    date_hdr: str | None = "Tue, 01 Jan 2030 00:00:00 GMT",
-) -> httpx.Response:
-    headers = {"Content-Type": "application/json; charset=utf-8"}
-    if link:
-        headers["Link"] = link
-    if etag:
-        headers["ETag"] = etag
-    if date_hdr:
-        headers["Date"] = date_hdr
-    return httpx.Response(200, json=body, headers=headers)
+    asyncio.run(go())
+    return run
 
 
-def next_link(url: str) -> str:
-    return f'<{url}>; rel="next", <{url}>; rel="last"'
+def issues_of(pages: list[Page]) -> list[WorkItem]:
+    return [i for p in pages for i in p.items if not i.kind.is_container]
 
 
-def items_of(pages: list[Page]) -> list[Any]:
-    return [i for p in pages for i in p.items]
+def live(sb: Sandbox, scope: str = SCOPE, containers: bool = False) -> list[TruthItem]:
+    """The scope's undeleted truth items (issues and PRs; milestones too if asked), oldest
+    first in GitHub's `sort=updated` order."""
+    items = [
+        t
+        for t in sb.truth("github").values()
+        if t.scope == scope and not t.deleted and (containers or t.kind != "milestone")
+    ]
+    return sorted(items, key=lambda t: (t.updated, t.external_id))  # ids: equal-length digits
 
 
-def issues_of(pages: list[Page]) -> list[Any]:
-    return [i for i in items_of(pages) if not i.kind.is_container]
+def stamp(when: datetime) -> str:
+    """GitHub's `updated_at` form of a time."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def by_url(table: dict[str, httpx.Response | Callable[[], httpx.Response]]) -> Handler:
-    """Serve exact URLs (the first list call is matched by path + its query params)."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        url = str(request.url)
-        if url in table:
-            answer = table[url]
-            return answer() if callable(answer) else answer
-        key = f"{request.url.path}?since={request.url.params.get('since', '')}"
-        if "sort" in request.url.params and key in table:
-            answer = table[key]
-            return answer() if callable(answer) else answer
-        if "sort" not in request.url.params and f"census:{request.url.path}" in table:
-            answer = table[f"census:{request.url.path}"]
-            return answer() if callable(answer) else answer
-        return httpx.Response(418, json={"message": f"unexpected request {url}"})
-
-    return handler
-
-
-FIRST = "/repos/octocat/Hello-World/issues?since="
+def newest(sb: Sandbox, scope: str = SCOPE) -> str:
+    return stamp(max(t.updated for t in live(sb, scope)))
 
 
 def cursor_for(since: str | None, etag: str | None = None, runs: int = 1) -> dict[str, Any]:
     return {"v": 1, "scopes": {SCOPE: {"since": since, "etag": etag, "runs": runs}}}
 
 
+def settled(sb: Sandbox, scopes: list[str] | None = None) -> tuple[Run, Run]:
+    """Run 1 (full listing + census) and run 2 (since = newest, ETag stored)."""
+    first = pull(sb, config(sb, scopes))
+    return first, pull(sb, config(sb, scopes), first.cursor)
+
+
 # --- paging ---------------------------------------------------------------------------
 
 
-def test_replays_recorded_pages_to_the_end_following_link_urls() -> None:
-    """All 13 recorded issues arrive over the 5 recorded pages, each Link URL requested as given."""
-    fixture = paginate_fixture()
-    pages_by_url = {f"{f['scope'].replace(':443', '')}{f['path']}": f for f in fixture}
-    first = fixture[0]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        f = pages_by_url.get(str(request.url))
-        if f is None and request.url.path == first["path"].split("?")[0]:
-            f = first
-        assert f is not None, str(request.url)
-        return httpx.Response(
-            f["status"], json=f["response"], headers=recorded_headers(f["rawHeaders"])
-        )
-
-    scope = first["path"].split("/")[2] + "/" + first["path"].split("/")[3]
-    pages, rec, _ = run(handler, cfg=config([scope], page_size=3))
-    incremental = pages[:5]
-    assert [len(p.items) for p in incremental] == [3, 3, 3, 3, 1]
-    assert sorted(int(i.key.rsplit("#", 1)[1]) for i in items_of(incremental)) == list(range(1, 14))
-    followed = [str(r.url) for r in rec.requests[1:5]]
-    assert followed == [f"https://api.github.com{f['path']}" for f in fixture[1:]]
-    first_params = rec.requests[0].url.params
-    assert dict(first_params) == {
+def test_pages_to_the_end_following_link_urls(sb: Sandbox) -> None:
+    """All 13 issues of a repo arrive over 5 pages of 3, each Link URL requested as given."""
+    run = pull(sb, config(sb, page_size=3))
+    assert [len(issues_of([p])) for p in run.pages] == [3, 3, 3, 3, 1]
+    assert [i.key for i in issues_of(run.pages)] == [t.key for t in live(sb)]
+    assert [str(r.url) for r in run.requests[1:]] == run.next_links()
+    assert len(run.requests) == 5
+    assert all("/repositories/" in str(r.url) for r in run.requests[1:])
+    assert dict(run.requests[0].url.params) == {
         "state": "all",
         "sort": "updated",
         "direction": "asc",
@@ -239,205 +216,160 @@ def test_replays_recorded_pages_to_the_end_following_link_urls() -> None:
     }
 
 
-def test_recorded_issue_changed_at_run_start_holds_window_and_defers_census() -> None:
-    """Issue 13 was updated in the second of the first response's Date: window kept, census run."""
-    fixture = paginate_fixture()
-    pages_by_url = {f"https://api.github.com{f['path']}": f for f in fixture}
-    first = fixture[0]
+def test_issue_changed_at_run_start_holds_window_and_defers_census(sb: Sandbox) -> None:
+    """An issue updated in the second of the first response's Date: window kept, census run."""
+    moved = live(sb)[6].external_id
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        f = pages_by_url.get(str(request.url)) or first
-        return httpx.Response(
-            f["status"], json=f["response"], headers=recorded_headers(f["rawHeaders"])
-        )
+    def touch(served: int) -> None:
+        if served == 1:
+            sb.update("github", moved, title="changed while listing")
 
-    scope = "/".join(first["path"].split("/")[2:4])
-    pages, rec, _ = run(handler, cfg=config([scope], page_size=3))
-    assert pages[4].census == {}
-    assert pages[4].cursor["scopes"][scope]["since"] is None
-    assert "since" not in rec.requests[5].url.params  # the census listing
-    assert "sort" not in rec.requests[5].url.params
-    assert len(pages) == 10
-    assert len(pages[-1].census[scope]) == 13
-    assert pages[-1].cursor["scopes"][scope]["runs"] == 0
-
-
-def test_link_next_url_is_requested_verbatim() -> None:
-    """A next URL with an odd extra parameter is requested byte for byte, never rebuilt."""
-    odd = f"{BASE}/repositories/1296269/issues?per_page=100&page=2&odd=a%2Cb&x=&y=%7Bz%7D"
-    handler = by_url(
-        {
-            f"{FIRST}2024-12-31T00:00:00Z": ok(
-                [issue_item(1, "2025-01-01T00:00:00Z")], link=next_link(odd)
-            ),
-            odd: ok([issue_item(2, "2025-01-02T00:00:00Z")]),
-        }
+    run = pull(sb, config(sb, page_size=3), during=touch)
+    incremental = run.pages[:5]
+    assert [len(issues_of([p])) for p in incremental] == [3, 3, 3, 3, 1]
+    assert incremental[-1].census == {}
+    assert incremental[-1].cursor["scopes"][SCOPE]["since"] is None
+    census_call = run.requests[5].url.params
+    assert "since" not in census_call
+    assert "sort" not in census_call
+    assert len(run.pages) == 10
+    assert sorted(run.pages[-1].census[SCOPE]) == sorted(
+        t.external_id for t in live(sb, containers=True)
     )
-    pages, rec, _ = run(handler, cursor_for("2024-12-31T00:00:00Z"))
-    assert str(rec.requests[1].url) == odd
-    assert len(rec.requests) == 2
-    assert [i.key for i in issues_of(pages)] == [f"{SCOPE}#1", f"{SCOPE}#2"]
+    assert run.state()["runs"] == 0
 
 
-def test_equal_timestamps_across_page_boundary_no_loss_no_loop() -> None:
+def test_link_next_url_is_requested_verbatim(sb: Sandbox) -> None:
+    """Page-number and `after`-cursor next URLs (percent-encoded since, opaque params) are
+    requested byte for byte, never rebuilt."""
+    by_page = pull(sb, config(sb, page_size=5), cursor_for(EARLY))
+    sb.github_cursor_over = 0
+    by_cursor = pull(sb, config(sb, page_size=5), cursor_for(EARLY))
+    for run in (by_page, by_cursor):
+        links = run.next_links()
+        assert len(links) == 2
+        assert all("since=2000-01-01T00%3A00%3A00Z" in link for link in links)
+        assert [str(r.url) for r in run.requests[1:]] == links
+    assert all("_sbx=" in link for link in by_page.next_links())
+    assert all("after=" in link for link in by_cursor.next_links())
+    assert [i.key for i in issues_of(by_cursor.pages)] == [i.key for i in issues_of(by_page.pages)]
+
+
+def test_equal_timestamps_across_page_boundary_no_loss_no_loop(sb: Sandbox) -> None:
     """Ties split over two pages are all kept; the next run re-reads the tie once and stops."""
-    tie = "2025-02-01T10:00:00Z"
-    page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url(
-        {
-            f"{FIRST}": ok(
-                [issue_item(1, "2025-01-31T00:00:00Z"), issue_item(2, tie)],
-                link=next_link(page2),
-                date_hdr="Mon, 03 Feb 2025 00:00:00 GMT",
-            ),
-            page2: ok([issue_item(3, tie)]),
-            f"{FIRST}{tie}": ok([issue_item(2, tie), issue_item(3, tie)], etag='W/"tie"'),
-            f"census:{ISSUES.removeprefix(BASE)}": ok([]),
-        }
-    )
-    pages, _, _ = run(handler, cfg=config(page_size=2))
-    assert {i.key for i in issues_of(pages)} == {f"{SCOPE}#1", f"{SCOPE}#2", f"{SCOPE}#3"}
-    cursor = pages[-1].cursor
-    assert cursor["scopes"][SCOPE]["since"] == tie
-    again, rec, _ = run(handler, cursor, cfg=config(page_size=3))
-    assert len(rec.requests) == 1
-    assert rec.requests[0].url.params["since"] == tie
-    assert {i.key for i in issues_of(again)} == {f"{SCOPE}#2", f"{SCOPE}#3"}
-    assert again[-1].cursor["scopes"][SCOPE] == {"since": tie, "etag": 'W/"tie"', "runs": 1}
+    ordered = live(sb)
+    tie_at = ordered[-1].updated
+    sb.set_updated("github", [t.external_id for t in ordered[-3:]], tie_at)
+    tie = stamp(tie_at)
+    tied = {t.key for t in live(sb) if t.updated == tie_at}
+    assert len(tied) >= 3
+    first = pull(sb, config(sb, page_size=2))
+    assert len(first.requests) == 7  # 13 items by 2: no page read twice
+    assert sorted(i.key for i in issues_of(first.pages)) == sorted(t.key for t in ordered)
+    assert first.state()["since"] == tie
+    again = pull(sb, config(sb, page_size=len(tied) + 1), first.cursor)
+    assert len(again.requests) == 1
+    assert again.requests[0].url.params["since"] == tie
+    assert {i.key for i in issues_of(again.pages)} == tied
+    etag = again.responses[0].headers["etag"]
+    assert again.state() == {"since": tie, "etag": etag, "runs": 1}
 
 
-def test_killed_run_resumes_at_the_next_link_replaying_at_most_one_page() -> None:
+def test_killed_run_resumes_at_the_next_link_replaying_at_most_one_page(sb: Sandbox) -> None:
     """The cursor of page 1 carries the next URL: a new run starts there, not at page 1."""
-    page2 = f"{BASE}/repositories/1296269/issues?since=x&page=2"
-    page3 = f"{BASE}/repositories/1296269/issues?since=x&page=3"
-    handler = by_url(
-        {
-            f"{FIRST}2025-01-01T00:00:00Z": ok(
-                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
-            ),
-            page2: ok([issue_item(2, "2025-01-03T00:00:00Z")], link=next_link(page3)),
-            page3: ok([issue_item(3, "2025-01-04T00:00:00Z")]),
-        }
-    )
-    pages, _, _ = run(handler, cursor_for("2025-01-01T00:00:00Z"))
-    assert [i.key for i in issues_of(pages)] == [f"{SCOPE}#1", f"{SCOPE}#2", f"{SCOPE}#3"]
-    resumed, rec, _ = run(handler, pages[0].cursor)
-    assert [str(r.url) for r in rec.requests] == [page2, page3]
-    assert resumed[-1].cursor["scopes"][SCOPE]["since"] == "2025-01-04T00:00:00Z"
-    assert "pass" not in resumed[-1].cursor["scopes"][SCOPE]
+    full = pull(sb, config(sb, page_size=5), cursor_for(EARLY))
+    assert [i.key for i in issues_of(full.pages)] == [t.key for t in live(sb)]
+    resumed = pull(sb, config(sb, page_size=5), full.pages[0].cursor)
+    assert [str(r.url) for r in resumed.requests] == full.next_links()
+    assert resumed.state()["since"] == newest(sb)
+    assert "pass" not in resumed.state()
 
 
-def test_item_updated_during_the_run_keeps_the_starting_window() -> None:
+def test_item_updated_during_the_run_keeps_the_starting_window(sb: Sandbox) -> None:
     """An item whose updated_at is at/after the server Date of the first page holds `since`."""
-    window = "2025-01-01T00:00:00Z"
-    page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url(
-        {
-            f"{FIRST}{window}": ok(
-                [issue_item(1, "2025-01-02T00:00:00Z")],
-                link=next_link(page2),
-                date_hdr="Fri, 03 Jan 2025 12:00:00 GMT",
-            ),
-            page2: ok([issue_item(2, "2025-01-03T12:00:05Z")]),
-        }
-    )
-    pages, _, _ = run(handler, cursor_for(window))
-    assert pages[-1].cursor["scopes"][SCOPE]["since"] == window
+    changed = live(sb)[8].external_id
+    calm = pull(sb, config(sb, page_size=5), cursor_for(EARLY))
+    assert calm.state()["since"] == newest(sb)  # the same listing, undisturbed, moves on
+
+    def touch(served: int) -> None:
+        if served == 1:
+            sb.update("github", changed, title="edited mid-run")
+
+    run = pull(sb, config(sb, page_size=5), cursor_for(EARLY), during=touch)
+    assert changed in {i.external_id for i in issues_of(run.pages)}
+    assert run.state()["since"] == EARLY
 
 
-def test_expired_link_restarts_from_window_then_gives_up() -> None:
+def test_expired_link_restarts_from_window_then_gives_up(sb: Sandbox) -> None:
     """A 422 on a next link restarts the scope from its window; the fourth refusal raises."""
-    page2 = f"{BASE}/repositories/1296269/issues?after=Y3Vyc29y"
-    refused = httpx.Response(
-        422,
-        json={"message": "Pagination with the page parameter is not supported for large datasets"},
-    )
-    handler = by_url(
-        {
-            f"{FIRST}2025-01-01T00:00:00Z": ok(
-                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
-            ),
-            page2: refused,
-        }
-    )
-    pages: list[Page] = []
+    sb.inject("github", "expire_page_token", count=10)
+    run = Run()
     with pytest.raises(CursorRejected):
-        run(handler, cursor_for("2025-01-01T00:00:00Z"), pages=pages)
-    assert len(pages) == 4  # page 1 of the first try and of each of the 3 restarts
-    assert pages[-1].cursor["scopes"][SCOPE]["pass"]["window"] == "2025-01-01T00:00:00Z"
+        pull(sb, config(sb, page_size=5), cursor_for(EARLY), into=run)
+    assert len(run.pages) == 4  # page 1 of the first try and of each of the 3 restarts
+    assert run.pages[-1].cursor["scopes"][SCOPE]["pass"]["window"] == EARLY
+    assert [r.status_code for r in run.responses] == [200, 422] * 4
+    assert all(r.url.params["since"] == EARLY for r in run.requests[::2])
 
 
 # --- conditional requests -------------------------------------------------------------
 
 
-def test_no_change_rerun_is_one_request_answered_304() -> None:
+def test_no_change_rerun_is_one_request_answered_304(sb: Sandbox) -> None:
     """With the stored ETag for the same `since`, the one request is conditional and gets 304."""
-    rec304 = vendor("recorded/pygithub/conditional-request-304.json")["interactions"][0]
-    etag = rec304["request"]["headers"]["If-None-Match"]
-    since = "2025-01-01T00:00:00Z"
-    handler = by_url(
-        {
-            f"{FIRST}{since}": httpx.Response(
-                304, headers=recorded_headers(rec304["response"]["headers"])
-            ),
-        }
-    )
-    pages, rec, http = run(handler, cursor_for(since, etag))
-    assert len(rec.requests) == 1
-    assert rec.requests[0].headers["If-None-Match"] == etag
-    assert rec.requests[0].url.params["since"] == since
-    assert [p.items for p in pages] == [[]]
-    assert pages[0].cursor["scopes"][SCOPE] == {"since": since, "etag": etag, "runs": 2}
-    assert http.stats.not_modified == 1
+    _, second = settled(sb)
+    etag = second.responses[0].headers["etag"]
+    since = newest(sb)
+    assert second.state() == {"since": since, "etag": etag, "runs": 1}
+    run = pull(sb, config(sb), second.cursor)
+    assert len(run.requests) == 1
+    assert run.requests[0].headers["If-None-Match"] == etag
+    assert run.requests[0].url.params["since"] == since
+    assert run.responses[0].status_code == 304
+    assert [p.items for p in run.pages] == [[]]
+    assert run.state() == {"since": since, "etag": etag, "runs": 2}
+    assert run.http is not None
+    assert run.http.stats.not_modified == 1
 
 
-def test_since_stays_stable_between_runs_so_the_etag_can_match() -> None:
+def test_since_stays_stable_between_runs_so_the_etag_can_match(sb: Sandbox) -> None:
     """Run 2 stores since + ETag in the exact string form; run 3 sends the same URL, gets 304."""
-    stamp = "2011-04-22T13:33:48Z"
-    calls: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        if request.headers.get("If-None-Match") == 'W/"e1"':
-            return httpx.Response(304)
-        return ok(vendor("examples/list-repo-issues.json"), etag='W/"e1"')
-
-    first, _, _ = run(handler)
-    assert first[-1].cursor["scopes"][SCOPE]["since"] == stamp
-    assert first[-1].cursor["scopes"][SCOPE]["etag"] is None  # obtained without a since
-    second, _, _ = run(handler, first[-1].cursor)
-    assert second[-1].cursor["scopes"][SCOPE]["since"] == stamp
-    assert second[-1].cursor["scopes"][SCOPE]["etag"] == 'W/"e1"'
-    third, rec, _ = run(handler, second[-1].cursor)
-    assert len(rec.requests) == 1
-    assert str(rec.requests[0].url) == str(calls[1].url)
-    assert third[-1].items == []
+    first, second = settled(sb)
+    assert first.state()["since"] == newest(sb)
+    assert first.state()["etag"] is None  # obtained without a since
+    assert second.state()["since"] == newest(sb)
+    assert second.state()["etag"] == second.responses[0].headers["etag"]
+    third = pull(sb, config(sb), second.cursor)
+    assert len(third.requests) == 1
+    assert str(third.requests[0].url) == str(second.requests[0].url)
+    assert third.pages[-1].items == []
 
 
-def test_full_page_is_never_cached_by_etag() -> None:
+def test_full_page_is_never_cached_by_etag(sb: Sandbox) -> None:
     """A first page as long as per_page may hide a change on page 2: its ETag is not stored."""
-    since = "2025-01-01T00:00:00Z"
-    handler = by_url(
-        {
-            f"{FIRST}{since}": ok([issue_item(1, since), issue_item(2, since)], etag='"full"'),
-        }
-    )
-    pages, _, _ = run(handler, cursor_for(since), cfg=config(page_size=2))
-    assert pages[-1].cursor["scopes"][SCOPE] == {"since": since, "etag": None, "runs": 2}
+    first = pull(sb, config(sb))
+    since = first.state()["since"]
+    at_since = sum(1 for t in live(sb) if stamp(t.updated) == since)
+    full = pull(sb, config(sb, page_size=at_since), first.cursor)
+    assert len(full.requests) == 1
+    assert len(issues_of(full.pages)) == at_since
+    assert "etag" in full.responses[0].headers
+    assert full.state() == {"since": since, "etag": None, "runs": 1}
+    short = pull(sb, config(sb, page_size=at_since + 1), first.cursor)
+    assert short.state()["etag"] == short.responses[0].headers["etag"]
 
 
-def test_two_repos_without_changes_cost_one_request_each() -> None:
+def test_two_repos_without_changes_cost_one_request_each(sb: Sandbox) -> None:
     """Every configured repo gets exactly one conditional request on a no-change run."""
-    other = "octocat/Spoon-Knife"
-    cursor = cursor_for("2025-01-01T00:00:00Z", '"a"')
-    cursor["scopes"][other] = {"since": "2025-01-02T00:00:00Z", "etag": '"b"', "runs": 1}
-    pages, rec, _ = run(lambda r: httpx.Response(304), cursor, config([SCOPE, other]))
-    assert [r.url.path for r in rec.requests] == [
-        f"/repos/{SCOPE}/issues",
-        f"/repos/{other}/issues",
-    ]
-    assert [r.headers["If-None-Match"] for r in rec.requests] == ['"a"', '"b"']
-    assert [p.scope for p in pages] == [SCOPE, other]
+    scopes = [SCOPE, OTHER]
+    _, second = settled(sb, scopes)
+    etags = [second.state(s)["etag"] for s in scopes]
+    assert all(etags)
+    run = pull(sb, config(sb, scopes), second.cursor)
+    assert [r.url.path for r in run.requests] == [f"/github/repos/{s}/issues" for s in scopes]
+    assert [r.headers["If-None-Match"] for r in run.requests] == etags
+    assert [r.status_code for r in run.responses] == [304, 304]
+    assert [p.scope for p in run.pages] == scopes
 
 
 # --- normalisation --------------------------------------------------------------------
@@ -445,14 +377,13 @@ def test_two_repos_without_changes_cost_one_request_each() -> None:
 
 def test_pull_request_and_its_milestone_are_normalised() -> None:
     """The spec example: an open PR (in progress) plus its milestone as a repo container."""
-    handler = by_url({FIRST: ok(vendor("examples/list-repo-issues.json"))})
-    pages, _, _ = run(handler, cursor_for(None))
-    milestone, pr = pages[0].items
+    scope = "octocat/Hello-World"
+    milestone, pr = normalise(vendor("examples/list-repo-issues.json"))
     assert pr.kind is ItemKind.PULL_REQUEST
     assert pr.item_type == "pull_request"
     assert pr.external_id == "1"
-    assert pr.key == f"{SCOPE}#1347"
-    assert pr.container == SCOPE
+    assert pr.key == f"{scope}#1347"
+    assert pr.container == scope
     assert pr.status is StatusCategory.IN_PROGRESS
     assert pr.status_raw == "open:completed"
     assert pr.labels == ("bug",)
@@ -461,32 +392,26 @@ def test_pull_request_and_its_milestone_are_normalised() -> None:
     assert pr.url == "https://github.com/octocat/Hello-World/issues/1347"
     assert pr.created == datetime(2011, 4, 22, 13, 33, 48, tzinfo=UTC)
     assert pr.completed_at is None
-    assert pr.custom == {"repo": SCOPE, "author": "octocat"}
+    assert pr.custom == {"repo": scope, "author": "octocat"}
     assert milestone.kind is ItemKind.MILESTONE
-    assert milestone.external_id == f"milestone:{SCOPE}#1"
-    assert milestone.key == f"{SCOPE}#m1"
+    assert milestone.external_id == f"milestone:{scope}#1"
+    assert milestone.key == f"{scope}#m1"
     assert milestone.title == "v1.0"
-    assert milestone.container == SCOPE
+    assert milestone.container == scope
     assert milestone.due == date(2012, 10, 9)
     assert milestone.status is StatusCategory.TODO
 
 
 def test_recorded_plain_issue_is_an_open_todo_issue() -> None:
     """A real recorded issue has no `pull_request` key: kind issue, todo, author kept."""
-    recorded = paginate_fixture()[0]["response"][0]
-    pages, _, _ = run(by_url({FIRST: ok([recorded])}), cursor_for(None))
-    (item,) = issues_of(pages)
+    data = vendor("recorded/octokit-fixtures/paginate-issues.raw-fixture.json")
+    recorded = next(x for x in data if x["method"] == "get")["response"][0]
+    (item,) = normalise([recorded])
     assert item.kind is ItemKind.ISSUE
     assert item.item_type == "issue"
     assert item.status is StatusCategory.TODO
     assert item.assignee is None
-    assert item.custom == {"repo": SCOPE, "author": "octokit-fixture-user-a"}
-
-
-def _label(name: str) -> dict[str, Any]:
-    lab: dict[str, Any] = copy.deepcopy(vendor("examples/get-issue.json")["labels"][0])
-    lab["name"] = name
-    return lab
+    assert item.custom == {"repo": "octocat/Hello-World", "author": "octokit-fixture-user-a"}
 
 
 CLOSED = "2025-01-05T08:00:00Z"
@@ -555,9 +480,58 @@ def test_status_category(
         item["pull_request"] = vendor("examples/get-issue.json")["pull_request"]
         if merged != "absent":
             item["pull_request"]["merged_at"] = merged
-    cfg = config(dropped_statuses=["Won't Do", "Duplicate", "WontFix"])
-    (got,) = issues_of(run(by_url({FIRST: ok([item])}), cursor_for(None), cfg)[0])
+    dropped = ["Won't Do", "Duplicate", "WontFix"]
+    (got,) = [i for i in normalise([item], dropped_statuses=dropped) if not i.kind.is_container]
     assert (got.status, got.completed_at) == (status, completed)
+
+
+def _one(run: Run, external_id: str) -> WorkItem:
+    return next(i for i in issues_of(run.pages) if i.external_id == external_id)
+
+
+def _open(sb: Sandbox, kind: str) -> TruthItem:
+    """An open item of `kind` without labels (an open PR is in progress in truth)."""
+    wanted = "todo" if kind == "issue" else "in_progress"
+    everywhere = [t for scope in sb.scopes("github") for t in live(sb, scope)]
+    return next(t for t in everywhere if t.kind == kind and t.status == wanted and not t.labels)
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "status"),
+    [
+        ("issue", {"status": "done"}, StatusCategory.DONE),
+        ("issue", {"status": "dropped"}, StatusCategory.DROPPED),
+        ("pull_request", {"status": "done"}, StatusCategory.DONE),
+        ("pull_request", {"status": "dropped"}, StatusCategory.DROPPED),
+        ("issue", {"labels": ["In Progress"]}, StatusCategory.IN_PROGRESS),
+        ("issue", {"labels": ["wontfix"]}, StatusCategory.DROPPED),
+    ],
+    ids=["closed-completed", "not-planned", "pr-merged", "pr-unmerged", "label-wip", "wontfix"],
+)
+def test_sandbox_status_follows_state_reason_merge_and_labels(
+    sb: Sandbox, kind: str, change: dict[str, Any], status: StatusCategory
+) -> None:
+    """An open item closed (completed / not planned, PR merged / not) or relabelled is pulled
+    with its new status; done items carry closed_at as completed_at."""
+    item = _open(sb, kind)
+    target = item.external_id
+    sb.update("github", target, **change)
+    run = pull(sb, config(sb, [item.scope], dropped_statuses=["WontFix"]))
+    got = _one(run, target)
+    truth = sb.truth("github")[target]
+    assert got.status is status
+    assert got.completed_at == (truth.updated if status is StatusCategory.DONE else None)
+    assert got.kind.value == kind
+
+
+def test_every_sandbox_item_gets_the_truths_status(sb: Sandbox) -> None:
+    """Across three repos of open, closed, merged and abandoned items, each status is right."""
+    scopes = sb.scopes("github")
+    run = pull(sb, config(sb, scopes))
+    got = {i.external_id: i.status.value for p in run.pages for i in p.items}
+    truth = {t.external_id: t.status for t in sb.truth("github").values()}
+    assert got == truth
+    assert {"todo", "in_progress", "done", "dropped"} <= set(truth.values())
 
 
 @pytest.mark.parametrize(
@@ -569,248 +543,228 @@ def test_status_category(
         (None, ["points:many"], None),
     ],
 )
-def test_estimate_from_label(field: str | None, labels: list[str], estimate: float | None) -> None:
+def test_estimate_from_label(
+    sb: Sandbox, field: str | None, labels: list[str], estimate: float | None
+) -> None:
     """`<estimate_field or points>:<number>` labels give the estimate."""
-    item = issue_item(7, "2025-01-05T08:00:00Z", labels=[_label(n) for n in labels])
-    (got,) = issues_of(
-        run(by_url({FIRST: ok([item])}), cursor_for(None), config(estimate_field=field))[0]
-    )
-    assert got.estimate == estimate
+    target = live(sb)[0].external_id
+    sb.update("github", target, labels=labels)
+    run = pull(sb, config(sb, estimate_field=field))
+    assert _one(run, target).estimate == estimate
 
 
-def test_closed_milestone_is_done_and_shared_milestones_appear_once() -> None:
+def test_closed_milestone_is_done_and_shared_milestones_appear_once(sb: Sandbox) -> None:
     """Two issues of one closed milestone give one `done` milestone container per page."""
-    first, second = issue_item(1, "2025-01-02T00:00:00Z"), issue_item(2, "2025-01-03T00:00:00Z")
-    for item in (first, second):
-        item["milestone"]["state"] = "closed"
-    pages, _, _ = run(by_url({FIRST: ok([first, second])}), cursor_for(None))
-    milestones = [i for i in pages[0].items if i.kind is ItemKind.MILESTONE]
+    closed = next(
+        t for t in sb.truth("github").values() if t.kind == "milestone" and t.status == "done"
+    )
+    number = int(closed.key.rsplit("#m", 1)[1])
+    issues = [t for t in live(sb, closed.scope) if t.kind == "issue"][:2]
+    for t in issues:
+        sb.update("github", t.external_id, milestone=number)
+    run = pull(sb, config(sb, [closed.scope]))
+    page = next(p for p in run.pages if {i.external_id for i in p.items} >= {issues[0].external_id})
+    milestones = [i for i in page.items if i.external_id == closed.external_id]
     assert len(milestones) == 1
     assert milestones[0].status is StatusCategory.DONE
-    assert milestones[0].completed_at == datetime(2013, 2, 12, 13, 22, 1, tzinfo=UTC)
+    assert milestones[0].completed_at == closed.updated
+    for p in run.pages:
+        ids = [i.external_id for i in p.items if i.kind is ItemKind.MILESTONE]
+        assert len(ids) == len(set(ids))
 
 
-def test_auth_headers_are_set() -> None:
+def test_auth_headers_are_set(sb: Sandbox) -> None:
     """Bearer token, GitHub media type and API version go on every request."""
-    _, rec, _ = run(by_url({FIRST: ok([])}), cursor_for(None))
-    headers = rec.requests[0].headers
-    assert headers["Authorization"] == "Bearer ghp_test_token"
-    assert headers["Accept"] == "application/vnd.github+json"
-    assert headers["X-GitHub-Api-Version"] == "2022-11-28"
+    run = pull(sb, config(sb, page_size=5))
+    assert len(run.requests) > 1
+    for request in run.requests:
+        assert request.headers["Authorization"] == f"Bearer {sb.credentials['github_token']}"
+        assert request.headers["Accept"] == "application/vnd.github+json"
+        assert request.headers["X-GitHub-Api-Version"] == "2022-11-28"
+    assert {r.status_code for r in run.responses} == {200}
 
 
-def test_enterprise_base_url_is_used_as_given() -> None:
-    """GitHub Enterprise Server: requests go under the configured `/api/v3` base."""
-    rec = Recorder()
-    cfg = ConnectorConfig(
-        name="gh",
-        type="github",
-        base_url="https://ghe.example.com/api/v3/",
-        scope=[SCOPE],
-        token_env=TOKEN_ENV,
-    )
-
-    async def go() -> list[Page]:
-        async with httpx.AsyncClient() as client:
-            http = Http(client, connector="t", sleep=rec.sleep)
-            return [p async for p in GitHubConnector(cfg, http).pull(None)]
-
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="ghe.example.com").mock(side_effect=rec.serve(lambda r: ok([])))
-        pages = asyncio.run(go())
-    assert rec.requests[0].url.path == f"/api/v3/repos/{SCOPE}/issues"
-    assert pages[0].census == {SCOPE: []}
+def test_enterprise_base_url_is_used_as_given(sb: Sandbox) -> None:
+    """GitHub Enterprise Server: requests go under the configured `/api/v3`-like base."""
+    for t in live(sb):
+        sb.delete("github", t.external_id)
+    cfg = config(sb).model_copy(update={"base_url": sb.base_url("github") + "/"})
+    run = pull(sb, cfg)
+    assert run.requests[0].url.path == f"/github/repos/{SCOPE}/issues"
+    assert run.pages[0].census == {SCOPE: []}
 
 
 # --- retries and rate limits ----------------------------------------------------------
 
 
-def test_429_waits_for_retry_after() -> None:
-    """A 429 with Retry-After is retried only after at least that many seconds."""
-    answers = iter([httpx.Response(429, headers={"Retry-After": "7"}), ok([])])
-    pages, rec, http = run(lambda r: next(answers), cursor_for("2025-01-01T00:00:00Z"))
-    assert [e[0] for e in rec.events] == ["request", "sleep", "request"]
-    assert rec.sleeps[0] >= 7
-    assert http.stats.rate_limit_wait_s >= 7
-    assert len(pages) == 1
+def _kinds(run: Run) -> list[str]:
+    return [e[0] for e in run.events if e[0] != "response"]
 
 
-def test_recorded_403_rate_limit_waits_until_reset() -> None:
-    """The recorded 403 (remaining 0) plus a reset time: no request before reset − now."""
-    recorded = vendor("recorded/pygithub/rate-limit-exceeded-403.json")["interactions"][1]
-    headers = recorded_headers(recorded["response"]["headers"])
-    reset = int(time.time()) + 120
-    headers["x-ratelimit-reset"] = str(reset)
-    answers = iter(
-        [httpx.Response(403, json=recorded["response"]["body"], headers=headers), ok([])]
-    )
-    pages, rec, _ = run(lambda r: next(answers), cursor_for("2025-01-01T00:00:00Z"))
+@pytest.mark.parametrize("status", [429, 403])
+def test_secondary_limit_waits_for_retry_after(sb: Sandbox, status: int) -> None:
+    """A 429 (or 403) with Retry-After is retried only after at least that many seconds."""
+    sb.inject("github", "429", secondary=True, retry_after=7, status=status)
+    run = pull(sb, config(sb), cursor_for(EARLY))
+    assert run.responses[0].headers["retry-after"] == "7"
+    assert _kinds(run) == ["request", "sleep", "request"]
+    assert run.sleeps[0] >= 7
+    assert run.http is not None
+    assert run.http.stats.rate_limit_wait_s >= 7
+    assert len(run.pages) == 1
+    assert len(issues_of(run.pages)) == 13
+
+
+def test_403_primary_rate_limit_waits_until_reset(sb: Sandbox) -> None:
+    """A 403 with remaining 0 and a reset time: no request before reset − now."""
+    sb.inject("github", "429", status=403, retry_after=120)
+    run = pull(sb, config(sb), cursor_for(EARLY))
     after = time.time()
-    assert [e[0] for e in rec.events] == ["request", "sleep", "request"]
-    assert rec.sleeps[0] >= reset - after
-    assert pages[0].lost_scopes == []
+    refused = run.responses[0]
+    assert (refused.status_code, refused.headers["x-ratelimit-remaining"]) == (403, "0")
+    reset = int(refused.headers["x-ratelimit-reset"])
+    assert _kinds(run) == ["request", "sleep", "request"]
+    assert run.sleeps[0] >= reset - after
+    assert run.pages[0].lost_scopes == []
 
 
-def test_5xx_is_retried() -> None:
+def test_5xx_is_retried(sb: Sandbox) -> None:
     """A 502 is retried and the run completes."""
-    answers = iter([httpx.Response(502), ok([issue_item(1, "2025-01-02T00:00:00Z")])])
-    pages, rec, http = run(lambda r: next(answers), cursor_for("2025-01-01T00:00:00Z"))
-    assert len(rec.requests) == 2
-    assert http.stats.retries == 1
-    assert len(issues_of(pages)) == 1
+    sb.inject("github", "502")
+    run = pull(sb, config(sb), cursor_for(EARLY))
+    assert [r.status_code for r in run.responses] == [502, 200]
+    assert run.http is not None
+    assert run.http.stats.retries == 1
+    assert len(issues_of(run.pages)) == 13
 
 
-def test_401_raises_auth_error_and_stops() -> None:
+def test_401_raises_auth_error_and_stops(sb: Sandbox) -> None:
     """A 401 mid-scope raises AuthError: no further pages, no further requests."""
-    page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url(
-        {
-            f"{FIRST}2025-01-01T00:00:00Z": ok(
-                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
-            ),
-            page2: httpx.Response(401, json={"message": "Bad credentials"}),
-        }
-    )
-    pages: list[Page] = []
-    rec = Recorder()
+    sb.inject("github", "expire_token", path_contains="/repositories/")
+    run = Run()
     with pytest.raises(AuthError):
-        run(
-            handler,
-            cursor_for("2025-01-01T00:00:00Z"),
-            config([SCOPE, "octocat/other"]),
-            pages=pages,
-            recorder=rec,
-        )
-    assert len(pages) == 1
-    assert [str(r.url) for r in rec.requests][1:] == [page2]
+        pull(sb, config(sb, [SCOPE, OTHER], page_size=5), cursor_for(EARLY), into=run)
+    assert len(run.pages) == 1
+    assert [str(r.url) for r in run.requests][1:] == run.next_links()
+    assert [r.status_code for r in run.responses] == [200, 401]
 
 
-def test_401_on_the_list_call_is_not_a_lost_scope() -> None:
+def test_401_on_the_list_call_is_not_a_lost_scope(sb: Sandbox) -> None:
     """Bad credentials fail the run instead of being reported as a lost repo."""
-    pages: list[Page] = []
+    sb.revoke_token("github")
+    run = Run()
     with pytest.raises(AuthError):
-        run(
-            lambda r: httpx.Response(401, json={"message": "Bad credentials"}),
-            cursor_for(None),
-            pages=pages,
-        )
-    assert pages == []
+        pull(sb, config(sb), into=run)
+    assert run.pages == []
+    assert [r.status_code for r in run.responses] == [401]
 
 
 # --- lost scopes, moves and census ----------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [404, 403, 410])
-def test_unreachable_repo_is_a_lost_scope_and_others_continue(status: int) -> None:
+def test_unreachable_repo_is_a_lost_scope_and_others_continue(sb: Sandbox, status: int) -> None:
     """404/403/410 on a repo's list call → lost_scopes for it; the next repo still syncs."""
-    other = "octocat/Spoon-Knife"
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == f"/repos/{SCOPE}/issues":
-            return httpx.Response(status, json={"message": "Not Found"})
-        return ok([issue_item(1, "2025-01-02T00:00:00Z")])
-
-    cursor = cursor_for("2025-01-01T00:00:00Z", '"e"')
-    cursor["scopes"][other] = {"since": "2025-01-01T00:00:00Z", "etag": None, "runs": 1}
-    pages, _, _ = run(handler, cursor, config([SCOPE, other]))
-    assert pages[0].lost_scopes == [SCOPE]
-    assert pages[0].items == []
-    assert pages[0].census == {}
-    assert pages[0].deleted == []
-    assert pages[0].cursor["scopes"][SCOPE]["since"] == "2025-01-01T00:00:00Z"
-    assert pages[1].scope == other
-    assert len(issues_of(pages[1:])) == 1
+    if status == 404:
+        sb.hide_scope("github", SCOPE)
+    else:
+        sb.github_refuse(SCOPE, status)
+    cursor = cursor_for(EARLY, 'W/"e"')
+    cursor["scopes"][OTHER] = {"since": EARLY, "etag": None, "runs": 1}
+    run = pull(sb, config(sb, [SCOPE, OTHER]), cursor)
+    assert run.responses[0].status_code == status
+    assert run.pages[0].lost_scopes == [SCOPE]
+    assert run.pages[0].items == []
+    assert run.pages[0].census == {}
+    assert run.pages[0].deleted == []
+    assert run.pages[0].cursor["scopes"][SCOPE]["since"] == EARLY
+    assert run.pages[1].scope == OTHER
+    assert len(issues_of(run.pages[1:])) == len(live(sb, OTHER))
 
 
 @pytest.mark.parametrize("follow", [False, True])
-def test_renamed_repo_301_is_a_lost_scope_not_deletion(follow: bool) -> None:
-    """The recorded 301 after a rename is reported as lost, also when httpx follows it."""
-    fixture = vendor("recorded/octokit-fixtures/rename-repository.raw-fixture.json")
-    moved = next(f for f in fixture if f["status"] == 301)
-    target = next(f for f in fixture if f["method"] == "get" and f["status"] == 200)
-    location = recorded_headers(moved["rawHeaders"])["Location"]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.startswith("/repositories/"):
-            return ok([issue_item(1, "2025-01-02T00:00:00Z")])
-        assert request.url.path == f"/repos/{SCOPE}/issues"
-        headers = recorded_headers(moved["rawHeaders"])
-        headers["Location"] = f"{location}/issues?{request.url.query.decode()}"
-        return httpx.Response(301, json=moved["response"], headers=headers)
-
-    assert target["response"]["id"] == int(location.rsplit("/", 1)[1])
-    pages, _, _ = run(handler, cursor_for("2025-01-01T00:00:00Z"), follow_redirects=follow)
-    assert len(pages) == 1
-    assert pages[0].lost_scopes == [SCOPE]
-    assert pages[0].items == []
-    assert pages[0].census == {}
+def test_renamed_repo_301_is_a_lost_scope_not_deletion(sb: Sandbox, follow: bool) -> None:
+    """The 301 for a renamed repo's old name is reported as lost, also when httpx follows it."""
+    old = "acme/website"
+    sb.github_rename(old, SCOPE)
+    run = pull(sb, config(sb, [old]), cursor_for(EARLY), follow_redirects=follow)
+    moved = run.responses[0]
+    assert moved.status_code == 301
+    assert "/github/repositories/" in moved.headers["location"]
+    assert len(run.pages) == 1
+    assert run.pages[0].lost_scopes == [old]
+    assert run.pages[0].items == []
+    assert run.pages[0].census == {}
 
 
-def test_first_full_run_emits_the_census() -> None:
+def test_first_full_run_emits_the_census(sb: Sandbox) -> None:
     """A first run (no since) lists everything: its last page carries every id + milestone."""
-    page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url(
-        {
-            FIRST: ok([issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)),
-            page2: ok(vendor("examples/list-repo-issues.json")),
-        }
-    )
-    pages, rec, _ = run(handler)
-    assert len(rec.requests) == 2
-    assert pages[0].census == {}
-    assert pages[1].census == {SCOPE: ["milestone:octocat/Hello-World#1", "1001", "1"]}
-    assert pages[1].cursor["scopes"][SCOPE]["runs"] == 0
+    gone = live(sb)[3].external_id
+    sb.delete("github", gone)
+    run = pull(sb, config(sb, page_size=10))
+    assert len(run.requests) == 2
+    assert run.pages[0].census == {}
+    ids = [i.external_id for p in run.pages for i in p.items]
+    census = run.pages[1].census[SCOPE]
+    assert census == list(dict.fromkeys(ids))
+    assert sorted(census) == sorted(t.external_id for t in live(sb, containers=True))
+    assert gone not in census
+    assert run.state()["runs"] == 0
 
 
-def test_census_every_n_runs_lists_all_ids_without_since() -> None:
+def test_census_every_n_runs_lists_all_ids_without_since(sb: Sandbox) -> None:
     """When census_every runs have passed, a full id listing follows the incremental pass."""
-    page2 = f"{BASE}/repositories/1296269/issues?per_page=100&page=2"
-    census_first = ISSUES.removeprefix(BASE)
-    handler = by_url(
-        {
-            f"{FIRST}2025-01-01T00:00:00Z": httpx.Response(304),
-            f"census:{census_first}": ok(
-                [issue_item(5, "2024-01-01T00:00:00Z")], link=next_link(page2)
-            ),
-            page2: ok([issue_item(4, "2023-01-01T00:00:00Z", milestone=None)]),
-        }
-    )
-    cursor = cursor_for("2025-01-01T00:00:00Z", '"e"', runs=2)
-    pages, rec, _ = run(handler, cursor, config(census_every=3))
-    assert dict(rec.requests[1].url.params) == {"state": "all", "per_page": "100"}
-    assert str(rec.requests[2].url) == page2
-    assert [p.census for p in pages[:2]] == [{}, {}]
-    assert pages[2].census == {SCOPE: ["milestone:octocat/Hello-World#1", "1005", "1004"]}
-    assert pages[2].cursor["scopes"][SCOPE] == {
-        "since": "2025-01-01T00:00:00Z",
-        "etag": '"e"',
-        "runs": 0,
-    }
+    _, second = settled(sb)
+    oldest = live(sb)[0].external_id
+    sb.delete("github", oldest)  # older than `since`: the incremental page is unchanged
+    cursor = second.cursor
+    cursor["scopes"][SCOPE]["runs"] = 2
+    before = second.state()
+    run = pull(sb, config(sb, page_size=5, census_every=3), cursor)
+    assert run.responses[0].status_code == 304
+    assert dict(run.requests[1].url.params) == {"state": "all", "per_page": "5"}
+    assert [str(r.url) for r in run.requests[2:]] == run.next_links()
+    assert len(run.pages) == 4  # the 304, then 12 issues by 5
+    assert [p.census for p in run.pages[:-1]] == [{}, {}, {}]
+    census = run.pages[-1].census[SCOPE]
+    assert sorted(census) == sorted(t.external_id for t in live(sb, containers=True))
+    assert oldest not in census
+    assert run.state() == {"since": before["since"], "etag": before["etag"], "runs": 0}
 
 
-def test_census_is_not_due_before_n_runs() -> None:
+def test_census_is_not_due_before_n_runs(sb: Sandbox) -> None:
     """Between censuses a no-change run is the one 304 request and counts the run."""
-    cursor = cursor_for("2025-01-01T00:00:00Z", '"e"', runs=1)
-    pages, rec, _ = run(lambda r: httpx.Response(304), cursor, config(census_every=3))
-    assert len(rec.requests) == 1
-    assert pages[-1].cursor["scopes"][SCOPE]["runs"] == 2
+    _, second = settled(sb)
+    assert second.state()["runs"] == 1
+    run = pull(sb, config(sb, census_every=3), second.cursor)
+    assert [r.status_code for r in run.responses] == [304]
+    assert run.state()["runs"] == 2
 
 
-def test_cursor_is_json_serialisable_and_not_shared_between_pages() -> None:
+def test_transferred_issue_leaves_one_repo_for_the_other_with_its_id(sb: Sandbox) -> None:
+    """After a transfer the issue comes back from its new repo (same id, new key) and the old
+    repo's census no longer lists it."""
+    scopes = [SCOPE, OTHER]
+    first = pull(sb, config(sb, scopes))
+    issue = next(t for t in live(sb) if t.kind == "issue")
+    sb.move("github", issue.external_id, OTHER)
+    cursor = first.cursor
+    cursor["scopes"][SCOPE]["runs"] = 1
+    run = pull(sb, config(sb, scopes, census_every=2), cursor)
+    (got,) = [i for i in issues_of(run.pages) if i.external_id == issue.external_id]
+    assert (got.container, got.key) == (OTHER, sb.truth("github")[issue.external_id].key)
+    assert got.key != issue.key
+    census = [c for p in run.pages for c in p.census.get(SCOPE, [])]
+    assert len(census) == len(live(sb, containers=True))
+    assert issue.external_id not in census
+
+
+def test_cursor_is_json_serialisable_and_not_shared_between_pages(sb: Sandbox) -> None:
     """Each page carries its own JSON-serialisable snapshot of the full cursor."""
-    page2 = f"{BASE}/repositories/1296269/issues?page=2"
-    handler = by_url(
-        {
-            f"{FIRST}2025-01-01T00:00:00Z": ok(
-                [issue_item(1, "2025-01-02T00:00:00Z")], link=next_link(page2)
-            ),
-            page2: ok([issue_item(2, "2025-01-03T00:00:00Z")]),
-        }
-    )
-    pages, _, _ = run(handler, cursor_for("2025-01-01T00:00:00Z"))
-    json.dumps([p.cursor for p in pages])
-    assert pages[0].cursor["scopes"][SCOPE]["pass"]["next"] == page2
-    assert "pass" not in pages[1].cursor["scopes"][SCOPE]
+    run = pull(sb, config(sb, page_size=10), cursor_for(EARLY))
+    json.dumps([p.cursor for p in run.pages])
+    assert run.pages[0].cursor["scopes"][SCOPE]["pass"]["next"] == run.next_links()[0]
+    assert "pass" not in run.pages[1].cursor["scopes"][SCOPE]
 
 
 def test_the_normaliser_is_a_function_of_the_json_and_names_what_it_skips() -> None:
@@ -828,7 +782,7 @@ def test_the_normaliser_is_a_function_of_the_json_and_names_what_it_skips() -> N
 
 def test_the_cursor_is_typed_and_keeps_its_stored_json_shape() -> None:
     """A stored cursor loads as GitHubCursor and dumps back unchanged; another version restarts."""
-    start, url = "2025-01-02T00:00:00+00:00", f"{BASE}/x?page=2"
+    start, url = "2025-01-02T00:00:00+00:00", "https://api.github.com/x?page=2"
     listing = {"window": None, "start": start, "next": url, "high": None, "hold": False}
     raw: dict[str, Any] = {
         "v": 1,
