@@ -6,12 +6,12 @@ package imports sqlalchemy tables or opens a connection (enforced by
 """
 
 from okrsync.models import StoredItem
-from okrsync.store._items import ItemReader
+from okrsync.store._items import ItemReader, PageResult
 from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
 from okrsync.store._okr import ApplyReport, Checkin
 from okrsync.store._runs import RunOwner, process_start
-from okrsync.store._store import Link, PageResult, Store
+from okrsync.store._store import Link, Store
 from okrsync.store._tree import TreeRows
 from okrsync.store.tables import SyncRunRow
 

@@ -234,3 +234,28 @@ def test_runs_are_recorded(store: Store) -> None:
     assert (row.status, row.pages, row.items_created, row.requests) == ("ok", 1, 1, 3)
     assert row.lost_scopes == ["o/gone"]
     assert row.ended_at is not None
+
+
+def test_item_commits_of_any_size_use_few_statement_shapes(tmp_path: Path) -> None:
+    """Groups of every size from 1 to 300 items reuse at most 8 upsert and 10 lookup
+    statement shapes (each prepared shape stays cached, ~4 KB per row: memory stays flat)."""
+    s = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    seen: set[str] = set()
+
+    @sa.event.listens_for(s.engine, "before_cursor_execute")
+    def _record(*args: object) -> None:
+        seen.add(str(args[2]))
+
+    n = 0
+    for size in range(1, 301):
+        s.commit_page("gh", Page([item(i) for i in range(n, n + size)], {"page": size}))
+        n += size
+    s.commit_page("gh", Page([item(i, title="Renamed") for i in range(0, n, 2)], {"page": 0}))
+    stored = s.items("gh")
+    s.close()
+    upserts = {sql for sql in seen if sql.startswith("INSERT INTO work_item")}
+    lookups = {sql for sql in seen if sql.startswith("SELECT external_id, updated")}
+    assert len(upserts) <= 8
+    assert len(lookups) <= 10
+    assert len(stored) == n
+    assert sum(i.title == "Renamed" for i in stored) == len(range(0, n, 2))
