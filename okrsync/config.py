@@ -39,7 +39,7 @@ from pydantic import (
 
 from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
-from okrsync.models import DEFAULT_DROPPED_NAMES
+from okrsync.models import DEFAULT_DROPPED_NAMES, StatusCategory
 from okrsync.redaction import register_secret
 from okrsync.tomlpos import locate, toml_error
 
@@ -115,6 +115,7 @@ class ConnectorConfig(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)
     estimate_field: str | None = None
     dropped_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_DROPPED_NAMES))
+    status_map: dict[str, StatusCategory] = Field(default_factory=dict)
     lookback_minutes: int = Field(default=5, ge=0)
     census_every: int = Field(default=24, ge=1)
     max_response_mb: float = Field(default=64.0, gt=0, le=4096)
@@ -128,6 +129,28 @@ class ConnectorConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("must be an http(s) URL such as https://example.atlassian.net")
         return v.rstrip("/")
+
+    @field_validator("status_map", mode="before")
+    @classmethod
+    def _status_map(cls, v: Any) -> Any:
+        """Raw status, section or label name → todo | in_progress | done | dropped; names
+        compare case-insensitively, so two spellings of one name are refused."""
+        if not isinstance(v, dict):
+            raise ValueError(  # noqa: TRY004 - pydantic reports ValueError at the key's line
+                'must be a table of name = category, e.g. status_map = { "QA" = "in_progress" }'
+            )
+        seen: dict[str, str] = {}
+        allowed = ", ".join(c.value for c in StatusCategory)
+        for name, category in v.items():
+            folded = name.strip().casefold()
+            if not folded:
+                raise ValueError("has an empty name; write the status, section or label name")
+            if folded in seen:
+                raise ValueError(f"names {seen[folded]!r} and {name!r} are the same name")
+            seen[folded] = name
+            if category not in {c.value for c in StatusCategory}:
+                raise ValueError(f"{name!r} = {category!r}: the category must be one of {allowed}")
+        return v
 
     @field_validator("name")
     @classmethod

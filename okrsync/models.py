@@ -62,6 +62,13 @@ class WorkItem:
     `key` is the human key (PROJ-12, owner/repo#12, the Asana gid); `item_type` is the
     tracker's own type name (Bug, Story, default_task, ...). `previous_keys` is kept by the
     store when an item's key changes (a move), connectors need not fill it.
+
+    `status` is `statuses.categorise(status_basis, names of status_names)`: `status_basis` is
+    what the tracker's own facts say (Jira's status category, Asana's `completed`, GitHub's
+    state), `status_names` the team's names the category also depends on (Jira status and
+    resolution, Asana section, GitHub labels and state reason). Stored with the item, they let
+    `okrsync remap` apply a changed `status_map` without a re-pull; a connector that leaves
+    `status_basis` None opts out of that (its status is kept as sent).
     """
 
     connector: str
@@ -86,6 +93,8 @@ class WorkItem:
     completed_at: datetime | None = None
     custom: dict[str, str] = field(default_factory=dict)
     previous_keys: tuple[str, ...] = ()
+    status_basis: StatusCategory | None = None
+    status_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

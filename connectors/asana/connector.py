@@ -60,7 +60,7 @@ Progress" / "Doing" / "In Review", else todo. completed_at is set for every comp
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -72,13 +72,13 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, Page, WorkItem
+from okrsync.models import Cursor, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope, out_of_reach
 from .config import AsanaConfig
 from .cursor import AsanaCursor, Poll, ScopeState
-from .normalise import Normaliser
+from .normalise import STATUS_VOCABULARY, Normaliser
 from .normalise import json_list as _list
 from .normalise import json_obj as _obj
 from .normalise import parse_time as _parse_dt
@@ -135,6 +135,7 @@ class AsanaConnector:
     Config: ClassVar[type[AsanaConfig]] = AsanaConfig
     # Asana allows 50 reads in flight per token; a page holds at most 100 tasks.
     default_in_flight: ClassVar[int] = 50
+    status_vocabulary: ClassVar[Mapping[str, StatusCategory]] = STATUS_VOCABULARY
     largest_page: ClassVar[int] = MAX_LIMIT
     items_per_record: ClassVar[int] = 1
 
@@ -150,7 +151,9 @@ class AsanaConnector:
         self.http = http
         http.headers["Authorization"] = f"Bearer {config.secret()}"
         self._base = config.base_url.rstrip("/")
-        self._norm = Normaliser.build(config.name, config.dropped_statuses, config.estimate_field)
+        self._norm = Normaliser.build(
+            config.name, config.dropped_statuses, config.estimate_field, config.status_map
+        )
         self._limit = min(config.page_size or MAX_LIMIT, MAX_LIMIT)
         self._cursor = AsanaCursor()
         self._run_start: datetime | None = None

@@ -1,23 +1,28 @@
 """Asana tasks, milestones and sections as `WorkItem`s: pure functions of the JSON.
 
-Status vocabulary: a task whose section is one of `dropped_statuses` is dropped; else completed
-is done; an open task in an `IN_PROGRESS_SECTIONS` section is in progress; else to do. Names
-are compared loosely (`_fold`: trimmed, typographic apostrophes straightened, case-folded).
+Status: `completed` is the basis (done, else to do) and the section the name
+(`okrsync.statuses`): a section mapped to dropped (`dropped_statuses`, `status_map`) wins;
+else completed is done; an open task in a section mapped to a category (`STATUS_VOCABULARY`:
+"In Progress", "Doing", "Review", "QA", "Blocked", ...; then `status_map`) takes it; else to
+do. Names are compared loosely (trimmed, typographic apostrophes straightened, case-folded).
+A dropped task keeps its `completed_at` when Asana gives one.
 The estimate is the number custom field named `estimate_field` (default "Estimate").
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from okrsync.models import ItemKind, StatusCategory, WorkItem
+from okrsync.statuses import COMMON_IN_PROGRESS, StatusNames, in_progress
 
 DEFAULT_ESTIMATE_FIELD = "Estimate"
-IN_PROGRESS_SECTIONS = frozenset({"in progress", "doing", "in review"})
+# Section names that mean work has started (the names boards commonly use).
+STATUS_VOCABULARY: dict[str, StatusCategory] = in_progress(COMMON_IN_PROGRESS)
 JSON = dict[str, Any]
 
 
@@ -26,15 +31,20 @@ class Normaliser:
     """Turns Asana task and section records of one project into work items."""
 
     connector: str
-    dropped: frozenset[str]
+    names: StatusNames
     estimate: str
 
     @classmethod
     def build(
-        cls, connector: str, dropped_statuses: Iterable[str], estimate_field: str | None
+        cls,
+        connector: str,
+        dropped_statuses: Iterable[str],
+        estimate_field: str | None,
+        status_map: Mapping[str, StatusCategory] | None = None,
     ) -> Normaliser:
-        dropped = frozenset(_fold(n) for n in dropped_statuses)
-        return cls(connector, dropped, _fold(estimate_field or DEFAULT_ESTIMATE_FIELD))
+        """`dropped_statuses`: sections meaning dropped; `status_map` (wins): name → category."""
+        names = StatusNames.build(STATUS_VOCABULARY, dropped_statuses, status_map or {})
+        return cls(connector, names, _fold(estimate_field or DEFAULT_ESTIMATE_FIELD))
 
     def task(self, raw: JSON, gid: str) -> WorkItem:
         project, section = _membership(raw, gid)
@@ -63,6 +73,8 @@ class Normaliser:
             due=date.fromisoformat(raw["due_on"]) if raw.get("due_on") else None,
             completed_at=parse_time(completed_at) if completed and completed_at else None,
             custom={k: v for k, v in (("project", project), ("section", section)) if v},
+            status_basis=_basis(completed),
+            status_names=(section,) if section else (),
         )
 
     def section(self, raw: JSON, gid: str, seen: datetime) -> WorkItem:
@@ -85,14 +97,7 @@ class Normaliser:
         )
 
     def status(self, completed: bool, section: str | None) -> StatusCategory:
-        name = _fold(section or "")
-        if name in self.dropped:
-            return StatusCategory.DROPPED
-        if completed:
-            return StatusCategory.DONE
-        if name in IN_PROGRESS_SECTIONS:
-            return StatusCategory.IN_PROGRESS
-        return StatusCategory.TODO
+        return self.names.categorise(_basis(completed), (section,))
 
     def estimate_of(self, raw: JSON) -> float | None:
         for cf in json_list(raw, "custom_fields"):
@@ -111,6 +116,10 @@ def _membership(raw: JSON, gid: str) -> tuple[str | None, str | None]:
         if project.get("gid") == gid:
             return project.get("name"), json_obj(m, "section").get("name")
     return None, None
+
+
+def _basis(completed: bool) -> StatusCategory:
+    return StatusCategory.DONE if completed else StatusCategory.TODO
 
 
 def _status_raw(completed: bool, section: str | None) -> str:

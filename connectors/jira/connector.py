@@ -28,7 +28,7 @@ cursor). Scopes are project keys. Vendor facts this module relies on:
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import structlog
@@ -36,14 +36,14 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import ConfigError
 from okrsync.http import Http
-from okrsync.models import Cursor, Page, WorkItem
+from okrsync.models import Cursor, Page, StatusCategory, WorkItem
 from okrsync.redaction import register_secret
 
 from .._guard import PageGuard
 from .._scope import Restarts, lost_scope
 from .config import JiraConfig
 from .cursor import JiraCursor, RunState, ScopeState
-from .normalise import IssueShapeError, Normaliser, epoch_ms
+from .normalise import STATUS_VOCABULARY, IssueShapeError, Normaliser, epoch_ms
 from .search import (
     EPIC_LINK_NAME,
     ESTIMATE_NAMES,
@@ -66,6 +66,7 @@ class JiraConnector:
     Config: ClassVar[type[JiraConfig]] = JiraConfig
     # Jira allows a few requests in flight; Data Center pages up to 1,000 issues (Cloud 100).
     default_in_flight: ClassVar[int] = 4
+    status_vocabulary: ClassVar[Mapping[str, StatusCategory]] = STATUS_VOCABULARY
     largest_page: ClassVar[int] = PAGE_SIZE[False]
     items_per_record: ClassVar[int] = 1
 
@@ -105,6 +106,7 @@ class JiraConnector:
             self.config.dropped_statuses,
             estimate_field=cached.get("estimate"),
             epic_link_field=cached.get("epic_link"),
+            status_map=self.config.status_map,
         )
 
 

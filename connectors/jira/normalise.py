@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from okrsync.models import ItemKind, StatusCategory, WorkItem
+from okrsync.statuses import StatusNames
 
 BASE_FIELDS = (
     "summary",
@@ -44,6 +45,12 @@ _CATEGORIES = {
 }
 
 
+# Jira states a category for every status (statusCategory), so the plug-in adds no names of
+# its own: `dropped_statuses` (status or resolution) and `status_map` refine it.
+STATUS_VOCABULARY: dict[str, StatusCategory] = {}
+CLOSED = (StatusCategory.DONE, StatusCategory.DROPPED)
+
+
 class IssueShapeError(ValueError):
     """An issue lacks something every issue must have (id, key, created, updated)."""
 
@@ -54,7 +61,7 @@ class Normaliser:
 
     connector: str
     base_url: str
-    dropped: frozenset[str]
+    names: StatusNames
     estimate_field: str | None = None
     epic_link_field: str | None = None
 
@@ -66,8 +73,11 @@ class Normaliser:
         dropped: Iterable[str],
         estimate_field: str | None = None,
         epic_link_field: str | None = None,
+        *,
+        status_map: Mapping[str, StatusCategory] | None = None,
     ) -> Normaliser:
-        names = frozenset(n.strip().casefold() for n in dropped)
+        """`dropped`: names meaning dropped; `status_map` (wins): name → category."""
+        names = StatusNames.build(STATUS_VOCABULARY, dropped, status_map or {})
         return cls(connector, base_url, names, estimate_field, epic_link_field)
 
     def fields(self) -> list[str]:
@@ -82,7 +92,8 @@ class Normaliser:
         if not issue_id or not key:
             raise IssueShapeError("issue without id or key")
         issuetype = _obj(f, "issuetype")
-        status, status_raw = self.status(f)
+        basis, status_raw, names = self.status_facts(f)
+        status = self.names.categorise(basis, names)
         project = str(_obj(f, "project").get("key") or "")
         resolution = str(_obj(f, "resolution").get("name") or "")
         return WorkItem(
@@ -104,25 +115,30 @@ class Normaliser:
             assignee=_person(f.get("assignee")),
             estimate=_number(f.get(self.estimate_field)) if self.estimate_field else None,
             due=_date(f.get("duedate")),
-            completed_at=parse_time(f.get("resolutiondate"))
-            if status is StatusCategory.DONE
-            else None,
+            completed_at=parse_time(f.get("resolutiondate")) if status in CLOSED else None,
             custom={
                 "issuetype": str(issuetype.get("name") or ""),
                 "project": project,
                 "resolution": resolution,
             },
+            status_basis=basis,
+            status_names=names,
         )
 
-    def status(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str]:
-        """The status category (dropped wins) and the raw status name."""
+    def status_facts(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str, tuple[str, ...]]:
+        """The status category Jira states, the raw status name, and the names the stored
+        category also depends on (status and resolution: `okrsync.statuses`)."""
         status = _obj(f, "status")
         name = str(status.get("name") or "")
         resolution = str(_obj(f, "resolution").get("name") or "")
-        if name.casefold() in self.dropped or resolution.casefold() in self.dropped:
-            return StatusCategory.DROPPED, name
         key = str(_obj(status, "statusCategory").get("key") or "")
-        return _CATEGORIES.get(key, StatusCategory.TODO), name
+        names = tuple(n for n in (name, resolution) if n)
+        return _CATEGORIES.get(key, StatusCategory.TODO), name, names
+
+    def status(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str]:
+        """The stored status category (a dropped name wins) and the raw status name."""
+        basis, raw, names = self.status_facts(f)
+        return self.names.categorise(basis, names), raw
 
     def parent_key(self, f: Mapping[str, Any]) -> str | None:
         """`parent.key` (sub-task parent; on Cloud also the epic), else DC's Epic Link value."""
