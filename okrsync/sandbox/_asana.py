@@ -4,7 +4,16 @@ Bearer PAT. Tasks of a project are listed in (modified_at, gid) order; `modified
 tasks with modified_at >= the value; `limit` must be 1..100 (without it at most 1000 results,
 else 400); the `offset` token encodes position + query hash + issue time and expires after
 `offset_ttl_s`. Only `opt_fields` asked for are returned (plus gid, resource_type); dotted
-paths select sub-fields. `/events?resource=<project>&sync=` follows Asana's 412 protocol.
+paths select sub-fields. `/events?resource=<project>&sync=` follows Asana's 412 protocol; a
+project's events cover its tasks and its sections (`type`/`resource_type` "task" or "section").
+
+Sections are changed as Asana's section endpoints change them (`add_section`, `rename_section`,
+`delete_section`, exposed on `Sandbox`): creating one appends an empty section and logs an
+`added` section event; renaming logs `changed` and renames the section in every member task's
+`memberships` without touching the tasks' `modified_at`; deleting is refused for a section that
+still has tasks and for a project's last section (Asana answers 400), else logs `deleted`.
+A renamed section keeps its meaning in truth: the four generated sections are what a task's
+status maps to (`World._section_for`), whatever they are called now.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from okrsync.sandbox._core import (
     short_hash,
     splice,
 )
-from okrsync.sandbox._data import ASANA_WORKSPACE, Rec, dt_to_ms, iso_z, now_ms
+from okrsync.sandbox._data import ASANA_SECTIONS, ASANA_WORKSPACE, Rec, dt_to_ms, iso_z, now_ms
 from okrsync.sandbox._faults import (
     HUGE_PAGE_ITEMS,
     ITEM_FAULTS,
@@ -41,7 +50,7 @@ from okrsync.sandbox._faults import (
     hostile_title,
     targets,
 )
-from okrsync.sandbox._world import TrackerState
+from okrsync.sandbox._world import TrackerState, World
 
 ESTIMATE_FIELD = "1204000000000001"
 SYNC_INVALID = (
@@ -429,9 +438,9 @@ def _events_since(env: Env, project: str, after_seq: int) -> Response:
     data = [
         {
             "user": None,
-            "type": "task",
+            "type": e.resource_type,
             "action": e.action,
-            "resource": {"gid": e.task, "resource_type": "task"},
+            "resource": {"gid": e.task, "resource_type": e.resource_type},
             "parent": {"gid": e.project, "resource_type": "project"},
             "created_at": iso_z(e.at_ms),
         }
@@ -519,9 +528,65 @@ def sections(req: Request, env: Env, gid: str) -> Response:
             "created_at": iso_z(s.created_ms),
         }
         for s in env.world.state("asana").containers
-        if s.scope == gid
+        if s.scope == gid and not s.deleted
     ]
     return json_response(200, {"data": data, "next_page": None})
+
+
+# --- section changes (Asana's POST /projects/{gid}/sections, PUT and DELETE /sections/{gid}) --
+
+
+def add_section(world: World, project: str, name: str) -> str:
+    """A new empty section at the end of `project`; its gid. Logs an `added` section event."""
+    with world.lock:
+        state = world.state("asana")
+        if project not in state.scopes:
+            raise ValueError(f"asana: unknown project {project!r}")
+        now = now_ms()
+        sid = max(s.id for s in state.containers) + 1
+        rec = Rec("asana", sid, str(sid), project, "section", name, "todo", now, now)
+        state.containers.append(rec)
+        state.by_key[rec.key] = rec
+        world.log_event(project, "added", rec)
+        return rec.key
+
+
+def rename_section(world: World, gid: str, name: str) -> None:
+    """Rename a section: its tasks' memberships show the new name (their `modified_at` stays)."""
+    with world.lock:
+        section = live_section(world, gid)
+        section.title = name
+        for rec in world.state("asana").recs.values():
+            if rec.section == gid:
+                rec.cache.clear()
+        world.log_event(section.scope, "changed", section)
+
+
+def delete_section(world: World, gid: str) -> None:
+    """Delete an empty section (Asana refuses a section with tasks, and a project's last one)."""
+    with world.lock:
+        section = live_section(world, gid)
+        state = world.state("asana")
+        if any(r.section == gid and not r.deleted for r in state.recs.values()):
+            raise ValueError(
+                f"asana: section {gid} is not empty; Asana deletes empty sections only"
+            )
+        ours = [s for s in state.containers if s.scope == section.scope and not s.deleted]
+        generated = ours[: len(ASANA_SECTIONS)]
+        if len(ours) == 1 or section in generated:
+            raise ValueError(
+                f"asana: section {gid} is the last section or one of the generated "
+                f"{ASANA_SECTIONS} that task statuses map to; add a section to delete instead"
+            )
+        section.deleted = True
+        world.log_event(section.scope, "deleted", section)
+
+
+def live_section(world: World, gid: str) -> Rec:
+    rec = world.state("asana").by_key.get(gid)
+    if rec is None or rec.kind != "section" or rec.deleted:
+        raise KeyError(f"asana: no section {gid!r}")
+    return rec
 
 
 Handler = Callable[[Request, Env, str], Response]

@@ -223,6 +223,18 @@ class Sandbox:
         with self.world.lock:
             self.world.move(tracker, external_id, new_scope)
 
+    def add_section(self, project: str, name: str) -> str:
+        """Asana: a new empty section at the end of `project` (an `added` event); its gid."""
+        return _asana.add_section(self.world, project, name)
+
+    def rename_section(self, gid: str, name: str) -> None:
+        """Asana: rename a section (a `changed` section event; its tasks' names follow)."""
+        _asana.rename_section(self.world, gid, name)
+
+    def delete_section(self, gid: str) -> None:
+        """Asana: delete an added, empty section (a `deleted` section event)."""
+        _asana.delete_section(self.world, gid)
+
     def set_updated(self, tracker: str, external_ids: list[str], when: datetime) -> None:
         if when.tzinfo is None:
             raise ValueError("when must be timezone-aware")

@@ -34,6 +34,7 @@ class AsanaEvent:
     action: str
     task: str
     at_ms: int
+    resource_type: str = "task"  # or "section"
 
 
 @dataclass(slots=True)
@@ -150,12 +151,10 @@ class World:
             rec.section = self._section_for(rec.scope, status)
 
     def _section_for(self, project: str, status: str) -> str:
-        containers = self.trackers["asana"].containers
-        return next(
-            str(s.id)
-            for s in containers
-            if s.scope == project and SECTION_STATUS[s.title] == status
-        )
+        """The project's generated section of `status` (the first four, whatever their names
+        are now: `_asana.rename_section` renames, added sections come after them)."""
+        ours = [s for s in self.trackers["asana"].containers if s.scope == project]
+        return str(ours[list(SECTION_STATUS.values()).index(status)].id)
 
     @staticmethod
     def _bump(rec: Rec) -> int:
@@ -253,7 +252,8 @@ class World:
 
     def log_event(self, project: str, action: str, rec: Rec) -> None:
         seq = len(self.events) + 1
-        self.events.append(AsanaEvent(seq, project, action, str(rec.id), now_ms()))
+        rtype = "section" if rec.kind == "section" else "task"
+        self.events.append(AsanaEvent(seq, project, action, str(rec.id), now_ms(), rtype))
 
     def new_sync_token(self, project: str) -> str:
         token = secrets.token_hex(16)
