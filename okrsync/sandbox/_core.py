@@ -30,6 +30,13 @@ class Settings:
     offset_ttl_s: float = 600.0
     sync_ttl_s: float = 86_400.0
     jira_dc_deployment: str = "DataCenter"
+    # Jira search returns at most this many issues per page, whatever `maxResults` asks (Cloud
+    # may return fewer than asked; DC's jira.search.views.default.max). None: the API caps.
+    jira_page_cap: int | None = None
+    # False: `POST /rest/api/3/search/approximate-count` answers 404 (a site without it).
+    jira_approximate_count: bool = True
+    # Added to the clock every answer's `Date` header reports (a server clock ahead of ours).
+    clock_skew_s: float = 0.0
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Fault injection: queued faults per tracker, each consumed by the requests it affects.
 
-Transport faults ("429", "500"/"502"/"503", "slow", "reset", "truncate", "invalid_json",
+Transport faults ("403"/"404", "429" (`retry_after`: seconds or None, `reset_after`),
+"500"/"502"/"503", "slow", "reset", "truncate", "invalid_json",
 "expire_token") are taken by the server before routing; cursor faults ("expire_page_token",
 "expire_offset", "expire_sync_token") are taken by the vendor handler only when the request
 actually carries such a token.
@@ -24,11 +25,13 @@ taken by the vendor handler on the requests it can affect (`HOSTILE_TRACKERS` sa
 * `huge_field`: the target item's title is `size` characters (default 5 MB).
 * `escapes`: the target item's title, labels and assignee carry terminal escape sequences
   (clear screen, an OSC 8 link, a C1 CSI, BEL).
+* `missing_fields` (Jira): the target issue comes without the `fields` named in `fields`
+  (default created and status), as an issue a field configuration or a proxy stripped.
 
-The target of `huge_field` / `escapes` is the item with `external_id` (the vendor's numeric
-id) when given, else the first item of the page; the fault is taken only by a page that
-holds its target. A fault meant to last a whole run takes a large `count`; a test clears it
-(`Sandbox.clear_faults`) before checking that the next run recovers.
+The target of `huge_field` / `escapes` / `missing_fields` is the item with `external_id` (the
+vendor's numeric id) when given, else the first item of the page; the fault is taken only by a
+page that holds its target. A fault meant to last a whole run takes a large `count`; a test
+clears it (`Sandbox.clear_faults`) before checking that the next run recovers.
 """
 
 from __future__ import annotations
@@ -40,7 +43,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TRANSPORT_FAULTS = frozenset(
-    {"429", "500", "502", "503", "slow", "reset", "truncate", "invalid_json", "expire_token"}
+    {
+        "403",
+        "404",
+        "429",
+        "500",
+        "502",
+        "503",
+        "slow",
+        "reset",
+        "truncate",
+        "invalid_json",
+        "expire_token",
+    }
 )
 CURSOR_FAULTS = frozenset({"expire_page_token", "expire_offset", "expire_sync_token"})
 _EVERY = frozenset({"jira", "jira_dc", "asana", "github"})
@@ -54,9 +69,10 @@ HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
     "huge_page": _EVERY,
     "huge_field": _EVERY,
     "escapes": _EVERY,
+    "missing_fields": frozenset({"jira", "jira_dc"}),
 }
 HOSTILE_FAULTS = frozenset(HOSTILE_TRACKERS)
-ITEM_FAULTS = frozenset({"huge_field", "escapes"})
+ITEM_FAULTS = frozenset({"huge_field", "escapes", "missing_fields"})
 ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS | HOSTILE_FAULTS
 
 HUGE_PAGE_ITEMS = 200_000

@@ -398,6 +398,12 @@ def window(
     return items[offset : offset + limit], total
 
 
+def page_cap(env: Env, api_max: int) -> int:
+    """The most issues one search page holds: the API's maximum or the sandbox's lower cap."""
+    cap = env.settings.jira_page_cap
+    return api_max if cap is None else max(1, min(cap, api_max))
+
+
 def int_param(value: Any, default: int, cap: int) -> int:
     if value is None or value == "":
         return default
@@ -411,7 +417,7 @@ def search_jql(req: Request, env: Env) -> Response:
     """Cloud enhanced search, GET or POST."""
     params: dict[str, Any] = dict(req.query) if req.method == "GET" else req.json_body()
     try:
-        limit = int_param(params.get("maxResults"), 50, 100)
+        limit = int_param(params.get("maxResults"), 50, page_cap(env, 100))
     except (TypeError, ValueError):
         return error(400, "The value of 'maxResults' must be an integer.")
     jql = str(params.get("jql", ""))
@@ -445,6 +451,8 @@ def search_jql(req: Request, env: Env) -> Response:
 
 def approximate_count(req: Request, env: Env) -> Response:
     """Cloud `POST /rest/api/3/search/approximate-count` {"jql"} → {"count"} (bounded JQL)."""
+    if not env.settings.jira_approximate_count:
+        return error(404, f"No resource at {req.path}")
     if req.method != "POST":
         return error(405, "Method not allowed: use POST.")
     try:
@@ -482,7 +490,7 @@ def search_dc(req: Request, env: Env) -> Response:
     """Jira Server/DC (and Cloud v2-style) startAt search."""
     params: dict[str, Any] = dict(req.query) if req.method == "GET" else req.json_body()
     try:
-        limit = int_param(params.get("maxResults"), 50, 1000)
+        limit = int_param(params.get("maxResults"), 50, page_cap(env, 1000))
         start = int_param(params.get("startAt"), 0, 10**9)
     except (TypeError, ValueError):
         return error(400, "The value of 'maxResults'/'startAt' must be an integer.")
@@ -547,8 +555,13 @@ def huge_issues(count: int, project: str, env: Env) -> list[bytes]:
 
 
 def _rewrite_issue(issue: dict[str, Any], fault: Fault) -> dict[str, Any]:
-    """The issue with its summary (and, for escapes, labels and assignee) replaced."""
+    """The issue with its summary (and, for escapes, labels and assignee) replaced, or (for
+    missing_fields) without the fields the fault names."""
     f = issue.get("fields") or {}
+    if fault.kind == "missing_fields":
+        for name in fault.params.get("fields", ("created", "status")):
+            f.pop(name, None)
+        return issue
     if "summary" in f:
         f["summary"] = hostile_title(fault, f["summary"])
     if f.get("labels"):

@@ -90,6 +90,8 @@ class App:
             return Outcome(self.rate_limited(req.tracker, params))
         if kind in ("500", "502", "503"):
             return Outcome(_error_body(req.tracker, int(kind), "Sandbox injected server error"))
+        if kind in ("403", "404"):
+            return Outcome(_error_body(req.tracker, int(kind), "Sandbox injected: no access"))
         if kind == "expire_token":
             return Outcome(_error_body(req.tracker, 401, "Unauthorized (token expired)"))
         resp = self.vendor(req)
@@ -99,13 +101,17 @@ class App:
         return Outcome(resp, cut=max(len(resp.body) // 2, 1), claim_full=not short)
 
     def rate_limited(self, tracker: str, params: dict[str, Any]) -> Response:
-        wait = int(params.get("retry_after", 1))
+        """`retry_after` seconds (None: no Retry-After header); Jira's X-RateLimit-Reset is
+        `reset_after` seconds ahead (default `retry_after`), rounded up to its whole minute."""
+        after = params.get("retry_after", 1)
         if tracker == "github":
             return _github.rate_limited(params, self.rate)
         resp = _error_body(tracker, 429, "Rate limit exceeded")
-        resp.headers.append(("Retry-After", str(wait)))
+        if after is not None:
+            resp.headers.append(("Retry-After", str(int(after))))
         if tracker != "asana":
-            reset = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() + wait))
+            at = time.time() + int(params.get("reset_after", after or 1))
+            reset = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(-(-at // 60) * 60))
             resp.headers.append(("X-RateLimit-Reset", reset))
         return resp
 
@@ -158,6 +164,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header: the server's clock, `Settings.clock_skew_s` ahead of ours."""
+        if timestamp is None:
+            timestamp = time.time() + self.server.app.env.settings.clock_skew_s
+        return super().date_time_string(timestamp)
 
     def do_GET(self) -> None:
         self._serve()

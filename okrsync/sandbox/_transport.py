@@ -38,12 +38,12 @@ def transport(app: App) -> httpx.MockTransport:
             app.record(
                 RequestLog(req.tracker, req.method, req.path, req.query, status, started, headers)
             )
-        return _response(outcome, request)
+        return _response(outcome, request, app.env.settings.clock_skew_s)
 
     return httpx.MockTransport(handle)
 
 
-def _response(outcome: Outcome, request: httpx.Request) -> httpx.Response:
+def _response(outcome: Outcome, request: httpx.Request, skew_s: float = 0.0) -> httpx.Response:
     resp = outcome.response
     if resp is None:
         raise httpx.ReadError("sandbox: connection reset by peer", request=request)
@@ -55,7 +55,7 @@ def _response(outcome: Outcome, request: httpx.Request) -> httpx.Response:
         )
     body = resp.body if outcome.cut is None else resp.body[: outcome.cut]
     # Like the socket server (BaseHTTPRequestHandler.send_response), every answer has a Date.
-    headers = [("Date", formatdate(usegmt=True)), *resp.headers]
+    headers = [("Date", formatdate(time.time() + skew_s, usegmt=True)), *resp.headers]
     if resp.status != 304:
         headers.append(("Content-Type", resp.content_type))
     return httpx.Response(resp.status, headers=headers, content=body, request=request)

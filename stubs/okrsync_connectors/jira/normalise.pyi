@@ -1,0 +1,1 @@
+from connectors.jira.normalise import *  # noqa: F403
