@@ -13,7 +13,10 @@ taken by the vendor handler on the requests it can affect (`HOSTILE_TRACKERS` sa
   witness listener, see `Sandbox.witness`). GitHub: the `Link` rel="next" URL; Asana:
   `next_page.uri`; Jira: every `self` URL and serverInfo's `baseUrl`.
 * `loop_link` (GitHub): `mode="repeat"` answers each page with a next link to itself;
-  `mode="count"` serves the first page's items on every page with a next link counting up.
+  `mode="count"` serves the first page's items on every page with a next link counting up;
+  `mode="alternate"` serves them with next links alternating between pages 2 and 3;
+  `mode="empty"` serves no items after page 1, next links counting up. `extra` (repeat): a
+  raw query appended once to the repeated link.
 * `alternate_offset` (Asana tasks) / `alternate_token` (Jira Cloud search): the next
   offset / nextPageToken alternates between two values A and B, the first page's items each
   time.

@@ -557,19 +557,28 @@ def huge_page(count: int) -> bytes:
 def _looping(
     req: Request, env: Env, repo: str, p: ListParams, fault: Fault, recs: list[Rec], resp: Response
 ) -> tuple[list[Rec], Response]:
-    """`repeat`: this page, next = itself; `count`: the first page's items, next = page + 1."""
+    """`repeat`: this page, next = itself (plus the fault's raw `extra` query, once);
+    `count`: the first page's items, next = page + 1; `alternate`: the first page's items,
+    next = page 2 and page 3 in turn; `empty`: no items after page 1, next = page + 1."""
     others = [(k, v) for k, v in resp.headers if k != "Link"]
-    if fault.params.get("mode", "repeat") == "repeat":
+    mode = str(fault.params.get("mode", "repeat"))
+    if mode == "repeat":
         url = f"{req.base}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        extra = str(fault.params.get("extra", ""))
+        if extra and extra not in req.raw_query:
+            url += ("&" if req.raw_query else "?") + extra
         resp.headers = [*others, ("Link", f'<{url}>; rel="next"')]
         return recs, resp
     first = copy.copy(p)
     first.page = 1
     with env.world.lock:
         state = env.world.state("github")
-        recs = select(state, repo, first)[0]
+        recs = [] if mode == "empty" and p.page > 1 else select(state, repo, first)[0]
         body = json_array([issue_bytes(r, state, req.base)[0] for r in recs])
-    return recs, Response(200, body, [*others, ("Link", link_header(req, repo, p, 10**9))])
+    step = copy.copy(p)
+    if mode == "alternate":
+        step.page = 2 if p.page == 2 else 1  # the link's page is step.page + 1
+    return recs, Response(200, body, [*others, ("Link", link_header(req, repo, step, 10**9))])
 
 
 def _rewrite_item(resp: Response, fault: Fault, target: int | None) -> Response:

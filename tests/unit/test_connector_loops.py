@@ -28,8 +28,8 @@ from okrsync.errors import (
     PagingLoop,
     PayloadError,
 )
-from okrsync.models import Page
 from okrsync.redaction import register_secret
+from okrsync.sandbox import Sandbox
 from tests.unit import test_asana as asana
 from tests.unit import test_github as gh
 from tests.unit import test_jira as jira
@@ -40,7 +40,6 @@ BOUND = STALL_PAGES + 2  # the most requests a looping listing may cost
 
 @pytest.fixture(autouse=True)
 def _tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(gh.TOKEN_ENV, "ghp_test_token")
     monkeypatch.setenv("ASANA_TEST_TOKEN", "asana-pat-123")
     monkeypatch.setenv("JIRA_EMAIL", "mia@example.com")
     monkeypatch.setenv("JIRA_TOKEN", "tok-secret-123")
@@ -66,84 +65,57 @@ def assert_loop(error: BaseException | None, connector: str, scope: str) -> None
     assert "not retried" in text
 
 
-# --- GitHub --------------------------------------------------------------------------------
+# --- GitHub (the sandbox's `loop_link` fault) ------------------------------------------------
 
 
-def github_loop(shape: str, *, census: bool) -> gh.Handler:
-    """Issues pages whose `Link: rel="next"` follows `shape`; an incremental call answers 304
-    when the census listing is the one under test."""
-    next_of, body = SHAPES[shape]
-    first = [gh.issue_item(1, "2025-01-02T00:00:00Z"), gh.issue_item(2, "2025-01-03T00:00:00Z")]
-    served = [0]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        params = request.url.params
-        if census and "sort" in params:
-            return httpx.Response(304)
-        served[0] += 1
-        n = served[0]
-        if n > LIMIT:
-            return httpx.Response(418, json={"message": "the hostile server gave up"})
-        url = f"{gh.BASE}/repositories/1296269/issues?p={next_of(n)}"
-        return gh.ok(first if n == 1 or body == "same" else [], link=gh.next_link(url))
-
-    return handler
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """test_github.py's fake GitHub: the sandbox, in process."""
+    return gh.sandbox(monkeypatch)
 
 
-def bounded(handler: gh.Handler) -> gh.Handler:
-    """`handler` for `LIMIT` requests, then 418 (a loop the guard misses cannot hang a test)."""
-    served = [0]
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        served[0] += 1
-        if served[0] > LIMIT:
-            return httpx.Response(418, json={"message": "the hostile server gave up"})
-        return handler(request)
-
-    return serve
+# SHAPES as the sandbox's GitHub serves them (`_faults.py`, `loop_link` modes).
+GITHUB_MODES = {
+    "repeated": "repeat",
+    "alternating": "alternate",
+    "counting up over the same items": "count",
+    "counting up over empty pages": "empty",
+}
 
 
 @pytest.mark.parametrize("census", [False, True], ids=["issues", "census"])
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_github_next_link_loop_fails_the_run_within_a_few_requests(
-    shape: str, census: bool
+    sb: Sandbox, shape: str, census: bool
 ) -> None:
     """A repeated, alternating or endlessly counting-up next link stops the listing with
     PagingLoop after at most a few requests, before the looping page is handed over."""
-    cursor = gh.cursor_for("2025-01-01T00:00:00Z", '"e"', runs=1) if census else None
-    rec, pages = gh.Recorder(), list[Page]()
+    cursor = gh.settled(sb)[1].cursor if census else None  # census: the incremental call is 304
+
+    def hostile(served: int) -> None:
+        if served == (1 if census else 0):
+            sb.inject("github", "loop_link", count=LIMIT, mode=GITHUB_MODES[shape])
+
+    hostile(0)
+    run = gh.Run()
     with pytest.raises(PagingLoop) as caught:
-        gh.run(
-            github_loop(shape, census=census),
-            cursor,
-            gh.config(census_every=2),
-            pages=pages,
-            recorder=rec,
-        )
-    assert_loop(caught.value, "gh", gh.SCOPE)
+        gh.pull(sb, gh.config(sb, census_every=2), cursor, during=hostile, into=run)
+    assert_loop(caught.value, "github", gh.SCOPE)
     assert ("census" if census else "issues") in str(caught.value)
-    assert len(rec.requests) <= BOUND
-    assert len(pages) < len(rec.requests)  # the page that loops is never yielded
+    assert [r.status_code for r in run.responses][:1] == [304 if census else 200]
+    assert len(run.requests) <= BOUND
+    assert len(run.pages) < len(run.requests)  # the page that loops is never yielded
 
 
-def test_github_loop_error_shows_the_repeated_link_redacted_and_short() -> None:
+def test_github_loop_error_shows_the_repeated_link_redacted_and_short(sb: Sandbox) -> None:
     """The error names the repeated link without its token-like parameters, shortened."""
-    long_link = f"{gh.BASE}/repositories/1296269/issues?access_token=sekrit&after={'x' * 300}"
-    first = [gh.issue_item(1, "2025-01-02T00:00:00Z")]
-    again = [gh.issue_item(2, "2025-01-03T00:00:00Z")]
-    handler = bounded(
-        gh.by_url(
-            {
-                gh.FIRST: lambda: gh.ok(first, link=gh.next_link(long_link)),
-                long_link: lambda: gh.ok(again, link=gh.next_link(long_link)),
-            }
-        )
-    )
+    extra = f"access_token=sekrit&hint={'x' * 300}"
+    sb.inject("github", "loop_link", count=LIMIT, mode="repeat", extra=extra)
     with pytest.raises(PagingLoop) as caught:
-        gh.run(handler)
+        gh.pull(sb, gh.config(sb))
     text = str(caught.value)
     assert "sekrit" not in text
-    assert "https://api.github.com/repositories/1296269" in text
+    assert f"'{sb.base_url('github')}/repos/acme/" in text  # the link's start, shortened
     assert "x" * 40 not in text
 
 
@@ -165,22 +137,22 @@ def test_github_loop_error_shows_the_repeated_link_redacted_and_short() -> None:
     ],
 )
 def test_github_scope_that_is_not_owner_repo_is_a_config_error_and_sends_nothing(
-    scope: str,
+    sb: Sandbox, scope: str
 ) -> None:
     """A scope other than a plain `owner/repo` never reaches a URL: ConfigError naming it."""
-    rec = gh.Recorder()
+    run = gh.Run()
     with pytest.raises(ConfigError, match="owner/repo") as caught:
-        gh.run(lambda r: httpx.Response(200, json=[]), cfg=gh.config([scope]), recorder=rec)
+        gh.pull(sb, gh.config(sb, [scope]), into=run)
     assert repr(scope) in str(caught.value)
-    assert rec.requests == []
+    assert run.requests == []
 
 
 @pytest.mark.parametrize("scope", ["octocat/Hello-World", "octocat/.github", "my_org-emu/a.b_c"])
-def test_github_real_owner_repo_names_are_accepted(scope: str) -> None:
+def test_github_real_owner_repo_names_are_accepted(sb: Sandbox, scope: str) -> None:
     """Dots, underscores and hyphens of real names (`.github`, managed users' `_x`) pass."""
-    pages, rec, _ = gh.run(lambda r: gh.ok([]), cfg=gh.config([scope]))
-    assert str(rec.requests[0].url).startswith(f"{gh.BASE}/repos/{scope}/issues?")
-    assert pages[-1].scope == scope
+    run = gh.pull(sb, gh.config(sb, [scope]))
+    assert str(run.requests[0].url).startswith(f"{sb.base_url('github')}/repos/{scope}/issues?")
+    assert run.pages[-1].scope == scope
 
 
 # --- Asana ---------------------------------------------------------------------------------

@@ -75,13 +75,17 @@ def normalise(issues: list[dict[str, Any]], **cfg: Any) -> list[WorkItem]:
 # --- harness: the sandbox in process ------------------------------------------------------
 
 
-@pytest.fixture
-def sb(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """A fresh fake GitHub (no socket), its token exported as the connector expects."""
     box = Sandbox(seed=SEED, sizes={"github": SIZE})
     for name, value in sandbox_env(box).items():
         monkeypatch.setenv(name, value)
     return box
+
+
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    return sandbox(monkeypatch)
 
 
 def config(sb: Sandbox, scope: list[str] | None = None, **kw: Any) -> ConnectorConfig:
