@@ -6,6 +6,9 @@ Cloud: Basic auth (email:api_token); `/rest/api/3/search/jql` pages with an opaq
 DC: Bearer PAT; `/rest/api/2/search` pages with `startAt`/`maxResults` (cap 1000)/`total`.
 Epics: Cloud links children through `parent`; DC through "Epic Link" (customfield_10008),
 with `parent` only for sub-tasks.
+Knobs (`Settings`): `jira_page_cap` serves fewer issues per page than `maxResults` asks (Cloud
+may; DC reports the lower `maxResults`); `jira_approximate_count = False` answers 404 to
+`approximate-count`; `clock_skew_s` moves the server clock its `Date` header reports.
 """
 
 from __future__ import annotations
