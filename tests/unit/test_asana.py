@@ -707,20 +707,23 @@ def test_lost_project_is_reported_not_deleted(sb: Sandbox, status: int) -> None:
     assert [i.key for i in res.tasks()] == task_ids(sb, P2)
 
 
-def test_project_lost_during_the_task_poll(sb: Sandbox) -> None:
-    """A 403 on the tasks listing (after the events call) is a lost scope too."""
+@pytest.mark.parametrize("status", [403, 404])
+def test_project_lost_during_the_task_poll(sb: Sandbox, status: int) -> None:
+    """A 403/404 on the tasks listing (after the events call) is a lost scope too."""
     first = run(sb, config(sb))
     sb.update("asana", task_ids(sb)[0], title="changed")
 
-    def lose(request: httpx.Request) -> None:
+    def hide(request: httpx.Request) -> None:  # access revoked between the two requests
         if request.url.path.endswith("/tasks"):
             sb.hide_scope("asana", P1)
 
-    res = run(sb, config(sb), first.cursor, hook=lose)
+    if status == 404:
+        sb.inject("asana", "404", path_contains="/tasks")
+    res = run(sb, config(sb), first.cursor, hook=hide if status == 403 else None)
     assert res.error is None
     assert [(e.path.rsplit("/", 1)[-1], e.status) for e in sb.requests[-2:]] == [
         ("events", 200),
-        ("tasks", 403),
+        ("tasks", status),
     ]
     assert res.pages[-1].lost_scopes == [P1]
     assert res.cursor["scopes"][P1]["pending"] is not None  # polled again once visible
