@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from okrsync.sandbox._core import (
     dumps,
     encode_token,
     json_response,
+    looping_token,
     short_hash,
     splice,
 )
@@ -77,6 +79,7 @@ def _user(name: str) -> dict[str, Any]:
     return {
         "gid": "12000000" + short_hash(name)[:8].translate(str.maketrans("abcdef", "123456")),
         "name": name,
+        "email": name.lower().replace(" ", ".") + "@example.com",
         "resource_type": "user",
     }
 
@@ -285,25 +288,31 @@ def _task_page(
                 "You should use pagination (may require specifying a limit).",
             )
         alternate = env.faults.take("asana", req.path, _ALTERNATE)
-        if alternate is not None:
+        loop = None if alternate else env.faults.take("asana", req.path, _LOOP)
+        if alternate is not None or loop is not None:
             recs = state.index.window([project], since, 0, limit)
+        if loop is not None and _looped_empty(loop, req):
+            recs = []
         data = selected_parts(recs, state, world.asana_projects, opt_fields)
     next_page = None
+    current = req.query.get("offset")
     if alternate is not None:
         next_page = _next_page(
-            req, project, alternating_token(alternate.params, query_hash, req.query.get("offset"))
+            req, project, alternating_token(alternate.params, query_hash, current)
         )
+    elif loop is not None:
+        next_page = _next_page(req, project, looping_token(loop.params, query_hash, current))
     elif offset + len(recs) < total:
         token = encode_token({"o": offset + len(recs), "h": query_hash, "t": int(time.time())})
         next_page = _next_page(req, project, token)
     return _hostile_tasks(req, env, [r.id for r in recs], data, next_page)
 
 
-def _next_page(req: Request, project: str, token: str) -> dict[str, str]:
+def _next_page(req: Request, project: str, token: str, listing: str = "tasks") -> dict[str, str]:
     fixed = _urlencode(tuple((k, v) for k, v in req.query.items() if k != "offset"))
     tail = "offset=" + urllib.parse.quote_plus(token)
     query = f"{fixed}&{tail}" if fixed else tail
-    path = f"/projects/{project}/tasks?{query}"
+    path = f"/projects/{project}/{listing}?{query}"
     return {"offset": token, "path": path, "uri": req.base + path}
 
 
@@ -313,6 +322,7 @@ _ALTERNATE = frozenset({"alternate_offset"})
 _HUGE_PAGE = frozenset({"huge_page"})
 _OFF_ORIGIN = frozenset({"offorigin_link"})
 _FOREVER = frozenset({"events_forever"})
+_LOOP = frozenset({"loop_link"})
 _HUGE_TASK = (
     b'{"gid":"%d","resource_type":"task","name":"generated %d","resource_subtype":'
     b'"default_task","completed":false,"created_at":"%b","modified_at":"%b"}'
@@ -338,6 +348,11 @@ def _hostile_tasks(
         uri = elsewhere(req.base, str(off.params["origin"])) + next_page["path"]
         next_page = {**next_page, "uri": uri}
     return Response(200, splice({"data": ITEMS, "next_page": next_page}, data))
+
+
+def _looped_empty(fault: Fault, req: Request) -> bool:
+    """A `loop_link` fault in `empty` mode serves nothing after the first page."""
+    return fault.params.get("mode") == "empty" and bool(req.query.get("offset"))
 
 
 def huge_tasks(count: int) -> list[bytes]:
@@ -423,13 +438,16 @@ def events(req: Request, env: Env) -> Response:
         too_old = known is not None and now_ms() - known[2] > env.settings.sync_ttl_s * 1000
         if known is None or known[0] != project or expired or too_old:
             return error(412, SYNC_INVALID, sync=world.new_sync_token(project))
-        return _events_since(env, project, known[1])
+        return _events_since(env, project, known[1], token)
 
 
-def _events_since(env: Env, project: str, after_seq: int) -> Response:
+def _events_since(env: Env, project: str, after_seq: int, current: str) -> Response:
     world = env.world
     if env.faults.take("asana", "/events", _FOREVER) is not None:
         return _events_forever(env, project, after_seq)
+    loop = env.faults.take("asana", "/events", _LOOP)
+    if loop is not None:
+        return _events_looping(env, project, after_seq, loop, current)
     pending = [e for e in world.events[after_seq:] if e.project == project]
     batch = pending[:100]
     last_seq = batch[-1].seq if len(pending) > 100 else len(world.events)
@@ -452,10 +470,35 @@ def _events_since(env: Env, project: str, after_seq: int) -> Response:
 def _events_forever(env: Env, project: str, after_seq: int) -> Response:
     """The same events again, `has_more: true` and a new valid sync token (same position)."""
     world = env.world
-    recs = world.state("asana").index.window([project], 0, 0, 3)
     token = world.new_sync_token(project)
     world.sync_tokens[token] = (project, after_seq, now_ms())
-    data = [
+    return json_response(200, {"data": _changed(world, project), "sync": token, "has_more": True})
+
+
+def _events_looping(env: Env, project: str, after_seq: int, fault: Fault, current: str) -> Response:
+    """`loop_link` on events: `has_more: true` and a sync token repeated (the fault's `token`,
+    else one fixed at its first use), alternating A/B, or fresh (`count`, `empty`); the first
+    3 tasks as `changed`, none after the first page for `empty`."""
+    world, params = env.world, fault.params
+    mode = str(params.get("mode", "repeat"))
+    if mode == "repeat":
+        token = str(params.get("token") or params.setdefault("token", secrets.token_hex(16)))
+    elif mode == "alternate":
+        a, b = (str(params.setdefault(x, secrets.token_hex(16))) for x in "AB")
+        token = b if current == a else a
+    else:
+        token = secrets.token_hex(16)
+    world.sync_tokens[token] = (project, after_seq, now_ms())
+    served = int(params.get("served", 0))
+    params["served"] = served + 1
+    data = [] if mode == "empty" and served else _changed(world, project)
+    return json_response(200, {"data": data, "sync": token, "has_more": True})
+
+
+def _changed(world: World, project: str) -> list[dict[str, Any]]:
+    """The project's first 3 tasks as `changed` events."""
+    recs = world.state("asana").index.window([project], 0, 0, 3)
+    return [
         {
             "user": None,
             "type": "task",
@@ -466,7 +509,6 @@ def _events_forever(env: Env, project: str, after_seq: int) -> Response:
         }
         for r in recs
     ]
-    return json_response(200, {"data": data, "sync": token, "has_more": True})
 
 
 def _project_json(gid: str, name: str, req: Request) -> dict[str, Any]:
@@ -530,7 +572,12 @@ def sections(req: Request, env: Env, gid: str) -> Response:
         for s in env.world.state("asana").containers
         if s.scope == gid and not s.deleted
     ]
-    return json_response(200, {"data": data, "next_page": None})
+    loop = env.faults.take("asana", req.path, _LOOP)
+    if loop is None:
+        return json_response(200, {"data": data, "next_page": None})
+    token = looping_token(loop.params, short_hash(gid), req.query.get("offset"))
+    data = [] if _looped_empty(loop, req) else data
+    return json_response(200, {"data": data, "next_page": _next_page(req, gid, token, "sections")})
 
 
 # --- section changes (Asana's POST /projects/{gid}/sections, PUT and DELETE /sections/{gid}) --

@@ -120,6 +120,19 @@ def alternating_token(params: dict[str, Any], query_hash: str, current: object) 
     return b if current == a else a
 
 
+def looping_token(params: dict[str, Any], query_hash: str, current: object) -> str:
+    """A `loop_link` fault's next-page token (`params["mode"]`), each a valid first-page
+    token for the query: `repeat` the same token every time, `alternate` A and B in turn,
+    `count` and `empty` a fresh one per page, counting up from the token `current`."""
+    mode = str(params.get("mode", "repeat"))
+    if mode == "alternate":
+        return alternating_token(params, query_hash, current)
+    issued = int(params.setdefault("issued", int(time.time())))
+    seen = decode_token(str(current)) if current and mode != "repeat" else None
+    step = int((seen or {}).get("n", 0)) + 1 if mode != "repeat" else 0
+    return encode_token({"o": 0, "h": query_hash, "t": issued, "n": step})
+
+
 def decode_token(token: str) -> dict[str, Any] | None:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

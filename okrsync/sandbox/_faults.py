@@ -12,17 +12,26 @@ taken by the vendor handler on the requests it can affect (`HOSTILE_TRACKERS` sa
 * `offorigin_link`: the URLs a response hands out point at `origin` (default: the sandbox's
   witness listener, see `Sandbox.witness`). GitHub: the `Link` rel="next" URL; Asana:
   `next_page.uri`; Jira: every `self` URL and serverInfo's `baseUrl`.
-* `loop_link` (GitHub): `mode="repeat"` answers each page with a next link to itself;
+* `loop_link` (GitHub; Asana tasks, sections and events; Jira Cloud search): a listing that
+  never ends. GitHub: `mode="repeat"` answers each page with a next link to itself;
   `mode="count"` serves the first page's items on every page with a next link counting up;
   `mode="alternate"` serves them with next links alternating between pages 2 and 3;
   `mode="empty"` serves no items after page 1, next links counting up. `extra` (repeat): a
-  raw query appended once to the repeated link.
+  raw query appended once to the repeated link. Asana and Jira serve the first page's items
+  (none after the first page for `empty`; for events, the first 3 tasks as `changed`) with a
+  next offset / nextPageToken / events sync token (`has_more: true`) that is the same every
+  time (`repeat`; events: the fault's `token` when given), alternates A/B (`alternate`) or is
+  fresh on each page (`count`, `empty`). Jira: `jql` (default any) limits the fault to
+  searches whose JQL contains it; `path_contains` picks the Asana listing.
 * `alternate_offset` (Asana tasks) / `alternate_token` (Jira Cloud search): the next
   offset / nextPageToken alternates between two values A and B, the first page's items each
   time.
 * `events_forever` (Asana): `/events` answers the same events with `has_more: true` and a
   fresh, valid sync token, forever.
-* `huge_total` (Jira DC): `total` is 1e9 and every page repeats the first page's issues.
+* `huge_total` (Jira DC): `total` is 1e9; `mode="same"` (default): every page repeats the
+  first page's issues; `"stuck"`: the same, each answer claiming `startAt` 0; `"short"`: the
+  page at the offset asked, cut to `size` (default 2) issues under the `maxResults` asked;
+  `"empty"`: no issues. `jql` as for `loop_link`.
 * `huge_page`: one page carries `items` (default 200,000) generated items, whatever page
   size was asked for.
 * `huge_field`: the target item's title is `size` characters (default 5 MB).
@@ -64,7 +73,7 @@ CURSOR_FAULTS = frozenset({"expire_page_token", "expire_offset", "expire_sync_to
 _EVERY = frozenset({"jira", "jira_dc", "asana", "github"})
 HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
     "offorigin_link": _EVERY,
-    "loop_link": frozenset({"github"}),
+    "loop_link": frozenset({"github", "asana", "jira"}),
     "alternate_offset": frozenset({"asana"}),
     "events_forever": frozenset({"asana"}),
     "alternate_token": frozenset({"jira"}),
@@ -145,6 +154,11 @@ class FaultQueue:
 
 
 # --- what hostile faults serve (shared by the vendor modules) -------------------------------
+
+
+def jql_in(jql: str) -> Callable[[Fault], bool]:
+    """Accepts a Jira fault whose `jql` parameter (default: any) is part of `jql`."""
+    return lambda fault: str(fault.params.get("jql", "")) in jql
 
 
 def elsewhere(base: str, origin: str) -> str:

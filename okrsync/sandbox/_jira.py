@@ -32,6 +32,7 @@ from okrsync.sandbox._core import (
     dumps,
     encode_token,
     json_response,
+    looping_token,
     short_hash,
     splice,
 )
@@ -44,6 +45,7 @@ from okrsync.sandbox._faults import (
     hostile_label,
     hostile_person,
     hostile_title,
+    jql_in,
     targets,
 )
 from okrsync.sandbox._jql import JqlError, JqlQuery, parse_jql
@@ -429,13 +431,16 @@ def search_jql(req: Request, env: Env) -> Response:
     if isinstance(offset, Response):
         return offset
     alternate = env.faults.take(req.tracker, req.path, _ALTERNATE)
+    loop = None if alternate else env.faults.take(req.tracker, req.path, _LOOP, jql_in(jql))
     with env.world.lock:
         found = run_query(req, env, jql)
         if isinstance(found, Response):
             return found
         state = env.world.state(req.tracker)
-        offset = 0 if alternate is not None else offset
+        offset = 0 if alternate is not None or loop is not None else offset
         recs, total = window(state, found[0], found[1], offset, limit or 1)
+        if loop is not None and token and loop.params.get("mode") == "empty":
+            recs = []
         wanted = parse_fields(params.get("fields"), default_all=False)
         issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
     body: dict[str, Any] = {"issues": ITEMS, "isLast": offset + len(recs) >= total}
@@ -445,6 +450,9 @@ def search_jql(req: Request, env: Env) -> Response:
             "isLast": False,
             "nextPageToken": alternating_token(alternate.params, short_hash(jql), token),
         }
+    elif loop is not None:
+        next_token = looping_token(loop.params, short_hash(jql), token)
+        body = {"issues": ITEMS, "isLast": False, "nextPageToken": next_token}
     elif not body["isLast"]:
         body["nextPageToken"] = encode_token(
             {"o": offset + len(recs), "h": short_hash(jql), "t": int(time.time())}
@@ -497,19 +505,23 @@ def search_dc(req: Request, env: Env) -> Response:
         start = int_param(params.get("startAt"), 0, 10**9)
     except (TypeError, ValueError):
         return error(400, "The value of 'maxResults'/'startAt' must be an integer.")
+    jql = str(params.get("jql", ""))
     with env.world.lock:
-        found = run_query(req, env, str(params.get("jql", "")))
+        found = run_query(req, env, jql)
         if isinstance(found, Response):
             return found
         state = env.world.state(req.tracker)
-        huge_total = env.faults.take(req.tracker, req.path, _HUGE_TOTAL)
-        at = 0 if huge_total is not None else start
+        huge_total = env.faults.take(req.tracker, req.path, _HUGE_TOTAL, jql_in(jql))
+        mode = "" if huge_total is None else str(huge_total.params.get("mode", "same"))
+        at = 0 if mode in ("same", "stuck") else start
         recs, total = window(state, found[0], found[1], at, limit)
+        if huge_total is not None:
+            recs = _huge_total_page(huge_total, mode, recs)
         wanted = parse_fields(params.get("fields"), default_all=True)
         issues = issue_parts(recs, state, env.settings.jira_timezone, wanted)
     envelope = {
         "expand": "schema,names",
-        "startAt": start,
+        "startAt": 0 if mode == "stuck" else start,
         "maxResults": limit,
         "total": total if huge_total is None else 10**9,
         "issues": ITEMS,
@@ -521,12 +533,20 @@ def search_dc(req: Request, env: Env) -> Response:
 
 _ALTERNATE = frozenset({"alternate_token"})
 _HUGE_TOTAL = frozenset({"huge_total"})
+_LOOP = frozenset({"loop_link"})
 _HUGE_PAGE = frozenset({"huge_page"})
 _OFF_ORIGIN = frozenset({"offorigin_link"})
 _HUGE_ISSUE = (
     b'{"id":"%d","key":"%b-%d","fields":{"summary":"generated %d","issuetype":{"name":"Task"},'
     b'"project":{"key":"%b"},"created":"%b","updated":"%b"}}'
 )
+
+
+def _huge_total_page(fault: Fault, mode: str, recs: list[Rec]) -> list[Rec]:
+    """A `huge_total` page's issues: cut to the fault's `size` (`short`), none (`empty`)."""
+    if mode == "short":
+        return recs[: int(fault.params.get("size", 2))]
+    return [] if mode == "empty" else recs
 
 
 def _hostile_search(

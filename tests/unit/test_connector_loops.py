@@ -1,25 +1,26 @@
 """Runs that never end: every listing of every connector stops on a looping tracker (issue 12).
 
-Each hostile tracker below answers in the vendor's own shapes (the payloads and fakes of
-test_github.py, test_asana.py and test_jira.py) but never reaches the end of a listing: a page
-cursor repeated or alternating, fresh cursors over the same or empty pages, a Jira DC `total`
-of 1e9. The run must fail with `PagingLoop` (a `PayloadError`: never retried) within a few
-requests. The hostile servers give up after `LIMIT` pages, so code without the guard fails
-these tests instead of hanging them.
+Each hostile tracker below is the sandbox (in process, as in test_github.py, test_asana.py and
+test_jira.py) with a hostile fault (`loop_link`, Jira DC `huge_total`; see sandbox/_faults.py):
+it answers in the vendor's own shapes but never reaches the end of a listing: a page cursor
+repeated or alternating, fresh cursors over the same or empty pages, a Jira DC `total` of 1e9.
+The run must fail with `PagingLoop` (a `PayloadError`: never retried) within a few requests.
+The faults last `LIMIT` pages, then the sandbox answers normally, so code without the guard
+fails these tests instead of hanging them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from okrsync_connectors._guard import STALL_PAGES, PageGuard, shown
 from okrsync_connectors._scope import Restarts, lost_scope, out_of_reach
+from okrsync_connectors.jira import JiraConfig
 from structlog.testing import capture_logs
 
+from okrsync.demo import sandbox_env
 from okrsync.errors import (
     AuthError,
     ConfigError,
@@ -39,10 +40,10 @@ BOUND = STALL_PAGES + 2  # the most requests a looping listing may cost
 
 
 @pytest.fixture(autouse=True)
-def _tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASANA_TEST_TOKEN", "asana-pat-123")
-    monkeypatch.setenv("JIRA_EMAIL", "mia@example.com")
-    monkeypatch.setenv("JIRA_TOKEN", "tok-secret-123")
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's (fake, fixed) secrets in the environment the configs name."""
+    for name, value in sandbox_env(Sandbox(sizes={})).items():
+        monkeypatch.setenv(name, value)
 
 
 # Cursor shapes: page n (1-based, the first page is n = 1) → the cursor of page n + 1, and
@@ -74,8 +75,8 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     return gh.sandbox(monkeypatch)
 
 
-# SHAPES as the sandbox's GitHub serves them (`_faults.py`, `loop_link` modes).
-GITHUB_MODES = {
+# SHAPES as the sandbox serves them (`_faults.py`, `loop_link` modes; Asana and Jira too).
+LOOP_MODES = {
     "repeated": "repeat",
     "alternating": "alternate",
     "counting up over the same items": "count",
@@ -94,7 +95,7 @@ def test_github_next_link_loop_fails_the_run_within_a_few_requests(
 
     def hostile(served: int) -> None:
         if served == (1 if census else 0):
-            sb.inject("github", "loop_link", count=LIMIT, mode=GITHUB_MODES[shape])
+            sb.inject("github", "loop_link", count=LIMIT, mode=LOOP_MODES[shape])
 
     hostile(0)
     run = gh.Run()
@@ -155,55 +156,16 @@ def test_github_real_owner_repo_names_are_accepted(sb: Sandbox, scope: str) -> N
     assert run.pages[-1].scope == scope
 
 
-# --- Asana ---------------------------------------------------------------------------------
+# --- Asana (the sandbox's `loop_link` fault on tasks, sections or events) --------------------
 
 
-class LoopingAsana(asana.FakeAsana):
-    """The fake Asana, except that one listing (`tasks`, `sections` or `events`) loops."""
-
-    def __init__(self, listing: str, shape: str) -> None:
-        super().__init__()
-        self.listing, (self.next_of, self.body) = listing, SHAPES[shape]
-        self.looped = 0
-        self.tasks["P1"] = [asana.make_task(f"P1-{i}", "P1") for i in range(3)]
-        self.section_rows("P1", ["To Do", "Doing"])
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        looping = path.endswith(f"/{self.listing}")
-        if not looping or (self.listing == "events" and "sync" not in request.url.params):
-            return super().handler(request)
-        self.requests.append(request)
-        self.looped += 1
-        if self.looped > LIMIT:
-            return self.reply(418, asana.load("error-400.json"))
-        if self.listing == "events":
-            return self.events_page()
-        return self.rows_page(path.rsplit("/", 1)[-1])
-
-    def rows_page(self, listing: str) -> httpx.Response:
-        n = self.looped
-        name = (
-            "get-tasks-for-project.json" if listing == "tasks" else "get-sections-for-project.json"
-        )
-        body = asana.load(name)
-        rows = self.tasks["P1"] if listing == "tasks" else self.sections["P1"]
-        q = {k: v[0] for k, v in parse_qs(self.requests[-1].url.query.decode()).items()}
-        body["data"] = [asana.pick(r, q["opt_fields"].split(",")) for r in rows[:2]]
-        if n > 1 and self.body == "empty":
-            body["data"] = []
-        body["next_page"].update(offset=self.next_of(n), path=f"?offset={self.next_of(n)}")
-        return self.reply(200, body)
-
-    def events_page(self) -> httpx.Response:
-        n = self.looped
-        body = asana.load("get-events.json")
-        if n > 1 and self.body == "empty":
-            body["data"] = []
-        body.update(sync=self.next_of(n), has_more=True)
-        return self.reply(200, body)
+@pytest.fixture
+def asb() -> Sandbox:
+    """test_asana.py's fake Asana: the sandbox, in process (P1 holds 9 tasks)."""
+    return Sandbox(seed=asana.SEED, sizes={"asana": asana.TASKS})
 
 
+ASANA_SCOPE = f"project {asana.P1}"
 ASANA_LOOPS = [
     (listing, shape)
     for listing in ("tasks", "sections", "events")
@@ -212,100 +174,75 @@ ASANA_LOOPS = [
 ]
 
 
+def looped(sb: Sandbox, listing: str) -> int:
+    """Requests to the looping listing (events: those carrying a sync token)."""
+    if listing == "events":
+        return sum(1 for q in asana.calls(sb, "/events") if "sync" in q)
+    return len(asana.calls(sb, f"/{listing}"))
+
+
 @pytest.mark.parametrize(("listing", "shape"), ASANA_LOOPS)
 def test_asana_looping_listing_fails_the_run_within_a_few_requests(
-    listing: str, shape: str
+    asb: Sandbox, listing: str, shape: str
 ) -> None:
-    """Offsets alternating A/B or counting up over nothing new, and events with `has_more`
-    forever (sync token repeated, alternating or fresh over the same events) stop the run."""
-    fake = LoopingAsana(listing, shape)
+    """Offsets repeated, alternating A/B or counting up over nothing new, and events with
+    `has_more` forever (sync token repeated, alternating or fresh over the same events) stop
+    the run with PagingLoop, before the looping page is handed over."""
+    cfg = asana.config(asb)
     cursor = None
     if listing == "events":  # the events drain needs a stored sync token (a first run's 412)
-        fake.listing = "none"
-        cursor = asana.run(fake, asana.config()).cursor
-        fake.listing = "events"
-    result = asana.run(fake, asana.config(), cursor)
-    assert_loop(result.error, "t", "project P1")
+        cursor = asana.run(asb, cfg).cursor
+        asb.clear_requests()
+    asb.inject("asana", "loop_link", count=LIMIT, mode=LOOP_MODES[shape], path_contains=listing)
+    result = asana.run(asb, cfg, cursor)
+    assert_loop(result.error, cfg.name, ASANA_SCOPE)
     assert listing in str(result.error)
-    assert fake.looped <= BOUND
+    assert 2 <= looped(asb, listing) <= BOUND
+    assert result.sleeps == []  # never retried
+    assert asb.stats()["faults_fired"]["loop_link"] == looped(asb, listing)
+    handed = [i.external_id for p in result.pages for i in p.items]
+    assert len(handed) == len(set(handed))  # no page repeating what was seen is handed over
 
 
-def test_asana_empty_events_page_with_has_more_ends_the_drain() -> None:
+def test_asana_empty_events_page_with_has_more_ends_the_drain(asb: Sandbox) -> None:
     """An empty events page still saying `has_more` ends the drain: the project is polled."""
-    fake = LoopingAsana("none", "counting up over empty pages")
-    cursor = asana.run(fake, asana.config()).cursor
-    fake.listing = "events"
-    result = asana.run(fake, asana.config(), cursor)
+    cfg = asana.config(asb)
+    cursor = asana.run(asb, cfg).cursor
+    asb.inject("asana", "loop_link", count=LIMIT, mode="empty", path_contains="/events")
+    result = asana.run(asb, cfg, cursor)
     assert result.error is None
-    assert fake.looped == 2
-    assert len(fake.calls("/tasks")) == 2  # the first run's one-page listing, then the poll
+    assert looped(asb, "events") == 2
+    assert len(asana.calls(asb, "/tasks")) == 2  # the first run's one-page listing, then the poll
 
 
-def test_asana_repeated_sync_token_names_it_shortened() -> None:
+def test_asana_repeated_sync_token_names_it_shortened(asb: Sandbox) -> None:
     """The repeated events sync token appears in the error, shortened to a few characters."""
-    fake = LoopingAsana("none", "repeated")
-    cursor = asana.run(fake, asana.config()).cursor
+    cfg = asana.config(asb)
+    cursor = asana.run(asb, cfg).cursor
     long_token = "s" * 20 + "y" * 300
-    fake.listing, fake.next_of = "events", lambda n: long_token
-    result = asana.run(fake, asana.config(), cursor)
+    asb.inject("asana", "loop_link", count=LIMIT, path_contains="/events", token=long_token)
+    result = asana.run(asb, cfg, cursor)
     assert isinstance(result.error, PagingLoop)
     assert "s" * 20 + "y" * 10 in str(result.error)
     assert "y" * 50 not in str(result.error)
 
 
-# --- Jira ----------------------------------------------------------------------------------
+# --- Jira (`loop_link` on Cloud search, `huge_total` on DC, limited by JQL) ------------------
+
+INCREMENTAL, CENSUS = "ORDER BY updated", "ORDER BY key"
 
 
-class LoopingJira(jira.FakeJira):
-    """The fake Jira, except that searches whose JQL contains `jql` loop (`LIMIT` times)."""
-
-    def __init__(
-        self, jql: str, page: Callable[[int, httpx.QueryParams], dict[str, Any]], *, cloud: bool
-    ) -> None:
-        super().__init__(jira.issues_at(4, jira.T0), cloud=cloud)
-        self.jql, self.page, self.looped = jql, page, 0
-
-    def _search(self, request: httpx.Request) -> httpx.Response:
-        if self.jql not in request.url.params["jql"] or self.looped >= LIMIT:
-            return super()._search(request)
-        self._seen(request)
-        self.looped += 1
-        return httpx.Response(200, json=self.page(self.looped, request.url.params))
+def looping_searches(j: jira.Jira, jql: str) -> int:
+    return sum(1 for r in j.searches if jql in r.url.params["jql"])
 
 
-def cloud_loop(shape: str) -> Callable[[int, httpx.QueryParams], dict[str, Any]]:
-    next_of, body = SHAPES[shape]
-
-    def page(n: int, params: httpx.QueryParams) -> dict[str, Any]:
-        issues = [jira.make_issue(k, jira.T0) for k in (1, 2)] if n == 1 or body == "same" else []
-        envelope: dict[str, Any] = jira.load("search-jql-get.json")
-        return envelope | {
-            "issues": issues,
-            "isLast": False,
-            "nextPageToken": next_of(n),
-        }
-
-    return page
-
-
-def dc_page(
-    issues: list[dict[str, Any]], start: int, total: float, size: int = 2
-) -> dict[str, Any]:
-    body: dict[str, Any] = jira.load("search-legacy-get.json")
-    body.pop("warningMessages")
-    return body | {"issues": issues, "startAt": start, "maxResults": size, "total": total}
-
-
-DC_SHAPES: dict[str, Callable[[int, httpx.QueryParams], dict[str, Any]]] = {
-    # total = 1e9, each answer claims startAt 0: the next offset is always 2
-    "startAt stuck at 0": lambda n, q: dc_page(
-        [jira.make_issue(k, jira.T0) for k in (1, 2)], 0, 1e9
-    ),
-    # total = 1e9, offsets honoured, but every offset serves the same two issues
-    "the same page at every offset": lambda n, q: dc_page(
-        [jira.make_issue(k, jira.T0) for k in (1, 2)], int(q["startAt"]), 1e9
-    ),
-}
+def jira_cursor(j: jira.Jira, config: JiraConfig, census: bool) -> Any:
+    """None, or for a census test the cursor of a first clean run (so the next runs a census)."""
+    if not census:
+        return None
+    cursor = jira.run(j, config)[-1].cursor
+    j.requests.clear()
+    return cursor
 
 
 @pytest.mark.parametrize("census", [False, True], ids=["search", "census"])
@@ -314,64 +251,64 @@ def test_jira_cloud_looping_tokens_fail_the_run_within_a_few_requests(
     shape: str, census: bool
 ) -> None:
     """nextPageToken repeated, alternating, or fresh over the same or empty pages: PagingLoop."""
-    fake = LoopingJira(
-        "ORDER BY key" if census else "ORDER BY updated", cloud_loop(shape), cloud=True
-    )
-    config = jira.cfg(census_every=1)
-    cursor = None
-    if census:  # a first clean run, so the next one runs the periodic census
-        fake.jql = "no such listing"
-        cursor = jira.run(config, fake)[-1].cursor
-        fake.jql = "ORDER BY key"
+    j = jira.jira(n=4)
+    config = jira.cfg(j, census_every=1)
+    cursor = jira_cursor(j, config, census)
+    jql = CENSUS if census else INCREMENTAL
+    j.sb.inject(j.tracker, "loop_link", count=LIMIT, mode=LOOP_MODES[shape], jql=jql)
+    pages: list[Any] = []
     with pytest.raises(PagingLoop) as caught:
-        jira.run(config, fake, cursor)
-    assert_loop(caught.value, "jira-t", "project TESTKEY13")
+        jira.run(j, config, cursor, pages)
+    assert_loop(caught.value, "jira-t", f"project {j.scope}")
     assert ("census" if census else "search") in str(caught.value)
-    assert fake.looped <= BOUND
+    assert 2 <= looping_searches(j, jql) <= BOUND
+    assert [e for e in j.events if e[0] == "sleep"] == []  # never retried
+    assert not any(p.census for p in pages)
+
+
+DC_MODES = {"startAt stuck at 0": "stuck", "the same page at every offset": "same"}
 
 
 @pytest.mark.parametrize("census", [False, True], ids=["search", "census"])
-@pytest.mark.parametrize("shape", list(DC_SHAPES))
+@pytest.mark.parametrize("shape", list(DC_MODES))
 def test_jira_dc_total_of_1e9_never_drives_endless_requests(shape: str, census: bool) -> None:
-    """DC claiming `total` = 1e9 over pages that bring nothing new stops with PagingLoop."""
-    fake = LoopingJira(
-        "ORDER BY key" if census else "ORDER BY updated", DC_SHAPES[shape], cloud=False
-    )
-    config = jira.cfg(flavor="server", census_every=1)
-    cursor = None
-    if census:
-        fake.jql = "no such listing"
-        cursor = jira.run(config, fake)[-1].cursor
-        fake.jql = "ORDER BY key"
+    """DC claiming `total` = 1e9 over full pages that bring nothing new stops with PagingLoop."""
+    j = jira.jira(cloud=False, n=4)
+    j.sb.settings.jira_page_cap = 2  # full pages of 2 (DC reports maxResults 2)
+    config = jira.cfg(j, census_every=1)
+    cursor = jira_cursor(j, config, census)
+    jql = CENSUS if census else INCREMENTAL
+    j.sb.inject(j.tracker, "huge_total", count=LIMIT, mode=DC_MODES[shape], jql=jql)
+    pages: list[Any] = []
     with pytest.raises(PagingLoop) as caught:
-        jira.run(config, fake, cursor)
-    assert_loop(caught.value, "jira-t", "project TESTKEY13")
-    assert fake.looped <= BOUND
+        jira.run(j, config, cursor, pages)
+    assert_loop(caught.value, "jira-t", f"project {j.scope}")
+    assert 2 <= looping_searches(j, jql) <= BOUND
+    assert [e for e in j.events if e[0] == "sleep"] == []  # never retried
+    assert not any(p.census for p in pages)
 
 
 def test_jira_dc_short_pages_under_a_huge_total_end_the_listing_and_hold_the_window() -> None:
     """Fresh issues on pages shorter than the reported maxResults, total 1e9: the short page is
     the last; the listing counts as incomplete (window kept, no census), one request."""
-    fresh = lambda n, q: dc_page(  # noqa: E731
-        [jira.make_issue(k, jira.T0) for k in (2 * n - 1, 2 * n)], int(q["startAt"]), 1e9, size=50
-    )
-    fake = LoopingJira("ORDER BY updated", fresh, cloud=False)
-    pages = jira.run(jira.cfg(flavor="server"), fake)
-    assert fake.looped == 1
-    assert jira.items(pages) == ["TESTKEY13-1", "TESTKEY13-2"]
-    scope = pages[-1].cursor["scopes"]["TESTKEY13"]
+    j = jira.jira(cloud=False, n=4)
+    j.sb.inject(j.tracker, "huge_total", count=LIMIT, mode="short", size=2, jql=INCREMENTAL)
+    pages = jira.run(j, jira.cfg(j))
+    assert looping_searches(j, INCREMENTAL) == 1
+    assert j.searches[0].url.params["maxResults"] == "1000"
+    assert jira.items(pages) == j.keys(j.ids[:2])
+    scope = pages[-1].cursor["scopes"][j.scope]
     assert (scope["since"], scope["census_pending"]) == (None, True)
     assert all(not p.census for p in pages)
 
 
 def test_jira_dc_empty_page_below_total_ends_the_listing() -> None:
     """An empty DC page with startAt < total ends the listing at once (never loops)."""
-    fake = LoopingJira(
-        "ORDER BY updated", lambda n, q: dc_page([], int(q["startAt"]), 1e9), cloud=False
-    )
-    pages = jira.run(jira.cfg(flavor="server"), fake)
-    assert fake.looped == 1
-    assert pages[-1].cursor["scopes"]["TESTKEY13"]["census_pending"]
+    j = jira.jira(cloud=False, n=4)
+    j.sb.inject(j.tracker, "huge_total", count=LIMIT, mode="empty", jql=INCREMENTAL)
+    pages = jira.run(j, jira.cfg(j))
+    assert looping_searches(j, INCREMENTAL) == 1
+    assert pages[-1].cursor["scopes"][j.scope]["census_pending"]
 
 
 # --- the guard itself ----------------------------------------------------------------------
