@@ -171,6 +171,7 @@ class Http:
                     await self._read(resp, safe)
                 finally:
                     await resp.aclose()
+                    _unbind(resp)
             except httpx.TimeoutException as exc:
                 raise TransientError(
                     f"timeout ({type(exc).__name__})", connector=self.connector, url=safe
@@ -297,6 +298,15 @@ class Http:
             status=getattr(exc, "status", None),
             url=getattr(exc, "url", ""),
         )
+
+
+def _unbind(resp: httpx.Response) -> None:
+    """Break the cycle httpx leaves between a response and its stream (`BoundAsyncStream`
+    refers back to the response): once closed, the response is freed as soon as the caller
+    drops it, not at the next full collection of the cyclic GC. Held in that cycle, every
+    page's body (~0.6 MB for 100 GitHub issues) outlived its page until then: ~10 MB of them
+    during a sync, and a heap that never shrank back."""
+    resp.stream = httpx.ByteStream(b"")
 
 
 def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -164,6 +164,8 @@ class GitHubConnector:
             else:
                 st.pending = prog
             page.cursor = state.dump()
+            # The page's JSON is no longer needed: drop it before waiting on the store.
+            del resp, body, issues
             for ready in guard.hold(page):
                 yield ready
             if prog.next is None:
@@ -233,6 +235,7 @@ class GitHubConnector:
                     ids=len(page.census[scope]),
                 )
             page.cursor = state.dump()
+            del resp, body, issues  # as in `_incremental`
             for ready in guard.hold(page):
                 yield ready
             if nxt is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -801,3 +803,35 @@ def test_the_cursor_is_typed_and_keeps_its_stored_json_shape() -> None:
     assert pending.next == url
     assert cursor.dump() == raw
     assert GitHubCursor.load({**raw, "v": 2}).dump() == {"v": 1, "scopes": {}}
+
+
+def test_a_yielded_page_holds_no_response_or_json_of_the_pull(sb: Sandbox) -> None:
+    """While the consumer holds a page (the store busy), the pull keeps no response alive:
+    each page's body and parsed JSON are freed before it is handed on (refcounts alone)."""
+    cfg = config(sb, page_size=5)
+    alive: list[weakref.ref[httpx.Response]] = []
+
+    async def go() -> int:
+        transport = httpx.MockTransport(sb.transport().handle_request)
+        async with httpx.AsyncClient(transport=transport) as client:
+            http = Http(client, connector="t")
+            get_json = http.get_json
+
+            async def recording(url: str, **kw: Any) -> tuple[httpx.Response, Any]:
+                resp, body = await get_json(url, **kw)
+                alive.append(weakref.ref(resp))
+                return resp, body
+
+            http.get_json = recording  # type: ignore[method-assign]
+            pages = 0
+            async for _ in GitHubConnector(cfg, http).pull(None):
+                pages += 1
+                assert [r for r in alive if r() is not None] == []
+            return pages
+
+    gc.disable()
+    try:
+        pages = asyncio.run(go())
+    finally:
+        gc.enable()
+    assert pages > 2

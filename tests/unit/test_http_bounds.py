@@ -4,7 +4,9 @@ bodies read as a stream up to `max_response_bytes`, at most `max_requests` calls
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,3 +189,19 @@ def test_calls_past_max_requests_are_refused() -> None:
         route = mock.route(host="api.github.com").respond(200, json=[])
         asyncio.run(go())
     assert route.call_count == 2
+
+
+def test_a_response_is_freed_as_soon_as_the_caller_drops_it() -> None:
+    """No reference cycle keeps a read response (and its body) alive until the cyclic GC
+    runs: dropping the last reference frees it."""
+    with respx.mock:
+        respx.get(f"{BASE}/issues").respond(200, json=[{"id": n} for n in range(100)])
+        gc.disable()
+        try:
+            resp, body = call(f"{BASE}/issues")
+            gone = weakref.ref(resp)
+            del resp
+            assert gone() is None
+        finally:
+            gc.enable()
+    assert len(body) == 100
