@@ -15,17 +15,25 @@ each repo's first page). Then, one after the other and each in a fresh process:
 
 For each: wall time (process start to exit, interpreter start-up included), requests the
 sandbox served during the run (its request log, grouped by endpoint), peak RSS of the
-process (`wait4`), and issue + PR count (tap: RECORD lines; okrsync: stored items of kind
-issue / pull_request, milestones apart). Printed side by side with okrsync/tap ratios.
+process (its own VmHWM, which it writes at exit: `wait4`'s `ru_maxrss` would not do, since a
+child spawned by vfork keeps this process's peak, over 100 MB once it holds the sandbox's
+truth, as its own across exec), and issue + PR count (tap: RECORD lines; okrsync: stored
+items of kind issue / pull_request, milestones apart). Printed side by side with okrsync/tap
+ratios.
 
 `--repeat N` (default 3) runs N such pairs, each on a fresh sandbox, and shows each side's
 median run by wall time: the shared machine's speed drifts by ±20% over minutes.
+
+`--items 30000,100000` (the default) measures each size in turn; the targets of issue 13 are
+printed under each table with whether they are met: okrsync at least `TARGET_SPEEDUP` times the
+tap's items/s, and okrsync's peak RSS no higher than the tap's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import re
@@ -46,10 +54,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TAP_VENV = ROOT / ".bench-venv" / "singer"
 TAP_REQUIREMENTS = ("meltanolabs-tap-github==1.30.1", "singer-sdk==0.54.9")
 RUNNER = Path(__file__).resolve().parent / "_singer_runner.py"
-DEFAULT_ITEMS = 100_000  # bench_sync's large GitHub case
+DEFAULT_ITEMS = (30_000, 100_000)  # the sizes issue 13 sets its targets at
 SMALL_ITEMS = 10_000
 START_DATE = "2000-01-01T00:00:00Z"  # before every sandbox timestamp (120 days back)
 RECORD_PREFIX = b'{"type":"RECORD","stream":"issues",'
+PEAK_RSS_ENV = "BENCH_PEAK_RSS_FILE"  # where a measured process writes its VmHWM (kB) at exit
+TARGET_SPEEDUP = 3.0  # okrsync's items/s at least this many times the tap's
 
 
 @dataclass
@@ -126,17 +136,37 @@ def tap_files(sb: SandboxProc, python: Path, tmp: Path) -> tuple[Path, Path]:
 def run_process(
     cmd: list[str], env: dict[str, str], stderr: Path, consume: Callable[[Iterable[bytes]], None]
 ) -> tuple[float, float, int]:
-    """Run `cmd`, feeding its stdout lines to `consume`: (wall s, peak RSS MB, exit code)."""
+    """Run `cmd`, feeding its stdout lines to `consume`: (wall s, peak RSS MB, exit code).
+
+    The peak RSS is the one the process writes at exit (`write_peak_rss`), its own alone."""
+    peak = stderr.with_suffix(".peak")
+    peak.unlink(missing_ok=True)
     with stderr.open("wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            cmd, env={**env, PEAK_RSS_ENV: str(peak)}, stdout=subprocess.PIPE, stderr=err
+        )
         assert proc.stdout is not None
         consume(proc.stdout)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         proc.stdout.close()
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    if proc.returncode == 0 and not peak.exists():
+        raise RuntimeError(f"{cmd[0]} wrote no peak RSS to {peak} (see write_peak_rss)")
+    rss_mb = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
+    return wall, rss_mb, proc.returncode
+
+
+def write_peak_rss() -> None:
+    """At exit: this process's peak RSS in kB (VmHWM) to `$BENCH_PEAK_RSS_FILE` (the same as
+    `_singer_runner.write_peak_rss`, which runs in the tap's venv)."""
+    target = os.environ.get(PEAK_RSS_ENV)
+    if not target:
+        return
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            Path(target).write_text(line.split()[1])
 
 
 def failed(name: str, code: int, stderr: Path) -> RuntimeError:
@@ -336,9 +366,21 @@ def rows(ours: Side, tap: Side, expected: int) -> list[dict[str, Any]]:
     row("in-process sync okrsync/tap", ratio(ours.extra["sync_s"], tap.extra["sync_s"]), "×")
     row("wall time okrsync/tap", ratio(ours.wall_s, tap.wall_s), "×")
     row("requests okrsync/tap", ratio(ours.requests, tap.requests), "×")
-    row("peak RSS okrsync/tap", ratio(ours.rss_mb, tap.rss_mb), "×")
-    row("items/s okrsync/tap", ratio(ours.items_per_s, tap.items_per_s), "×")
+    speed, rss = targets(ours, tap)
+    row("peak RSS okrsync/tap", ratio(ours.rss_mb, tap.rss_mb), "×", rss, "<= 1")
+    row(
+        "items/s okrsync/tap",
+        ratio(ours.items_per_s, tap.items_per_s),
+        "×",
+        speed,
+        f">= {TARGET_SPEEDUP:g}",
+    )
     return out
+
+
+def targets(ours: Side, tap: Side) -> tuple[bool, bool]:
+    """Issue 13's targets: (items/s at least TARGET_SPEEDUP x the tap's, peak RSS <= the tap's)."""
+    return ours.items_per_s >= TARGET_SPEEDUP * tap.items_per_s, ours.rss_mb <= tap.rss_mb
 
 
 def report(ours: Side, tap: Side, expected: int, runs: int = 1) -> str:
@@ -371,26 +413,56 @@ def report(ours: Side, tap: Side, expected: int, runs: int = 1) -> str:
     for side in (ours, tap):
         lines.append(f"{side.name} requests:")
         lines += [f"  {n:>7}  {what}" for what, n in side.by_endpoint.items()]
+    lines += target_lines(ours, tap)
     return "\n".join(lines)
+
+
+def target_lines(ours: Side, tap: Side) -> list[str]:
+    speed, rss = targets(ours, tap)
+    verdict = {True: "met", False: "NOT MET"}
+    return [
+        f"target items/s okrsync >= {TARGET_SPEEDUP:g} x tap: "
+        f"{ratio(ours.items_per_s, tap.items_per_s):.2f} x, {verdict[speed]}",
+        f"target peak RSS okrsync <= tap: {ours.rss_mb:.1f} MB vs {tap.rss_mb:.1f} MB, "
+        f"{verdict[rss]}",
+    ]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.bench_singer")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--items", type=int, default=DEFAULT_ITEMS, help="issues + PRs")
-    size.add_argument("--small", action="store_const", dest="items", const=SMALL_ITEMS)
+    size.add_argument(
+        "--items",
+        type=sizes,
+        default=DEFAULT_ITEMS,
+        help="issues + PRs; several sizes comma-separated (default 30000,100000)",
+    )
+    size.add_argument("--small", action="store_const", dest="items", const=(SMALL_ITEMS,))
     p.add_argument("--repeat", type=int, default=3, help="pairs of runs; medians are shown")
     p.add_argument("--json", type=Path, help="also write the figures as table rows here")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
+        atexit.register(write_peak_rss)
         okrsync_child(a.child[0], a.child[1].split(","), a.child[2])
         return
-    pairs = [measure(a.items) for _ in range(a.repeat)]
-    ours, tap, expected = median_side(pairs, 0), median_side(pairs, 1), pairs[0][2]
-    print(report(ours, tap, expected, runs=len(pairs)), flush=True)
+    table: list[dict[str, Any]] = []
+    summary: list[str] = []
+    for items in a.items:
+        pairs = [measure(items) for _ in range(a.repeat)]
+        ours, tap, expected = median_side(pairs, 0), median_side(pairs, 1), pairs[0][2]
+        print(report(ours, tap, expected, runs=len(pairs)), "", sep="\n", flush=True)
+        table += rows(ours, tap, expected)
+        summary += [f"{expected:>7} items: {line}" for line in target_lines(ours, tap)]
+    if len(a.items) > 1:
+        print("targets (issue 13):", *summary, sep="\n")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows(ours, tap, expected)}, indent=1))
+        a.json.write_text(json.dumps({"rows": table}, indent=1))
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """`--items`: one size or several, comma-separated."""
+    return tuple(int(n) for n in text.split(",") if n.strip())
 
 
 if __name__ == "__main__":
