@@ -9,7 +9,9 @@ A plug-in brings its own settings: `Config`, a subclass of `okrsync.config.Conne
 with its extra keys and its scope rule, validates its `[[connectors]]` section. Its class may
 also declare `default_in_flight` (requests in flight per credential), `largest_page` and
 `items_per_record` (what `page_size` may ask for, and how many items one tracker record may
-become); undeclared, the core assumes 4, 1,000 and 1. A plug-in package that also exports
+become); undeclared, the core assumes 4, 1,000 and 1. `status_vocabulary` (raw status,
+section or label name → StatusCategory) names what its teams' names commonly mean
+(`okrsync.statuses`); undeclared, none. A plug-in package that also exports
 `Config` at its top level lets commands that never sync read the section without importing
 the connector itself (its HTTP stack).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from okrsync.config import ConnectorConfig
     from okrsync.http import Http
     from okrsync.models import Cursor, Page
+    from okrsync.statuses import StatusNames
 
 GROUP = "okrsync.connectors"
 DEFAULT_IN_FLIGHT = 4
@@ -90,6 +93,19 @@ def config_model(kind: str) -> type[ConnectorConfig]:
 
     ep = _entry(kind)
     return model(importlib.import_module(ep.module)) or model(ep.load()) or ConnectorConfig
+
+
+def status_names(config: ConnectorConfig) -> StatusNames:
+    """What each raw name means for this connector: its plug-in's declared
+    `status_vocabulary`, then the section's `dropped_statuses`, then its `status_map`."""
+    from okrsync.statuses import StatusNames
+
+    vocabulary = getattr(load(config.type), "status_vocabulary", None)
+    return StatusNames.build(
+        vocabulary if isinstance(vocabulary, Mapping) else {},
+        config.dropped_statuses,
+        config.status_map,
+    )
 
 
 def declared(plugin: object, name: str, default: int) -> int:

@@ -5,7 +5,7 @@ its conditions hold. Every condition takes a string or a list of strings (a list
 of"); equality ignores case.
 
     connector   the connector name from the config (`jira`, `asana`, ...)
-    container   Jira project key, Asana project gid or name, GitHub `owner/repo`
+    container   Jira project key or name, Asana project gid or name, GitHub `owner/repo`
     epic        an ancestor's key through the parent chain (transitively; not the epic itself)
     parent      the direct parent's key
     labels_any  at least one of these labels          labels_all  every one of these labels
@@ -14,7 +14,8 @@ of"); equality ignores case.
     keys        explicit keys (PROJ-12, owner/repo#7, Asana gid)
     title       an RE2 regular expression searched in the title's first 2,000 characters,
                 case-sensitive unless `(?i)` (RE2 runs in linear time: no pattern can hang)
-    assignee    the assignee's display name / login
+    assignee    the assignee: display name, e-mail, username or login, or account id
+                (whichever the tracker gives)
     custom      { field = "value" }: equality on the item's custom fields
     exclude     { same keys }: an item matching ANY one of them is left out of this rule
     id          optional slug; default `<tactic id>#<position of the rule in its tactic>`
@@ -121,6 +122,10 @@ class Matchable(Protocol):
     def custom(self) -> Mapping[str, str]: ...
     @property
     def previous_keys(self) -> Sequence[str]: ...
+    @property
+    def container_name(self) -> str | None: ...
+    @property
+    def assignee_ids(self) -> Sequence[str]: ...
 
 
 class MappingError(OkrFileError):
@@ -751,10 +756,15 @@ def _parent(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
 
 
 def _containers(it: Matchable, a: Collection[str] = (), p: Collection[str] = ()) -> Values:
-    project = it.custom.get("project")
-    if project:
-        return _fold((it.container, project))
+    if it.container_name:
+        return _fold((it.container, it.container_name))
     return (it.container.casefold(),) if it.container else ()
+
+
+def _assignee(it: Matchable, a: Collection[str] = (), p: Collection[str] = ()) -> Values:
+    if it.assignee_ids:
+        return _fold((it.assignee, *it.assignee_ids))
+    return (it.assignee.casefold(),) if it.assignee else ()
 
 
 def _labels(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
@@ -783,7 +793,7 @@ _READERS = _Readers(
         "connector": _one("connector"),
         "milestone": _one("milestone"),
         "section": _one("section"),
-        "assignee": _one("assignee"),
+        "assignee": _assignee,
         "container": _containers,
         "epic": _epic,
         "parent": _parent,

@@ -69,6 +69,12 @@ class WorkItem:
     resolution, Asana section, GitHub labels and state reason). Stored with the item, they let
     `okrsync remap` apply a changed `status_map` without a re-pull; a connector that leaves
     `status_basis` None opts out of that (its status is kept as sent).
+
+    `container_name` is the container's human name where the tracker has one besides its id
+    (an Asana project's name, a Jira project's name); a `container` rule matches either.
+    `assignee` is the display name (GitHub: the login) and `assignee_ids` the assignee's other
+    identities the tracker gives (e-mail, username or login, account id); an `assignee` rule
+    matches any of them.
     """
 
     connector: str
@@ -95,6 +101,8 @@ class WorkItem:
     previous_keys: tuple[str, ...] = ()
     status_basis: StatusCategory | None = None
     status_names: tuple[str, ...] = ()
+    container_name: str | None = None
+    assignee_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,8 @@ class StoredItem:
     custom: Mapping[str, str]
     previous_keys: tuple[str, ...]
     deleted: bool = False
+    container_name: str | None = None
+    assignee_ids: tuple[str, ...] = ()
 
     @property
     def ident(self) -> tuple[str, str]:

@@ -31,6 +31,7 @@ import structlog
 
 from okrsync import signals
 from okrsync.config import Settings, SignalsConfig
+from okrsync.connector import status_names
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.linking import Linker, RemapReport, derive, link_page, tactic_counts
 from okrsync.locks import NoRunLocks, RunLocks, owner_alive
@@ -171,6 +172,8 @@ class MappingState:
             store, self.tree, self.paths, allow_empty=allow_empty, yes=yes, override=override
         )
         store.apply_okr_tree(self.tree)
+        if settings is not None:
+            restatus(store, settings)
         links = remap(store, self.matcher)
         return Applied(links, recompute(store, settings.signals if settings else None, as_of))
 
@@ -206,6 +209,18 @@ def remap(store: Store, matcher: Matcher) -> RemapReport:
     report = RemapReport(len(done.items), done.links, done.added, done.removed)
     report.per_tactic = tactic_counts(done.items, links)
     return report
+
+
+def restatus(store: Store, settings: Settings) -> dict[str, int]:
+    """Re-apply each connector's status names (`status_map`, `dropped_statuses`, its plug-in's
+    vocabulary) to its stored items; returns how many changed per connector."""
+    changed: dict[str, int] = {}
+    for cc in settings.connectors:
+        names = status_names(cc)
+        changed[cc.name] = n = store.restatus(cc.name, names.categorise)
+        if n:
+            log.info("statuses.reapplied", connector=cc.name, items=n)
+    return changed
 
 
 def after_sync(store: Store, settings: Settings, results: Sequence[RunResult]) -> None:

@@ -96,6 +96,7 @@ TASK_FIELDS = ",".join(
         "modified_at",
         "due_on",
         "assignee.name",
+        "assignee.email",
         "tags.name",
         "parent.gid",
         "memberships.project.gid",

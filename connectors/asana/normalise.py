@@ -65,10 +65,12 @@ class Normaliser:
             item_type=subtype,
             url=raw.get("permalink_url"),
             container=gid,
+            container_name=project,
             parent_key=json_obj(raw, "parent").get("gid"),
             labels=tuple(str(t["name"]) for t in json_list(raw, "tags") if t.get("name")),
             section=section,
             assignee=json_obj(raw, "assignee").get("name"),
+            assignee_ids=_identities(json_obj(raw, "assignee")),
             estimate=self.estimate_of(raw),
             due=date.fromisoformat(raw["due_on"]) if raw.get("due_on") else None,
             completed_at=parse_time(completed_at) if completed and completed_at else None,
@@ -116,6 +118,11 @@ def _membership(raw: JSON, gid: str) -> tuple[str | None, str | None]:
         if project.get("gid") == gid:
             return project.get("name"), json_obj(m, "section").get("name")
     return None, None
+
+
+def _identities(user: JSON) -> tuple[str, ...]:
+    """The assignee's e-mail and user gid (the display name is `assignee`)."""
+    return tuple(str(user[k]) for k in ("email", "gid") if isinstance(user.get(k), str) and user[k])
 
 
 def _basis(completed: bool) -> StatusCategory:

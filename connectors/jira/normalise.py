@@ -109,10 +109,12 @@ class Normaliser:
             item_type=str(issuetype.get("name") or "") or None,
             url=f"{self.base_url}/browse/{key}",
             container=project or None,
+            container_name=_other(_obj(f, "project").get("name"), project),
             parent_key=self.parent_key(f),
             labels=tuple(str(x) for x in f.get("labels") or ()),
             milestone=_first_name(f.get("fixVersions")),
             assignee=_person(f.get("assignee")),
+            assignee_ids=_identities(f.get("assignee")),
             estimate=_number(f.get(self.estimate_field)) if self.estimate_field else None,
             due=_date(f.get("duedate")),
             completed_at=parse_time(f.get("resolutiondate")) if status in CLOSED else None,
@@ -203,6 +205,20 @@ def _person(user: Any) -> str | None:
         if user.get(name):
             return str(user[name])
     return None
+
+
+def _identities(user: Any) -> tuple[str, ...]:
+    """The assignee's ids besides the display name: e-mail (when the user's privacy settings
+    show it), Cloud account id, Server/DC username and user key."""
+    if not isinstance(user, dict):
+        return ()
+    found = (user.get(k) for k in ("emailAddress", "accountId", "name", "key"))
+    return tuple(dict.fromkeys(str(v) for v in found if isinstance(v, str) and v))
+
+
+def _other(name: Any, key: str) -> str | None:
+    """`name` when it says something `key` does not."""
+    return str(name) if isinstance(name, str) and name and name != key else None
 
 
 def _number(value: Any) -> float | None:

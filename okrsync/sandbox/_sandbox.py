@@ -42,6 +42,7 @@ WARM_JIRA_FIELDS = {
 }
 WARM_ASANA_OPT_FIELDS = (
     "name,resource_subtype,completed,completed_at,created_at,modified_at,due_on,assignee.name,"
+    "assignee.email,"
     "tags.name,parent.gid,memberships.project.gid,memberships.project.name,"
     "memberships.section.gid,memberships.section.name,permalink_url,custom_fields.name,"
     "custom_fields.number_value,custom_fields.type",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from okrsync.models import CONTAINER_KINDS, StoredItem, WorkItem
+from okrsync.models import CONTAINER_KINDS, StatusCategory, StoredItem, WorkItem
 from okrsync.store.tables import WORK_ITEM
 
 WI = WORK_ITEM
@@ -41,6 +41,8 @@ ITEM_COLUMNS = (
     WI.c.custom,
     WI.c.previous_keys,
     WI.c.deleted_at,
+    WI.c.container_name,
+    WI.c.assignee_ids,
 )
 
 
@@ -61,6 +63,8 @@ def _stored(m: sa.RowMapping) -> StoredItem:
         dict(m["custom"] or {}),
         tuple(m["previous_keys"] or ()),
         m["deleted_at"] is not None,
+        m["container_name"],
+        tuple(m["assignee_ids"] or ()),
     )
 
 
@@ -220,6 +224,10 @@ assert _ITEM_COLS == (  # noqa: S101 - `_sqlite_item_row` writes in exactly this
     "lost_at",
     "first_seen",
     "last_seen",
+    "status_basis",
+    "status_names",
+    "container_name",
+    "assignee_ids",
 )
 _SQLITE_UPSERT = (
     f"INSERT INTO work_item ({', '.join(_ITEM_COLS)}) VALUES ({', '.join('?' * len(_ITEM_COLS))}) "
@@ -403,6 +411,10 @@ def _sqlite_item_row(
         None,
         first_seen,
         now_s,
+        None if i.status_basis is None else str(i.status_basis),
+        _json(list(i.status_names)),
+        i.container_name,
+        _json(list(i.assignee_ids)),
     )
 
 
@@ -436,4 +448,31 @@ def _item_values(
         "lost_at": None,
         "first_seen": first_seen,
         "last_seen": ts,
+        "status_basis": None if item.status_basis is None else str(item.status_basis),
+        "status_names": list(item.status_names),
+        "container_name": item.container_name,
+        "assignee_ids": list(item.assignee_ids),
     }
+
+
+def restatus(
+    conn: Connection, connector: str, categorise: Callable[[StatusCategory, Sequence[str]], str]
+) -> int:
+    """Re-derive the status of `connector`'s stored items that have a status basis; write the
+    ones that change. Returns how many changed."""
+    q = sa.select(WI.c.external_id, WI.c.status, WI.c.status_basis, WI.c.status_names).where(
+        WI.c.connector == connector, WI.c.status_basis.is_not(None)
+    )
+    changed = [
+        {"c": connector, "e": ext, "s": new}
+        for ext, status, basis, names in conn.execute(q)
+        if (new := str(categorise(StatusCategory(basis), tuple(names or ())))) != status
+    ]
+    if changed:
+        stmt = (
+            sa.update(WI)
+            .where(WI.c.connector == sa.bindparam("c"), WI.c.external_id == sa.bindparam("e"))
+            .values(status=sa.bindparam("s"))
+        )
+        conn.execute(stmt, changed)
+    return len(changed)

@@ -26,10 +26,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from okrsync.errors import ConfigError, OkrsyncError, StoreError
-from okrsync.models import Cursor, Lineage, Page, StoredItem, WorkItem
+from okrsync.models import Cursor, Lineage, Page, StatusCategory, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
-from okrsync.store import _okr, _runs
+from okrsync.store import _items, _okr, _runs
 from okrsync.store._items import ItemReader, PageResult, load_items, upsert_items
 from okrsync.store._items import sqlite_dt as _sqlite_dt
 from okrsync.store._lineage import lineage
@@ -180,6 +180,14 @@ class Store:
         """Item reads on one connection: one snapshot of the store for a page's linker."""
         with self.engine.connect() as conn:
             yield ItemReader(conn)
+
+    def restatus(
+        self, connector: str, categorise: Callable[[StatusCategory, Sequence[str]], str]
+    ) -> int:
+        """Re-derive the status of `connector`'s stored items from their stored basis and
+        names (`okrsync.statuses`) in one transaction; returns how many changed."""
+        with self.tx() as conn:
+            return _items.restatus(conn, connector, categorise)
 
     def lineage(self, items: Sequence[WorkItem]) -> Lineage:
         """What the links of a page of `items` depend on in the store (one read snapshot):

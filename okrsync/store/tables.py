@@ -42,6 +42,16 @@ def json_col() -> Any:
     return Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
+def json_list_col() -> Any:
+    """A JSON list, `[]` for rows that were stored before the column existed."""
+    return Field(
+        default_factory=list,
+        sa_type=sa.JSON,
+        nullable=False,
+        sa_column_kwargs={"server_default": "[]"},
+    )
+
+
 class ObjectiveRow(SQLModel, table=True):
     __tablename__ = "objective"
     id: str = Field(primary_key=True)
@@ -122,6 +132,11 @@ class WorkItemRow(SQLModel, table=True):
     lost_at: datetime | None = utc_col()
     first_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # 0004: what a changed status_map is re-applied from, and the names matching also reads
+    status_basis: str | None = None
+    status_names: list[str] = json_list_col()
+    container_name: str | None = None
+    assignee_ids: list[str] = json_list_col()
 
 
 class ItemLinkRow(SQLModel, table=True):

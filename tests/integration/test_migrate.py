@@ -16,14 +16,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.store import Store
 from okrsync.store.migrate import current_revision, upgrade
-from okrsync.store.tables import SYNC_RUN
+from okrsync.store.tables import SYNC_RUN, WORK_ITEM
 from tests.helpers import TREE, run_cli, write
 
-HEAD = "0003"
+HEAD = "0004"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # The child: upgrade the store, pausing forever after the first statement holding MARKER.
 PAUSING_UPGRADE = textwrap.dedent(
@@ -100,9 +99,9 @@ def fill_previous_schema(url: str, mapping_dir: Path) -> None:
         write(mapping_dir / "okrs.toml", TREE)
         store.apply_okr_tree(load_tree([mapping_dir]))
         store.add_checkin("conv", 9.5)
-        page = Page([work_item()], cursor={"since": "a"})
-        store.commit_page("gh", page)
-        with store.tx() as conn:  # 0002's columns only: start_run writes 0003's too
+        with store.tx() as conn:  # 0002's columns only: commits and start_run write later ones
+            conn.execute(sa.insert(OLD_WORK_ITEM), [OLD_ITEM, ASANA_ITEM])
+            store._save_cursor(conn, "gh", {"since": "a"}, T0, None)
             conn.execute(
                 sa.insert(SYNC_RUN).values(
                     connector="gh",
@@ -123,25 +122,45 @@ def fill_previous_schema(url: str, mapping_dir: Path) -> None:
         store.close()
 
 
-def work_item() -> WorkItem:
-    return WorkItem(
-        connector="gh",
-        external_id="1",
-        key="o/r#1",
-        kind=ItemKind.ISSUE,
-        title="Item 1",
-        status=StatusCategory.TODO,
-        status_raw="open",
-        created=T0,
-        updated=T0,
-        container="o/r",
-    )
+OLD_ITEM = {
+    "connector": "gh",
+    "external_id": "1",
+    "key": "o/r#1",
+    "kind": "issue",
+    "title": "Item 1",
+    "status": "todo",
+    "status_raw": "open",
+    "container": "o/r",
+    "labels": [],
+    "custom": {},
+    "previous_keys": [],
+    "created": T0,
+    "updated": T0,
+    "first_seen": T0,
+    "last_seen": T0,
+}
+# An Asana task as connectors stored it before 0004: the project's name in custom.project.
+ASANA_ITEM = {
+    **OLD_ITEM,
+    "connector": "asana",
+    "external_id": "1201",
+    "key": "1201",
+    "kind": "task",
+    "container": "1200000000000001",
+    "custom": {"project": "Growth", "section": "Doing"},
+}
+
+
+# work_item as 0002 and 0003 had it: only the columns the items above fill, typed as today.
+OLD_WORK_ITEM = sa.table("work_item", *(sa.column(c, WORK_ITEM.c[c].type) for c in OLD_ITEM))
 
 
 def assert_data_kept(url: str) -> None:
     store = Store.open(url, upgrade=False)
     try:
-        assert [i.title for i in store.items("gh")] == ["Item 1"]
+        with store.engine.connect() as conn:  # the columns every revision has
+            titles = conn.execute(sa.text("SELECT title FROM work_item WHERE connector = 'gh'"))
+            assert [t for (t,) in titles] == ["Item 1"]
         assert store.cursor("gh") == {"since": "a"}
         assert [c.value for c in store.checkins("conv")] == [9.5]
         with store.engine.connect() as conn:
@@ -173,5 +192,26 @@ def test_upgrade_from_the_previous_schema_keeps_data_and_survives_a_kill(
         assert (old.owner_host, old.owner_pid, old.owner_start) == (None, None, None)
         new = store.start_run("gh")
         assert next(r for r in store.runs("gh") if r.id == new).owner_pid == os.getpid()
+    finally:
+        store.close()
+
+
+def test_0004_fills_container_names_from_custom_project(
+    tmp_path: Path, store_url: str, mapping_dir: Path
+) -> None:
+    """After 0004 a task stored with custom.project gets it as its container_name (so a
+    `container = "Growth"` rule still matches it); other items get none, empty names and ids,
+    and no status basis."""
+    fill_previous_schema(store_url, mapping_dir)
+    upgrade_with_cli(tmp_path, store_url)
+    store = Store.open(store_url, upgrade=False)
+    try:
+        by_id = {i.external_id: i for i in store.stored_items()}
+        assert by_id["1201"].container_name == "Growth"
+        assert by_id["1"].container_name is None
+        assert by_id["1"].assignee_ids == ()
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT status_basis, status_names FROM work_item"))
+            assert {(basis, str(names)) for basis, names in rows} == {(None, "[]")}
     finally:
         store.close()

@@ -305,6 +305,7 @@ def test_opt_fields_are_exactly_the_fields_used(sb: Sandbox) -> None:
         "modified_at",
         "due_on",
         "assignee.name",
+        "assignee.email",
         "tags.name",
         "parent.gid",
         "memberships.project.gid",

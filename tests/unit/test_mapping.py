@@ -69,12 +69,28 @@ def test_connector_equality_ignores_case(tmp_path: Path) -> None:
 
 
 def test_container_matches_key_or_asana_project_name(tmp_path: Path) -> None:
-    """`container` matches the container itself or the Asana project name in custom."""
+    """`container` matches the container itself or its name (an Asana project's), not a custom
+    field that happens to be called project."""
     rules = '[[tactic.rule]]\ncontainer = ["alpha", "growth"]\n'
     assert links(tmp_path, rules, item(container="ALPHA")) == HIT
-    asana = item(connector="asana", container="1201", custom={"project": "Growth"})
+    asana = item(connector="asana", container="1201", container_name="Growth")
     assert links(tmp_path, rules, asana) == HIT
     assert links(tmp_path, rules, item(container="BETA")) == []
+    custom_only = item(connector="other", container="9", custom={"project": "Growth"})
+    assert links(tmp_path, rules, custom_only) == []
+
+
+def test_assignee_matches_any_identity_ignoring_case(tmp_path: Path) -> None:
+    """`assignee` matches the display name or any stored identity (e-mail, username, account
+    id), ignoring case; an item without ids matches on its display name only."""
+    rules = '[[tactic.rule]]\nassignee = ["ADA@example.com", "557058:f58131cb"]\n'
+    ada = item(assignee="Ada Lovelace", assignee_ids=("ada@example.com", "ada"))
+    assert links(tmp_path, rules, ada) == HIT
+    grace = item(assignee="Grace Hopper", assignee_ids=("557058:F58131CB",))
+    assert links(tmp_path, rules, grace) == HIT
+    assert links(tmp_path, rules, item(assignee="Ada Lovelace")) == []
+    by_name = '[[tactic.rule]]\nassignee = "ada lovelace"\n'
+    assert links(tmp_path, by_name, item(assignee="Ada Lovelace")) == HIT
 
 
 def test_epic_matches_ancestors_transitively_not_itself(tmp_path: Path) -> None:
