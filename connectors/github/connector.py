@@ -32,7 +32,7 @@ so a killed run resumes with at most one page replayed. Normalisation is `normal
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -43,13 +43,13 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, ConfigError, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, Page, WorkItem
+from okrsync.models import Cursor, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope
 from .config import SCOPE_SHAPE, GitHubConfig
 from .cursor import GitHubCursor, Pass, ScopeState
-from .normalise import Normaliser
+from .normalise import STATUS_VOCABULARY, Normaliser
 
 log = structlog.get_logger("okrsync.github")
 
@@ -76,6 +76,7 @@ class GitHubConnector:
     # GitHub asks for serial requests per credential; a page holds at most 100 issues, and
     # each may bring its milestone as a second item.
     default_in_flight: ClassVar[int] = 1
+    status_vocabulary: ClassVar[Mapping[str, StatusCategory]] = STATUS_VOCABULARY
     largest_page: ClassVar[int] = MAX_PAGE
     items_per_record: ClassVar[int] = 2
 
@@ -92,7 +93,9 @@ class GitHubConnector:
         )
         self._base = config.base_url.rstrip("/")
         self._per_page = min(config.page_size or MAX_PAGE, MAX_PAGE)
-        self._norm = Normaliser.build(config.name, config.dropped_statuses, config.estimate_field)
+        self._norm = Normaliser.build(
+            config.name, config.dropped_statuses, config.estimate_field, config.status_map
+        )
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Yield each repo's changed items page by page, then its census when one is due."""

@@ -1,23 +1,29 @@
 """GitHub issues, pull requests and milestones as `WorkItem`s: pure functions of the JSON.
 
-Status vocabulary: `state_reason: "not_planned"`, a PR closed with `pull_request.merged_at:
-null` (work abandoned) and `dropped_statuses` matched against `state_reason` and label names
-mean dropped; closed means done (a closed PR without `merged_at`, as older GHES send, counts as
-done: unknown merge, not proven abandoned); an open PR or an `IN_PROGRESS_LABELS` label means in
-progress; else to do. Milestones arrive embedded in each issue and become container items.
+Status (`okrsync.statuses`): the basis is what GitHub states: `state_reason: "not_planned"`
+or a PR closed with `pull_request.merged_at: null` (work abandoned) is dropped; closed is done
+(a closed PR without `merged_at`, as older GHES send, counts as done: unknown merge, not proven
+abandoned); an open PR is in progress; else to do. The names are the labels and the state
+reason: one mapped to dropped (`dropped_statuses`, `status_map`) wins; an open item with a
+label mapped to a category (`STATUS_VOCABULARY`: "in progress", "wip", "review", "qa",
+"blocked", ...; then `status_map`) takes it. A dropped item keeps its `closed_at`. Milestones
+arrive embedded in each issue and become container items.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from okrsync.models import ItemKind, StatusCategory, WorkItem
+from okrsync.statuses import COMMON_IN_PROGRESS, StatusNames, in_progress
 
-IN_PROGRESS_LABELS = frozenset({"in progress", "in-progress", "wip"})
+# Labels that mean work has started (the names teams commonly use).
+STATUS_VOCABULARY: dict[str, StatusCategory] = in_progress(COMMON_IN_PROGRESS)
+CLOSED = (StatusCategory.DONE, StatusCategory.DROPPED)
 Json = dict[str, Any]
 _Status = tuple[StatusCategory, str]
 
@@ -35,17 +41,23 @@ class Normaliser:
     """Turns one response page of a repository's issues into work items."""
 
     connector: str
-    dropped: frozenset[str]
+    names: StatusNames
     estimate: re.Pattern[str]
 
     @classmethod
     def build(
-        cls, connector: str, dropped_statuses: Iterable[str], estimate_field: str | None
+        cls,
+        connector: str,
+        dropped_statuses: Iterable[str],
+        estimate_field: str | None,
+        status_map: Mapping[str, StatusCategory] | None = None,
     ) -> Normaliser:
-        """`estimate_field` is a label prefix: "points" reads `points:3` or `points=3`."""
+        """`estimate_field` is a label prefix: "points" reads `points:3` or `points=3`;
+        `dropped_statuses`: names meaning dropped; `status_map` (wins): name → category."""
         prefix = re.escape(estimate_field or "points")
         pattern = re.compile(rf"^\s*{prefix}\s*[:=]\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
-        return cls(connector, frozenset(n.casefold() for n in dropped_statuses), pattern)
+        names = StatusNames.build(STATUS_VOCABULARY, dropped_statuses, status_map or {})
+        return cls(connector, names, pattern)
 
     def page(self, issues: list[Json], scope: str) -> tuple[list[WorkItem], list[Skipped]]:
         """Milestones first (containers), then the issues and PRs; and what was skipped."""
@@ -67,7 +79,8 @@ class Normaliser:
     def issue(self, raw: Json, scope: str) -> WorkItem:
         is_pr = isinstance(raw.get("pull_request"), dict)
         labels = tuple(_label_names(raw.get("labels") or []))
-        status, status_raw = self.status(raw, is_pr, labels)
+        basis, status_raw, names = self.status_facts(raw, is_pr, labels)
+        status = self.names.categorise(basis, names)
         closed = raw.get("closed_at")
         ms = raw.get("milestone")
         return WorkItem(
@@ -86,13 +99,19 @@ class Normaliser:
             labels=labels,
             milestone=ms.get("title") if isinstance(ms, dict) else None,
             assignee=_login(raw.get("assignee")),
+            assignee_ids=_user_ids(raw.get("assignee")),
             estimate=self.estimate_of(labels),
-            completed_at=parse_time(closed) if status is StatusCategory.DONE and closed else None,
+            completed_at=parse_time(closed) if status in CLOSED and closed else None,
             custom=_custom(scope, raw),
+            status_basis=basis,
+            status_names=names,
         )
 
-    def status(self, raw: Json, is_pr: bool, labels: tuple[str, ...]) -> _Status:
-        """not_planned / dropped names / unmerged PR → dropped; closed → done; else by label."""
+    def status_facts(
+        self, raw: Json, is_pr: bool, labels: tuple[str, ...]
+    ) -> tuple[StatusCategory, str, tuple[str, ...]]:
+        """What GitHub states (not_planned / unmerged PR → dropped; closed → done; open PR →
+        in progress; else to do), the raw status, and the names (state reason, labels)."""
         state = str(raw.get("state") or "open")
         reason = raw.get("state_reason")
         pr = raw.get("pull_request") if is_pr else None
@@ -102,14 +121,17 @@ class Normaliser:
             status_raw = "closed:unmerged" if unmerged else "closed:merged"
         elif reason:
             status_raw = f"{state}:{reason}"
-        named = [str(reason or ""), *labels]
-        if reason == "not_planned" or any(n.casefold() in self.dropped for n in named):
-            return StatusCategory.DROPPED, status_raw
+        names = (str(reason), *labels) if reason else labels
+        if reason == "not_planned" or (state == "closed" and unmerged):
+            return StatusCategory.DROPPED, status_raw, names
         if state == "closed":
-            return (StatusCategory.DROPPED if unmerged else StatusCategory.DONE), status_raw
-        if is_pr or any(label.casefold() in IN_PROGRESS_LABELS for label in labels):
-            return StatusCategory.IN_PROGRESS, status_raw
-        return StatusCategory.TODO, status_raw
+            return StatusCategory.DONE, status_raw, names
+        return (StatusCategory.IN_PROGRESS if is_pr else StatusCategory.TODO), status_raw, names
+
+    def status(self, raw: Json, is_pr: bool, labels: tuple[str, ...]) -> _Status:
+        """The stored category (a dropped name wins; module docs) and the raw status."""
+        basis, status_raw, names = self.status_facts(raw, is_pr, labels)
+        return self.names.categorise(basis, names), status_raw
 
     def estimate_of(self, labels: tuple[str, ...]) -> float | None:
         for label in labels:
@@ -153,6 +175,12 @@ def _label_names(labels: list[Any]) -> list[str]:
 
 def _login(user: Any) -> str | None:
     return user.get("login") if isinstance(user, dict) else None
+
+
+def _user_ids(user: Any) -> tuple[str, ...]:
+    """The assignee's numeric user id (the login is `assignee`; e-mail is not in the issue)."""
+    uid = user.get("id") if isinstance(user, dict) else None
+    return (str(uid),) if isinstance(uid, int) and not isinstance(uid, bool) else ()
 
 
 def _custom(scope: str, raw: Json) -> dict[str, str]:

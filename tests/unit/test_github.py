@@ -68,7 +68,9 @@ def _label(name: str) -> dict[str, Any]:
 
 def normalise(issues: list[dict[str, Any]], **cfg: Any) -> list[WorkItem]:
     """The connector's normaliser as `config(**cfg)` builds it; nothing may be skipped."""
-    norm = Normaliser.build("gh", cfg.get("dropped_statuses", []), cfg.get("estimate_field"))
+    norm = Normaliser.build(
+        "gh", cfg.get("dropped_statuses", []), cfg.get("estimate_field"), cfg.get("status_map")
+    )
     items, skipped = norm.page(issues, "octocat/Hello-World")
     assert skipped == []
     return items
@@ -430,7 +432,7 @@ CLOSED = "2025-01-05T08:00:00Z"
             {"state": "closed", "closed_at": CLOSED, "state_reason": "not_planned"},
             False,
             StatusCategory.DROPPED,
-            None,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
         ),
         (
             {"state": "closed", "closed_at": CLOSED, "state_reason": "completed"},
@@ -442,13 +444,13 @@ CLOSED = "2025-01-05T08:00:00Z"
             {"state": "closed", "closed_at": CLOSED, "state_reason": "duplicate"},
             False,
             StatusCategory.DROPPED,
-            None,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
         ),
         (
             {"state": "closed", "closed_at": CLOSED, "merged_at": None},
             True,
             StatusCategory.DROPPED,
-            None,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
         ),
         (
             {"state": "closed", "closed_at": CLOSED, "merged_at": CLOSED},
@@ -461,6 +463,17 @@ CLOSED = "2025-01-05T08:00:00Z"
         ({"labels": [_label("in-progress")]}, False, StatusCategory.IN_PROGRESS, None),
         ({"labels": [_label("wontfix")]}, False, StatusCategory.DROPPED, None),
         ({}, False, StatusCategory.TODO, None),
+        ({"labels": [_label("Review")]}, False, StatusCategory.IN_PROGRESS, None),
+        ({"labels": [_label("QA")]}, False, StatusCategory.IN_PROGRESS, None),
+        ({"labels": [_label("blocked")]}, False, StatusCategory.IN_PROGRESS, None),
+        ({"labels": [_label("icebox")]}, False, StatusCategory.DROPPED, None),
+        ({"labels": [_label("Ready")]}, True, StatusCategory.TODO, None),
+        (
+            {"state": "closed", "closed_at": CLOSED, "labels": [_label("Review")]},
+            False,
+            StatusCategory.DONE,
+            datetime(2025, 1, 5, 8, tzinfo=UTC),
+        ),
     ],
     ids=[
         "not-planned",
@@ -473,6 +486,12 @@ CLOSED = "2025-01-05T08:00:00Z"
         "label-in-progress-dash",
         "label-wontfix",
         "open",
+        "label-review",
+        "label-qa",
+        "label-blocked",
+        "status-map-icebox",
+        "status-map-pr-ready",
+        "closed-with-review-label",
     ],
 )
 def test_status_category(
@@ -487,7 +506,9 @@ def test_status_category(
         if merged != "absent":
             item["pull_request"]["merged_at"] = merged
     dropped = ["Won't Do", "Duplicate", "WontFix"]
-    (got,) = [i for i in normalise([item], dropped_statuses=dropped) if not i.kind.is_container]
+    status_map = {"Icebox": "dropped", "Ready": "todo"}
+    got_all = normalise([item], dropped_statuses=dropped, status_map=status_map)
+    (got,) = [i for i in got_all if not i.kind.is_container]
     assert (got.status, got.completed_at) == (status, completed)
 
 
@@ -518,7 +539,8 @@ def test_sandbox_status_follows_state_reason_merge_and_labels(
     sb: Sandbox, kind: str, change: dict[str, Any], status: StatusCategory
 ) -> None:
     """An open item closed (completed / not planned, PR merged / not) or relabelled is pulled
-    with its new status; done items carry closed_at as completed_at."""
+    with its new status; closed items, done or dropped, carry closed_at as completed_at (an
+    open item dropped by its label has none)."""
     item = _open(sb, kind)
     target = item.external_id
     sb.update("github", target, **change)
@@ -526,7 +548,8 @@ def test_sandbox_status_follows_state_reason_merge_and_labels(
     got = _one(run, target)
     truth = sb.truth("github")[target]
     assert got.status is status
-    assert got.completed_at == (truth.updated if status is StatusCategory.DONE else None)
+    closed = "status" in change
+    assert got.completed_at == (truth.updated if closed else None)
     assert got.kind.value == kind
 
 
