@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -476,3 +476,51 @@ def restatus(
         )
         conn.execute(stmt, changed)
     return len(changed)
+
+
+# --- deletions and censuses --------------------------------------------------------------
+
+
+def mark_deleted(conn: Connection, connector: str, ids: Iterable[str], ts: datetime) -> int:
+    """Flag these items deleted (kept stored); how many were not flagged before."""
+    total = 0
+    for chunk in _chunks(list(ids)):
+        res = conn.execute(
+            sa.update(WI)
+            .where(
+                WI.c.connector == connector,
+                WI.c.external_id.in_(chunk),
+                WI.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=ts)
+        )
+        total += res.rowcount or 0
+    return total
+
+
+# The census on SQLite: one statement, the present ids as one JSON array (JSON1, which
+# migration 0004 relies on too). Reading the container's ids into Python instead stepped
+# SQLite once per stored item, each step handing the GIL to the event loop and waiting to
+# get it back: ~0.3 s of a 30k-item first sync.
+_SQLITE_CENSUS = (
+    "UPDATE work_item SET deleted_at = ? WHERE connector = ? AND container = ? "
+    "AND deleted_at IS NULL AND external_id NOT IN (SELECT value FROM json_each(?))"
+)
+
+
+def apply_census(
+    conn: Connection, connector: str, container: str, present: Sequence[str], ts: datetime
+) -> int:
+    """Flag deleted the live items of `container` missing from `present`; how many."""
+    if conn.dialect.name == "sqlite":
+        args = (sqlite_dt(ts), connector, container, _json(list(present)))
+        return conn.exec_driver_sql(_SQLITE_CENSUS, args).rowcount or 0
+    known = conn.execute(
+        sa.select(WI.c.external_id).where(
+            WI.c.connector == connector,
+            WI.c.container == container,
+            WI.c.deleted_at.is_(None),
+        )
+    ).scalars()
+    gone = set(known) - set(present)
+    return mark_deleted(conn, connector, sorted(gone), ts)

@@ -30,7 +30,14 @@ from okrsync.models import Cursor, Lineage, Page, StatusCategory, StoredItem, Wo
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
 from okrsync.store import _items, _okr, _runs
-from okrsync.store._items import ItemReader, PageResult, load_items, upsert_items
+from okrsync.store._items import (
+    ItemReader,
+    PageResult,
+    apply_census,
+    load_items,
+    mark_deleted,
+    upsert_items,
+)
 from okrsync.store._items import sqlite_dt as _sqlite_dt
 from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
@@ -346,19 +353,7 @@ class Store:
     def _mark_deleted(
         self, conn: Connection, connector: str, ids: Iterable[str], ts: datetime
     ) -> int:
-        total = 0
-        for chunk in _chunks(list(ids)):
-            res = conn.execute(
-                sa.update(WI)
-                .where(
-                    WI.c.connector == connector,
-                    WI.c.external_id.in_(chunk),
-                    WI.c.deleted_at.is_(None),
-                )
-                .values(deleted_at=ts)
-            )
-            total += res.rowcount or 0
-        return total
+        return mark_deleted(conn, connector, ids, ts)
 
     def _apply_census(
         self,
@@ -368,15 +363,7 @@ class Store:
         present: Sequence[str],
         ts: datetime,
     ) -> int:
-        known = conn.execute(
-            sa.select(WI.c.external_id).where(
-                WI.c.connector == connector,
-                WI.c.container == container,
-                WI.c.deleted_at.is_(None),
-            )
-        ).scalars()
-        gone = set(known) - set(present)
-        return self._mark_deleted(conn, connector, sorted(gone), ts)
+        return apply_census(conn, connector, container, present, ts)
 
     def _replace_links(
         self, conn: Connection, connector: str, links: Mapping[str, Sequence[Link]], ts: datetime

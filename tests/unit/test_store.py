@@ -259,3 +259,29 @@ def test_item_commits_of_any_size_use_few_statement_shapes(tmp_path: Path) -> No
     assert len(lookups) <= 10
     assert len(stored) == n
     assert sum(i.title == "Renamed" for i in stored) == len(range(0, n, 2))
+
+
+def test_a_census_flags_the_missing_in_one_statement_on_sqlite(tmp_path: Path) -> None:
+    """A census of 3,000 stored items is one statement on SQLite (no row read back one by
+    one), flags exactly the live items of that container missing from it, and the same ts."""
+    s = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    other = [item(i, container="o/other") for i in range(3000, 3010)]
+    s.commit_page("gh", Page([item(i) for i in range(3000)] + other, {}))
+    s.commit_page("gh", Page([], {}, deleted=["0", "1"]))
+    statements: list[str] = []
+
+    @sa.event.listens_for(s.engine, "before_cursor_execute")
+    def _record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    present = [str(i) for i in range(0, 3000, 3)] + ["not-stored"]
+    (r,) = s.commit_pages("gh", [Page([], {"census": 1}, census={"o/r": present})])
+    touched = [sql for sql in statements if "work_item" in sql]
+    rows = {i.external_id: i for i in s.items("gh")}
+    s.close()
+    assert len(touched) == 1
+    gone = {str(i) for i in range(2, 3000) if i % 3}
+    assert r.deleted == len(gone)
+    flagged = {ext for ext, row in rows.items() if row.deleted_at is not None}
+    assert flagged == gone | {"0", "1"}
+    assert len({rows[ext].deleted_at for ext in gone}) == 1
