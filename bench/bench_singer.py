@@ -233,6 +233,7 @@ def okrsync_child(base_url: str, scopes: list[str], db: str) -> None:
         "sync_s": seconds,
         "status": full.status,
         "created": full.created,
+        "error": full.error,
         "own_requests": full.requests,
         "rss_self_mb": rss_mb,
     }
