@@ -48,7 +48,7 @@ def test_connector_under_container(tmp_path: Path) -> None:
     m = matcher(tmp_path, 'connector = ["jira", "asana"]\ncontainer = ["ALPHA", "Growth"]')
     assert set(seconds(m, "container", "growth")["connector"]) == {"jira", "asana"}
     assert m.match(item(container="alpha")) == [R1]
-    assert m.match(item(connector="Asana", container="1", custom={"project": "GROWTH"})) == [R1]
+    assert m.match(item(connector="Asana", container="1", container_name="GROWTH")) == [R1]
     assert m.match(item(connector="github", container="alpha")) == []
     assert m.match(item(container="beta")) == []
 
@@ -70,11 +70,11 @@ def test_second_level_container_under_milestone_with_asana_project(tmp_path: Pat
     """milestone + container: the second level reads the Asana project name too."""
     m = matcher(tmp_path, 'milestone = "v2"\ncontainer = "Growth"')
     assert "container" in seconds(m, "milestone", "v2")
-    asana = item(connector="asana", container="1201", milestone="V2", custom={"project": "growth"})
+    asana = item(connector="asana", container="1201", milestone="V2", container_name="growth")
     assert m.match(asana) == [R1]
     assert m.match(item(container="growth", milestone="v2")) == [R1]
     assert m.match(item(container="growth", milestone="v3")) == []
-    assert m.match(item(container="other", milestone="v2", custom={"project": "x"})) == []
+    assert m.match(item(container="other", milestone="v2", container_name="x")) == []
 
 
 def test_second_level_proves_and_checks_the_rest(tmp_path: Path) -> None:
