@@ -78,9 +78,12 @@ def _is_clean(item: WorkItem) -> bool:
     title, url, custom = item.title, item.url or "", item.custom
     if len(title) > TITLE_LIMIT or len(url) > TITLE_LIMIT or len(item.labels) > LABELS_LIMIT:
         return False
+    if len(item.assignee_ids) > LABELS_LIMIT or len(item.status_names) > LABELS_LIMIT:
+        return False
     short = (item.key, item.parent_key or "", item.status_raw, item.item_type or "",
              item.container or "", item.milestone or "", item.section or "",
-             item.assignee or "", *item.labels, *custom, *custom.values())  # fmt: skip
+             item.assignee or "", item.container_name or "", *item.labels,
+             *item.assignee_ids, *item.status_names, *custom, *custom.values())  # fmt: skip
     rest = "".join(short)
     if not (title + url + rest).isprintable():
         return False
@@ -105,4 +108,7 @@ def clean_item(item: WorkItem) -> WorkItem:
         assignee=_clean_opt(item.assignee),
         labels=_labels(item.labels),
         custom=_custom(item.custom),
+        container_name=_clean_opt(item.container_name),
+        assignee_ids=_labels(item.assignee_ids),
+        status_names=_labels(item.status_names),
     )

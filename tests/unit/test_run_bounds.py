@@ -361,3 +361,19 @@ def test_one_field_over_its_cap_is_cut_alone() -> None:
     long_key = item(3, key="k" * 501, labels=("ok",))
     cleaned = clean_item(long_key)
     assert (cleaned.key, cleaned.labels, cleaned.title) == ("k" * 500, ("ok",), "Item 3")
+
+
+def test_container_name_assignee_ids_and_status_names_are_cleaned_too() -> None:
+    """Tracker text in the identity and status fields is cleaned like the rest: escapes go,
+    each value is capped, and the lists are capped."""
+    dirty = item(
+        4,
+        container_name="Gro\x1b[31mwth",
+        assignee_ids=("ada@example.com\x07", "x" * 600),
+        status_names=tuple(f"s{n}\x1b]0;t\x07" for n in range(300)),
+    )
+    cleaned = clean_item(dirty)
+    assert cleaned.container_name == "Growth"
+    assert cleaned.assignee_ids == ("ada@example.com", "x" * 500)
+    assert len(cleaned.status_names) == 200
+    assert cleaned.status_names[0] == "s0"

@@ -45,6 +45,9 @@ class ItemFields(TypedDict, total=False):
     due: date | None
     completed_at: datetime | None
     custom: dict[str, str]
+    container_name: str | None
+    assignee_ids: tuple[str, ...]
+    status_names: tuple[str, ...]
     previous_keys: tuple[str, ...]
 
 
