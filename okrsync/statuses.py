@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from okrsync.models import StatusCategory
 
@@ -41,6 +41,7 @@ COMMON_IN_PROGRESS = (
     "in test",
     "blocked",
 )
+MEMO_LIMIT = 4096  # distinct (basis, names) remembered per connector; labels vary more
 _RANK = {
     StatusCategory.DROPPED: 3,
     StatusCategory.DONE: 2,
@@ -65,6 +66,10 @@ class StatusNames:
     """Folded raw name → category for one connector."""
 
     names: Mapping[str, StatusCategory]
+    # (basis, names) → category: a tracker has few distinct combinations, seen on every item.
+    _memo: dict[tuple[StatusCategory, tuple[str | None, ...]], StatusCategory] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -90,7 +95,13 @@ class StatusNames:
 
     def categorise(self, basis: StatusCategory, raw: Iterable[str | None]) -> StatusCategory:
         """The stored category of an item with this basis and these names (module docs)."""
-        return categorise(basis, self.of(raw))
+        key = (basis, tuple(raw))
+        found = self._memo.get(key)
+        if found is None:
+            found = categorise(basis, self.of(key[1]))
+            if len(self._memo) < MEMO_LIMIT:
+                self._memo[key] = found
+        return found
 
 
 def categorise(basis: StatusCategory, named: StatusCategory | None) -> StatusCategory:

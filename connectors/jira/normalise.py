@@ -212,8 +212,12 @@ def _identities(user: Any) -> tuple[str, ...]:
     show it), Cloud account id, Server/DC username and user key."""
     if not isinstance(user, dict):
         return ()
-    found = (user.get(k) for k in ("emailAddress", "accountId", "name", "key"))
-    return tuple(dict.fromkeys(str(v) for v in found if isinstance(v, str) and v))
+    out: list[str] = []
+    for k in ("emailAddress", "accountId", "name", "key"):
+        v = user.get(k)
+        if v and isinstance(v, str) and v not in out:
+            out.append(v)
+    return tuple(out)
 
 
 def _other(name: Any, key: str) -> str | None:
