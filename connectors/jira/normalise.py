@@ -92,10 +92,17 @@ class Normaliser:
         if not issue_id or not key:
             raise IssueShapeError("issue without id or key")
         issuetype = _obj(f, "issuetype")
-        basis, status_raw, names = self.status_facts(f)
-        status = self.names.categorise(basis, names)
-        project = str(_obj(f, "project").get("key") or "")
+        type_name = str(issuetype.get("name") or "")
+        status_obj = _obj(f, "status")
+        status_raw = str(status_obj.get("name") or "")
         resolution = str(_obj(f, "resolution").get("name") or "")
+        category = str(_obj(status_obj, "statusCategory").get("key") or "")
+        basis = _CATEGORIES.get(category, StatusCategory.TODO)
+        names = (status_raw, resolution) if resolution else (status_raw,) if status_raw else ()
+        status = self.names.categorise(basis, names)
+        project_obj = _obj(f, "project")
+        project = str(project_obj.get("key") or "")
+        assignee = f.get("assignee")
         return WorkItem(
             connector=self.connector,
             external_id=issue_id,
@@ -106,20 +113,20 @@ class Normaliser:
             status_raw=status_raw,
             created=_required_time(f, "created"),
             updated=_required_time(f, "updated"),
-            item_type=str(issuetype.get("name") or "") or None,
+            item_type=type_name or None,
             url=f"{self.base_url}/browse/{key}",
             container=project or None,
-            container_name=_other(_obj(f, "project").get("name"), project),
+            container_name=_other(project_obj.get("name"), project),
             parent_key=self.parent_key(f),
             labels=tuple(str(x) for x in f.get("labels") or ()),
             milestone=_first_name(f.get("fixVersions")),
-            assignee=_person(f.get("assignee")),
-            assignee_ids=_identities(f.get("assignee")),
+            assignee=_person(assignee),
+            assignee_ids=_identities(assignee),
             estimate=_number(f.get(self.estimate_field)) if self.estimate_field else None,
             due=_date(f.get("duedate")),
             completed_at=parse_time(f.get("resolutiondate")) if status in CLOSED else None,
             custom={
-                "issuetype": str(issuetype.get("name") or ""),
+                "issuetype": type_name,
                 "project": project,
                 "resolution": resolution,
             },
@@ -129,7 +136,8 @@ class Normaliser:
 
     def status_facts(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str, tuple[str, ...]]:
         """The status category Jira states, the raw status name, and the names the stored
-        category also depends on (status and resolution: `okrsync.statuses`)."""
+        category also depends on (status and resolution: `okrsync.statuses`). `item` inlines
+        the same steps (hot path)."""
         status = _obj(f, "status")
         name = str(status.get("name") or "")
         resolution = str(_obj(f, "resolution").get("name") or "")
