@@ -37,15 +37,15 @@ from pydantic import (
     model_validator,
 )
 
+from okrsync.config_sources import DEFAULT, EnvReader, Loc, Origin, raise_all
 from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
 from okrsync.models import DEFAULT_DROPPED_NAMES, StatusCategory
 from okrsync.redaction import register_secret
-from okrsync.tomlpos import locate, toml_error
+from okrsync.tomlpos import TomlIndex, toml_error
 
 log = structlog.get_logger("okrsync.config")
 CONFIG_ENV = "OKRSYNC_CONFIG"
-STORE_URL_ENV = "OKRSYNC_STORE_URL"
 _INTERVAL = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_INTERVAL_S = 366 * 86400
@@ -323,39 +323,45 @@ class Settings(_Strict):
     signals: SignalsConfig = SignalsConfig()
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     base_dir: Path = Path()
-    # The file and text this was loaded from, so credential errors can name their line.
-    _source: tuple[Path, str] | None = PrivateAttr(default=None)
+    # Where each value came from (by key; a connector's by its name) and the file read.
+    _origins: dict[Loc, Origin] = PrivateAttr(default_factory=dict)
+    _file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The file this was loaded from (None: defaults and the environment only)."""
+        return self._file
+
+    def origin(self, *loc: str) -> Origin:
+        """Where the value of `loc` (`"store", "url"` or `"connectors", name, key`) came from."""
+        return self._origins.get(loc, DEFAULT)
 
     def check_credentials(self, only: str | None = None) -> None:
-        """Refuse an enabled connector (or `only`) whose token or e-mail cannot be read.
+        """Refuse enabled connectors (or `only`) whose token or e-mail cannot be read, naming
+        every one at once (its file:line or variable).
 
         Asked by the commands that call trackers (sync, run), so reports, exports and mapping
         checks keep working without tokens. A token file others can read gets a warning.
         """
         configs = [self.connector(only)] if only else [c for c in self.connectors if c.enabled]
+        problems: list[ConfigError] = []
         for cc in configs:
             for key, read in cc.credentials():
-                self._readable(cc, key, read)
+                try:
+                    read()
+                except ConfigError as exc:
+                    problems.append(self._error_at(cc.name, key, str(exc)))
             _warn_if_shared(cc)
-
-    def _readable(self, cc: ConnectorConfig, key: str | None, read: Callable[[], object]) -> None:
-        try:
-            read()
-        except ConfigError as exc:
-            raise self._error_at(cc.name, key, str(exc)) from None
+        raise_all(problems)
 
     def _error_at(self, name: str, key: str | None, message: str) -> ConfigError:
-        if self._source is None:
-            return ConfigError(message)
-        path, text = self._source
-        i = next(i for i, c in enumerate(self.connectors) if c.name == name)
-        loc: tuple[str | int, ...] = ("connectors", i, key) if key else ("connectors", i)
-        return ConfigError(message, file=str(path), line=locate(text, loc))
+        loc = ("connectors", name, key) if key else ("connectors", name)
+        return self.origin(*loc).error(message)
 
     def store_url(self) -> str:
-        """The store URL: OKRSYNC_STORE_URL wins over the file; relative SQLite paths are
-        resolved against the config file's folder."""
-        url = os.environ.get(STORE_URL_ENV) or self.store.url
+        """The store URL (`store.url`, which OKRSYNC_STORE__URL or OKRSYNC_STORE_URL may set);
+        relative SQLite paths are resolved against the config file's folder."""
+        url = self.store.url
         if "@" in url:
             creds = url.split("://", 1)[-1].rsplit("@", 1)[0]
             register_secret(creds.partition(":")[2])
@@ -376,17 +382,24 @@ class Settings(_Strict):
         raise ConfigError(f"no connector named {name!r}; configured: {known}")
 
 
-def load_settings(path: Path | None = None) -> Settings:
-    """Read and validate the config file (`path`, $OKRSYNC_CONFIG or ./okrsync.toml).
+def set_flags(flags: Mapping[str, tuple[str, object]]) -> None:
+    """Command-line values of keys (`"logging.level": ("--log-level", "debug")`): they win over
+    the environment and the file in every later load of this process (a SIGHUP reload too)."""
+    _FLAGS.clear()
+    _FLAGS.update(flags)
 
-    With no file at all, the built-in defaults are used (SQLite in the current folder,
-    mappings from ./mappings, no connectors).
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read and validate the config (`path`, $OKRSYNC_CONFIG or ./okrsync.toml), with the
+    environment's `OKRSYNC_<SECTION>__<KEY>` values and the command-line flags over it.
+
+    With no file at all, the built-in defaults (and the environment) are used: SQLite in the
+    current folder, mappings from ./mappings, no connectors. Every problem is reported at
+    once (a ConfigProblems when there are several), each at its file:line or variable.
     """
+    path = _config_path(path)
     if path is None:
-        env = os.environ.get(CONFIG_ENV)
-        path = Path(env) if env else Path("okrsync.toml")
-        if not env and not path.exists():
-            return Settings(base_dir=Path.cwd())
+        return _Loader(None, "", {}).settings(os.environ)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -395,47 +408,191 @@ def load_settings(path: Path | None = None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise toml_error(path, exc) from None
-    raw = data.get("connectors", [])
-    if isinstance(raw, list):
-        data = {**data, "connectors": [_section(path, text, i, c) for i, c in enumerate(raw)]}
-    try:
-        settings = Settings.model_validate({**data, "base_dir": path.parent.resolve()})
-    except ValidationError as exc:
-        raise _explain(path, text, exc) from None
-    names = [c.name for c in settings.connectors]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        second = names.index(dup, names.index(dup) + 1)
-        line = locate(text, ("connectors", second, "name"))
-        raise ConfigError(
-            f"connector name {dup!r} is used twice; every [[connectors]] needs its own name",
-            file=str(path),
-            line=line,
+    return _Loader(path, text, data).settings(os.environ)
+
+
+def _config_path(path: Path | None) -> Path | None:
+    if path is not None:
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = Path("okrsync.toml")
+    return default if default.exists() else None
+
+
+class _Loader:
+    """One load: the file's data with the environment and flags over it, every problem kept."""
+
+    def __init__(self, path: Path | None, text: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.index = TomlIndex(text)
+        self.file_data = data
+        self.data: dict[str, Any] = dict(data)
+        self.problems: list[ConfigError] = []
+        self.set_by: dict[Loc, Origin] = {}  # keys set by a variable or a flag
+
+    def settings(self, environ: Mapping[str, str]) -> Settings:
+        self._top_keys()
+        raw = self._raw_connectors()
+        self._overlay(raw, environ)
+        sections = {name: self._section(name, model) for name, model in _SECTIONS.items()}
+        found = [self._connector(i, item) for i, item in enumerate(raw)]
+        connectors = [(i, cc) for i, cc in enumerate(found) if cc is not None]
+        self._duplicates(connectors)
+        self._scopes(connectors)
+        raise_all(self.problems)
+        base = self.path.parent.resolve() if self.path else Path.cwd()
+        settings = Settings.model_validate(
+            {**sections, "connectors": [cc for _, cc in connectors], "base_dir": base}
         )
-    _check_connectors(path, text, settings)
-    settings = _resolve_token_files(settings)
-    settings._source = (path, text)
-    return settings
+        settings = _resolve_token_files(settings)
+        settings._origins = self._origins(settings, connectors)
+        settings._file = self.path
+        return settings
+
+    def _top_keys(self) -> None:
+        for key in self.data:
+            if key not in (*_SECTIONS, "connectors"):
+                hint = _unknown_key_hint(key, None)
+                self._problem((key,), f"unknown key '{key}'; {hint} (see config.example.toml)")
+
+    def _raw_connectors(self) -> list[Any]:
+        raw = self.data.get("connectors", [])
+        if isinstance(raw, list):
+            return list(raw)
+        self._problem(("connectors",), "must be sections written [[connectors]], one each")
+        return []
+
+    def _overlay(self, raw: list[Any], environ: Mapping[str, str]) -> None:
+        """The environment's values, then the flags', over the file's."""
+        named = [(_name_of(item), _model_of(item)) for item in raw]
+        env = EnvReader(_SECTIONS, named)
+        env.read(environ)
+        self.problems.extend(env.problems)
+        for ev in env.values:
+            self._set(raw, ev.loc, ev.value, Origin("env", ev.var))
+        for dotted, (flag, value) in _FLAGS.items():
+            section, key = dotted.split(".")
+            self._set(raw, (section, key), value, Origin("flag", flag))
+
+    def _set(self, raw: list[Any], loc: Loc, value: object, origin: Origin) -> None:
+        if loc[0] == "connectors":
+            i, key = int(loc[1]), str(loc[2])
+            if isinstance(raw[i], dict):
+                raw[i] = {**raw[i], key: value}
+                self.set_by[loc] = origin
+            return
+        section, key = str(loc[0]), str(loc[1])
+        table = self.data.get(section, {})
+        if isinstance(table, dict):  # else the file's own error is reported
+            self.data[section] = {**table, key: value}
+            self.set_by[loc] = origin
+
+    def _section(self, name: str, model: type[BaseModel]) -> BaseModel | None:
+        raw = self.data.get(name, {})
+        if not isinstance(raw, dict):
+            self._problem((name,), f"'{name}' must be a table, written [{name}]")
+            return None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self._explain(exc, (name,), None)
+            return None
+
+    def _connector(self, i: int, raw: object) -> ConnectorConfig | None:
+        """One `[[connectors]]` table validated by its plug-in's model (an unknown type is
+        refused at its line)."""
+        if not isinstance(raw, dict):
+            self._problem(("connectors", i), "each connector must be a [[connectors]] table")
+            return None
+        kind = raw.get("type")
+        if isinstance(kind, str) and (problem := unknown_type(kind)):
+            self._problem(("connectors", i, "type"), f"connector {_name_of(raw)!r}: {problem}")
+            return None
+        model = _model_of(raw)
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self._explain(exc, ("connectors", i), model)
+            return None
+
+    def _duplicates(self, connectors: list[tuple[int, ConnectorConfig]]) -> None:
+        seen: set[str] = set()
+        for i, cc in connectors:
+            if cc.name in seen:
+                self._problem(
+                    ("connectors", i, "name"),
+                    f"connector name {cc.name!r} is used twice; every [[connectors]] needs "
+                    "its own name",
+                )
+            seen.add(cc.name)
+
+    def _scopes(self, connectors: list[tuple[int, ConnectorConfig]]) -> None:
+        """Each connector's scopes have its tracker's shape (the plug-in's rule)."""
+        for i, cc in connectors:
+            for scope in cc.scope:
+                if problem := cc.scope_problem(scope):
+                    self._problem(("connectors", i, "scope"), f"connector {cc.name!r}: {problem}")
+
+    def _explain(self, exc: ValidationError, within: Loc, model: type[BaseModel] | None) -> None:
+        """Every error of `exc` (raised for the table at `within`, by `model`) at its place."""
+        for err in exc.errors():
+            loc = (*within, *err["loc"])
+            key = ".".join(str(p) for p in loc)
+            if err["type"] == "extra_forbidden":
+                hint = _unknown_key_hint(str(loc[-1]), model)
+                msg = f"unknown key '{key}'; {hint} (every key is in config.example.toml)"
+            elif err["type"] == "missing":
+                msg = f"missing key '{key}'; it is required (see config.example.toml)"
+            else:
+                msg = f"key '{key}': {str(err['msg']).removeprefix('Value error, ')}"
+            self._problem(loc, msg)
+
+    def _problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(self._origin(_key_loc(loc)).error(message))
+
+    def _origin(self, loc: Loc) -> Origin:
+        """Where the value at `loc` was set: a variable or flag, else its file line."""
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in self.set_by:
+                return self.set_by[loc[:n]]
+        if self.path is None:
+            return DEFAULT
+        return Origin("file", str(self.path), self.index.line(loc))
+
+    def _origins(
+        self, settings: Settings, connectors: list[tuple[int, ConnectorConfig]]
+    ) -> dict[Loc, Origin]:
+        """Every key's origin, a connector's by its name: ("connectors", name, key)."""
+        out: dict[Loc, Origin] = {}
+        for name in _SECTIONS:
+            table = self.file_data.get(name, {})
+            for key in type(getattr(settings, name)).model_fields:
+                out[(name, key)] = self._origin_if((name, key), key in table)
+        raw = self.file_data.get("connectors", [])
+        for i, cc in connectors:
+            out[("connectors", cc.name)] = self._origin(("connectors", i))
+            for key in type(cc).model_fields:
+                out[("connectors", cc.name, key)] = self._origin_if(
+                    ("connectors", i, key), key in raw[i]
+                )
+        return out
+
+    def _origin_if(self, loc: Loc, in_file: bool) -> Origin:
+        return self._origin(loc) if in_file or loc in self.set_by else DEFAULT
 
 
-def _section(path: Path, text: str, i: int, raw: object) -> object:
-    """One `[[connectors]]` table validated by its plug-in's model (an unknown type is refused
-    first, at its line); anything but a table is left for the settings model to report."""
-    if not isinstance(raw, dict):
-        return raw
-    kind = raw.get("type")
-    model = ConnectorConfig
-    if isinstance(kind, str):
-        problem = unknown_type(kind)
-        if problem:
-            line = locate(text, ("connectors", i, "type"))
-            name = raw.get("name", i)
-            raise ConfigError(f"connector {name!r}: {problem}", file=str(path), line=line)
-        model = config_model(kind)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise _explain(path, text, exc, ("connectors", i), model) from None
+def _name_of(raw: object) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _model_of(raw: object) -> type[ConnectorConfig]:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if isinstance(kind, str) and not unknown_type(kind):
+        return config_model(kind)
+    return ConnectorConfig
 
 
 def connector_config(data: Mapping[str, Any]) -> ConnectorConfig:
@@ -443,15 +600,6 @@ def connector_config(data: Mapping[str, Any]) -> ConnectorConfig:
     kind = data.get("type")
     model = config_model(kind) if isinstance(kind, str) else ConnectorConfig
     return model.model_validate(dict(data))
-
-
-def _check_connectors(path: Path, text: str, settings: Settings) -> None:
-    """Each connector's scopes have its tracker's shape (the plug-in's rule)."""
-    for i, cc in enumerate(settings.connectors):
-        problem = next((p for s in cc.scope if (p := cc.scope_problem(s))), None)
-        if problem:
-            line = locate(text, ("connectors", i, "scope"))
-            raise ConfigError(f"connector {cc.name!r}: {problem}", file=str(path), line=line)
 
 
 def scope_problem(kind: str, scope: str) -> str | None:
@@ -497,27 +645,6 @@ def _warn_if_shared(cc: ConnectorConfig) -> None:
         )
 
 
-def _explain(
-    path: Path,
-    text: str,
-    exc: ValidationError,
-    within: tuple[str | int, ...] = (),
-    model: type[BaseModel] | None = None,
-) -> ConfigError:
-    """The first error of `exc` (raised for the table at `within`, by `model`) with its line."""
-    err = exc.errors()[0]
-    loc = (*within, *err["loc"])
-    key = ".".join(str(p) for p in loc)
-    if err["type"] == "extra_forbidden":
-        hint = _unknown_key_hint(str(loc[-1]), model)
-        msg = f"unknown key '{key}'; {hint} (every key is documented in config.example.toml)"
-    elif err["type"] == "missing":
-        msg = f"missing key '{key}'; it is required (see config.example.toml)"
-    else:
-        msg = f"key '{key}': {str(err['msg']).removeprefix('Value error, ')}"
-    return ConfigError(msg, file=str(path), line=locate(text, _key_loc(loc)))
-
-
 def _unknown_key_hint(name: str, model: type[BaseModel] | None) -> str:
     """Another plug-in's key (`email_env` in a GitHub section), a near spelling, or neither."""
     if model is not None:
@@ -535,6 +662,16 @@ def _key_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     while len(loc) > 2 and isinstance(loc[-1], int):
         loc = loc[:-1]
     return loc
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "store": StoreConfig,
+    "mappings": MappingsConfig,
+    "logging": LoggingConfig,
+    "service": ServiceConfig,
+    "signals": SignalsConfig,
+}
+_FLAGS: dict[str, tuple[str, object]] = {}
 
 
 def _known_keys() -> list[str]:
