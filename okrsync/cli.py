@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from okrsync import __version__, cli_mapping, cli_service, cli_signals
+from okrsync import __version__, cli_init, cli_mapping, cli_service, cli_signals
 from okrsync.cli_state import State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.textsafe import markup_safe as safe
@@ -204,7 +204,7 @@ def demo(
         run_demo(out(), workdir)
 
 
-for _module in (cli_mapping, cli_signals, cli_service):
+for _module in (cli_mapping, cli_signals, cli_service, cli_init):
     _module.register(app)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from okrsync.cli_init import example_path
 from okrsync.config import ConnectorConfig, Settings, connector_config
 from okrsync.logging import configure, quiet_defaults
 from okrsync.pipeline import MappingState, sync_and_recompute
@@ -24,7 +25,7 @@ from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
 
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+MAPPINGS = example_path("mappings")  # the checkout's mappings/, or the wheel's copy
 DEMO_SIZES = {"jira": 400, "jira_dc": 200, "asana": 300, "github": 400}
 DEMO_CHECKINS = {
     "trial-conversion": (11.2, 0.7, "demo: weekly funnel export"),

@@ -426,7 +426,8 @@ def selected(settings: Settings, only: str | None) -> list[ConnectorConfig]:
     configs = [settings.connector(only)] if only else [c for c in settings.connectors if c.enabled]
     if not configs:
         raise ConfigError(
-            "no connectors configured; add a [[connectors]] section (see config.example.toml)"
+            "no connectors configured; add a [[connectors]] section (see config.example.toml; "
+            "`okrsync init --print` prints it)"
         )
     return configs
 
