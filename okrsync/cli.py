@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from okrsync import __version__, cli_init, cli_mapping, cli_service, cli_signals
-from okrsync.cli_state import State, err, out, state_of
+from okrsync import __version__, cli_config, cli_init, cli_mapping, cli_service, cli_signals
+from okrsync.cli_state import LogLevelOpt, State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.textsafe import markup_safe as safe
 
@@ -51,8 +51,9 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
-    ctx.obj = State(config)
+    ctx.obj = State(config, log_level)
 
 
 @db_app.command("upgrade")
@@ -204,7 +205,7 @@ def demo(
         run_demo(out(), workdir)
 
 
-for _module in (cli_mapping, cli_signals, cli_service, cli_init):
+for _module in (cli_config, cli_mapping, cli_signals, cli_service, cli_init):
     _module.register(app)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -41,11 +42,37 @@ def err() -> Console:
     return Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+LogLevelOpt = Annotated[
+    LogLevel | None,
+    typer.Option(
+        "--log-level",
+        case_sensitive=False,
+        help="Log level of this command; wins over OKRSYNC_LOGGING__LEVEL and [logging].level.",
+    ),
+]
+
+
 @dataclass
 class State:
     config_path: Path | None
+    log_level: LogLevel | None = None
     _settings: Settings | None = None
     _store: Store | None = None
+
+    def __post_init__(self) -> None:
+        """Flags win over the environment and the file in every load of this process (the
+        daemon's own and its SIGHUP reloads included); loaded only when a flag is given."""
+        if self.log_level:
+            from okrsync.config import set_flags
+
+            set_flags({"logging.level": ("--log-level", self.log_level.value)})
 
     @property
     def settings(self) -> Settings:
