@@ -440,7 +440,7 @@ class _Loader:
         found = [self._connector(i, item) for i, item in enumerate(raw)]
         connectors = [(i, cc) for i, cc in enumerate(found) if cc is not None]
         self._duplicates(connectors)
-        self._scopes(connectors)
+        self._scopes(raw)
         raise_all(self.problems)
         base = self.path.parent.resolve() if self.path else Path.cwd()
         settings = Settings.model_validate(
@@ -528,12 +528,18 @@ class _Loader:
                 )
             seen.add(cc.name)
 
-    def _scopes(self, connectors: list[tuple[int, ConnectorConfig]]) -> None:
-        """Each connector's scopes have its tracker's shape (the plug-in's rule)."""
-        for i, cc in connectors:
-            for scope in cc.scope:
-                if problem := cc.scope_problem(scope):
-                    self._problem(("connectors", i, "scope"), f"connector {cc.name!r}: {problem}")
+    def _scopes(self, raw: list[Any]) -> None:
+        """Each connector's scopes have its tracker's shape (the plug-in's rule), checked on
+        the raw values so a section with other problems still has its scopes checked."""
+        for i, item in enumerate(raw):
+            scopes = item.get("scope") if isinstance(item, dict) else None
+            if not isinstance(scopes, list) or unknown_type(str(item.get("type"))):
+                continue
+            model = _model_of(item)
+            for scope in scopes:
+                if isinstance(scope, str) and (problem := model.scope_problem(scope)):
+                    name = _name_of(item)
+                    self._problem(("connectors", i, "scope"), f"connector {name!r}: {problem}")
 
     def _explain(self, exc: ValidationError, within: Loc, model: type[BaseModel] | None) -> None:
         """Every error of `exc` (raised for the table at `within`, by `model`) at its place."""

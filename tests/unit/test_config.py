@@ -378,6 +378,32 @@ def test_store_url_environment_override_is_kept(
     assert load_settings(config(tmp_path)).store_url() == "sqlite:////var/lib/okrsync/other.db"
 
 
+def test_every_problem_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
+    """A bad store value, a misspelt key, a bad scope and a bad schedule: one error, four lines."""
+    path = config(
+        tmp_path,
+        extra='schedule = "every 0s"\nregoin = "eu"\n',
+        **{
+            'url = "sqlite:///okrsync.db"': 'url = "sqlite:///okrsync.db"\nbusy_timeout_ms = -1',
+            '"octocat/Hello-World"': '"octocat"',
+        },
+    )
+    msg = refused(path)
+    assert msg.startswith("4 problems in the configuration")
+    assert f"{path}:3: key 'store.busy_timeout_ms'" in msg
+    assert f"{path}:11: key 'connectors.0.schedule'" in msg
+    assert f"{path}:12: unknown key 'connectors.0.regoin'" in msg
+    assert f"{path}:9: connector 'gh'" in msg
+
+
+def test_a_duplicate_name_and_another_problem_are_reported_together(tmp_path: Path) -> None:
+    """The duplicate connector name is not the only thing said when more is wrong."""
+    second = CONNECTOR.split("\n\n", 1)[1].replace('"octocat/Hello-World"', '"octocat"')
+    msg = refused(config(tmp_path, extra="\n" + second))
+    assert "connector name 'gh' is used twice" in msg
+    assert "2 problems" in msg
+
+
 def _toml(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
