@@ -639,6 +639,16 @@ class Matcher:
                                     found.append(e[0])
         return sorted(set(found)) if len(found) > 1 else found
 
+    def explain(
+        self,
+        item: Matchable,
+        ancestors_keys: Collection[str] = (),
+        parent_keys: Collection[str] = (),
+    ) -> list[RuleCheck]:
+        """Every rule evaluated on `item` condition by condition (`explain`): the checks
+        that match are exactly what `match` returns for the same arguments."""
+        return explain(self.rules, item, ancestors_keys, parent_keys)
+
 
 class _LazyFacts(dict[str, Values]):
     """Facts of one item, read when a second-level table or a check first needs them."""
@@ -802,3 +812,113 @@ _READERS = _Readers(
         "type": _type,
     }
 )
+
+
+# -- explaining: every condition of every rule, evaluated on one item ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionCheck:
+    """One condition of a rule as it stands for one item (`Matcher.explain`).
+
+    `have` are the item's values the condition reads, as the item has them (for `epic`, the
+    keys of its ancestors; for `title`, the title); `matched` those that made it hold.
+    """
+
+    key: str  # "container", "custom.team", "title", ...
+    written: tuple[str, ...]  # the rule's values as written (title: the pattern)
+    need_all: bool
+    exclude: bool  # a condition of the rule's `exclude`
+    held: bool  # the condition is true of the item
+    matched: tuple[str, ...]
+    have: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when this condition lets the rule match (an include that holds, an exclude
+        that does not)."""
+        return self.held != self.exclude
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """A rule evaluated condition by condition on one item: includes first, then excludes."""
+
+    rule: Rule
+    conditions: tuple[ConditionCheck, ...]
+
+    @property
+    def matches(self) -> bool:
+        return all(c.ok for c in self.conditions)
+
+    @property
+    def failed(self) -> tuple[ConditionCheck, ...]:
+        return tuple(c for c in self.conditions if not c.ok)
+
+
+def explain(
+    rules: Iterable[Rule],
+    item: Matchable,
+    ancestors_keys: Collection[str] = (),
+    parent_keys: Collection[str] = (),
+) -> list[RuleCheck]:
+    """Every rule evaluated on `item`, condition by condition, sorted by (tactic, rule id).
+
+    Takes what `Matcher.match` takes and agrees with it: the rules whose check `matches` are
+    exactly the links `match` returns. Pure, and slow on purpose (no index): for one item.
+    """
+    title = title_bytes(item.title)
+    checks = [
+        RuleCheck(rule, _conditions_of(rule, item, ancestors_keys, parent_keys, title))
+        for rule in rules
+    ]
+    return sorted(checks, key=lambda c: (c.rule.tactic, c.rule.id))
+
+
+def _conditions_of(
+    rule: Rule, item: Matchable, a: Collection[str], p: Collection[str], title: bytes
+) -> tuple[ConditionCheck, ...]:
+    out: list[ConditionCheck] = []
+    for part, exclude in ((rule.include, False), (rule.exclude, True)):
+        out += [_test_check(t, exclude, _shown(t.fact, item, a, p)) for t in part.tests]
+        if part.title is not None:
+            held = part.title.search(title) is not None
+            got = (item.title,)
+            out.append(
+                ConditionCheck(
+                    "title", (part.title.pattern,), False, exclude, held, got if held else (), got
+                )
+            )
+    return tuple(out)
+
+
+def _test_check(test: Test, exclude: bool, have: tuple[str, ...]) -> ConditionCheck:
+    matched = tuple(v for v in have if v.casefold() in test.values)
+    folded = {v.casefold() for v in matched}
+    held = test.values <= folded if test.need_all else bool(matched)
+    return ConditionCheck(test.key, test.written, test.need_all, exclude, held, matched, have)
+
+
+def _shown(fact: str, it: Matchable, a: Collection[str], p: Collection[str]) -> tuple[str, ...]:
+    """The item's values for `fact` as the item has them (the readers' values, unfolded)."""
+    raw: Iterable[str | None]
+    if fact.startswith("custom:"):
+        wanted = fact.removeprefix("custom:")
+        raw = [v for k, v in it.custom.items() if k.casefold() == wanted]
+    else:
+        raw = _RAW[fact](it, a, p)
+    return tuple(dict.fromkeys(v for v in raw if v))
+
+
+_RAW: dict[str, Callable[[Matchable, Collection[str], Collection[str]], Iterable[str | None]]] = {
+    "connector": lambda it, a, p: (it.connector,),
+    "milestone": lambda it, a, p: (it.milestone,),
+    "section": lambda it, a, p: (it.section,),
+    "assignee": lambda it, a, p: (it.assignee, *it.assignee_ids),
+    "container": lambda it, a, p: (it.container, it.container_name),
+    "epic": lambda it, a, p: (it.parent_key, *a),
+    "parent": lambda it, a, p: (it.parent_key, *p),
+    "keys": lambda it, a, p: (it.key, *it.previous_keys),
+    "labels": lambda it, a, p: it.labels,
+    "type": lambda it, a, p: (str(it.kind), it.item_type),
+}

@@ -1,20 +1,39 @@
 """`mappings preview`: what the rules would link among the stored items, as a pure analysis
-(`analyse`) of the items the store returns; nothing is written."""
+(`analyse`) of the items the store returns; nothing is written.
+
+With the value counts the store returns (`Store.value_counts`, what `mappings values`
+prints), a rule condition naming a value no stored item carries is a warning with the
+closest stored values (`unknown_values`).
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from okrsync.errors import ConfigError
 from okrsync.linking import ItemId, derive
-from okrsync.mapping import Link, Matcher, Rule
+from okrsync.mapping import Link, Matcher, Rule, Test, rule_id
 from okrsync.models import StoredItem
-from okrsync.okrfile import Source
+from okrsync.okrfile import RawRule, Source
 
 SAMPLE = 5
+# (value, live items carrying it, other names it matches by) per field, most common first:
+# what `Store.value_counts` returns; custom fields as `custom.<name>`
+ValueCount = tuple[str, int, tuple[str, ...]]
+ValueCounts = Mapping[str, Sequence[ValueCount]]
+# The field of `mappings values` each condition names (custom.<name> names itself).
+VALUE_FIELDS = {
+    "labels_any": "labels",
+    "labels_all": "labels",
+    "milestone": "milestone",
+    "section": "section",
+    "type": "type",
+    "assignee": "assignee",
+    "container": "container",
+}
 
 
 @dataclass(frozen=True)
@@ -66,14 +85,17 @@ class PreviewReport:
     unmapped: list[ContainerGroup] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)
     unmatched_rules: list[Rule] = field(default_factory=list)
+    unknown_values: list[str] = field(default_factory=list)
 
     @property
     def unmapped_count(self) -> int:
         return sum(g.count for g in self.unmapped)
 
     def warnings(self) -> list[str]:
-        """Rules that match no stored item, and tactic pairs sharing items."""
-        out = [
+        """Condition values no stored item carries, rules that match no stored item, and
+        tactic pairs sharing items."""
+        out = [*self.unknown_values]
+        out += [
             f"{r.source}: rule {r.id!r} of tactic {r.tactic!r} matches none of the "
             f"{self.items} stored items; check its values against the tracker "
             "(`okrsync mappings preview` lists what is unmapped, by container)"
@@ -97,8 +119,11 @@ def analyse(
     tactic: str | None = None,
     *,
     titles: Mapping[str, str] | None = None,
+    values: ValueCounts | None = None,
+    raws: Iterable[RawRule] = (),
 ) -> PreviewReport:
-    """The preview of `items` under `matcher` (pure)."""
+    """The preview of `items` under `matcher` (pure); with the store's `values`, warnings
+    for condition values no stored item carries (at the lines `raws` give)."""
     titles = dict(titles) if titles is not None else {r.tactic: "" for r in matcher.rules}
     if tactic is not None and tactic not in titles:
         close = difflib.get_close_matches(tactic, list(titles), n=1)
@@ -119,6 +144,9 @@ def analyse(
         report.unmapped = _unmapped(work, links)
     else:
         report.unmatched_rules = [r for r in report.unmatched_rules if r.tactic == tactic]
+    if values is not None and live:
+        mine = [r for r in matcher.rules if tactic in (None, r.tactic)]
+        report.unknown_values = unknown_values(mine, values, raws)
     return report
 
 
@@ -178,8 +206,89 @@ def _unmapped(
         where = (it.connector, it.container or "")
         group = groups.get(where)
         if group is None:
-            group = groups[where] = ContainerGroup(*where, it.custom.get("project"))
+            group = groups[where] = ContainerGroup(*where, it.container_name)
         group.count += 1
         if len(group.sample) < SAMPLE:
             group.sample.append(_ref(it))
     return sorted(groups.values(), key=lambda g: (-g.count, g.connector, g.container))
+
+
+# -- condition values no stored item carries ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Known:
+    """One field's stored values by folded name (aliases too): (shown value, items)."""
+
+    values: dict[str, tuple[str, int]]
+    top: list[tuple[str, int]]
+
+
+def _known(rows: Sequence[ValueCount]) -> _Known:
+    values: dict[str, tuple[str, int]] = {}
+    for value, count, aliases in rows:
+        for name in (value, *aliases):
+            values.setdefault(name.casefold(), (name, count))
+    return _Known(values, [(v, n) for v, n, _ in rows[:3]])
+
+
+def unknown_values(
+    rules: Sequence[Rule], values: ValueCounts, raws: Iterable[RawRule] = ()
+) -> list[str]:
+    """A warning for each value a rule condition names that no stored item carries, with
+    the closest stored value (or the most common ones), at the condition's file:line."""
+    raw_of = {rule_id(r): r for r in raws}
+    known = {name.casefold(): (name, _known(rows)) for name, rows in values.items()}
+    found: list[tuple[str, int, str]] = []
+    for rule in rules:
+        for part, prefix in ((rule.include, ()), (rule.exclude, ("exclude",))):
+            for test in part.tests:
+                field_ = VALUE_FIELDS.get(test.key, test.key)
+                if field_ not in VALUE_FIELDS.values() and not field_.startswith("custom."):
+                    continue
+                path = (*prefix, *test.key.split(".", 1))
+                raw = raw_of.get(rule.id)
+                where = Source(rule.source.file, raw.line(path)) if raw else rule.source
+                head = f"{where}: rule {rule.id!r} of tactic {rule.tactic!r}: "
+                for text in _missing(test, field_, known, ".".join(path)):
+                    found.append((str(where.file), where.line or 0, head + text))
+    return [text for _, _, text in sorted(found, key=lambda f: (f[0], f[1]))]
+
+
+def _missing(
+    test: Test, field_: str, known: Mapping[str, tuple[str, _Known]], said: str
+) -> list[str]:
+    """What `test` names that no stored item carries, each with a did-you-mean."""
+    stored = known.get(field_.casefold())
+    if stored is None and field_.startswith("custom."):
+        names = [n for n in known if n.startswith("custom.")]
+        close = difflib.get_close_matches(field_.casefold(), names, n=1)
+        if close:
+            hint = f"did you mean {known[close[0]][0]!r}?"
+        else:
+            shown = ", ".join(known[n][0] for n in names[:5])
+            hint = f"stored custom fields: {shown}" if names else "no item has any custom field"
+        return [f"no stored item has the custom field in '{said}'; {hint}"]
+    listing = f"(`okrsync mappings values --field {field_.split('.')[0]}` lists them)"
+    out: list[str] = []
+    for written in test.written:
+        folded = written.strip().casefold()
+        if stored is not None and folded in stored[1].values:
+            continue
+        out.append(
+            f"'{said}' value {written!r} is on no stored item; {_suggest(folded, stored)} "
+            + listing
+        )
+    return out
+
+
+def _suggest(folded: str, stored: tuple[str, _Known] | None) -> str:
+    if stored is None:
+        return "no stored item has any value there"
+    values = stored[1].values
+    close = difflib.get_close_matches(folded, list(values), n=1)
+    if close:
+        shown, count = values[close[0]]
+        return f"did you mean {shown!r} ({count} item(s))?"
+    common = ", ".join(f"{v!r} ({n})" for v, n in stored[1].top)
+    return f"the most common values are {common}"

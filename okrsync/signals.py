@@ -241,24 +241,66 @@ def execution_status(
     counts: ItemCounts, forecast: date | None, period: Period, at_risk_share: float
 ) -> str:
     """no_data → done → off_track (nothing completed) → on_track → at_risk → off_track."""
+    return execution_decision(counts, forecast, period, at_risk_share)[0]
+
+
+def execution_decision(
+    counts: ItemCounts, forecast: date | None, period: Period, at_risk_share: float
+) -> tuple[str, str]:
+    """The execution status and the clause of docs/signals.md that decided it."""
     if counts.total == 0:
-        return "no_data"
+        return "no_data", "no items"
     if counts.remaining <= 0:
-        return "done"
+        return "done", "nothing remaining"
     if forecast is None:
-        return "off_track"
+        return "off_track", "nothing done in the window"
     if forecast <= period.end:
-        return "on_track"
+        return "on_track", "forecast on or before the period end"
     if (forecast - period.end).days <= at_risk_share * period.length + EPS:
-        return "at_risk"
-    return "off_track"
+        return "at_risk", "forecast after the period end, within at_risk_share × L"
+    return "off_track", "forecast after the period end by more than at_risk_share × L"
+
+
+@dataclass(frozen=True)
+class StatusFigures:
+    """The figures a tactic's execution status was decided from, as `tactic_signals`
+    computes them (`okrsync explain --tactic` prints these)."""
+
+    counts: ItemCounts
+    period: Period
+    as_of: date
+    window_days: int  # [signals] throughput_window_days
+    at_risk_share: float  # [signals] at_risk_share
+    throughput_per_week: float
+    forecast: date | None
+    status: str
+    clause: str
+
+    @property
+    def at_risk_days(self) -> float:
+        """How far past the period end a forecast may fall and still be at_risk."""
+        return self.at_risk_share * self.period.length
+
+
+def status_figures(
+    counts: ItemCounts, period: Period, as_of: date, cfg: SignalsConfig
+) -> StatusFigures:
+    """A tactic's execution status with the figures and thresholds behind it: the very
+    functions and inputs `tactic_signals` uses."""
+    forecast = forecast_finish(counts, as_of, cfg.throughput_window_days)
+    status, clause = execution_decision(counts, forecast, period, cfg.at_risk_share)
+    throughput = counts.done_in_window * 7 / cfg.throughput_window_days
+    return StatusFigures(
+        counts, period, as_of, cfg.throughput_window_days, cfg.at_risk_share,
+        throughput, forecast, status, clause,
+    )  # fmt: skip
 
 
 def tactic_signals(
     counts: ItemCounts, period: Period, as_of: date, cfg: SignalsConfig
 ) -> TacticSignals:
     """A tactic's signals from its aggregated item counts."""
-    forecast = forecast_finish(counts, as_of, cfg.throughput_window_days)
+    figures = status_figures(counts, period, as_of, cfg)
     return TacticSignals(
         items_total=counts.total,
         items_done=counts.done,
@@ -269,13 +311,13 @@ def tactic_signals(
         estimate_total=counts.estimate_total,
         estimate_done=counts.estimate_done,
         items_unestimated=counts.unestimated,
-        throughput_per_week=counts.done_in_window * 7 / cfg.throughput_window_days,
+        throughput_per_week=figures.throughput_per_week,
         scope_added=counts.scope_added,
         overdue=counts.overdue,
         stale=counts.stale,
         last_activity=counts.last_activity,
-        forecast_finish=forecast,
-        execution_status=execution_status(counts, forecast, period, cfg.at_risk_share),
+        forecast_finish=figures.forecast,
+        execution_status=figures.status,
     )
 
 
