@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from okrsync import __version__, cli_config, cli_init, cli_mapping, cli_service, cli_signals
+from okrsync import (
+    __version__,
+    cli_config,
+    cli_explain,
+    cli_init,
+    cli_mapping,
+    cli_service,
+    cli_signals,
+)
 from okrsync.cli_state import LogLevelOpt, State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.textsafe import markup_safe as safe
@@ -205,7 +213,7 @@ def demo(
         run_demo(out(), workdir)
 
 
-for _module in (cli_config, cli_mapping, cli_signals, cli_service, cli_init):
+for _module in (cli_config, cli_mapping, cli_signals, cli_explain, cli_service, cli_init):
     _module.register(app)
 
 

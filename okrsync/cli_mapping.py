@@ -1,9 +1,11 @@
-"""CLI commands: `okrsync mappings check|preview` and `okrsync remap`.
+"""CLI commands: `okrsync mappings check|preview|values` and `okrsync remap`.
 
-`check` and `preview` never write: they read the mapping files and, when a store exists, its
-items. `remap` validates everything before touching the store, so a broken file leaves the
-links as they were; an empty mapping set (without `--allow-empty`) or one that would archive
-more than half of the stored tree (without `--yes`) is refused the same way.
+`check`, `preview` and `values` never write: they read the mapping files and, when a store
+exists, its items (`values`: the values rules can name, with counts; `check` warns about a
+condition value no stored item carries, with a did-you-mean from them). `remap` validates
+everything before touching the store, so a broken file leaves the links as they were; an
+empty mapping set (without `--allow-empty`) or one that would archive more than half of the
+stored tree (without `--yes`) is refused the same way.
 
 Tracker text (titles, keys) passes through `textsafe.printable` before it is printed, so a
 title carrying terminal escapes cannot clear the screen or plant a link.
@@ -11,7 +13,9 @@ title carrying terminal escapes cannot clear the screen or plant a link.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -45,7 +49,9 @@ Yes = Annotated[
 ]
 
 mappings_app = typer.Typer(
-    no_args_is_help=True, help="Check and preview the rules that attach work to tactics."
+    no_args_is_help=True,
+    help="Check and preview the rules that attach work to tactics; list the values to write "
+    "them from.",
 )
 
 
@@ -146,12 +152,14 @@ def _store_warnings(state: State, rules: list[Rule], tree: OkrTree) -> list[str]
 
     try:
         items = store.stored_items()
+        values = store.value_counts()
     finally:
         store.close()
     if not any(not it.deleted for it in items):
         say("note: the store holds no items yet; run a sync to try the rules against them")
         return []
-    return analyse(items, Matcher(rules), titles=_titles(tree)).warnings()
+    report = analyse(items, Matcher(rules), titles=_titles(tree), values=values, raws=tree.rules())
+    return report.warnings()
 
 
 def _titles(tree: OkrTree) -> dict[str, str]:
@@ -181,9 +189,11 @@ def preview_cmd(
         return
     try:
         items = store.stored_items()
+        values = store.value_counts()
     finally:
         store.close()
-    render_preview(analyse(items, matcher, tactic, titles=_titles(tree)), tactic is None)
+    report = analyse(items, matcher, tactic, titles=_titles(tree), values=values, raws=tree.rules())
+    render_preview(report, tactic is None)
 
 
 def render_preview(report: PreviewReport, full: bool) -> None:
@@ -224,6 +234,64 @@ def _render_unmapped(groups: list[ContainerGroup], total: int) -> None:
         name = f" ({g.name})" if g.name and g.name != g.container else ""
         sample = ", ".join(r.key for r in g.sample)
         say(f"  {g.connector}  {g.container or '(no container)'}{name}: {g.count}  e.g. {sample}")
+
+
+# -- values ---------------------------------------------------------------------------------
+
+
+class Field(StrEnum):
+    labels = "labels"
+    milestone = "milestone"
+    section = "section"
+    type = "type"
+    assignee = "assignee"
+    container = "container"
+    custom = "custom"
+
+
+@mappings_app.command("values")
+def values_cmd(
+    ctx: typer.Context,
+    connector: Annotated[
+        str | None, typer.Option("--connector", help="Only this connector's items.")
+    ] = None,
+    field: Annotated[
+        Field | None, typer.Option("--field", "-f", help="Only this field (default: all).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, help="Values shown per field (0: all).")
+    ] = 20,
+) -> None:
+    """List the values stored items carry (labels, milestones, sections, types, assignees,
+    containers, custom fields) with counts, most common first: write rules from them."""
+    state = state_of(ctx)
+    store = read_only_store(state)
+    if store is None:
+        say("no store yet: run `okrsync sync --once` first, then list values again")
+        return
+    try:
+        values = store.value_counts(connector, [field.value] if field else None)
+    finally:
+        store.close()
+    scope = f" of connector {connector!r}" if connector else ""
+    if not values:
+        say(f"no live stored item{scope} carries a value here; run a sync, or check --connector")
+        return
+    say(f"Values of live stored items{scope} (count: items carrying it)")
+    for name, rows in values.items():
+        _render_values(name, rows, limit)
+
+
+def _render_values(name: str, rows: Sequence[tuple[str, int, tuple[str, ...]]], limit: int) -> None:
+    say()
+    say(f"{name}: {len(rows)} value(s)")
+    shown = rows if limit == 0 else rows[:limit]
+    width = max(len(v) for v, _, _ in shown)
+    for value, count, aliases in shown:
+        also = f"  (also: {', '.join(aliases)})" if aliases else ""
+        say(f"  {value.ljust(width)}  {count:>6}{also}")
+    if len(rows) > len(shown):
+        say(f"  ... and {len(rows) - len(shown)} more (--limit 0 shows all)")
 
 
 # -- remap ----------------------------------------------------------------------------------

@@ -208,6 +208,32 @@ class Store:
         with self.tx() as conn:
             return relink(conn, self.dialect, wanted_of)
 
+    # -- one item and its ancestors; values rules can name (okrsync.store._values) --------
+    def items_by_key(self, key: str, connector: str | None = None) -> list[StoredItem]:
+        """The stored items known as `key` (key, tracker id, key ignoring case, or an earlier
+        key), each with its matchable fields; deleted ones included."""
+        from okrsync.store import _values
+
+        with self.engine.connect() as conn:
+            return _values.find_items(conn, key, connector)
+
+    def stored_ancestors(self, connector: str, parent_key: str | None) -> list[StoredItem]:
+        """The stored items up `parent_key`'s chain within `connector`, nearest first."""
+        from okrsync.store import _values
+
+        with self.engine.connect() as conn:
+            return _values.ancestors(conn, connector, parent_key)
+
+    def value_counts(
+        self, connector: str | None = None, fields: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[str, int, tuple[str, ...]]]]:
+        """Per field (labels, milestone, section, type, assignee, container, custom.<name>):
+        (value, live items carrying it, its aliases), most common first."""
+        from okrsync.store import _values
+
+        with self.engine.connect() as conn:
+            return _values.value_counts(conn, connector, fields or _values.FIELDS)
+
     # -- the OKR tree for display (okrsync.store._tree) -----------------------------------
     def active_tree_rows(self) -> TreeRows:
         """Active objectives, key results and tactics, each ordered by id."""

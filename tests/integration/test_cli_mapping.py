@@ -259,3 +259,67 @@ def test_archiving_most_of_the_tree_needs_yes(tmp_path: Path) -> None:
     r = run_cli("okrs", "sync", "--yes", cwd=cwd)
     assert r.code == 0, r.stderr
     assert "5 archived" in r.stdout
+
+
+# -- issue 14: rules written from the values stored items carry --------------------------------
+
+
+def with_values(cwd: Path) -> Path:
+    """Items with labels, a milestone, a custom field and an Asana-like container name."""
+    from dataclasses import replace
+
+    store = Store.open(f"sqlite:///{cwd / 'data' / 'okrsync.db'}")
+    page = [
+        replace(item("ALPHA-5", "Grow"), labels=("growth", "okr"), milestone="v2"),
+        replace(item("ALPHA-6", "Grow more"), labels=("Growth",), custom={"team": "Web"}),
+        replace(item("ALPHA-7", "Gone"), labels=("ghost",)),
+        replace(item("BETA-1", "Elsewhere"), container="BETA", container_name="Beta project"),
+    ]
+    store.commit_page("jira", Page(page, {"v": 2}))
+    store.commit_page("jira", Page([], {"v": 3}, deleted=["ALPHA-7"]))
+    store.close()
+    return cwd
+
+
+def test_values_lists_stored_values_most_common_first(tmp_path: Path) -> None:
+    """`mappings values` counts live items per value, ignoring case, most common first."""
+    cwd = with_values(setup(tmp_path))
+    r = run_cli("mappings", "values", "--field", "labels", cwd=cwd)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[2:] == ["labels: 2 value(s)", "  Growth       2", "  okr          1"]
+    r = run_cli("mappings", "values", cwd=cwd)
+    assert r.code == 0, r.stderr
+    assert "container: 2 value(s)" in r.stdout
+    assert "  ALPHA       6" in r.stdout
+    assert "  BETA        1  (also: Beta project)" in r.stdout
+    assert "custom.team: 1 value(s)" in r.stdout
+    assert "milestone: 1 value(s)" in r.stdout
+    assert "  issue       6" in r.stdout  # type: the kind, Jira-like items have no tracker type
+    r = run_cli("mappings", "values", "--connector", "asana", cwd=cwd)
+    assert r.code == 0, r.stderr
+    assert "no live stored item of connector 'asana' carries a value here" in r.stdout
+
+
+def test_check_suggests_a_stored_value_for_a_value_no_item_carries(tmp_path: Path) -> None:
+    """`labels_any = "grwoth"` warns at its line with did-you-mean "growth"; --strict exits 1."""
+    rules = '[[tactic.rule]]\ncontainer = "Beta project"\nlabels_any = ["grwoth"]\n'
+    cwd = with_values(setup(tmp_path, rules))
+    r = run_cli("mappings", "check", cwd=cwd)
+    assert r.code == 0, r.stderr
+    line = TREE.strip().count("\n") + 4
+    assert (
+        f"warning: {cwd / 'okrs' / 'main.toml'}:{line}: rule 'checkout#1' of tactic 'checkout': "
+        "'labels_any' value 'grwoth' is on no stored item; did you mean 'Growth' (2 item(s))? "
+        "(`okrsync mappings values --field labels` lists them)"
+    ) in r.stdout.splitlines()
+    assert "'container' value" not in r.stdout  # the container's name is a stored value
+    assert run_cli("mappings", "check", "--strict", cwd=cwd).code == 1
+
+
+def test_preview_names_an_unmapped_container_by_its_name(tmp_path: Path) -> None:
+    """Unmapped items are grouped under their container with its stored name."""
+    cwd = with_values(setup(tmp_path))
+    r = run_cli("mappings", "preview", cwd=cwd)
+    assert r.code == 0, r.stderr
+    assert "  jira  BETA (Beta project): 1  e.g. BETA-1" in r.stdout
