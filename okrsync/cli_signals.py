@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from okrsync.cli_state import out, state_of
+from okrsync.cli_state import err, out, state_of
 from okrsync.errors import ConfigError
 from okrsync.textsafe import markup_safe as safe
 
@@ -24,6 +24,17 @@ if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cl
 AsOf = Annotated[
     str | None,
     typer.Option("--as-of", help="Compute as of this UTC date, YYYY-MM-DD (default: today)."),
+]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Only objectives within this period: 2026 (its halves, quarters and months too), "
+        "2026-H2, 2026-Q4 or 2026-11; Q and H in either case.",
+    ),
+]
+ObjectiveOpt = Annotated[
+    str | None, typer.Option("--objective", help="Only this objective and its children.")
 ]
 SUMMARY = {
     "tactic": ("completion", "items_done", "items_total", "throughput_per_week", "forecast_finish",
@@ -54,24 +65,27 @@ def parse_as_of(text: str | None) -> date:
 
 def report(
     ctx: typer.Context,
-    period: Annotated[
-        str | None, typer.Option("--period", help="Only objectives of this period, e.g. 2026-Q4.")
-    ] = None,
-    objective: Annotated[
-        str | None, typer.Option("--objective", help="Only this objective and its children.")
-    ] = None,
+    period: PeriodOpt = None,
+    objective: ObjectiveOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export JSON instead.")] = False,
     as_of: AsOf = None,
 ) -> None:
-    """The OKR tree: each key result's outcome beside its execution, tactics' signals, flags."""
-    from okrsync.report import export_tree, render_report
+    """The OKR tree: each key result's outcome beside its execution, tactics' signals, flags.
+
+    Every signal, status and flag is defined in docs/signals.md."""
+    from okrsync.report import export_tree, period_note, render_report
 
     state = state_of(ctx)
     data = export_tree(
         state.store, parse_as_of(as_of), state.settings.signals, period=period, objective=objective
     )
+    note = period_note(state.store, period, data)  # a period holding no objective says so
     if as_json:
         typer.echo(json.dumps(data, indent=2))
+        if note:
+            err().print(safe(note))
+    elif note:
+        out().print(safe(note))
     else:
         render_report(out(), data)
 
@@ -82,13 +96,25 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
     ] = None,
+    period: PeriodOpt = None,
+    objective: ObjectiveOpt = None,
     as_of: AsOf = None,
 ) -> None:
-    """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV."""
-    from okrsync.report import export_tree
+    """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV.
+
+    Every signal, status and flag is defined in docs/signals.md."""
+    from okrsync.report import export_tree, period_note
 
     state = state_of(ctx)
-    data = export_tree(state.store, parse_as_of(as_of), state.settings.signals)
+    data = export_tree(
+        state.store,
+        parse_as_of(as_of),
+        state.settings.signals,
+        period=period,
+        objective=objective,
+    )
+    if note := period_note(state.store, period, data):  # on stderr: the file stays valid
+        err().print(safe(note))
     if output is None:
         _write(data, fmt, sys.stdout)
         return

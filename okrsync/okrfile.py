@@ -1,7 +1,7 @@
 """The OKR tree as managers write it: TOML files of objectives, key results and tactics.
 
-    [[objective]]          id, title, owner, period ("2026-Q4", "2026-H1", "2026-11", "2026")
-                           or start/end dates, parent (objective id), weight
+    [[objective]]          id, title, owner, period ("2026-Q4", "2026-H1", "2026-11", "2026";
+                           q/h in either case) or start/end dates, parent (objective id), weight
     [[key_result]]         id, objective, title, unit, start, target, direction, weight
     [[tactic]]             id, key_result, title, weight
     [[tactic.rule]]        a mapping rule of the tactic above (see okrsync.mapping)
@@ -31,10 +31,10 @@ from okrsync.tomlpos import TomlIndex, toml_error
 
 # Whole-string patterns, used with fullmatch: "a\n" is not a slug (`$` would accept it).
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_QUARTER = re.compile(r"(\d{4})-Q([1-4])")
-_HALF = re.compile(r"(\d{4})-H([12])")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-_YEAR = re.compile(r"(\d{4})")
+# A year, optionally with a half (H1, H2), a quarter (Q1..Q4) or a month (01..12); letters in
+# either case, ASCII digits only (`\d` alone would take "２０２６").
+_PERIOD = re.compile(r"(\d{4})(?:-(?:([QH])(\d)|(\d{2})))?", re.ASCII | re.IGNORECASE)
+_PART_MONTHS = {"Q": 3, "H": 6}  # months per quarter / half
 
 OBJECTIVE_KEYS = {
     "id",
@@ -158,24 +158,58 @@ class OkrFileError(ConfigError):
 
 
 def period_dates(text: str) -> tuple[date, date]:
-    """`2026-Q4` → (2026-10-01, 2026-12-31); also halves, months and years."""
-    if m := _QUARTER.fullmatch(text):
-        year, q = int(m.group(1)), int(m.group(2))
-        return date(year, 3 * q - 2, 1), _month_end(year, 3 * q)
-    if m := _HALF.fullmatch(text):
-        year, h = int(m.group(1)), int(m.group(2))
-        return date(year, 6 * h - 5, 1), _month_end(year, 6 * h)
-    if (m := _MONTH.fullmatch(text)) and 1 <= int(m.group(2)) <= 12:
-        year, month = int(m.group(1)), int(m.group(2))
-        return date(year, month, 1), _month_end(year, month)
-    if m := _YEAR.fullmatch(text):
-        return date(int(m.group(1)), 1, 1), date(int(m.group(1)), 12, 31)
-    raise ValueError(f"period {text!r} is not one of 2026-Q4, 2026-H1, 2026-11 or 2026")
+    """`2026-Q4` → (2026-10-01, 2026-12-31); also halves, months and years (see `parse_period`)."""
+    _, start, end = parse_period(text)
+    return start, end
+
+
+def parse_period(text: str) -> tuple[str, date, date]:
+    """`2026-q4` → ("2026-Q4", 2026-10-01, 2026-12-31): a period's canonical name and its first
+    and last day. Quarter and half letters in either case, surrounding spaces ignored;
+    anything else is a ValueError whose message says what is accepted."""
+    m = _PERIOD.fullmatch(text.strip())
+    span = _months(m) if m and int(m[1]) >= 1 else None
+    if m is None or span is None:
+        raise ValueError(
+            f"period {text!r} is not one of 2026-Q4, 2026-H1, 2026-11 or 2026 "
+            "(a quarter, half, month or year; Q and H in either case)"
+        )
+    year, (first, last) = int(m[1]), span
+    return _name(m), date(year, first, 1), _month_end(year, last)
+
+
+def _name(m: re.Match[str]) -> str:
+    """A matched period's canonical spelling: `2026`, `2026-H1`, `2026-Q4`, `2026-11`."""
+    if m[2]:
+        return f"{m[1]}-{m[2].upper()}{m[3]}"
+    return f"{m[1]}-{m[4]}" if m[4] else m[1]
+
+
+def _months(m: re.Match[str]) -> tuple[int, int] | None:
+    """The first and last month of a matched period; None for Q5, H3, month 13 and the like."""
+    if m[2]:
+        size, n = _PART_MONTHS[m[2].upper()], int(m[3])
+        return (size * (n - 1) + 1, size * n) if 1 <= n <= 12 // size else None
+    if m[4]:
+        month = int(m[4])
+        return (month, month) if 1 <= month <= 12 else None
+    return 1, 12
+
+
+def enclosing_periods(start: date, end: date) -> list[str]:
+    """The named periods whose dates hold start..end, smallest first (month, quarter, half,
+    year); none when the span crosses a year."""
+    if start > end or start.year != end.year:
+        return []
+    y, m = start.year, start.month
+    names = (f"{y:04d}-{m:02d}", f"{y:04d}-Q{(m + 2) // 3}", f"{y:04d}-H{(m + 5) // 6}", f"{y:04d}")
+    return [n for n in names if period_dates(n)[1] >= end]
 
 
 def _month_end(year: int, month: int) -> date:
-    first_next = date(year + (month == 12), month % 12 + 1, 1)
-    return first_next - timedelta(days=1)
+    if month == 12:  # also keeps 9999-12 inside `date`'s range
+        return date(year, 12, 31)
+    return date(year, month + 1, 1) - timedelta(days=1)
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -390,15 +424,17 @@ class _File:
                 ident,
                 entry["title"],
                 entry.get("owner"),
-                entry.get("period"),
                 period[0],
                 period[1],
+                period[2],
                 entry.get("parent"),
                 weight,
                 src,
             )
 
-    def period(self, i: int, entry: dict[str, Any]) -> tuple[date, date] | None:
+    def period(self, i: int, entry: dict[str, Any]) -> tuple[str | None, date, date] | None:
+        """The objective's period name (canonical: `2026-q4` is stored as `2026-Q4`; None for
+        explicit dates), first and last day; None after reporting a problem."""
         loc: tuple[str | int, ...] = ("objective", i)
         has_dates = "start" in entry or "end" in entry
         if "period" in entry and has_dates:
@@ -406,7 +442,7 @@ class _File:
             return None
         if "period" in entry:
             try:
-                return period_dates(str(entry["period"]))
+                return parse_period(str(entry["period"]))
             except ValueError as exc:
                 self.problem((*loc, "period"), str(exc))
                 return None
@@ -421,7 +457,7 @@ class _File:
         if end <= start:
             self.problem((*loc, "end"), "'end' must be after 'start'")
             return None
-        return start, end
+        return None, start, end
 
     def key_result(self, i: int, entry: Any) -> None:
         required = ("id", "objective", "title", "start", "target")

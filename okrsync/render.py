@@ -9,6 +9,7 @@ ingest; this is the second line, for error messages and data stored before that)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +22,7 @@ from okrsync.textsafe import markup_safe as safe
 from okrsync.tree import KeyResultView, ObjectiveView
 
 BAR = 20
+SIGNALS_DOC = "docs/signals.md"
 
 
 def bar(value: float | None, width: int = BAR) -> str:
@@ -29,6 +31,23 @@ def bar(value: float | None, width: int = BAR) -> str:
         return "[dim]" + "·" * width + "  no data[/]"
     filled = round(value * width)
     return f"{'█' * filled}{'░' * (width - filled)} {value:4.0%}"
+
+
+def signals_doc(cwd: Path | None = None) -> str:
+    """Where this user finds docs/signals.md: the checkout's copy (relative to `cwd` when
+    inside it, else absolute), or the repository path when okrsync runs from a wheel."""
+    found = Path(__file__).resolve().parents[1] / SIGNALS_DOC
+    if not found.is_file():  # an installed wheel carries it as package data
+        found = Path(__file__).resolve().parent / "examples" / SIGNALS_DOC
+    if not found.is_file():
+        return f"{SIGNALS_DOC} in the okrsync repository"
+    here = (cwd or Path.cwd()).resolve()
+    return str(found.relative_to(here)) if found.is_relative_to(here) else str(found)
+
+
+def report_footer(cwd: Path | None = None) -> str:
+    """The report's last line: where every signal, status, flag and threshold is defined."""
+    return f"[dim]What each signal, status and flag means: {safe(signals_doc(cwd))}[/]"
 
 
 def _kr_line(kr: KeyResultView) -> str:

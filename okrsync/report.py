@@ -40,7 +40,8 @@ from rich.tree import Tree
 
 from okrsync.config import SignalsConfig
 from okrsync.errors import ConfigError
-from okrsync.okrfile import period_dates
+from okrsync.okrfile import enclosing_periods, parse_period, period_dates
+from okrsync.render import report_footer
 from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
@@ -104,25 +105,63 @@ def export_tree(
 
 
 def select_objectives(signals: SignalSet, period: str | None, objective: str | None) -> set[str]:
-    """Objective ids in a period (`2026-Q4` or its dates) and/or under one objective."""
+    """Objective ids within a period (see `within_period`) and/or under one objective."""
     objs = signals.structure.objectives
     keep = set(objs)
     if period is not None:
-        try:
-            start, end = period_dates(period)
-        except ValueError as exc:
-            raise ConfigError(f"--period: {exc}") from None
-        keep = {
-            o
-            for o in keep
-            if objs[o].period == period or (objs[o].start, objs[o].end) == (start, end)
-        }
+        spans = {o: (info.start, info.end) for o, info in objs.items()}
+        keep = within_period(spans, period)
     if objective is not None:
         if objective not in objs:
             known = ", ".join(objs) or "none in the store"
             raise ConfigError(f"--objective: no active objective {objective!r}; known: {known}")
         keep &= _descendants(signals, objective)
     return keep
+
+
+def within_period(spans: Mapping[str, tuple[date, date]], period: str) -> set[str]:
+    """The ids whose first and last day lie within `period` (`--period`): a year holds its
+    halves, quarters and months and any dated objective inside it; `2026-h2` = `2026-H2`."""
+    _, start, end = cli_period(period)
+    return {o for o, (first, last) in spans.items() if start <= first and last <= end}
+
+
+def cli_period(period: str) -> tuple[str, date, date]:
+    """`--period`'s canonical name and dates; a bad one is a ConfigError (exit 2)."""
+    try:
+        return parse_period(period)
+    except ValueError as exc:
+        raise ConfigError(f"--period: {exc}") from None
+
+
+def period_note(store: Store, period: str | None, data: Mapping[str, Any]) -> str | None:
+    """Why `--period` selected nothing, with the periods that hold objectives (None when the
+    selection is not empty or not by period)."""
+    if period is None or data["objectives"]:
+        return None
+    objs, _, _ = store.active_tree_rows()
+    return empty_period_note([(o.period_start, o.period_end) for o in objs], period)
+
+
+def empty_period_note(spans: list[tuple[date, date]], period: str) -> str | None:
+    """The note for a period none of `spans` lies within; None if one does."""
+    name, start, end = cli_period(period)
+    if any(start <= first and last <= end for first, last in spans):
+        return None  # the period holds objectives, just not under --objective
+    if not spans:
+        return "no objectives in the store; run `okrsync okrs sync` first"
+    held = periods_held(spans)
+    hint = f"periods with objectives: {', '.join(held)}" if held else "leave out --period"
+    return f"no objective lies within {name} ({start} … {end}); {hint}"
+
+
+def periods_held(spans: list[tuple[date, date]]) -> list[str]:
+    """Periods to suggest: each span's smallest named period and its year, in date order."""
+    names: set[str] = set()
+    for first, last in spans:
+        around = enclosing_periods(first, last)
+        names.update({around[0], around[-1]} if around else set())
+    return sorted(names, key=lambda n: (period_dates(n)[0], -period_dates(n)[1].toordinal()))
 
 
 def _descendants(signals: SignalSet, root: str) -> set[str]:
@@ -317,3 +356,4 @@ def render_report(console: Console, data: Mapping[str, Any]) -> None:
             for t in kr["tactics"]:
                 kr_node.add(tactic_label(t))
     console.print(root)
+    console.print(report_footer())
