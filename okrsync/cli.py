@@ -15,6 +15,7 @@ import typer
 
 from okrsync import (
     __version__,
+    cli_checkins,
     cli_config,
     cli_explain,
     cli_init,
@@ -109,42 +110,6 @@ def okrs_show(ctx: typer.Context) -> None:
     render_tree(out(), load_tree_view(state_of(ctx).store))
 
 
-@app.command("checkin")
-def checkin(
-    ctx: typer.Context,
-    key_result: Annotated[str, typer.Argument(help="Key result id, e.g. trial-conversion.")],
-    value: Annotated[float, typer.Option("--value", "-v", help="The measured value.")],
-    confidence: Annotated[
-        float | None, typer.Option("--confidence", min=0.0, max=1.0, help="0..1")
-    ] = None,
-    note: Annotated[str | None, typer.Option("--note", "-n")] = None,
-    author: Annotated[str | None, typer.Option("--author")] = None,
-) -> None:
-    """Record a key result's measured value (the only way its progress changes)."""
-    store = state_of(ctx).store
-    c = store.add_checkin(key_result, value, confidence=confidence, note=note, author=author)
-    out().print(f"checked in {key_result} = {c.value:g} at {c.recorded_at:%Y-%m-%d %H:%M} UTC")
-
-
-@app.command("checkins")
-def checkins(
-    ctx: typer.Context,
-    key_result: Annotated[str, typer.Argument(help="Key result id.")],
-) -> None:
-    """List a key result's check-in history with the progress each one meant."""
-    from okrsync.render import render_checkins
-    from okrsync.tree import load_tree_view
-
-    state = state_of(ctx)
-    view = next(
-        (k for o in load_tree_view(state.store) for k in o.key_results if k.id == key_result),
-        None,
-    )
-    if view is None:
-        raise ConfigError(f"no active key result {key_result!r}; see `okrsync okrs show`")
-    render_checkins(out(), view, state.store.checkins(key_result))
-
-
 @app.command("sync")
 def sync(
     ctx: typer.Context,
@@ -213,7 +178,15 @@ def demo(
         run_demo(out(), workdir)
 
 
-for _module in (cli_config, cli_mapping, cli_signals, cli_explain, cli_service, cli_init):
+for _module in (
+    cli_checkins,
+    cli_config,
+    cli_mapping,
+    cli_signals,
+    cli_explain,
+    cli_service,
+    cli_init,
+):
     _module.register(app)
 
 

@@ -9,6 +9,7 @@ ingest; this is the second line, for error messages and data stored before that)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +18,7 @@ from rich.tree import Tree
 
 from okrsync.models import RunResult
 from okrsync.signals import outcome_progress
-from okrsync.store import Checkin
+from okrsync.store import Checkin, CheckinAudit
 from okrsync.textsafe import markup_safe as safe
 from okrsync.tree import KeyResultView, ObjectiveView
 
@@ -84,15 +85,17 @@ def render_tree(console: Console, objectives: Sequence[ObjectiveView]) -> None:
 
 def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Checkin]) -> None:
     table = Table(title=f"{safe(kr.id)}: {safe(kr.title)} ({kr.start:g} → {kr.target:g})")
-    for col in ("recorded (UTC)", "value", "progress", "confidence", "note"):
-        table.add_column(col)
+    for col in ("id", "recorded (UTC)", "value", "progress", "confidence", "by", "note"):
+        table.add_column(col, no_wrap=col in ("id", "recorded (UTC)"))
     for c in history:
         p = outcome_progress(kr.start, kr.target, c.value, kr.direction)
         table.add_row(
+            f"#{c.id}",
             f"{c.recorded_at:%Y-%m-%d %H:%M}",
             f"{c.value:g}",
             f"{p:.0%}" if p is not None else "",
             "" if c.confidence is None else f"{c.confidence:.2f}",
+            safe(c.author or ""),
             safe(c.note or ""),
         )
     if not history:
@@ -101,6 +104,34 @@ def render_checkins(console: Console, kr: KeyResultView, history: Sequence[Check
             f"add one with `okrsync checkin {safe(kr.id)} --value V`"
         )
         return
+    console.print(table)
+
+
+def _reading(value: float | None, at: datetime | None) -> str:
+    return "—" if value is None or at is None else f"{value:g} at {at:%Y-%m-%d %H:%M}"
+
+
+def render_checkin_audit(
+    console: Console, kr: KeyResultView, trail: Sequence[CheckinAudit]
+) -> None:
+    """Every check-in of a key result added, corrected or deleted: when, who, the reading
+    before and after, and why."""
+    if not trail:
+        console.print(f"no check-in of {safe(kr.id)} has been added, corrected or deleted")
+        return
+    table = Table(title=f"{safe(kr.id)}: check-in audit (UTC)")
+    for col in ("changed (UTC)", "by", "action", "check-in", "before", "after", "reason"):
+        table.add_column(col, no_wrap=col in ("changed (UTC)", "check-in"))
+    for a in trail:
+        table.add_row(
+            f"{a.changed_at:%Y-%m-%d %H:%M}",
+            safe(a.changed_by or ""),
+            {"add": "added", "correct": "corrected", "delete": "deleted"}.get(a.action, a.action),
+            f"#{a.checkin_id}",
+            _reading(a.old_value, a.old_recorded_at),
+            _reading(a.value, a.recorded_at),
+            safe(a.reason or ""),
+        )
     console.print(table)
 
 

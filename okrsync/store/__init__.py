@@ -9,7 +9,7 @@ from okrsync.models import StoredItem
 from okrsync.store._items import ItemReader, PageResult
 from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
-from okrsync.store._okr import ApplyReport, Checkin
+from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, process_start
 from okrsync.store._store import Link, Store
 from okrsync.store._tree import TreeRows
@@ -20,6 +20,8 @@ __all__ = [
     "AdvisoryLocks",
     "ApplyReport",
     "Checkin",
+    "CheckinAudit",
+    "CheckinChange",
     "Holder",
     "ItemReader",
     "Link",

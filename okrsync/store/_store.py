@@ -8,7 +8,8 @@ signals are computed from; their snapshots), `_locks` (PostgreSQL advisory locks
 `commit_page` stores a page of items, their links and the connector's cursor in ONE
 transaction (one page, or the pages that waited for the store: `commit_pages`), so a crash
 replays at most that transaction's pages. Key-result values are written only by
-`add_checkin` (`_okr`); nothing here or anywhere else derives them from work items.
+check-ins (`add_checkin`, `correct_checkin`, `delete_checkin`: `_okr`); nothing here or
+anywhere else derives them from work items.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from okrsync.store._items import (
 from okrsync.store._items import sqlite_dt as _sqlite_dt
 from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
-from okrsync.store._okr import ApplyReport, Checkin
+from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, now
 from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
@@ -297,18 +298,38 @@ class Store:
         author: str | None = None,
         at: datetime | None = None,
     ) -> Checkin:
-        """Record a key result's measured value: the only way one changes."""
+        """Record a key result's measured value taken at `at` (default: now, never later):
+        with a correction or deletion, the only way one changes."""
         with self.tx() as conn:
             return _okr.add_checkin(
                 conn, key_result_id, value, confidence=confidence, note=note, author=author, at=at
             )
 
+    def correct_checkin(
+        self, checkin_id: int, value: float, change: CheckinChange
+    ) -> tuple[Checkin, Checkin]:
+        """Correct a check-in's value (and time, confidence or note where `change` gives
+        them), keeping the values before in its audit trail; returns (before, after)."""
+        with self.tx() as conn:
+            return _okr.correct_checkin(conn, checkin_id, value, change)
+
+    def delete_checkin(self, checkin_id: int, change: CheckinChange) -> Checkin:
+        """Remove a check-in from its key result's readings; its audit trail keeps it."""
+        with self.tx() as conn:
+            return _okr.delete_checkin(conn, checkin_id, change)
+
     def checkins(self, key_result_id: str) -> list[Checkin]:
+        """A key result's check-ins, oldest reading first (deleted ones are gone)."""
         with self.engine.connect() as conn:
             return _okr.checkins(conn, key_result_id)
 
+    def checkin_audit(self, key_result_id: str) -> list[CheckinAudit]:
+        """Every check-in of a key result added, corrected or deleted, in order."""
+        with self.engine.connect() as conn:
+            return _okr.checkin_audit(conn, key_result_id)
+
     def latest_checkins(self) -> dict[str, Checkin]:
-        """The newest check-in of every key result (one query)."""
+        """The newest reading of every key result, by its time (one query)."""
         with self.engine.connect() as conn:
             return _okr.latest_checkins(conn)
 

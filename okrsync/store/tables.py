@@ -1,8 +1,9 @@
 """The store's tables (SQLModel). Only `okrsync.store.Store` writes them.
 
 Note what is absent: a key result has no "current value" column. Its value is the latest
-check-in, and check-ins are written only by `Store.add_checkin` — no code path leads from
-work items to key-result values (tests/unit/test_invariant.py keeps it that way).
+check-in, and check-ins are written only by `Store.add_checkin`, `correct_checkin` and
+`delete_checkin` (each with its `checkin_audit` row) — no code path leads from work items to
+key-result values (tests/unit/test_invariant.py keeps it that way).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class KeyResultRow(SQLModel, table=True):
 
 class CheckinRow(SQLModel, table=True):
     __tablename__ = "checkin"
+    # 0005: a deleted check-in's id is never handed out again (its audit rows keep naming it)
+    __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True)
     key_result_id: str = Field(foreign_key="key_result.id", index=True)
     value: float
@@ -91,6 +94,27 @@ class CheckinRow(SQLModel, table=True):
     note: str | None = None
     author: str | None = None
     recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class CheckinAuditRow(SQLModel, table=True):
+    """Every write to a check-in (0005): added, corrected (its values before) or deleted (the
+    row is gone from `checkin`; its values live on here). Written only by `_okr`."""
+
+    __tablename__ = "checkin_audit"
+    id: int | None = Field(default=None, primary_key=True)
+    checkin_id: int = Field(index=True)
+    key_result_id: str = Field(foreign_key="key_result.id", index=True)
+    action: str  # "add" | "correct" | "delete"
+    value: float | None = None  # the reading after the change (None: deleted)
+    recorded_at: datetime | None = utc_col()
+    old_value: float | None = None  # the reading before it (None: added)
+    old_recorded_at: datetime | None = utc_col()
+    old_confidence: float | None = None
+    old_note: str | None = None
+    old_author: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str | None = None
 
 
 class TacticRow(SQLModel, table=True):
@@ -201,6 +225,7 @@ metadata = SQLModel.metadata
 OBJECTIVE: sa.Table = ObjectiveRow.__table__  # type: ignore[attr-defined]
 KEY_RESULT: sa.Table = KeyResultRow.__table__  # type: ignore[attr-defined]
 CHECKIN: sa.Table = CheckinRow.__table__  # type: ignore[attr-defined]
+CHECKIN_AUDIT: sa.Table = CheckinAuditRow.__table__  # type: ignore[attr-defined]
 TACTIC: sa.Table = TacticRow.__table__  # type: ignore[attr-defined]
 WORK_ITEM: sa.Table = WorkItemRow.__table__  # type: ignore[attr-defined]
 ITEM_LINK: sa.Table = ItemLinkRow.__table__  # type: ignore[attr-defined]

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from okrsync.okrfile import load_tree
 from okrsync.store import Store
 from okrsync.store.migrate import current_revision, upgrade
-from okrsync.store.tables import SYNC_RUN, WORK_ITEM
+from okrsync.store.tables import CHECKIN, SYNC_RUN, WORK_ITEM
 from tests.helpers import TREE, run_cli, write
 
-HEAD = "0004"
+HEAD = "0005"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # The child: upgrade the store, pausing forever after the first statement holding MARKER.
 PAUSING_UPGRADE = textwrap.dedent(
@@ -98,8 +98,9 @@ def fill_previous_schema(url: str, mapping_dir: Path) -> None:
         upgrade(store.engine, "0002")
         write(mapping_dir / "okrs.toml", TREE)
         store.apply_okr_tree(load_tree([mapping_dir]))
-        store.add_checkin("conv", 9.5)
-        with store.tx() as conn:  # 0002's columns only: commits and start_run write later ones
+        # 0002's tables and columns only: commits, start_run and add_checkin write later ones
+        with store.tx() as conn:
+            conn.execute(sa.insert(CHECKIN).values(key_result_id="conv", value=9.5, recorded_at=T0))
             conn.execute(sa.insert(OLD_WORK_ITEM), [OLD_ITEM, ASANA_ITEM])
             store._save_cursor(conn, "gh", {"since": "a"}, T0, None)
             conn.execute(

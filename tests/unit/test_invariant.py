@@ -26,8 +26,8 @@ def test_key_results_have_no_value_column() -> None:
     assert not columns & {"current", "value", "current_value", "progress", "actual"}
 
 
-def test_checkin_table_is_written_only_by_add_checkin() -> None:
-    """Only Store.add_checkin refers to the check-in table among all product code."""
+def _writers_of(tables: set[str]) -> list[str]:
+    """Every product function that names one of `tables` and inserts, updates or deletes."""
     offenders = []
     for path in SOURCES:
         if path.name == "tables.py" or "migrations" in path.parts:
@@ -37,9 +37,24 @@ def test_checkin_table_is_written_only_by_add_checkin() -> None:
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
-            if names & {"CheckinRow", "CHECKIN"} and not _reads_only(fn):
+            if names & tables and not _reads_only(fn):
                 offenders.append(f"{path.relative_to(ROOT)}:{fn.name}")
-    assert offenders == ["okrsync/store/_okr.py:add_checkin"]
+    return offenders
+
+
+def test_checkin_table_is_written_only_by_the_checkin_writers() -> None:
+    """Only the check-in writers of okrsync/store/_okr.py (add, correct, delete) refer to
+    the check-in table among all product code."""
+    assert _writers_of({"CheckinRow", "CHECKIN"}) == [
+        "okrsync/store/_okr.py:add_checkin",
+        "okrsync/store/_okr.py:correct_checkin",
+        "okrsync/store/_okr.py:delete_checkin",
+    ]
+
+
+def test_checkin_audit_is_written_only_beside_a_checkin_write() -> None:
+    """The audit trail has one writer, `_okr._audit`, which the check-in writers call."""
+    assert _writers_of({"CheckinAuditRow", "CHECKIN_AUDIT"}) == ["okrsync/store/_okr.py:_audit"]
 
 
 STORE = ROOT / "okrsync" / "store"
