@@ -1,3 +1,7 @@
 """okrsync: bridge task trackers to OKRs without treating tasks as goals."""
 
+from okrsync import _lean_imports
+
 __version__ = "0.1.0"
+
+_lean_imports.install()  # before any `import structlog`: see okrsync/_lean_imports.py

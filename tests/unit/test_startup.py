@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,3 +129,51 @@ def test_a_config_error_still_exits_2_without_a_traceback(tmp_path: Path) -> Non
     assert proc.stderr.startswith("error: ")
     assert "none.toml" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+# Configures logging as the daemon and a sync do, logs an error with a traceback, then prints
+# the top-level packages loaded as one JSON line on stdout (the log lines go to stderr).
+LOGGING_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from okrsync.logging import configure
+    import structlog
+    configure("info", sys.argv[1])
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        structlog.get_logger().exception("failed", connector="gh")
+    print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+    """
+)
+
+
+def logging_probe(fmt: str) -> tuple[set[str], str]:
+    """(top-level packages loaded, what was logged) after logging one exception in `fmt`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LOGGING_PROBE, fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(json.loads(proc.stdout)), proc.stderr
+
+
+def test_json_logging_never_imports_rich() -> None:
+    """structlog configured for JSON lines logs a traceback without loading rich."""
+    loaded, logged = logging_probe("json")
+    event = json.loads(logged)
+    assert (event["event"], event["connector"], event["level"]) == ("failed", "gh", "error")
+    assert "RuntimeError: boom" in event["exception"]
+    assert "structlog" in loaded
+    assert "rich" not in loaded
+
+
+def test_console_logging_renders_the_traceback_without_rich() -> None:
+    """The console renderer writes the formatted traceback as text, rich still unloaded."""
+    loaded, logged = logging_probe("console")
+    assert "failed" in logged
+    assert "connector=gh" in re.sub(r"\x1b\[[0-9;]*m", "", logged)  # without colours
+    assert "RuntimeError: boom" in logged
+    assert "rich" not in loaded
