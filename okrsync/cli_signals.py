@@ -99,12 +99,18 @@ def export(
     period: PeriodOpt = None,
     objective: ObjectiveOpt = None,
     as_of: AsOf = None,
+    items: Annotated[
+        bool,
+        typer.Option("--items", help="JSON only: list under each tactic the items it counts."),
+    ] = False,
 ) -> None:
     """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV.
 
     Every signal, status and flag is defined in docs/signals.md."""
     from okrsync.report import export_tree, period_note
 
+    if items and fmt is Format.csv:
+        raise ConfigError("--items is for the JSON export; drop it or use --format json")
     state = state_of(ctx)
     data = export_tree(
         state.store,
@@ -112,6 +118,7 @@ def export(
         state.settings.signals,
         period=period,
         objective=objective,
+        items=items,
     )
     if note := period_note(state.store, period, data):  # on stderr: the file stays valid
         err().print(safe(note))

@@ -42,6 +42,7 @@ from okrsync.config import SignalsConfig
 from okrsync.errors import ConfigError
 from okrsync.okrfile import enclosing_periods, parse_period, period_dates
 from okrsync.render import report_footer
+from okrsync.signal_types import Structure
 from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
@@ -88,12 +89,14 @@ def export_tree(
     *,
     period: str | None = None,
     objective: str | None = None,
+    items: bool = False,
 ) -> dict[str, Any]:
-    """The whole tree with signals as of a date (optionally one period or objective)."""
+    """The whole tree with signals as of a date (optionally one period or objective); with
+    `items`, each tactic lists the items it counts."""
     structure, counts, checkins = store.signal_inputs(as_of, cfg)
     signals = compute(structure, counts, checkins, as_of, cfg)
     keep = select_objectives(signals, period, objective)
-    return {
+    data: dict[str, Any] = {
         "$schema": SCHEMA_ID,
         "format": FORMAT,
         "as_of": as_of.isoformat(),
@@ -102,6 +105,24 @@ def export_tree(
             _objective(signals, oid) for oid in signals.structure.objectives if oid in keep
         ],
     }
+    if items:
+        add_items(data, store, structure, as_of, cfg)
+    return data
+
+
+def add_items(
+    data: dict[str, Any], store: Store, structure: Structure, as_of: date, cfg: SignalsConfig
+) -> None:
+    """Give each exported tactic an `items` list: the items its counts are made of (key,
+    url, status and the rule linking it), as `okrsync items --tactic` lists them."""
+    tactics = [t for o in data["objectives"] for k in o["key_results"] for t in k["tactics"]]
+    found = store.tactic_items(structure, as_of, cfg, [t["id"] for t in tactics])
+    for t in tactics:
+        t["items"] = [
+            {"connector": i.connector, "key": i.key, "url": i.url, "status": i.status,
+             "rule": i.rule_id}
+            for i in found.get(t["id"], [])
+        ]  # fmt: skip
 
 
 def select_objectives(signals: SignalSet, period: str | None, objective: str | None) -> set[str]:

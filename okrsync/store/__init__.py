@@ -6,6 +6,7 @@ package imports sqlalchemy tables or opens a connection (enforced by
 """
 
 from okrsync.models import StoredItem
+from okrsync.store._item_reads import ITEM_FILTERS, ListedItem
 from okrsync.store._items import ItemReader, PageResult
 from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
@@ -17,6 +18,7 @@ from okrsync.store.tables import SyncRunRow
 
 __all__ = [
     "DAEMON",
+    "ITEM_FILTERS",
     "AdvisoryLocks",
     "ApplyReport",
     "Checkin",
@@ -26,6 +28,7 @@ __all__ = [
     "ItemReader",
     "Link",
     "LinkRow",
+    "ListedItem",
     "PageResult",
     "Relinked",
     "RunOwner",

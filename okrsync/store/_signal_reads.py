@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
@@ -132,15 +133,21 @@ def _aggregate_params(period_start: date, as_of: date, cfg: SignalsConfig) -> di
     }
 
 
-@cache
-def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
-    """One GROUP BY over DISTINCT (tactic, item) links ⋈ work_item for tactics sharing a
-    period start: every count is a conditional sum, every date a bound parameter.
+@dataclass(frozen=True)
+class Counting:
+    """The predicates every tactic count is made of, over `work_item` ⋈ `item_link` and the
+    bound parameters of `_aggregate_params`. The aggregate sums them; `_item_reads` lists the
+    items they hold (`okrsync items`), so a count and its drill-down list cannot disagree."""
 
-    Built once per selector — "whole" (every link), "ids" (the expanding `tactic_ids`),
-    "period" (the active tactics whose objective starts on `period_day`) — and executed with
-    `_aggregate_params`: an incremental recompute neither rebuilds nor re-keys it."""
-    link, twin = ITEM_LINK, ITEM_LINK.alias("twin")
+    present: sa.ColumnElement[bool]  # not deleted, not a container
+    counted: sa.ColumnElement[bool]  # present, and not history (closed before the period)
+    first_rule: sa.ColumnElement[bool]  # an item linked by several rules: its lowest rule
+    counts: dict[str, sa.ColumnElement[bool]]  # aggregate column → the items it counts
+
+
+def counting() -> Counting:
+    """`Counting` over `WORK_ITEM` and `ITEM_LINK`, with fresh bound parameters."""
+    link, twin, w = ITEM_LINK, ITEM_LINK.alias("twin"), WORK_ITEM
     # An item linked by several rules counts once: keep only its link with the lowest rule.
     first_rule = ~(
         sa.select(twin.c.rule_id)
@@ -152,7 +159,6 @@ def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
         )
         .exists()
     )
-    w = WORK_ITEM
     status = w.c.status
     closed = sa.func.coalesce(w.c.completed_at, w.c.updated)
     period_dt = sa.bindparam("period_start", type_=UTCDateTime)
@@ -162,6 +168,33 @@ def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
     as_of = sa.bindparam("as_of", type_=sa.Date)
     live = status != "dropped"
     open_ = status.in_(("todo", "in_progress"))
+    present = sa.and_(w.c.deleted_at.is_(None), w.c.kind.not_in(CONTAINERS))
+    counts: dict[str, sa.ColumnElement[bool]] = {
+        "total": live,
+        "done": status == "done",
+        "in_progress": status == "in_progress",
+        "todo": status == "todo",
+        "dropped": status == "dropped",
+        "unestimated": sa.and_(live, w.c.estimate.is_(None)),
+        "done_in_window": sa.and_(status == "done", closed >= window_start, closed < as_of_end),
+        "scope_added": sa.and_(live, w.c.created >= period_dt),
+        "overdue": sa.and_(open_, w.c.due < as_of),
+        "stale": sa.and_(status == "in_progress", w.c.updated < stale_before),
+    }
+    counted = sa.and_(present, sa.or_(open_, closed >= period_dt))
+    return Counting(present, counted, first_rule, counts)
+
+
+@cache
+def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
+    """One GROUP BY over DISTINCT (tactic, item) links ⋈ work_item for tactics sharing a
+    period start: every count is a conditional sum of a `counting()` predicate, every date a
+    bound parameter.
+
+    Built once per selector — "whole" (every link), "ids" (the expanding `tactic_ids`),
+    "period" (the active tactics whose objective starts on `period_day`) — and executed with
+    `_aggregate_params`: an incremental recompute neither rebuilds nor re-keys it."""
+    link, w, p = ITEM_LINK, WORK_ITEM, counting()
     # Grouping on an expression keeps SQLite from walking item_link in tactic order to skip
     # the sort (a random item lookup per link, ten times slower): it scans work_item and
     # probes the links' primary key instead. PostgreSQL hash-aggregates either way.
@@ -174,33 +207,16 @@ def _aggregate_statement(selector: Selector) -> sa.Select[Any]:
     return (
         sa.select(
             tactic.label("tactic_id"),
-            _count(live).label("total"),
-            _count(status == "done").label("done"),
-            _count(status == "in_progress").label("in_progress"),
-            _count(status == "todo").label("todo"),
-            _count(status == "dropped").label("dropped"),
-            _sum(live, w.c.estimate).label("estimate_total"),
-            _sum(status == "done", w.c.estimate).label("estimate_done"),
-            _count(sa.and_(live, w.c.estimate.is_(None))).label("unestimated"),
-            _count(sa.and_(status == "done", closed >= window_start, closed < as_of_end)).label(
-                "done_in_window"
-            ),
-            _count(sa.and_(live, w.c.created >= period_dt)).label("scope_added"),
-            _count(sa.and_(open_, w.c.due < as_of)).label("overdue"),
-            _count(sa.and_(status == "in_progress", w.c.updated < stale_before)).label("stale"),
+            *(_count(cond).label(name) for name, cond in p.counts.items()),
+            _sum(p.counts["total"], w.c.estimate).label("estimate_total"),
+            _sum(p.counts["done"], w.c.estimate).label("estimate_done"),
             sa.func.max(w.c.updated).label("last_activity"),
         )
         .select_from(w)
         .join(
             link, sa.and_(link.c.connector == w.c.connector, link.c.external_id == w.c.external_id)
         )
-        .where(
-            wanted,
-            first_rule,
-            w.c.deleted_at.is_(None),
-            w.c.kind.not_in(CONTAINERS),
-            sa.or_(open_, closed >= period_dt),
-        )
+        .where(wanted, p.first_rule, p.counted)
         .group_by(tactic)
     )
 

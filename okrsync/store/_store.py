@@ -2,7 +2,8 @@
 
 Every other statement lives in a private module of this package, behind a named method here:
 `_okr` (the OKR tree; check-ins), `_runs` (sync runs), `_items` and `_links` (items read for
-linking; remap), `_tree` (the tree for display), `_signal_reads` and `_snapshots` (what
+linking; remap), `_tree` (the tree for display), `_item_reads` (the items behind a count),
+`_signal_reads` and `_snapshots` (what
 signals are computed from; their snapshots), `_locks` (PostgreSQL advisory locks).
 
 `commit_page` stores a page of items, their links and the connector's cursor in ONE
@@ -57,6 +58,7 @@ from okrsync.store.tables import (
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
     from okrsync.signal_types import ItemCounts, Snapshot, Structure, Subject
+    from okrsync.store._item_reads import ListedItem
     from okrsync.store._locks import AdvisoryLocks
 
 WI = WORK_ITEM
@@ -263,6 +265,35 @@ class Store:
         from okrsync.store import _signal_reads
 
         return _signal_reads.linked_tactics(self.engine, connector, external_ids)
+
+    # -- the items behind a count (okrsync.store._item_reads) -----------------------------
+    def tactic_items(
+        self,
+        structure: Structure,
+        as_of: date,
+        cfg: SignalsConfig,
+        tactic_ids: Collection[str] | None = None,
+        filters: Collection[str] = (),
+    ) -> dict[str, list[ListedItem]]:
+        """The items each tactic counts (the aggregate's own predicates), narrowed to those
+        every named count of `filters` holds ("todo", "stale", "scope_added", ...)."""
+        from okrsync.store import _item_reads
+
+        return _item_reads.tactic_items(self.engine, structure, as_of, cfg, tactic_ids, filters)
+
+    def unlinked_items(
+        self, connector: str, as_of: date, cfg: SignalsConfig, filters: Collection[str] = ()
+    ) -> list[ListedItem]:
+        """A connector's live work items linked to no active tactic."""
+        from okrsync.store import _item_reads
+
+        return _item_reads.unlinked_items(self.engine, connector, as_of, cfg, filters)
+
+    def item_connectors(self) -> list[str]:
+        """The connectors the store holds work items of."""
+        from okrsync.store import _item_reads
+
+        return _item_reads.item_connectors(self.engine)
 
     def add_changed_snapshots(
         self, as_of: date, subjects: Sequence[Subject], *, full: bool = False

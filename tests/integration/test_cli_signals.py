@@ -65,6 +65,13 @@ def test_export_json_matches_the_schema_and_csv_has_a_row_per_subject(tmp_path: 
     tactics = [t for o in data["objectives"] for k in o["key_results"] for t in k["tactics"]]
     assert [t["id"] for t in tactics] == ["checkout", "pricing", "cache"]
     assert all(list(t["signals"]) == list(TACTIC_SIGNALS) for t in tactics)
+    assert all("items" not in t for t in tactics)
+    with_items = json.loads(run_cli("export", "--items", *AS_OF, cwd=cwd).stdout)
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(with_items)
+    rows = with_items["objectives"][0]["key_results"][0]["tactics"][0]["items"]
+    assert [(i["key"], i["status"], i["rule"]) for i in rows] == [
+        ("o/r#1", "done", "r1"), ("o/r#2", "done", "r1"), ("o/r#3", "in_progress", "r1")
+    ]  # fmt: skip
     r = run_cli("export", "--format", "csv", "--output", "out.csv", *AS_OF, cwd=cwd)
     assert r.code == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO((cwd / "out.csv").read_text())))
