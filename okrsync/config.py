@@ -46,6 +46,8 @@ from okrsync.tomlpos import TomlIndex, toml_error
 
 log = structlog.get_logger("okrsync.config")
 CONFIG_ENV = "OKRSYNC_CONFIG"
+# Where an error sends the reader: the checkout's file, which installed users print with init.
+EXAMPLE = "config.example.toml, which `okrsync init --print` prints"
 _INTERVAL = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_INTERVAL_S = 366 * 86400
@@ -455,7 +457,7 @@ class _Loader:
         for key in self.data:
             if key not in (*_SECTIONS, "connectors"):
                 hint = _unknown_key_hint(key, None)
-                self._problem((key,), f"unknown key '{key}'; {hint} (see config.example.toml)")
+                self._problem((key,), f"unknown key '{key}'; {hint} (see {EXAMPLE})")
 
     def _raw_connectors(self) -> list[Any]:
         raw = self.data.get("connectors", [])
@@ -548,9 +550,9 @@ class _Loader:
             key = ".".join(str(p) for p in loc)
             if err["type"] == "extra_forbidden":
                 hint = _unknown_key_hint(str(loc[-1]), model)
-                msg = f"unknown key '{key}'; {hint} (every key is in config.example.toml)"
+                msg = f"unknown key '{key}'; {hint} (every key is in {EXAMPLE})"
             elif err["type"] == "missing":
-                msg = f"missing key '{key}'; it is required (see config.example.toml)"
+                msg = f"missing key '{key}'; it is required (see {EXAMPLE})"
             else:
                 msg = f"key '{key}': {str(err['msg']).removeprefix('Value error, ')}"
             self._problem(loc, msg)

@@ -163,7 +163,8 @@ class EnvReader:
         self.problems.append(
             Origin("env", var).error(
                 f"names no config key; {hint} (variables are OKRSYNC_<SECTION>__<KEY> and "
-                "OKRSYNC_CONNECTORS__<NAME>__<KEY>; every key is in config.example.toml)"
+                "OKRSYNC_CONNECTORS__<NAME>__<KEY>; every key is in config.example.toml, which "
+                "`okrsync init --print` prints)"
             )
         )
 

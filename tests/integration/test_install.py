@@ -181,3 +181,15 @@ def test_init_print_shows_every_key_and_writes_nothing(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert r.stdout == (REPO / "config.example.toml").read_text(encoding="utf-8")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_config_errors_name_a_command_that_prints_the_example(tmp_path: Path) -> None:
+    """An unknown or missing key's error names `okrsync init --print`, which documents the key."""
+    (tmp_path / "okrsync.toml").write_text('[store]\nurll = "sqlite:///x.db"\n', encoding="utf-8")
+    r = run_cli("mappings", "check", cwd=tmp_path)
+    assert r.code == 2
+    message = " ".join(r.stderr.split())
+    assert "okrsync.toml:2" in message
+    assert "`okrsync init --print` prints" in message
+    printed = run_cli("init", "--print", cwd=tmp_path).stdout
+    assert "\nurl = " in printed
