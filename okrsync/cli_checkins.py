@@ -34,12 +34,16 @@ KeyResultArg = Annotated[
     ),
 ]
 Value = Annotated[
-    str | None, typer.Option("--value", "-v", help="The measured value, a number such as 9.4.")
+    str | None,
+    typer.Option(
+        "--value", "-v", metavar="NUMBER", help="The measured value, a number such as 9.4."
+    ),
 ]
 At = Annotated[
     str | None,
     typer.Option(
         "--at",
+        metavar="WHEN",
         help="When the reading was taken: YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless a zone is "
         "given (default: now; never in the future). With --correct: the new time "
         "(default: the check-in's own).",
