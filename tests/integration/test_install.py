@@ -127,6 +127,10 @@ def test_installed_help_and_demo_run_from_an_empty_folder(venv: Path, tmp_path: 
     assert "the OKR report" in demo.stdout
     assert "Traceback" not in demo.stderr
     assert (tmp_path / ".okrsync-demo" / "okrsync.db").is_file()
+    footer = demo.stdout.rsplit("What each signal, status and flag means:", 1)[1]
+    signals = Path("".join(footer.split()))  # a long path is folded onto the next lines
+    assert signals.is_file(), footer  # where every signal is defined: the wheel's copy
+    assert signals.is_relative_to(venv.parent), footer
 
 
 def test_installed_init_writes_a_config_that_loads(venv: Path, tmp_path: Path) -> None:
