@@ -165,9 +165,10 @@ def period_dates(text: str) -> tuple[date, date]:
 
 def parse_period(text: str) -> tuple[str, date, date]:
     """`2026-q4` → ("2026-Q4", 2026-10-01, 2026-12-31): a period's canonical name and its first
-    and last day. Quarter and half letters in either case, surrounding spaces ignored;
-    anything else is a ValueError whose message says what is accepted."""
-    m = _PERIOD.fullmatch(text.strip())
+    and last day. Quarter and half letters in either case; the text must be the period
+    whole (no spaces or newline around it: a mapping file's value is exact); anything else is
+    a ValueError whose message says what is accepted."""
+    m = _PERIOD.fullmatch(text)
     span = _months(m) if m and int(m[1]) >= 1 else None
     if m is None or span is None:
         raise ValueError(

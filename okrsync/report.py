@@ -150,7 +150,7 @@ def within_period(spans: Mapping[str, tuple[date, date]], period: str) -> set[st
 def cli_period(period: str) -> tuple[str, date, date]:
     """`--period`'s canonical name and dates; a bad one is a ConfigError (exit 2)."""
     try:
-        return parse_period(period)
+        return parse_period(period.strip())  # typed on a command line: spaces are noise
     except ValueError as exc:
         raise ConfigError(f"--period: {exc}") from None
 

@@ -54,19 +54,19 @@ def selected(period: str) -> set[str]:
     [
         ("2026-q4", "2026-Q4", date(2026, 10, 1), date(2026, 12, 31)),
         ("2026-h1", "2026-H1", date(2026, 1, 1), date(2026, 6, 30)),
-        (" 2026-Q2 ", "2026-Q2", date(2026, 4, 1), date(2026, 6, 30)),
+        ("2026-Q2", "2026-Q2", date(2026, 4, 1), date(2026, 6, 30)),
         ("2024-02", "2024-02", date(2024, 2, 1), date(2024, 2, 29)),
         ("2026", "2026", date(2026, 1, 1), date(2026, 12, 31)),
     ],
 )
 def test_period_names_in_either_case(text: str, name: str, start: date, end: date) -> None:
-    """Quarter and half letters in either case (and surrounding spaces) name the same period."""
+    """Quarter and half letters in either case name the same period."""
     assert parse_period(text) == (name, start, end)
     assert period_dates(text) == (start, end)
 
 
 @pytest.mark.parametrize(
-    "text", ["Q4", "2026-Q5", "2026-Q0", "2026-H3", "2026-13", "2026-00", "0000", "26-Q4",
+    "text", [" 2026-Q4", "2026-Q4\n", "Q4", "2026-Q5", "2026-Q0", "2026-H3", "2026-13", "2026-00", "0000", "26-Q4",
              "2026-Q4x", "２０２６", "2026-11-01", ""],
 )  # fmt: skip
 def test_malformed_periods_are_refused_with_the_accepted_forms(text: str) -> None:
