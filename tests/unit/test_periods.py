@@ -66,8 +66,8 @@ def test_period_names_in_either_case(text: str, name: str, start: date, end: dat
 
 
 @pytest.mark.parametrize(
-    "text", [" 2026-Q4", "2026-Q4\n", "Q4", "2026-Q5", "2026-Q0", "2026-H3", "2026-13", "2026-00", "0000", "26-Q4",
-             "2026-Q4x", "２０２６", "2026-11-01", ""],
+    "text", [" 2026-Q4", "2026-Q4\n", "Q4", "2026-Q5", "2026-Q0", "2026-H3", "2026-13",
+             "2026-00", "0000", "26-Q4", "2026-Q4x", "２０２６", "2026-11-01", ""],
 )  # fmt: skip
 def test_malformed_periods_are_refused_with_the_accepted_forms(text: str) -> None:
     """Anything but a year, half, quarter or month is a ValueError that shows the forms."""
