@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from okrsync.store._signal_reads import _aggregate_params, _chunks, counting
-from okrsync.store.tables import ITEM_LINK, KEY_RESULT, OBJECTIVE, TACTIC, WORK_ITEM
+from okrsync.store._signal_reads import _aggregate_params, _chunks, active_tactics, counting
+from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
@@ -132,19 +132,6 @@ def tactic_items(
     return found
 
 
-def _active_tactics() -> sa.Select[Any]:
-    return (
-        sa.select(TACTIC.c.id)
-        .join(KEY_RESULT, KEY_RESULT.c.id == TACTIC.c.key_result_id)
-        .join(OBJECTIVE, OBJECTIVE.c.id == KEY_RESULT.c.objective_id)
-        .where(
-            TACTIC.c.archived_at.is_(None),
-            KEY_RESULT.c.archived_at.is_(None),
-            OBJECTIVE.c.archived_at.is_(None),
-        )
-    )
-
-
 # Without a tactic there is no period: an unlinked item is never "scope added".
 UNLINKED_FILTERS = frozenset(ITEM_FILTERS) - {"scope_added"}
 
@@ -159,7 +146,7 @@ def _unlinked_statement(filters: frozenset[str]) -> sa.Select[Any]:
         .where(
             link.c.connector == w.c.connector,
             link.c.external_id == w.c.external_id,
-            link.c.tactic_id.in_(_active_tactics()),
+            link.c.tactic_id.in_(active_tactics()),
         )
         .exists()
     )

@@ -267,8 +267,8 @@ def item_counts(
     return found
 
 
-def _tactics_starting(day: sa.ColumnElement[Any]) -> sa.Select[Any]:
-    """The active tactics whose objective starts on `day`."""
+def active_tactics() -> sa.Select[Any]:
+    """The ids of tactics that are active with their key result and objective."""
     return (
         sa.select(TACTIC.c.id)
         .join(KEY_RESULT, KEY_RESULT.c.id == TACTIC.c.key_result_id)
@@ -277,9 +277,13 @@ def _tactics_starting(day: sa.ColumnElement[Any]) -> sa.Select[Any]:
             TACTIC.c.archived_at.is_(None),
             KEY_RESULT.c.archived_at.is_(None),
             OBJECTIVE.c.archived_at.is_(None),
-            OBJECTIVE.c.period_start == day,
         )
     )
+
+
+def _tactics_starting(day: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """The active tactics whose objective starts on `day`."""
+    return active_tactics().where(OBJECTIVE.c.period_start == day)
 
 
 def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
