@@ -235,7 +235,7 @@ def test_tactic_lines_show_the_figures_behind_the_status() -> None:
 
 # -- condition values no stored item carries ----------------------------------------------------
 
-VALUES = {
+VALUES: dict[str, list[tuple[str, int, tuple[str, ...]]]] = {
     "labels": [("growth", 41, ()), ("okr", 3, ()), ("web", 1, ())],
     "container": [("ALPHA", 44, ("Alpha project",))],
     "custom.team": [("Growth", 40, ())],
