@@ -21,6 +21,7 @@ from okrsync import (
     cli_init,
     cli_items,
     cli_mapping,
+    cli_ops,
     cli_service,
     cli_signals,
 )
@@ -190,6 +191,7 @@ for _module in (
     cli_init,
 ):
     _module.register(app)
+cli_ops.register(app, db_app)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ anywhere else derives them from work items.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -162,6 +163,18 @@ class Store:
         from okrsync.store.migrate import current_revision
 
         return current_revision(self.engine)
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of this SQLite store at `target`, taken while writers go on
+        (SQLite's online backup API: `_backup`); replaces `target` atomically."""
+        from okrsync.store._backup import sqlite_backup
+
+        if self.dialect != "sqlite":
+            raise StoreError(f"backup copies SQLite stores only (this store: {self.dialect})")
+        try:
+            sqlite_backup(self.engine, target)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot back up the store to {target}: {exc}") from None
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
