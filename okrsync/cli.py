@@ -65,6 +65,7 @@ def root(
     log_level: LogLevelOpt = None,
 ) -> None:
     ctx.obj = State(config, log_level)
+    ctx.call_on_close(ctx.obj.close)  # SQLite: checkpoint, remove -wal/-shm
 
 
 @db_app.command("upgrade")

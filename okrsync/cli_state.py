@@ -65,6 +65,7 @@ class State:
     log_level: LogLevel | None = None
     _settings: Settings | None = None
     _store: Store | None = None
+    command: str = ""  # the running command below `okrsync` ("runs show"): see state_of
 
     def __post_init__(self) -> None:
         """Flags win over the environment and the file in every load of this process (the
@@ -88,13 +89,22 @@ class State:
 
     @property
     def store(self) -> Store:
+        """The store, created or migrated on first use; a read-only command (`READ_ONLY`)
+        never creates one: with no SQLite file it stops (exit 2) saying how to make one."""
         if self._store is None:
             from okrsync.store import Store
 
-            self._store = Store.open(
-                self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms
-            )
+            url = self.settings.store_url()
+            if self.command in READ_ONLY:
+                refuse_missing_store(url)
+            self._store = Store.open(url, busy_timeout_ms=self.settings.store.busy_timeout_ms)
         return self._store
+
+    def close(self) -> None:
+        """Close the store (SQLite: checkpoint and remove `-wal`/`-shm`); run at exit."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def tree(self) -> OkrTree:
         from okrsync.okrfile import load_tree
@@ -102,7 +112,33 @@ class State:
         return load_tree(self.settings.mapping_paths())
 
 
+# Commands that only read the store: run where none exists they create nothing.
+READ_ONLY = frozenset(
+    {"report", "export", "history", "runs", "runs show", "items", "checkins", "okrs show"}
+)
+
+
+def refuse_missing_store(url: str) -> None:
+    """Raise ConfigError when `url` is a SQLite file that does not exist (yet)."""
+    from okrsync.errors import ConfigError
+    from okrsync.locks import sqlite_file
+
+    db = sqlite_file(url)
+    if db is not None and not db.exists():
+        raise ConfigError(
+            f"no store at {db}: nothing has been synced here yet; create it with "
+            "`okrsync sync --once` (or an empty one with `okrsync db upgrade`), "
+            "or point [store].url / OKRSYNC_STORE_URL at an existing one"
+        )
+
+
+def command_below_root(ctx: typer.Context) -> str:
+    """The command's path under the program ("runs show"), however the program was named."""
+    return ctx.command_path.removeprefix(ctx.find_root().command_path).strip()
+
+
 def state_of(ctx: typer.Context) -> State:
     state = ctx.find_root().obj
     assert isinstance(state, State)  # noqa: S101 - set by the root callback
+    state.command = command_below_root(ctx)
     return state

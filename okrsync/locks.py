@@ -55,16 +55,25 @@ class StoreLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise LockHeld naming the holder, the file and the fix."""
+        """Take the lock or raise LockHeld naming the holder, the file and the fix.
+
+        The holder removes the file when it releases (see `release`), so a file locked here
+        may have been unlinked in between opening and locking it: then the lock guards
+        nothing, and the file is opened afresh until the locked file is the one at the path.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = parse_holder(fh.read())
-            fh.close()
-            raise LockHeld(f"{holder} holds {self.path}; {self._fix(holder)}") from None
+        while True:
+            fh = self.path.open("a+", encoding="utf-8")
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = parse_holder(fh.read())
+                fh.close()
+                raise LockHeld(f"{holder} holds {self.path}; {self._fix(holder)}") from None
+            if _same_file(fh, self.path):
+                break
+            fh.close()  # removed by its last holder after we opened it: open the new one
         fh.truncate(0)
         me = {"role": self.role, "pid": os.getpid(), "host": socket.gethostname()}
         fh.write(json.dumps(me) + "\n")
@@ -79,7 +88,10 @@ class StoreLock:
         return "stop it or let it sync"
 
     def release(self) -> None:
+        """Remove the file, then unlock: removed only while held, so no one else holds it;
+        a process waiting on the old file sees it gone and opens a new one (`acquire`)."""
         if self._fh is not None:
+            self.path.unlink(missing_ok=True)
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
@@ -90,6 +102,16 @@ class StoreLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+def _same_file(fh: IO[str], path: Path) -> bool:
+    """Whether the open file `fh` is still the file at `path` (not unlinked or replaced)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fh.fileno())
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def parse_holder(text: str) -> Holder:

@@ -104,6 +104,16 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
         raise ConfigError(f"cannot use store URL {redact_url(url)}: {exc}") from None
 
 
+def _checkpoint(engine: Engine) -> None:
+    """Copy the WAL into the database file and empty it; skipped when a reader elsewhere
+    still needs it (busy): SQLite then keeps the files until that reader's last close."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except SQLAlchemyError:
+        pass
+
+
 class Store:
     """Transactions over the okrsync tables."""
 
@@ -131,6 +141,10 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Close every pooled connection; on SQLite first checkpoint the WAL into the
+        database file, so the last connection's close removes `-wal` and `-shm`."""
+        if self.dialect == "sqlite":
+            _checkpoint(self.engine)
         self.engine.dispose()
 
     # -- schema -------------------------------------------------------------------------
