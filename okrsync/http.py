@@ -35,7 +35,7 @@ from okrsync.errors import (
     RunLimitExceeded,
     TransientError,
 )
-from okrsync.redaction import redact_url
+from okrsync.redaction import redact_url, scrub
 
 log = structlog.get_logger("okrsync.http")
 Sleep = Callable[[float], Awaitable[None]]
@@ -135,9 +135,12 @@ class Http:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once(method, url, params, headers, json_body, accepted)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(method, url, params, headers, json_body, accepted)
+        except TransientError as exc:
+            raise gave_up(exc, retrying.statistics.get("attempt_number", 1)) from None
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _once(
@@ -178,7 +181,7 @@ class Http:
                 ) from None
             except httpx.TransportError as exc:
                 raise TransientError(
-                    f"network error ({type(exc).__name__})", connector=self.connector, url=safe
+                    f"network error ({transport_detail(exc)})", connector=self.connector, url=safe
                 ) from None
         status = resp.status_code
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
@@ -293,11 +296,34 @@ class Http:
             "http.retry",
             connector=self.connector,
             attempt=state.attempt_number,
+            max_attempts=self.policy.max_attempts,
             wait_s=round(wait, 3),
             error=str(exc),
             status=getattr(exc, "status", None),
             url=getattr(exc, "url", ""),
         )
+
+
+def transport_detail(exc: httpx.TransportError) -> str:
+    """The error's type and what the OS said ("ConnectError: [Errno 111] Connection
+    refused"), scrubbed of registered secrets; only the type when it says nothing."""
+    said = scrub(" ".join(str(exc).split()))[:200]
+    return f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+
+
+def gave_up(exc: TransientError, attempts: int) -> TransientError:
+    """The last transient error, its message naming the (redacted) URL and the attempts:
+    "network error (...) from https://host/path after 6 attempts"."""
+    tried = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+    where = f" from {exc.url}" if exc.url and exc.url not in str(exc) else ""
+    return TransientError(
+        f"{exc}{where} {tried}",
+        connector=exc.connector,
+        url=exc.url,
+        status=exc.status,
+        retry_after=exc.retry_after,
+        rate_limited=exc.rate_limited,
+    )
 
 
 def _unbind(resp: httpx.Response) -> None:
