@@ -4,6 +4,10 @@ Per connector: runs by outcome, run duration, pages, items created/updated/delet
 requests, retries, rate-limit waits, runs skipped because another replica held the
 connector, seconds since the last successful run and cursor lag (now − the newest stored
 `updated` of the connector). The two ages are computed when scraped.
+
+`okrsync_build_info{version}` is 1: the running version, to join on. prometheus_client's
+`_created` series (each counter's creation timestamp, e.g. `okrsync_sync_items_created`,
+which reads like a count of created items) are turned off, process-wide.
 """
 
 from __future__ import annotations
@@ -12,8 +16,16 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
+from okrsync import __version__
 from okrsync.sync import RunResult
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -25,6 +37,7 @@ class Metrics:
     """The daemon's metrics; `observe(result)` after every run, `render()` per scrape."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r, c = self.registry, ["connector"]
         self.runs = Counter(
@@ -70,6 +83,8 @@ class Metrics:
         self.mapping_valid = Gauge(
             "okrsync_mapping_valid", "1 when the last mapping (re)load succeeded.", registry=r
         )
+        build = Gauge("okrsync_build_info", "The running okrsync.", ["version"], registry=r)
+        build.labels(__version__).set(1)
         self._last_ok: dict[str, float] = {}
         self._newest: dict[str, datetime] = {}
 

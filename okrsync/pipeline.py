@@ -232,7 +232,16 @@ def after_sync(store: Store, settings: Settings, results: Sequence[RunResult]) -
         report = recompute(store, settings.signals, tactics=touched)
     else:
         return
-    log.info("signals.recomputed", tactics=len(touched) or "all", report=str(report))
+    log.info(
+        "signals.recomputed",
+        touched=len(touched) or "all",
+        as_of=report.as_of.isoformat(),
+        tactics=report.tactics,
+        key_results=report.key_results,
+        objectives=report.objectives,
+        snapshots_written=report.snapshots_written,
+        seconds=round(report.seconds, 3),
+    )
 
 
 def signals_of(

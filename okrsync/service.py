@@ -33,6 +33,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from okrsync import __version__
 from okrsync.config import (
     ConnectorConfig,
     Settings,
@@ -114,6 +115,8 @@ class Service:
         self.stopping = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.crashed: set[str] = set()
+        # Concurrent runs all find edited files stale: one reloads, the others wait for it.
+        self._mapping_lock = asyncio.Lock()
 
     # -- runs ----------------------------------------------------------------------------
     def enabled(self) -> list[ConnectorConfig]:
@@ -158,8 +161,9 @@ class Service:
 
     async def _current_mapping(self) -> MappingState:
         """The mapping a run links with: edited files apply at the next cycle."""
-        if await asyncio.to_thread(self.mapping.stale, self.settings):
-            await self.reload_mapping(self.settings)
+        async with self._mapping_lock:
+            if await asyncio.to_thread(self.mapping.stale, self.settings):
+                await self.reload_mapping(self.settings)
         return self.mapping
 
     async def _observe(self, result: RunResult) -> None:
@@ -444,6 +448,7 @@ async def _main(service: Service, *, once: bool) -> int:
     await service.seed_metrics()
     log.info(
         "service.started",
+        version=__version__,
         pid=os.getpid(),
         runner=runner_id(),
         once=once,

@@ -45,7 +45,7 @@ from okrsync.http import Http, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.models import RunResult as RunResult  # re-exported: it lives in okrsync.models
 from okrsync.redaction import scrub
-from okrsync.store import Link, Store
+from okrsync.store import Link, PageResult, Store
 from okrsync.textsafe import clean_item
 
 log = structlog.get_logger("okrsync.sync")
@@ -358,7 +358,7 @@ async def _commit_group(
         result.touched_tactics |= await asyncio.to_thread(store.linked_tactics, name, ids)
         # ... and the tactics they join (memory stays flat: tactics, not item ids).
         result.touched_tactics |= {t for pairs in links.values() for t, _ in pairs}
-    results = await asyncio.to_thread(store.commit_pages, name, group, links, result.run_id)
+    results = await _commit_counted(store, group, links, result)
     for page, res in zip(group, results, strict=True):
         if page.lost_scopes:
             await asyncio.to_thread(store.mark_lost, name, page.lost_scopes)
@@ -368,10 +368,6 @@ async def _commit_group(
                 scopes=page.lost_scopes,
                 hint="access lost: items kept, not deleted",
             )
-        result.pages += 1
-        result.created += res.created
-        result.updated += res.updated
-        result.deleted += res.deleted
         bound.debug(
             "sync.page",
             scope=page.scope,
@@ -380,6 +376,36 @@ async def _commit_group(
             updated=res.updated,
             deleted=res.deleted,
         )
+
+
+async def _commit_counted(
+    store: Store,
+    group: list[Page],
+    links: Mapping[str, Sequence[Link]] | None,
+    result: RunResult,
+) -> list[PageResult]:
+    """Commit `group` in a thread and add its counts to `result`, as the same transaction adds
+    them to the run's row. Cancelled meanwhile (the daemon stopping), the transaction still
+    runs to its end in its thread: it is waited for and counted before the cancellation goes
+    on, so the run's `sync.end` line says what `okrsync runs show` says."""
+    commit = asyncio.ensure_future(
+        asyncio.to_thread(store.commit_pages, result.connector, group, links, result.run_id)
+    )
+    try:
+        results = await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        _count(await commit, result)
+        raise
+    _count(results, result)
+    return results
+
+
+def _count(results: Sequence[PageResult], result: RunResult) -> None:
+    result.pages += len(results)
+    for res in results:
+        result.created += res.created
+        result.updated += res.updated
+        result.deleted += res.deleted
 
 
 def _latest_sightings(group: list[Page]) -> list[WorkItem]:

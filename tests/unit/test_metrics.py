@@ -8,6 +8,7 @@ from typing import TypedDict, Unpack
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from okrsync import __version__
 from okrsync.endpoint import Endpoint, Request, json_reply
 from okrsync.metrics import Metrics
 from okrsync.sync import RunResult
@@ -145,3 +146,14 @@ def test_endpoint_answers_with_length_and_closes() -> None:
     assert missing.startswith(b"HTTP/1.1 404 ")
     assert post.startswith(b"HTTP/1.1 405 ")
     assert junk.startswith(b"HTTP/1.1 400 ")
+
+
+def test_build_info_names_the_version_and_no_created_series_are_exposed() -> None:
+    """/metrics carries okrsync_build_info{version} 1 and no `_created` timestamp series."""
+    m = Metrics()
+    m.declare(["gh"])
+    m.observe(run(created=2, duration_s=1.0))
+    text = m.render().decode()
+    assert f'okrsync_build_info{{version="{__version__}"}} 1.0' in text.splitlines()
+    created = [line for line in text.splitlines() if "_created" in line.split("{")[0]]
+    assert created == []
