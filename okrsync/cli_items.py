@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from okrsync.cli_signals import AsOf, parse_as_of
-from okrsync.cli_state import State, out, state_of
+from okrsync.cli_state import State, columns, out, state_of
 from okrsync.errors import ConfigError
 from okrsync.textsafe import markup_safe as safe
 
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
+    from rich.console import Console
     from rich.table import Table
 
     from okrsync.signal_types import ItemCounts
@@ -186,45 +187,46 @@ def _print_json(
     typer.echo(json.dumps(doc, indent=2))
 
 
-# Piped output (a file, grep, less) is not squeezed into the console's 120 columns: a row
-# stays on one line, up to this width; a terminal gets its own width.
+# Piped output (a file, grep, less) with no COLUMNS set is not squeezed into the console's
+# 120 columns: a row stays on one line, up to this width. COLUMNS, or a terminal, sets the width.
 PIPED_WIDTH = 240
+
+# (name, drop): 0 never dropped; else dropped on a narrow page, the highest first
+ITEM_COLUMNS = (("key", 0), ("title", 0), ("status", 0), ("assignee", 3), ("created", 6),
+                ("updated", 5), ("due", 2), ("completed", 4))  # fmt: skip
 
 
 def _print_table(found: list[ListedItem], *, with_rule: bool) -> None:
     if not found:
         return
-    from rich.measure import Measurement
-
-    console, table = out(), items_table(found, with_rule=with_rule)
-    if console.is_terminal:
-        console.print(table)
-        return
-    wanted = Measurement.get(console, console.options.update_width(PIPED_WIDTH), table).maximum
+    console = out()
     before = console.width
-    console.width = max(before, wanted)  # print() caps its width at the console's
+    if not console.is_terminal and columns() is None:
+        console.width = PIPED_WIDTH  # print() caps its width at the console's
     try:
-        console.print(table)
+        console.print(items_table(console, found, with_rule=with_rule))
     finally:
         console.width = before
 
 
-def items_table(found: list[ListedItem], *, with_rule: bool) -> Table:
-    """One row per item; every tracker text printable and markup-escaped."""
-    from rich.table import Table
+def items_table(console: Console, found: list[ListedItem], *, with_rule: bool) -> Table:
+    """One row per item, fitted to the console: key, title, status and url always (title
+    and url wrap), the dates, assignee and rule as the width allows; every tracker text
+    printable and markup-escaped."""
+    from okrsync.render import Column, fitted_table
 
-    table = Table()
-    columns = ["key", "title", "status", "assignee", "created", "updated", "due", "completed"]
-    for name in [*columns, *(["rule"] if with_rule else []), "url"]:
-        table.add_column(name, no_wrap=name not in ("title", "url"), overflow="fold")
-    for i in found:
-        cells = [
-            safe(i.key), safe(i.title), i.status.replace("_", " "), safe(i.assignee or "—"),
-            _day(i.created), _day(i.updated), _day(i.due), _day(i.completed_at),
-            *([safe(i.rule_id or "")] if with_rule else []), safe(i.url or "—"),
-        ]  # fmt: skip
-        table.add_row(*cells)
-    return table
+    cols = [Column(n, drop=d, wrap=n == "title") for n, d in ITEM_COLUMNS]
+    cols += [*([Column("rule", drop=1)] if with_rule else []), Column("url", wrap=True)]
+    rows = [_item_cells(i, with_rule) for i in found]
+    return fitted_table(console, cols, rows)
+
+
+def _item_cells(i: ListedItem, with_rule: bool) -> list[str]:
+    cells = [
+        safe(i.key), safe(i.title), i.status.replace("_", " "), safe(i.assignee or "—"),
+        _day(i.created), _day(i.updated), _day(i.due), _day(i.completed_at),
+    ]  # fmt: skip
+    return [*cells, *([safe(i.rule_id or "")] if with_rule else []), safe(i.url or "—")]
 
 
 def _day(value: date | datetime | None) -> str:

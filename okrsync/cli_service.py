@@ -91,45 +91,51 @@ def _mapping_status(ctx: typer.Context) -> None:
     except ConfigError as exc:
         out().print(
             f"[bold red]mapping files invalid[/] (a running daemon keeps its last good "
-            f"mapping): {safe(str(exc))}"
+            f"mapping): {safe(str(exc))}",
+            soft_wrap=True,
         )
+
+
+RUNS_COLUMNS = (
+    ("id", 0),
+    ("connector", 0),
+    ("started (UTC)", 1),
+    ("took", 7),
+    ("status", 0),
+    ("pages", 3),
+    ("requests", 4),
+    ("retries", 5),
+    ("rl wait", 6),
+    ("+/~/-", 2),
+    ("host", 9),
+)
 
 
 def _runs_table(rows: Iterable[SyncRunRow]) -> Table:
-    from rich.table import Table
+    """Id, connector, status and the full error always (the error wraps in its cell); the
+    other columns as the page width allows, the host first to go, the start time last."""
+    from okrsync.render import Column, fitted_table
 
-    table = Table()
-    for col in (
-        "id",
-        "connector",
-        "started (UTC)",
-        "took",
-        "status",
-        "pages",
-        "requests",
-        "retries",
-        "rl wait",
-        "+/~/-",
-        "host",
-        "error",
-    ):
-        table.add_column(col, no_wrap=col != "error")
-    for r in rows:
-        table.add_row(
-            str(r.id),
-            safe(r.connector),
-            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            _took(r),
-            _status(r.status),
-            str(r.pages),
-            str(r.requests),
-            str(r.retries),
-            f"{r.rate_limit_wait_s:.1f}s",
-            f"{r.items_created}/{r.items_updated}/{r.items_deleted}",
-            safe(r.host or ""),
-            safe(_short(printable(r.error or ""))),
-        )
-    return table
+    columns = [Column(name, drop=drop) for name, drop in RUNS_COLUMNS]
+    columns.append(Column("error", wrap=True))
+    return fitted_table(out(), columns, [_run_cells(r) for r in rows])
+
+
+def _run_cells(r: SyncRunRow) -> list[str]:
+    return [
+        str(r.id),
+        safe(r.connector),
+        f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+        _took(r),
+        _status(r.status),
+        str(r.pages),
+        str(r.requests),
+        str(r.retries),
+        f"{r.rate_limit_wait_s:.1f}s",
+        f"{r.items_created}/{r.items_updated}/{r.items_deleted}",
+        safe(r.host or ""),
+        safe(printable(r.error or "")),
+    ]
 
 
 def _took(r: SyncRunRow) -> str:
@@ -141,10 +147,6 @@ def _took(r: SyncRunRow) -> str:
 def _status(status: str) -> str:
     colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}.get(status, "cyan")
     return f"[{colour}]{safe(status)}[/]"
-
-
-def _short(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @runs_app.command("show")
@@ -173,7 +175,7 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
     ]
     out().print(f"[bold]sync run {r.id}[/]")
     for label, value in fields:
-        out().print(f"  {label:16} {value if label == 'status' else safe(value)}")
+        out().print(f"  {label:16} {value if label == 'status' else safe(value)}", soft_wrap=True)
     out().print(f"[dim]its log lines: okrsync logs --run {r.id}[/]")
 
 

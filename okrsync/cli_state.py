@@ -8,12 +8,13 @@ them; tests/unit/test_startup.py holds that line.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -25,21 +26,38 @@ if TYPE_CHECKING:
     from okrsync.store import Store
 
 
+# Piped output (CI logs, files) without COLUMNS: wider than rich's 80-column default.
+PIPED_WIDTH = 120
+
+
+def columns() -> int | None:
+    """The page width the user set in `COLUMNS`, if any."""
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def page_width(stream: TextIO) -> int | None:
+    """The width output to `stream` is laid out for: `COLUMNS` when set (a terminal or a
+    pipe alike), else a terminal's own width (None: rich asks it), else PIPED_WIDTH."""
+    return columns() or (None if stream.isatty() else PIPED_WIDTH)
+
+
 @cache
 def out() -> Console:
-    """The console for results. Piped output (CI logs, files) gets a wider page than rich's
-    80-column default."""
+    """The console for results, laid out for `page_width(sys.stdout)`."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 120)
+    return Console(width=page_width(sys.stdout))
 
 
 @cache
 def err() -> Console:
-    """The console for errors and notes, on stderr (same width rule as `out`)."""
+    """The console for errors and notes, on stderr. Each message is one line however long
+    (soft wrap: a terminal wraps it, a pipe keeps it whole for grep), never broken at the
+    page width; the error handler in cli.main prints through it."""
     from rich.console import Console
 
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    return Console(stderr=True, width=page_width(sys.stderr), soft_wrap=True)
 
 
 class LogLevel(StrEnum):

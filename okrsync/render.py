@@ -9,11 +9,13 @@ ingest; this is the second line, for error messages and data stored before that)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from okrsync.models import RunResult
@@ -24,6 +26,49 @@ from okrsync.tree import KeyResultView, ObjectiveView
 
 BAR = 20
 SIGNALS_DOC = "docs/signals.md"
+WRAP_MIN = 24  # the fewest cells a column of long text (an error) is squeezed to
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table that fits its console. `drop`: 0 never dropped, else dropped when
+    the page is too narrow, the highest first. `wrap`: long text wraps in the cell (a word
+    too long for it is folded), the rest stay on one line."""
+
+    name: str
+    drop: int = 0
+    wrap: bool = False
+    justify: JustifyMethod = "left"
+
+
+def fitted_table(
+    console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str = ""
+) -> Table:
+    """A table of `rows` (rich markup) as wide as the console allows: optional columns are
+    dropped until the kept ones fit on their own lines, with WRAP_MIN cells for wrapped text."""
+    shown = list(columns)
+    while _needed(shown, columns, rows) > console.width and any(c.drop for c in shown):
+        shown.remove(max(shown, key=lambda c: c.drop))
+    table = Table(title=title or None)
+    for col in shown:
+        table.add_column(col.name, justify=col.justify, no_wrap=not col.wrap, overflow="fold")
+    picks = [columns.index(c) for c in shown]
+    for row in rows:
+        table.add_row(*(row[i] for i in picks))
+    return table
+
+
+def _needed(
+    shown: Sequence[Column], columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> int:
+    """Cells a table of `shown` needs: each unwrapped column its widest cell, each wrapped
+    one up to WRAP_MIN, plus rich's padding and borders (3 a column, 1 at the end)."""
+    total = 1
+    for col in shown:
+        i = columns.index(col)
+        widest = max([Text(col.name).cell_len, *(Text.from_markup(r[i]).cell_len for r in rows)])
+        total += (min(widest, WRAP_MIN) if col.wrap else widest) + 3
+    return total
 
 
 def bar(value: float | None, width: int = BAR) -> str:
@@ -135,43 +180,45 @@ def render_checkin_audit(
     console.print(table)
 
 
+RUN_COLUMNS = (
+    Column("connector"),
+    Column("run", justify="right"),
+    Column("status"),
+    Column("pages", drop=4, justify="right"),
+    Column("new", justify="right"),
+    Column("changed", justify="right"),
+    Column("deleted", justify="right"),
+    Column("requests", drop=3, justify="right"),
+    Column("retries", drop=2, justify="right"),
+    Column("secs", drop=1, justify="right"),
+)
+
+
+def _outcome(status: str) -> str:
+    colour = {"ok": "green", "failed": "red"}.get(status, "yellow")
+    return f"[{colour}]{safe(status)}[/]"
+
+
 def render_runs(console: Console, results: Sequence[RunResult]) -> None:
-    """One line per connector run: outcome, pages, item counts, requests, time."""
-    table = Table(title="sync runs")
-    for col in (
-        "connector",
-        "run",
-        "status",
-        "pages",
-        "new",
-        "changed",
-        "deleted",
-        "requests",
-        "retries",
-        "secs",
-    ):
-        left = col in ("connector", "status")
-        table.add_column(col, justify="left" if left else "right", no_wrap=left)
-    for r in results:
-        colour = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
-        table.add_row(
+    """One line per connector run: outcome, pages, item counts, requests, time; each error
+    below the table as one line (soft-wrapped: never broken at the page width)."""
+    rows = [
+        [
             safe(r.connector),
             str(r.run_id),
-            f"[{colour}]{safe(r.status)}[/]",
-            str(r.pages),
-            str(r.created),
-            str(r.updated),
-            str(r.deleted),
-            str(r.requests),
-            str(r.retries),
+            _outcome(r.status),
+            *(str(n) for n in (r.pages, r.created, r.updated, r.deleted, r.requests, r.retries)),
             f"{r.duration_s:.2f}",
-        )
-    console.print(table)
+        ]
+        for r in results
+    ]
+    console.print(fitted_table(console, RUN_COLUMNS, rows, title="sync runs"))
     for r in results:
         if r.error:
-            console.print(f"[red]{safe(r.connector)}:[/] {safe(r.error)}")
+            console.print(f"[red]{safe(r.connector)}:[/] {safe(r.error)}", soft_wrap=True)
         if r.lost_scopes:
             console.print(
                 f"[yellow]{safe(r.connector)}: access lost to "
-                f"{safe(', '.join(r.lost_scopes))} (items kept, not deleted)[/]"
+                f"{safe(', '.join(r.lost_scopes))} (items kept, not deleted)[/]",
+                soft_wrap=True,
             )

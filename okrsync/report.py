@@ -309,7 +309,9 @@ def status(text: str) -> str:
 
 
 def flags(names: list[str]) -> str:
-    return "".join(f"  [bold white on red] ⚠ {safe(FLAG_TEXT.get(n, n))} [/]" for n in names)
+    """Each flag on a line of its own below the label (a narrow page never splits one from
+    its text, a wide one never trails it after the execution bar)."""
+    return "".join(f"\n[bold white on red] ⚠ {safe(FLAG_TEXT.get(n, n))} [/]" for n in names)
 
 
 def _pct(value: float | None) -> str:
@@ -355,10 +357,9 @@ def tactic_label(t: Mapping[str, Any]) -> str:
         if s[key]:
             style = "yellow" if key != "scope_added" else "dim"
             parts.append(f"[{style}]{s[key]} {key.replace('_', ' ')}[/]")
-    return (
+    return (  # two lines, like a key result's: its signals fit 80 columns below the title
         f"[green]{safe(t['id'])}[/] {safe(t['title'])}  [dim]·[/] "
-        + " [dim]·[/] ".join(parts)
-        + f" [dim]·[/] {status(s['execution_status'])}"
+        f"{status(s['execution_status'])}\n" + " [dim]·[/] ".join(parts)
     )
 
 
