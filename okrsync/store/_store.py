@@ -105,10 +105,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
 
 
 def _checkpoint(engine: Engine) -> None:
-    """Copy the WAL into the database file and empty it; skipped when a reader elsewhere
-    still needs it (busy): SQLite then keeps the files until that reader's last close."""
+    """Copy the WAL into the database file and empty it. Never waits: while another process
+    reads or writes (a daemon beside `okrsync report`) it is skipped, and the files stay
+    until that process, the last to close, removes them."""
     try:
         with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     except SQLAlchemyError:
         pass

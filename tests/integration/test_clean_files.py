@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import signal
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from okrsync.locks import LockHeld, StoreLock
+from okrsync.store import Store
 from tests.helpers import run_cli
 from tests.integration.test_service import daemon, world
 
@@ -109,3 +112,24 @@ def test_other_readers_in_an_empty_folder_create_no_file(tmp_path: Path, args: l
     r = run_cli(*args, cwd=tmp_path, env={"OKRSYNC_CONFIG": ""})
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_closing_beside_a_writer_does_not_wait_and_the_last_close_removes_the_wal(
+    tmp_path: Path,
+) -> None:
+    """Store.close never waits on another process's write; the last one to close cleans up."""
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+    Store.open(url).close()
+    reader = Store.open(url, upgrade=False, busy_timeout_ms=5000)
+    with reader.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM work_item").all()
+    other = sqlite3.connect(tmp_path / "okrsync.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("DELETE FROM work_item")
+    started = time.monotonic()
+    reader.close()
+    assert time.monotonic() - started < 1.0
+    other.execute("COMMIT")
+    assert (tmp_path / "okrsync.db-wal").exists()
+    other.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["okrsync.db"]
