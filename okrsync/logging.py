@@ -13,9 +13,12 @@ renderer never needs rich's tracebacks, and structlog is imported without rich a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
+from datetime import date, datetime
+from enum import Enum
 from typing import Any, TextIO
 
 import structlog
@@ -30,6 +33,32 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def json_values(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """Every value as a JSON value, before `redact` and the JSON renderer: a date is its ISO
+    text, a dataclass its fields, a set a sorted list, anything else its `str`, never the
+    renderer's `repr` fallback (`RecomputeReport(as_of=datetime.date(...))`), which would
+    also reach the line after `redact` had looked only at strings."""
+    return {k: _json_value(v) for k, v in event.items()}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_json_value(v) for v in value), key=str)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return _json_value(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return str(value)
 
 
 def redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
@@ -71,7 +100,7 @@ def configure(
         structlog.processors.format_exc_info,
     ]
     if use_json:
-        processors += [redact, structlog.processors.JSONRenderer()]
+        processors += [json_values, redact, structlog.processors.JSONRenderer()]
     else:
         # Exceptions arrive formatted; plain_traceback only pins the default (rich's, when
         # structlog found rich) so that the console never depends on what got imported first.

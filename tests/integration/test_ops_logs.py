@@ -9,6 +9,8 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from okrsync import __version__
 from okrsync.config import load_settings
 from okrsync.logging import configure
 from okrsync.models import Page
+from okrsync.redaction import MASK, register_secret
 from okrsync.service import open_service
 from okrsync.store import Link, PageResult
 from okrsync.sync import Limiters, new_client, run_connector
@@ -149,3 +152,30 @@ def test_an_interrupted_run_logs_the_counts_of_its_run_row(
     assert row.pages >= 1
     logged = (end["pages"], end["created"], end["updated"], end["deleted"])
     assert logged == (row.pages, row.items_created, row.items_updated, row.items_deleted)
+
+
+@dataclass
+class Carrier:
+    """A value a log call might pass whole: a dataclass holding a date and a secret."""
+
+    day: date
+    token: str
+
+
+def test_json_log_values_are_json_never_reprs_and_secrets_inside_them_are_masked(
+    json_log: io.StringIO,
+) -> None:
+    """A dataclass, date, path and set become JSON values; a secret inside one is masked."""
+    secret = "tok-4f1c-very-secret"
+    register_secret(secret)
+    structlog.get_logger("okrsync.test").info(
+        "ops.values",
+        report=Carrier(date(2026, 12, 7), secret),
+        where=Path("/var/lib/okrsync"),
+        names={"b", "a"},
+    )
+    (line,) = [e for e in lines(json_log) if e["event"] == "ops.values"]
+    assert line["report"] == {"day": "2026-12-07", "token": MASK}
+    assert line["where"] == "/var/lib/okrsync"
+    assert line["names"] == ["a", "b"]
+    assert secret not in json_log.getvalue()
