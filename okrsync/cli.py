@@ -135,6 +135,7 @@ def sync(
 
     from okrsync.locks import store_lock
     from okrsync.pipeline import MappingState, sync_and_recompute
+    from okrsync.progress import SyncProgress
     from okrsync.render import render_runs
 
     state = state_of(ctx)
@@ -142,8 +143,12 @@ def sync(
     with store_lock(state.settings.store_url(), "sync --once"):
         mapping = MappingState.load(state.settings)
         mapping.apply(state.store, state.settings, allow_empty=allow_empty, yes=yes)
-        pipeline = sync_and_recompute(state.settings, state.store, mapping, connector)
-        done = asyncio.run(pipeline)
+        with SyncProgress(err()) as progress:  # a line per connector, on a terminal only
+            watch = progress.watch if progress.enabled else None
+            pipeline = sync_and_recompute(
+                state.settings, state.store, mapping, connector, watch=watch
+            )
+            done = asyncio.run(pipeline)
     render_runs(out(), done.results)
     for name, why in done.skipped.items():
         err().print(f"skipped {safe(name)}: {safe(why)}", highlight=False)

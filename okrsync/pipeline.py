@@ -39,7 +39,7 @@ from okrsync.mapping import Link, Matcher
 from okrsync.models import RunResult, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.store import LinkRow, RunOwner, Store
-from okrsync.sync import Limiters, new_client, run_connector, selected, settle_heap
+from okrsync.sync import Limiters, Watch, new_client, run_connector, selected, settle_heap
 
 log = structlog.get_logger("okrsync.pipeline")
 ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
@@ -308,6 +308,7 @@ async def sync_and_recompute(
     limiters: Limiters | None = None,
     observe: Observer | None = None,
     keep_going: bool = False,
+    watch: Watch | None = None,
 ) -> Synced:
     """Each connector (`only`, else every enabled one) once, concurrently, then the signals.
 
@@ -317,12 +318,13 @@ async def sync_and_recompute(
     the one to link with, or a coroutine function returning it, awaited inside the lock
     before each run (the daemon picks up edited files there); `observe` sees each result
     while the lock is still held. Signals are recomputed after the runs, outside the locks;
-    with `keep_going` a failed recompute is logged (`after_sync.failed`), not raised.
+    with `keep_going` a failed recompute is logged (`after_sync.failed`), not raised. `watch`
+    sees each run's live result and HTTP statistics as it starts (`okrsync.progress`).
     """
     configs = selected(settings, only)
     settle_heap()
     held = locks if locks is not None else run_locks(store, role)
-    step = _Step(settings, store, mapping, limiters or Limiters(), observe)
+    step = _Step(settings, store, mapping, limiters or Limiters(), observe, watch)
     done = Synced()
     try:
         async with _client(client) as http:
@@ -344,6 +346,7 @@ class _Step:
     mapping: MappingState | MappingSource
     limiters: Limiters
     observe: Observer | None
+    watch: Watch | None = None
 
     async def held(
         self, locks: RunLocks, name: str, client: httpx.AsyncClient, done: Synced
@@ -362,7 +365,9 @@ class _Step:
         cc = self.settings.connector(name)
         linker = current.linker(self.store)
         commit_items = self.settings.store.commit_items
-        result = await run_connector(cc, self.store, client, self.limiters, linker, commit_items)
+        result = await run_connector(
+            cc, self.store, client, self.limiters, linker, commit_items, self.watch
+        )
         if self.observe is not None:
             await self.observe(result)
         return result

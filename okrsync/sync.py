@@ -41,7 +41,7 @@ from okrsync.errors import (
     PayloadError,
     RunLimitExceeded,
 )
-from okrsync.http import Http, RetryPolicy
+from okrsync.http import Http, HttpStats, RetryPolicy
 from okrsync.models import Page, WorkItem
 from okrsync.models import RunResult as RunResult  # re-exported: it lives in okrsync.models
 from okrsync.redaction import scrub
@@ -50,6 +50,7 @@ from okrsync.textsafe import clean_item
 
 log = structlog.get_logger("okrsync.sync")
 Linker = Callable[[Sequence[WorkItem]], Mapping[str, Sequence[Link]]]
+Watch = Callable[[RunResult, HttpStats], None]
 # Items fetched ahead of the store, and at most how many one transaction takes (the default
 # of `[store] commit_items`): when the store is the slower side, the pages already waiting go
 # in together (fewer commits, fewer dirty index pages per item, fewer hand-offs of the GIL to
@@ -175,9 +176,12 @@ async def run_connector(
     limiters: Limiters,
     linker: Linker | None = None,
     commit_items: int = GROUP_ITEMS,
+    watch: Watch | None = None,
 ) -> RunResult:
     """Pull one connector to the end, committing pages with their cursor (pages that wait for
-    the store go in together, up to `commit_items` items per transaction)."""
+    the store go in together, up to `commit_items` items per transaction). `watch` is handed
+    the run's live result and HTTP statistics once they exist (a progress display reads them
+    while the run goes on)."""
     run_id = await asyncio.to_thread(store.start_run, cc.name)
     result = RunResult(cc.name, run_id)
     bound = log.bind(connector=cc.name, run_id=run_id)
@@ -197,6 +201,8 @@ async def run_connector(
             max_response_bytes=int(cc.max_response_mb * 2**20),
         )
         connector = plugin(cc, http)
+        if watch is not None:
+            watch(result, http.stats)
         cursor = await asyncio.to_thread(store.cursor, cc.name)
         bounds = await _bounds(cc, connector, store, deadline)
         http.max_requests = 2 * bounds.max_pages
