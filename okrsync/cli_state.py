@@ -113,9 +113,19 @@ class State:
             from okrsync.store import Store
 
             url = self.settings.store_url()
+            timeout = self.settings.store.busy_timeout_ms
             if self.command in READ_ONLY:
                 refuse_missing_store(url)
-            self._store = Store.open(url, busy_timeout_ms=self.settings.store.busy_timeout_ms)
+                store = Store.open(url, upgrade=False, busy_timeout_ms=timeout)
+                try:
+                    refuse_empty_schema(store, url)
+                    store.upgrade()  # an older schema is migrated, as by every command
+                except BaseException:
+                    store.close()
+                    raise
+                self._store = store
+            else:
+                self._store = Store.open(url, busy_timeout_ms=timeout)
         return self._store
 
     def close(self) -> None:
@@ -147,6 +157,20 @@ def refuse_missing_store(url: str) -> None:
             f"no store at {db}: nothing has been synced here yet; create it with "
             "`okrsync sync --once` (or an empty one with `okrsync db upgrade`), "
             "or point [store].url / OKRSYNC_STORE_URL at an existing one"
+        )
+
+
+def refuse_empty_schema(store: Store, url: str) -> None:
+    """Raise ConfigError when the database at `url` holds no okrsync schema (PostgreSQL: the
+    database exists, so only the schema can say that nothing was ever stored there)."""
+    from okrsync.errors import ConfigError
+    from okrsync.redaction import redact_url
+
+    if store.schema_revision() is None:
+        raise ConfigError(
+            f"no okrsync store in {redact_url(url)}: nothing has been synced there yet; create "
+            "it with `okrsync sync --once` (or an empty one with `okrsync db upgrade`), or "
+            "point [store].url / OKRSYNC_STORE_URL at an existing one"
         )
 
 

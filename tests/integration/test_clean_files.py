@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from okrsync.locks import LockHeld, StoreLock
 from okrsync.store import Store
-from tests.helpers import run_cli
+from tests.helpers import run_cli, write
 from tests.integration.test_service import daemon, world
 
 # what a configured folder holds besides the store: config, mappings, the log (and its .err)
@@ -66,6 +67,28 @@ def test_read_only_command_in_an_empty_folder_creates_no_store(
     assert "okrsync sync --once" in r.stderr
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("args", [["report"], ["runs"], ["okrs", "show"]], ids=" ".join)
+def test_read_only_command_on_an_empty_postgres_database_creates_no_schema(
+    tmp_path: Path, pg_url: str, args: list[str]
+) -> None:
+    """On PostgreSQL (the database exists) a read-only command finds no okrsync schema, exits 2
+    saying how to make one, and leaves the database empty; after `db upgrade` it runs."""
+    cfg = write(tmp_path / "okrsync.toml", f'[store]\nurl = "{pg_url}"\n')
+    r = run_cli("-c", str(cfg), *args, cwd=tmp_path)
+    assert r.code == 2, (r.stdout, r.stderr)
+    assert "no okrsync store in" in r.stderr
+    assert "okrsync sync --once" in r.stderr
+    engine = sa.create_engine(pg_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert run_cli("-c", str(cfg), "db", "upgrade", cwd=tmp_path).code == 0
+    again = run_cli("-c", str(cfg), *args, cwd=tmp_path)
+    assert "no okrsync store" not in again.stderr
 
 
 def test_release_removes_the_lock_file(tmp_path: Path) -> None:
