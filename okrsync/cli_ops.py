@@ -9,7 +9,6 @@ schema revision with the newest migration this okrsync knows.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +34,8 @@ def backup_cmd(
     """
     url = state_of(ctx).settings.store_url()
     if not url.startswith("sqlite"):
+        from okrsync.store import pg_dump_command
+
         out().print(pg_dump_command(url, path), highlight=False, soft_wrap=True)
         err().print("password not shown: set PGPASSWORD or use ~/.pgpass", highlight=False)
         return
@@ -52,17 +53,6 @@ def backup_cmd(
     finally:
         store.close()
     out().print(f"backed up {sqlite_path(url)} to {path}", highlight=False, soft_wrap=True)
-
-
-def pg_dump_command(url: str, path: Path) -> str:
-    """The pg_dump command that dumps the store at `url` to `path` (custom format), without
-    the URL's password."""
-    from sqlalchemy.engine import make_url
-
-    # `URL.set` ignores None: `_replace` (a NamedTuple's) really drops the password.
-    plain = make_url(url)._replace(drivername="postgresql", password=None)
-    dsn = plain.render_as_string(hide_password=False)
-    return shlex.join(["pg_dump", "--format=custom", f"--file={path}", f"--dbname={dsn}"])
 
 
 def sqlite_path(url: str) -> Path:
@@ -96,25 +86,16 @@ def stored_revision(url: str) -> str | None:
 
     if url.startswith("sqlite") and not sqlite_path(url).is_file():
         return None
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from okrsync.errors import StoreError
-    from okrsync.redaction import redact_url
-
     store = Store.open(url, upgrade=False)
     try:
         return store.schema_revision()
-    except SQLAlchemyError as exc:
-        raise StoreError(
-            f"cannot read the store at {redact_url(url)}: {getattr(exc, 'orig', exc)}"
-        ) from None
     finally:
         store.close()
 
 
 def revision_line(stored: str | None) -> str:
     """`0005 (current)`, `0004, 0005 pending: run okrsync db upgrade`, or `no store yet`."""
-    from okrsync.store.migrate import head_revision
+    from okrsync.store import head_revision
 
     head = head_revision()
     if stored is None:

@@ -6,6 +6,7 @@ package imports sqlalchemy tables or opens a connection (enforced by
 """
 
 from okrsync.models import StoredItem
+from okrsync.store._backup import pg_dump_command
 from okrsync.store._item_reads import ITEM_FILTERS, ListedItem
 from okrsync.store._items import ItemReader, PageResult
 from okrsync.store._links import LinkRow, Relinked
@@ -14,6 +15,7 @@ from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, process_start
 from okrsync.store._store import Link, Store
 from okrsync.store._tree import TreeRows
+from okrsync.store.migrate import head_revision
 from okrsync.store.tables import SyncRunRow
 
 __all__ = [
@@ -36,5 +38,7 @@ __all__ = [
     "StoredItem",
     "SyncRunRow",
     "TreeRows",
+    "head_revision",
+    "pg_dump_command",
     "process_start",
 ]

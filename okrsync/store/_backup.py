@@ -10,11 +10,12 @@ copy is written to a temporary file beside `target` and renamed over it once com
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import tempfile
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 
 def sqlite_backup(engine: Engine, target: Path) -> None:
@@ -41,3 +42,12 @@ def _copy(engine: Engine, tmp: Path) -> None:
             dest.execute("PRAGMA journal_mode=DELETE")
         finally:
             dest.close()
+
+
+def pg_dump_command(url: str, path: Path) -> str:
+    """The pg_dump command that dumps the PostgreSQL store at `url` to `path` (custom format),
+    without the URL's password."""
+    # `URL.set` ignores None: `_replace` (a NamedTuple's) really drops the password.
+    plain = make_url(url)._replace(drivername="postgresql", password=None)
+    dsn = plain.render_as_string(hide_password=False)
+    return shlex.join(["pg_dump", "--format=custom", f"--file={path}", f"--dbname={dsn}"])

@@ -175,10 +175,17 @@ class Store:
         return AdvisoryLocks(self.engine, role or DAEMON)
 
     def schema_revision(self) -> str | None:
-        """The alembic revision the schema is at (None: not created yet)."""
+        """The alembic revision the schema is at (None: not created yet); StoreError when the
+        database cannot be read."""
         from okrsync.store.migrate import current_revision
 
-        return current_revision(self.engine)
+        try:
+            return current_revision(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot read the store at {redact_url(str(self.engine.url))}: "
+                f"{getattr(exc, 'orig', exc)}"
+            ) from None
 
     def backup(self, target: Path) -> None:
         """A consistent copy of this SQLite store at `target`, taken while writers go on
