@@ -25,7 +25,6 @@ from okrsync.statuses import COMMON_IN_PROGRESS, StatusNames, in_progress
 STATUS_VOCABULARY: dict[str, StatusCategory] = in_progress(COMMON_IN_PROGRESS)
 CLOSED = (StatusCategory.DONE, StatusCategory.DROPPED)
 Json = dict[str, Any]
-_Status = tuple[StatusCategory, str]
 
 
 @dataclass(frozen=True)
@@ -127,11 +126,6 @@ class Normaliser:
         if state == "closed":
             return StatusCategory.DONE, status_raw, names
         return (StatusCategory.IN_PROGRESS if is_pr else StatusCategory.TODO), status_raw, names
-
-    def status(self, raw: Json, is_pr: bool, labels: tuple[str, ...]) -> _Status:
-        """The stored category (a dropped name wins; module docs) and the raw status."""
-        basis, status_raw, names = self.status_facts(raw, is_pr, labels)
-        return self.names.categorise(basis, names), status_raw
 
     def estimate_of(self, labels: tuple[str, ...]) -> float | None:
         for label in labels:

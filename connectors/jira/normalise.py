@@ -134,22 +134,6 @@ class Normaliser:
             status_names=names,
         )
 
-    def status_facts(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str, tuple[str, ...]]:
-        """The status category Jira states, the raw status name, and the names the stored
-        category also depends on (status and resolution: `okrsync.statuses`). `item` inlines
-        the same steps (hot path)."""
-        status = _obj(f, "status")
-        name = str(status.get("name") or "")
-        resolution = str(_obj(f, "resolution").get("name") or "")
-        key = str(_obj(status, "statusCategory").get("key") or "")
-        names = tuple(n for n in (name, resolution) if n)
-        return _CATEGORIES.get(key, StatusCategory.TODO), name, names
-
-    def status(self, f: Mapping[str, Any]) -> tuple[StatusCategory, str]:
-        """The stored status category (a dropped name wins) and the raw status name."""
-        basis, raw, names = self.status_facts(f)
-        return self.names.categorise(basis, names), raw
-
     def parent_key(self, f: Mapping[str, Any]) -> str | None:
         """`parent.key` (sub-task parent; on Cloud also the epic), else DC's Epic Link value."""
         parent = _obj(f, "parent").get("key")
