@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from okrsync.store._signal_reads import _aggregate_params, _chunks, active_tactics, counting
+from okrsync.store._signal_reads import CHUNK, _aggregate_params, active_tactics, counting
+from okrsync.store._sql import chunks
 from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def tactic_items(
     with engine.connect() as conn:
         for start, ids in by_start.items():
             params = _aggregate_params(start, as_of, cfg)
-            for chunk in _chunks(sorted(ids)):
+            for chunk in chunks(sorted(ids), CHUNK):
                 for row in conn.execute(stmt, {**params, "tactic_ids": list(chunk)}):
                     found[row.tactic_id].append(ListedItem(*row))
     return found

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from okrsync.models import CONTAINER_KINDS, StatusCategory, StoredItem, WorkItem
+from okrsync.store._sql import chunks
 from okrsync.store.tables import WORK_ITEM
 
 WI = WORK_ITEM
@@ -74,11 +75,6 @@ def load_items(conn: Connection) -> list[StoredItem]:
     return [_stored(r) for r in conn.execute(q).mappings()]
 
 
-def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
 class ItemReader:
     """Item reads on one connection, so a page's linker sees one snapshot of the store."""
 
@@ -89,7 +85,7 @@ class ItemReader:
         self, connector: str, external_ids: Sequence[str]
     ) -> Iterator[tuple[str, str, tuple[str, ...]]]:
         """(external_id, key, previous_keys) of the stored items among these ids."""
-        for chunk in _chunks(external_ids):
+        for chunk in chunks(external_ids, CHUNK):
             q = sa.select(WI.c.external_id, WI.c.key, WI.c.previous_keys).where(
                 WI.c.connector == connector, WI.c.external_id.in_(chunk)
             )
@@ -100,7 +96,7 @@ class ItemReader:
         self, connector: str, keys: Sequence[str]
     ) -> Iterator[tuple[Sequence[str], list[tuple[str, str | None, tuple[str, ...]]]]]:
         """Per chunk of keys: the chunk and the (key, parent_key, previous_keys) stored."""
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys, CHUNK):
             q = sa.select(WI.c.key, WI.c.parent_key, WI.c.previous_keys).where(
                 WI.c.connector == connector, WI.c.key.in_(chunk)
             )
@@ -144,7 +140,7 @@ def _upsert_items_generic(
 ) -> None:
     existing: dict[str, Any] = {}
     ids = [i.external_id for i in items]
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         q = sa.select(
             WI.c.external_id,
             WI.c.updated,
@@ -330,7 +326,7 @@ def _upsert_items_sqlite(
     """
     existing: dict[str, tuple[Any, ...]] = {}
     ids = [i.external_id for i in items]
-    for chunk in _chunks(ids, SELECT_IDS):
+    for chunk in chunks(ids, SELECT_IDS):
         chunk = padded(chunk)
         sql = _SQLITE_EXISTING.format(", ".join("?" * len(chunk)))
         existing.update({r[0]: tuple(r) for r in conn.exec_driver_sql(sql, (connector, *chunk))})
@@ -484,7 +480,7 @@ def restatus(
 def mark_deleted(conn: Connection, connector: str, ids: Iterable[str], ts: datetime) -> int:
     """Flag these items deleted (kept stored); how many were not flagged before."""
     total = 0
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids), CHUNK):
         res = conn.execute(
             sa.update(WI)
             .where(

@@ -6,7 +6,7 @@ from what these return (the value types live in `okrsync.signal_types`); no stat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,6 +26,7 @@ from okrsync.signal_types import (
     TacticInfo,
     midnight,
 )
+from okrsync.store._sql import chunks
 from okrsync.store.tables import (
     CHECKIN,
     ITEM_LINK,
@@ -88,7 +89,7 @@ def objectives_of_tactics(conn: Connection, tactic_ids: Collection[str]) -> set[
     """The objectives the given tactics roll up into."""
     q = sa.select(KEY_RESULT.c.objective_id).join(TACTIC, TACTIC.c.key_result_id == KEY_RESULT.c.id)
     found: set[str] = set()
-    for chunk in _chunks(sorted(tactic_ids)):
+    for chunk in chunks(sorted(tactic_ids), CHUNK):
         found.update(conn.execute(q.where(TACTIC.c.id.in_(chunk)).distinct()).scalars())
     return found
 
@@ -104,7 +105,7 @@ def latest_checkins(
         .order_by(c.c.recorded_at, c.c.id)
     )
     found: dict[str, tuple[float, datetime]] = {}
-    for chunk in _chunks(sorted(key_result_ids)):
+    for chunk in chunks(sorted(key_result_ids), CHUNK):
         for r in conn.execute(q.where(c.c.key_result_id.in_(chunk))):
             found[r.key_result_id] = (r.value, r.recorded_at)
     return found
@@ -255,7 +256,7 @@ def item_counts(
     for start, ids in by_start.items():
         params = _aggregate_params(start, as_of, cfg)
         if tactic_ids is not None:  # a few tactics, as bound ids
-            batches = [{**params, "tactic_ids": chunk} for chunk in _chunks(sorted(ids))]
+            batches = [{**params, "tactic_ids": chunk} for chunk in chunks(sorted(ids), CHUNK)]
             stmt = _aggregate_statement("ids")
         else:  # no filter for one period; a subquery per period when they differ
             batches = [params]
@@ -284,11 +285,6 @@ def active_tactics() -> sa.Select[Any]:
 def _tactics_starting(day: sa.ColumnElement[Any]) -> sa.Select[Any]:
     """The active tactics whose objective starts on `day`."""
     return active_tactics().where(OBJECTIVE.c.period_start == day)
-
-
-def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
 
 
 # The incremental path reads a few thousand scattered pages (each restricted tactic's links,
@@ -336,6 +332,6 @@ def linked_tactics(engine: Engine, connector: str, external_ids: Iterable[str]) 
     q = sa.select(ITEM_LINK.c.tactic_id).where(ITEM_LINK.c.connector == connector).distinct()
     found: set[str] = set()
     with engine.connect() as conn:
-        for chunk in _chunks(sorted(set(external_ids))):
+        for chunk in chunks(sorted(set(external_ids)), CHUNK):
             found.update(conn.execute(q.where(ITEM_LINK.c.external_id.in_(chunk))).scalars())
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,14 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from okrsync.signal_types import Snapshot, Subject
+from okrsync.store._sql import chunks
 from okrsync.store.tables import SNAPSHOT
 
 CHUNK = 1000
-
-
-def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
 
 
 def latest_digests(
@@ -31,7 +27,7 @@ def latest_digests(
         rows: Iterable[Any] = conn.execute(q.where(s.c.id.in_(newest)))
         return {(r.subject_type, r.subject_id): r.digest for r in rows}
     found: dict[tuple[str, str], str] = {}
-    for chunk in _chunks(sorted(subject_ids)):
+    for chunk in chunks(sorted(subject_ids), CHUNK):
         sub = newest.where(s.c.subject_id.in_(chunk))
         rows = conn.execute(q.where(s.c.id.in_(sub)))
         found.update({(r.subject_type, r.subject_id): r.digest for r in rows})

@@ -46,6 +46,7 @@ from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, now
+from okrsync.store._sql import chunks
 from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
     CURSOR,
@@ -439,12 +440,12 @@ class Store:
                 batch += page.items
                 owners += [result] * len(page.items)
                 if page.deleted or page.census:
-                    self._upsert_items(conn, connector, batch, ts, owners)
+                    upsert_items(conn, connector, batch, ts, owners)
                     batch, owners = [], []
-                    result.deleted += self._mark_deleted(conn, connector, page.deleted, ts)
+                    result.deleted += mark_deleted(conn, connector, page.deleted, ts)
                     for container, ids in page.census.items():
-                        result.deleted += self._apply_census(conn, connector, container, ids, ts)
-            self._upsert_items(conn, connector, batch, ts, owners)
+                        result.deleted += apply_census(conn, connector, container, ids, ts)
+            upsert_items(conn, connector, batch, ts, owners)
             if links is not None:
                 self._replace_links(conn, connector, links, ts)
             self._save_cursor(conn, connector, pages[-1].cursor, ts, run_id)
@@ -453,37 +454,11 @@ class Store:
                 self._count_pages(conn, run_id, len(pages), results, lost)
         return results
 
-    def _upsert_items(
-        self,
-        conn: Connection,
-        connector: str,
-        items: Sequence[WorkItem],
-        ts: datetime,
-        results: Sequence[PageResult],
-    ) -> None:
-        """Upsert `items` (okrsync.store._items: the hot path of a sync)."""
-        upsert_items(conn, connector, items, ts, results)
-
-    def _mark_deleted(
-        self, conn: Connection, connector: str, ids: Iterable[str], ts: datetime
-    ) -> int:
-        return mark_deleted(conn, connector, ids, ts)
-
-    def _apply_census(
-        self,
-        conn: Connection,
-        connector: str,
-        container: str,
-        present: Sequence[str],
-        ts: datetime,
-    ) -> int:
-        return apply_census(conn, connector, container, present, ts)
-
     def _replace_links(
         self, conn: Connection, connector: str, links: Mapping[str, Sequence[Link]], ts: datetime
     ) -> None:
         ids = list(links)
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, CHUNK):
             conn.execute(
                 sa.delete(LINK).where(LINK.c.connector == connector, LINK.c.external_id.in_(chunk))
             )
@@ -658,8 +633,3 @@ _SQLITE_COUNT_PAGE = (
     "UPDATE sync_run SET pages = pages + ?, items_created = items_created + ?, "
     "items_updated = items_updated + ?, items_deleted = items_deleted + ? WHERE id = ?"
 )
-
-
-def _chunks(seq: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
