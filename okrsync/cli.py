@@ -25,11 +25,13 @@ from okrsync import (
     cli_service,
     cli_signals,
 )
+from okrsync.cli_errors import PlainUsageErrors
 from okrsync.cli_state import LogLevelOpt, State, err, out, state_of
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.textsafe import markup_safe as safe
 
 app = typer.Typer(
+    cls=PlainUsageErrors,  # usage errors: plain lines on stderr, never a wrapped panel
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
