@@ -17,6 +17,7 @@ without tokens.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -86,6 +87,41 @@ class ServiceConfig(_Strict):
     enabled: bool = True
     ready_max_failures: int = Field(default=3, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class WebConfig(_Strict):
+    """`[web]`: who may read the dashboard and API, and who may write check-ins (docs/web.md).
+
+    auth = "none": reads open, served on loopback only; writes refused. "token": bearer tokens
+    (`name:token` lines) from the variable `tokens_env` or the file `tokens_file`. "proxy":
+    the user named by `proxy_header`, believed only from the addresses in `trusted_proxies`.
+    """
+
+    auth: Literal["none", "token", "proxy"] = "none"
+    tokens_env: str | None = None
+    tokens_file: str | None = None
+    proxy_header: str = Field(default="X-Forwarded-User", pattern=r"^[A-Za-z0-9-]+$")
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or CIDR network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return [entry.strip() for entry in value]
+
+    @model_validator(mode="after")
+    def _auth_needs_its_keys(self) -> Self:
+        if self.auth == "token" and not (self.tokens_env or self.tokens_file):
+            raise ValueError('auth = "token" needs tokens_env or tokens_file (name:token lines)')
+        if self.auth == "proxy" and not self.trusted_proxies:
+            raise ValueError('auth = "proxy" needs trusted_proxies: the reverse proxy\'s addresses')
+        return self
 
 
 class SignalsConfig(_Strict):
@@ -323,6 +359,7 @@ class Settings(_Strict):
     logging: LoggingConfig = LoggingConfig()
     service: ServiceConfig = ServiceConfig()
     signals: SignalsConfig = SignalsConfig()
+    web: WebConfig = WebConfig()
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     base_dir: Path = Path()
     # Where each value came from (by key; a connector's by its name) and the file read.
@@ -678,6 +715,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "logging": LoggingConfig,
     "service": ServiceConfig,
     "signals": SignalsConfig,
+    "web": WebConfig,
 }
 _FLAGS: dict[str, tuple[str, object]] = {}
 
@@ -690,6 +728,7 @@ def _known_keys() -> list[str]:
         LoggingConfig,
         ServiceConfig,
         SignalsConfig,
+        WebConfig,
         ConnectorConfig,
     ]
     return sorted({name for m in models for name in m.model_fields})

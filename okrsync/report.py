@@ -95,19 +95,26 @@ def export_tree(
     `items`, each tactic lists the items it counts."""
     structure, counts, checkins = store.signal_inputs(as_of, cfg)
     signals = compute(structure, counts, checkins, as_of, cfg)
+    data = export_document(signals, cfg, period=period, objective=objective)
+    if items:
+        add_items(data, store, structure, as_of, cfg)
+    return data
+
+
+def export_document(
+    signals: SignalSet, cfg: SignalsConfig, *, period: str | None, objective: str | None
+) -> dict[str, Any]:
+    """The export dict of computed signals (the web read model builds it from snapshots)."""
     keep = select_objectives(signals, period, objective)
-    data: dict[str, Any] = {
+    return {
         "$schema": SCHEMA_ID,
         "format": FORMAT,
-        "as_of": as_of.isoformat(),
+        "as_of": signals.as_of.isoformat(),
         "thresholds": cfg.model_dump(),
         "objectives": [
             _objective(signals, oid) for oid in signals.structure.objectives if oid in keep
         ],
     }
-    if items:
-        add_items(data, store, structure, as_of, cfg)
-    return data
 
 
 def add_items(

@@ -429,14 +429,28 @@ def compute(
     """Signals of the given tree: tactic signals from their counts, then key results (with
     their newest check-in's value and time), then objectives. Pure: the caller reads the
     inputs (`Store.signal_inputs`) and stores the snapshots (`snapshot_subjects`)."""
-    out = SignalSet(as_of, structure)
     empty = ItemCounts()
+    tactics = {
+        tid: tactic_signals(counts.get(tid, empty), structure.period_of_tactic(tid), as_of, cfg)
+        for tid in structure.tactics
+    }
+    return roll_up(structure, tactics, checkins, as_of, cfg)
+
+
+def roll_up(
+    structure: Structure,
+    tactics: Mapping[str, TacticSignals],
+    checkins: Mapping[str, tuple[float, datetime]],
+    as_of: date,
+    cfg: SignalsConfig,
+) -> SignalSet:
+    """Key-result and objective signals over given tactic signals (computed from counts, or
+    a dashboard's newest snapshots), with the newest check-ins."""
+    out = SignalSet(as_of, structure)
     periods = {oid: Period(o.start, o.end) for oid, o in structure.objectives.items()}
     tactics_of: dict[str, list[tuple[TacticSignals, float]]] = defaultdict(list)
     for tid, t in structure.tactics.items():
-        period = periods[structure.key_results[t.key_result_id].objective_id]
-        ts = tactic_signals(counts.get(tid, empty), period, as_of, cfg)
-        out.tactics[tid] = ts
+        out.tactics[tid] = ts = tactics[tid]
         tactics_of[t.key_result_id].append((ts, t.weight))
     krs_of: dict[str, list[tuple[KeyResultSignals, float]]] = defaultdict(list)
     for kid, kr in structure.key_results.items():

@@ -349,6 +349,36 @@ class Store:
 
         return _snapshots.history(self.engine, subject_id, limit)
 
+    # -- the web read model (okrsync.store._web_reads) ------------------------------------
+    def current_inputs(
+        self, as_of: date, objective_ids: Collection[str] | None = None
+    ) -> tuple[Structure, dict[str, tuple[float, datetime]], dict[str, tuple[date, Any]]]:
+        """The tree (whole or those objectives), newest check-ins by `as_of` and each
+        tactic's newest snapshot (as-of date, values): signals without the item aggregate."""
+        from okrsync.store import _web_reads
+
+        return _web_reads.current_inputs(self.engine, as_of, objective_ids)
+
+    def objective_inputs(
+        self, as_of: date, cfg: SignalsConfig, objective_ids: Collection[str]
+    ) -> tuple[Structure, dict[str, ItemCounts], dict[str, tuple[float, datetime]]]:
+        """`signal_inputs` for the given objectives only."""
+        from okrsync.store import _web_reads
+
+        return _web_reads.objective_inputs(self.engine, as_of, cfg, objective_ids)
+
+    def objective_of(self, kind: str, subject_id: str) -> str | None:
+        """The active objective an active objective, key result or tactic belongs to."""
+        from okrsync.store import _web_reads
+
+        return _web_reads.objective_of(self.engine, _web_reads.kind(kind), subject_id)
+
+    def subject_history(self, kind: str, subject_id: str, limit: int = 1000) -> list[Snapshot]:
+        """A subject's newest `limit` snapshots of that kind, oldest first."""
+        from okrsync.store import _web_reads
+
+        return _web_reads.history(self.engine, _web_reads.kind(kind), subject_id, limit)
+
     # -- the OKR tree and check-ins (okrsync.store._okr) ----------------------------------
     def apply_okr_tree(self, tree: OkrTree) -> ApplyReport:
         """Load the tree idempotently: add new ids, update changes, archive removed ones.
