@@ -214,10 +214,15 @@ def _markers(chart: TimeChart) -> list[str]:
         if not chart.start <= m.at <= chart.end:
             continue
         x = x_of(chart, m.at)
+        near_end = x > WIDTH - RIGHT - 80  # the label goes left of the line, inside the plot
+        label = (
+            _text(x - 3, TOP + 11, m.label, "label end")
+            if near_end
+            else (_text(x + 3, TOP + 11, m.label, "label"))
+        )
         out.append(
             f'<g class="marker {_attr(m.name)}" data-date="{m.at.isoformat()}">'
-            f'<line x1="{x}" y1="{TOP}" x2="{x}" y2="{HEIGHT - BOTTOM}"/>'
-            f"{_text(x + 3, TOP + 11, m.label, 'label')}</g>"
+            f'<line x1="{x}" y1="{TOP}" x2="{x}" y2="{HEIGHT - BOTTOM}"/>{label}</g>'
         )
     return out
 
