@@ -1,7 +1,7 @@
-"""The daemon behind `okrsync run`: scheduler, signals, reload, health/metrics endpoint.
+"""The daemon behind `okrsync run`: scheduler, signals, reload, the web app (probes, API, UI).
 
     start   lock the SQLite file (one daemon per file) → upgrade the store → load and apply
-            the mapping (a broken one at start: exit 2) → endpoint → one job per connector
+            the mapping (a broken one at start: exit 2) → web app → one job per connector
     job     pipeline.sync_and_recompute for the connector: hold it (PostgreSQL: advisory
             lock, else skip) → run_connector → metrics → recompute the signals it touched
     SIGHUP  reload config and mapping; a broken file keeps the last good one, says so in the
@@ -41,11 +41,10 @@ from okrsync.config import (
     load_settings,
     parse_schedule,
 )
-from okrsync.endpoint import Endpoint, Reply, Request, json_reply
 from okrsync.errors import DEADLINE_EXCEEDED, ConfigError
 from okrsync.locks import DAEMON, store_lock
 from okrsync.logging import configure, quiet_defaults
-from okrsync.metrics import CONTENT_TYPE, Metrics
+from okrsync.metrics import Metrics
 from okrsync.models import RunResult
 from okrsync.pipeline import ABANDONED as ABANDONED
 from okrsync.pipeline import (
@@ -58,6 +57,7 @@ from okrsync.pipeline import (
 from okrsync.pipeline import reap_stale_runs as reap_stale_runs
 from okrsync.store import Store
 from okrsync.sync import Limiters, new_client, settle_heap
+from okrsync.web.server import WebServer
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
@@ -212,38 +212,44 @@ class Service:
 
     async def serve(self) -> int:
         """Run the jobs until SIGTERM/SIGINT; return the exit code."""
-        endpoint = await self._start_endpoint()
+        web = await self._start_web()
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True})
         self.scheduler.start()
         self.schedule(self.enabled())
         await self.stopping.wait()
-        await self.shutdown(endpoint)
+        await self.shutdown(web)
         return 0
 
-    async def _start_endpoint(self) -> Endpoint | None:
+    async def _start_web(self) -> WebServer | None:
+        """The web app (okrsync.web: probes, API, dashboard) on [service] host:port."""
         svc = self.settings.service
         if not svc.enabled:
             return None
-        routes = {"/healthz": self.healthz, "/readyz": self.readyz, "/metrics": self.metrics_reply}
-        endpoint = Endpoint(svc.host, svc.port, routes)
+        from okrsync.web.access import check_bind
+        from okrsync.web.app import WebContext, create_app
+
+        check_bind(self.settings, svc.host, "service.host")
+        server = WebServer(
+            create_app(WebContext(self.settings, self.store, self)), svc.host, svc.port
+        )
         try:
-            port = await endpoint.start()
+            port = await server.start()
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {svc.host}:{svc.port}: {exc.strerror}; "
                 "set service.port to a free port (0 = any) or service.enabled = false"
             ) from None
-        log.info("service.listening", host=svc.host, port=port, url=f"http://{svc.host}:{port}")
-        return endpoint
+        log.info("service.listening", host=svc.host, port=port, url=server.url)
+        return server
 
-    async def shutdown(self, endpoint: Endpoint | None) -> None:
+    async def shutdown(self, web: WebServer | None) -> None:
         """Stop firing jobs, cancel runs in flight and wait for their records."""
         timeout = self.settings.service.shutdown_timeout_s
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.cancel_runs(timeout)
-        if endpoint is not None:
-            await endpoint.stop()
+        if web is not None:
+            await web.stop()
         if self.client is not None:
             await self.client.aclose()
         log.info("service.stopped")
@@ -326,26 +332,7 @@ class Service:
         self.metrics.mapping_valid.set(1)
         log.info("mapping.reloaded", files=len(mapping.tree.files))
 
-    # -- endpoint routes -----------------------------------------------------------------
-    # A remote caller learns only alive/ready and the stable codes of NOT_READY; a caller on
-    # loopback also gets the pid and each reason's detail (which may quote a tracker's error).
-    async def healthz(self, request: Request) -> Reply:
-        body: dict[str, Any] = {"status": "alive"}
-        if request.loopback:
-            body["pid"] = os.getpid()
-        return json_reply(200, body)
-
-    async def readyz(self, request: Request) -> Reply:
-        reasons = await asyncio.to_thread(self.not_ready_reasons)
-        body: dict[str, Any] = {
-            "ready": not reasons,
-            "codes": list(dict.fromkeys(code for code, _ in reasons)),
-        }
-        if request.loopback:
-            body["reasons"] = [detail for _, detail in reasons]
-            body["mapping_loaded_at"] = self.mapping.loaded_at.isoformat()
-        return json_reply(503 if reasons else 200, body)
-
+    # -- what the probes read (okrsync.web.app: /readyz, /metrics) -------------------------
     def not_ready_reasons(self) -> list[tuple[str, str]]:
         """Why this daemon is not ready, as (code from NOT_READY, detail); empty: ready."""
         if not self.store.ping():
@@ -365,9 +352,6 @@ class Service:
                 detail = f"connector {cc.name}: last run failed: {finished[0].error}"
                 reasons.append(("connector_deadline", detail))
         return reasons
-
-    async def metrics_reply(self, _request: Request) -> Reply:
-        return 200, CONTENT_TYPE, self.metrics.render()
 
     # -- start-up ------------------------------------------------------------------------
     async def seed_metrics(self) -> None:

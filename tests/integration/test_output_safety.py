@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from okrsync.config import ConnectorConfig, Settings
-from okrsync.endpoint import Request
 from okrsync.pipeline import MappingState
 from okrsync.service import NOT_READY, Service
 from okrsync.store import Store
+from okrsync.web.app import WebContext, create_app
 from tests.helpers import TREE, CliResult, run_cli, write
 from tests.integration.test_service import daemon, events, wait_for, world
 
@@ -176,8 +177,8 @@ def test_csv_export_neutralises_formula_cells_and_keeps_numbers(tmp_path: Path) 
 
 
 # -- /healthz and /readyz ----------------------------------------------------------------------
-REMOTE = Request("/readyz", "203.0.113.9")
-LOCAL = Request("/readyz", "127.0.0.1")
+REMOTE = "203.0.113.9"
+LOCAL = "127.0.0.1"
 
 
 @pytest.fixture
@@ -207,6 +208,20 @@ def failing_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         store.close()
 
 
+def probe(service: Service, path: str, client: str | None) -> tuple[int, str, bytes]:
+    """GET `path` from the daemon's web app as a caller at `client` (None: no address)."""
+    app = create_app(WebContext(service.settings, service.store, service))
+    peer = None if client is None else (client, 40000)
+    transport = httpx.ASGITransport(app=app, client=peer)  # type: ignore[arg-type]
+
+    async def get() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://okrsync") as http:
+            return await http.get(path)
+
+    reply = asyncio.run(get())
+    return reply.status_code, reply.headers["content-type"], reply.content
+
+
 def _body(reply: tuple[int, str, bytes]) -> dict[str, Any]:
     result = json.loads(reply[2])
     assert isinstance(result, dict)
@@ -215,7 +230,7 @@ def _body(reply: tuple[int, str, bytes]) -> dict[str, Any]:
 
 def test_readyz_gives_remote_callers_only_codes(failing_service: Service) -> None:
     """A non-loopback caller gets not-ready and stable codes, never the tracker's error text."""
-    status, _, raw = asyncio.run(failing_service.readyz(REMOTE))
+    status, _, raw = probe(failing_service, "/readyz", REMOTE)
     assert status == 503
     assert _body((status, "", raw)) == {
         "ready": False,
@@ -229,7 +244,7 @@ def test_readyz_gives_remote_callers_only_codes(failing_service: Service) -> Non
 def test_readyz_keeps_details_for_loopback_callers(failing_service: Service) -> None:
     """A loopback caller (IPv4 or IPv6) still gets each reason's detail and the mapping time."""
     for client in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
-        status, _, raw = asyncio.run(failing_service.readyz(Request("/readyz", client)))
+        status, _, raw = probe(failing_service, "/readyz", client)
         body = json.loads(raw)
         assert status == 503
         assert body["codes"] == ["mapping_invalid", "connector_failing"]
@@ -240,9 +255,9 @@ def test_readyz_keeps_details_for_loopback_callers(failing_service: Service) -> 
 
 def test_healthz_shows_the_pid_only_on_loopback(failing_service: Service) -> None:
     """/healthz says alive to everyone; only a loopback caller sees the pid."""
-    remote = _body(asyncio.run(failing_service.healthz(Request("/healthz", "10.1.2.3"))))
-    local = _body(asyncio.run(failing_service.healthz(LOCAL)))
-    unknown = _body(asyncio.run(failing_service.healthz(Request("/healthz", None))))
+    remote = _body(probe(failing_service, "/healthz", "10.1.2.3"))
+    local = _body(probe(failing_service, "/healthz", LOCAL))
+    unknown = _body(probe(failing_service, "/healthz", None))
     assert remote == {"status": "alive"}
     assert unknown == {"status": "alive"}
     assert set(local) == {"status", "pid"}

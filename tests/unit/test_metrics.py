@@ -1,4 +1,4 @@
-"""Metric names and labels of the daemon, and the tiny endpoint that serves them."""
+"""Metric names and labels of the daemon, and the web server that serves them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict, Unpack
 
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from okrsync import __version__
-from okrsync.endpoint import Endpoint, Request, json_reply
 from okrsync.metrics import Metrics
 from okrsync.sync import RunResult
+from okrsync.web.server import WebServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -111,35 +115,37 @@ async def _http(port: int, raw: bytes) -> bytes:
     return data
 
 
-async def _exchange(requests: list[bytes]) -> list[bytes]:
-    async def ok(_request: Request) -> tuple[int, str, bytes]:
-        return json_reply(200, {"ok": True})
+async def _ok(_request: Request) -> Response:
+    return JSONResponse({"ok": True})
 
-    endpoint = Endpoint("127.0.0.1", 0, {"/healthz": ok})
-    port = await endpoint.start()
+
+async def _exchange(requests: list[bytes]) -> list[bytes]:
+    server = WebServer(Starlette(routes=[Route("/healthz", _ok)]), "127.0.0.1", 0)
+    port = await server.start()
     try:
         return [await _http(port, r) for r in requests]
     finally:
-        await endpoint.stop()
+        await server.stop()
 
 
-def test_endpoint_answers_with_length_and_closes() -> None:
-    """GET answers with Content-Length and Connection: close; HEAD has no body; 404/405/400."""
+def test_web_server_answers_with_length_and_closes() -> None:
+    """GET answers with Content-Length and closes when asked; HEAD has no body; 404/405/400."""
+    close = b"Host: x\r\nConnection: close\r\n\r\n"
     get, head, missing, post, junk = asyncio.run(
         _exchange(
             [
-                b"GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
-                b"HEAD /healthz HTTP/1.1\r\n\r\n",
-                b"GET /nope HTTP/1.1\r\n\r\n",
-                b"POST /healthz HTTP/1.1\r\n\r\n",
+                b"GET /healthz?x=1 HTTP/1.1\r\n" + close,
+                b"HEAD /healthz HTTP/1.1\r\n" + close,
+                b"GET /nope HTTP/1.1\r\n" + close,
+                b"POST /healthz HTTP/1.1\r\n" + close,
                 b"hello\r\n\r\n",
             ]
         )
     )
-    body = b'{"ok": true}\n'
+    body = b'{"ok":true}'
     assert get.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert f"Content-Length: {len(body)}\r\n".encode() in get
-    assert b"Connection: close\r\n" in get
+    assert f"content-length: {len(body)}\r\n".encode() in get.lower()
+    assert b"connection: close\r\n" in get.lower()
     assert get.endswith(b"\r\n\r\n" + body)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert head.endswith(b"\r\n\r\n")

@@ -14,13 +14,13 @@ import pytest
 import structlog
 from rich.console import Console
 
-from okrsync.endpoint import Request
 from okrsync.logging import configure, open_log_file
 from okrsync.render import render_runs
 from okrsync.report import csv_cell
 from okrsync.sync import RunResult
 from okrsync.textsafe import markup_safe as safe
 from okrsync.textsafe import printable
+from okrsync.web.access import is_loopback
 
 HOSTILE = "A\x1b[2J B \x1b]8;;http://evil\x07click\x1b]8;;\x07 C\x9b31m D\x7f"
 LEAKS = ("\x1b", "\x07", "\x9b", "\x7f")
@@ -148,4 +148,4 @@ def test_log_file_is_created_private(tmp_path: Path) -> None:
 )
 def test_request_loopback(client: str | None, loopback: bool) -> None:
     """Only callers on this host count as loopback (IPv4, IPv6, IPv4-mapped)."""
-    assert Request("/healthz", client).loopback is loopback
+    assert is_loopback(client) is loopback
