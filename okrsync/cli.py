@@ -179,13 +179,26 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite store.")] = Path(
         ".okrsync-demo"
     ),
+    no_serve: Annotated[
+        bool,
+        typer.Option(
+            "--no-serve",
+            help="Exit after the report (for scripts and CI); off a terminal it never serves.",
+        ),
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="The dashboard's port on 127.0.0.1 (0: any free)."),
+    ] = 8464,
 ) -> None:
-    """The main job on the embedded default: SQLite store, example OKR files, the tree."""
+    """The main job on the embedded default: SQLite store, example OKR files, the tree; on a
+    terminal it then serves the dashboard (http://127.0.0.1:PORT/) until Ctrl-C."""
     from okrsync.demo import run_demo
     from okrsync.locks import StoreLock
 
+    serve = not no_serve and sys.stdout.isatty()
     with StoreLock((workdir / "okrsync.db").resolve(), "demo"):  # the store run_demo rebuilds
-        run_demo(out(), workdir)
+        run_demo(out(), workdir, serve=serve, port=port)
 
 
 for _module in (

@@ -2,25 +2,31 @@
 
 Starts the local fake trackers, configures one connector per tracker, loads the example
 mapping files, records a few example check-ins, syncs everything, mutates a few items and
-syncs again (the incremental path), then prints the OKR tree. Everything it prints goes
-through `render` and `report`, which strip terminal control characters from stored text.
+syncs again (the incremental path), then prints the OKR tree and, with `serve`, serves the
+dashboard on 127.0.0.1 until Ctrl-C (the CLI asks for it on a terminal, not with --no-serve).
+Everything it prints goes through `render` and `report`, which strip terminal control
+characters from stored text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
 from okrsync.cli_init import example_path
 from okrsync.config import ConnectorConfig, Settings, connector_config
+from okrsync.errors import ConfigError
 from okrsync.logging import configure, quiet_defaults
+from okrsync.okrfile import OkrTree
 from okrsync.pipeline import MappingState, sync_and_recompute
 from okrsync.render import render_runs
 from okrsync.report import export_tree, render_report
 from okrsync.sandbox import Sandbox
+from okrsync.signal_types import midnight
 from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
@@ -32,6 +38,10 @@ DEMO_CHECKINS = {
     "activation-time": (31.0, 0.6, "demo: median from product analytics"),
     "p95-latency": (410.0, 0.8, "demo: APM dashboard"),
 }
+# Earlier readings, so a key result's chart has a history: at these fractions of the time from
+# the period's start to now, these fractions of the way from the start value to today's value.
+DEMO_HISTORY = ((0.0, 0.0), (0.35, 0.45), (0.7, 0.8))
+DEMO_PORT = 8464
 ENV = {
     "jira_email": "OKRSYNC_SANDBOX_JIRA_EMAIL",
     "jira_token": "OKRSYNC_SANDBOX_JIRA_TOKEN",
@@ -75,7 +85,25 @@ def sandbox_connectors(sb: Sandbox, **overrides: object) -> list[ConnectorConfig
     ]
 
 
-def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = None) -> None:
+def earlier_readings(tree: OkrTree, kr_id: str, value: float) -> list[tuple[datetime, float]]:
+    """DEMO_HISTORY's readings of a key result between its period's start and now (none
+    when the period has not started)."""
+    kr = tree.key_results[kr_id]
+    start = midnight(tree.objectives[kr.objective].start)
+    now = datetime.now(UTC)
+    if start >= now:
+        return []
+    return [(start + (now - start) * t, kr.start + (value - kr.start) * v) for t, v in DEMO_HISTORY]
+
+
+def run_demo(
+    console: Console,
+    workdir: Path,
+    sizes: dict[str, int] | None = None,
+    *,
+    serve: bool = False,
+    port: int = DEMO_PORT,
+) -> None:
     configure("warning")
     quiet_defaults()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +124,10 @@ def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = Non
         tree = mapping.tree
         for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
             if kr_id in tree.key_results:
+                for at, earlier in earlier_readings(tree, kr_id, value):
+                    store.add_checkin(
+                        kr_id, earlier, note="demo: earlier reading", author="demo", at=at
+                    )
                 store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
         console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {safe(db)}")
         for step, title in enumerate(
@@ -109,4 +141,31 @@ def run_demo(console: Console, workdir: Path, sizes: dict[str, int] | None = Non
             render_runs(console, done.results)
         console.print("[bold]3. the OKR report[/]: outcome (check-ins) beside execution (work)")
         render_report(console, export_tree(store, today(), settings.signals))
+        if serve:
+            serve_dashboard(console, settings, store, port)
+        else:
+            console.print(
+                f"[bold]dashboard[/]: run [bold]okrsync demo[/] on a terminal, or "
+                f"OKRSYNC_STORE__URL=sqlite:///{safe(db)} okrsync web"
+            )
         store.close()
+
+
+def serve_dashboard(console: Console, settings: Settings, store: Store, port: int) -> None:
+    """Serve the dashboard over the demo's store on 127.0.0.1 until Ctrl-C."""
+    from okrsync.web.app import WebContext, create_app
+    from okrsync.web.server import run
+
+    def ready(bound: int) -> None:
+        console.print(
+            f"[bold]4. the dashboard[/]: http://127.0.0.1:{bound}/  (Ctrl-C to stop)",
+            highlight=False,
+        )
+
+    try:
+        run(create_app(WebContext(settings, store)), "127.0.0.1", port, ready=ready)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve the dashboard on 127.0.0.1:{port} ({exc.strerror}): pass "
+            "--port 0 for any free port, or --no-serve"
+        ) from None

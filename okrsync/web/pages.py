@@ -452,7 +452,7 @@ def admin_page(request: Request) -> HTMLResponse:
     mode = (
         "Served by the daemon: connectors sync on their schedules."
         if ctx.service is not None
-        else "Served by `okrsync web`: this store's runs (the daemon syncs elsewhere)."
+        else "Served without the daemon: the runs recorded in this store."
     )
     return page(
         request, "admin.html", nav="admin", mode=mode, connectors=connectors,
