@@ -24,6 +24,7 @@ from okrsync import (
     cli_ops,
     cli_service,
     cli_signals,
+    cli_web,
 )
 from okrsync.cli_errors import PlainUsageErrors
 from okrsync.cli_state import LogLevelOpt, State, err, out, state_of
@@ -210,6 +211,7 @@ for _module in (
     cli_explain,
     cli_service,
     cli_init,
+    cli_web,
 ):
     _module.register(app)
 cli_ops.register(app, db_app)

@@ -142,7 +142,7 @@ class State:
 
 # Commands that only read the store: run where none exists they create nothing.
 READ_ONLY = frozenset(
-    {"report", "export", "history", "runs", "runs show", "items", "checkins", "okrs show"}
+    {"report", "export", "history", "runs", "runs show", "items", "checkins", "okrs show", "web"}
 )
 
 
