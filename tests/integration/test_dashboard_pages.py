@@ -1,0 +1,171 @@
+"""The dashboard's pages through the real ASGI app over a real SQLite store (no browser):
+tracker text stays text, only http(s) item URLs are linked, check-ins need a user and a
+valid token, run pages show the run's log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from okrsync.config import Settings
+from okrsync.pipeline import recompute
+from okrsync.store import Store
+from okrsync.web.app import WebContext, create_app
+from okrsync.web.pages import CheckinForm, parse_checkin
+from tests.signal_fixtures import item, link, load_tree_into
+
+TOKEN = "pages-test-token-0123456789abcdef"
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Path]]:
+    """The signal tree, items with a hostile title and a javascript: URL, a run, a log file."""
+    root = tmp_path_factory.mktemp("pages")
+    store = Store.open(f"sqlite:///{root / 'okrsync.db'}")
+    load_tree_into(store, root / "okrs")
+    bad = dataclasses.replace(item(1, "done"), title=HOSTILE, url="javascript:alert(1)")
+    good = dataclasses.replace(item(2, "todo"), url="https://tracker.example/o/r/2")
+    link(store, [bad, good], "checkout")
+    recompute(store)
+    run_id = store.start_run("gh")
+    store.finish_run(run_id, "ok", requests=2)
+    lines = [
+        {"timestamp": f"2026-11-15T10:00:0{n}Z", "level": "info", "event": event, "run_id": rid}
+        for n, (event, rid) in enumerate(
+            [("sync.start", run_id), ("other", run_id + 1), ("sync.end", run_id)]
+        )
+    ]
+    (root / "okrsync.log").write_text("".join(json.dumps(x) + "\n" for x in lines) + "not json\n")
+    try:
+        yield store, root
+    finally:
+        store.close()
+
+
+def app_of(store: Store, root: Path, **web: Any) -> Any:
+    settings = Settings(
+        store={"url": "sqlite://"}, logging={"file": str(root / "okrsync.log")}, web=web
+    )
+    return create_app(WebContext(settings, store))
+
+
+def call(app: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://okrsync") as http:
+            return await http.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def token_app(world: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("OKRSYNC_PAGES_TOKENS", f"ana:{TOKEN}")
+    return app_of(*world, auth="token", tokens_env="OKRSYNC_PAGES_TOKENS")
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_tracker_text_is_escaped_and_only_http_urls_are_linked(world: tuple[Store, Path]) -> None:
+    """An item title with markup is shown as text; a javascript: URL is not made a link,
+    an https one is."""
+    page = call(app_of(*world), "GET", "/tactic/checkout/items").text
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert "javascript:" not in page
+    assert 'href="https://tracker.example/o/r/2"' in page
+
+
+def test_pages_carry_the_security_headers_and_no_inline_script(world: tuple[Store, Path]) -> None:
+    """Every page answers with the CSP and has no <script> and no style attribute."""
+    app = app_of(*world)
+    for path in ("/", "/kr/conv", "/tactic/checkout", "/tactic/checkout/items", "/admin"):
+        r = call(app, "GET", path)
+        assert r.status_code == 200, (path, r.text)
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert "<script" not in r.text
+        assert " style=" not in r.text
+
+
+def test_without_auth_the_form_is_hidden_and_a_post_is_refused(world: tuple[Store, Path]) -> None:
+    """auth = none: the key result page says how to enable check-ins and a POST is a 403
+    page naming [web] auth; nothing is recorded."""
+    app = app_of(*world)
+    before = len(world[0].checkins("conv"))
+    assert '<form method="post"' not in call(app, "GET", "/kr/conv").text
+    r = call(app, "POST", "/kr/conv/checkin", data={"value": "9"})
+    assert r.status_code == 403
+    assert "[web] auth" in r.text
+    assert len(world[0].checkins("conv")) == before
+
+
+def test_a_signed_in_checkin_is_recorded_and_redirects(
+    world: tuple[Store, Path], token_app: Any
+) -> None:
+    """A user with a token posts the form with its CSRF token: 303 to the key result, the
+    reading stored under the user's name."""
+    form = call(token_app, "GET", "/kr/conv", headers=AUTH).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    r = call(
+        token_app, "POST", "/kr/conv/checkin", headers=AUTH,
+        data={"value": "9.5", "confidence": "0.6", "note": "n", "csrf_token": csrf.group(1)},
+    )  # fmt: skip
+    assert r.status_code == 303
+    assert re.fullmatch(r"/kr/conv\?recorded=\d+#checkins", r.headers["location"])
+    newest = world[0].checkins("conv")[-1]
+    assert (newest.value, newest.confidence, newest.author) == (9.5, 0.6, "ana")
+
+
+def test_a_checkin_for_an_unknown_key_result_is_a_404(token_app: Any) -> None:
+    """A valid form posted to an id that is no active key result is a 404 page."""
+    form = call(token_app, "GET", "/kr/conv", headers=AUTH).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    r = call(
+        token_app, "POST", "/kr/nope/checkin", headers=AUTH,
+        data={"value": "1", "csrf_token": csrf.group(1)},
+    )  # fmt: skip
+    assert r.status_code == 404
+
+
+def test_run_page_shows_only_that_runs_log_lines(world: tuple[Store, Path]) -> None:
+    """/admin/runs/N lists the log file's lines of run N (not another run's, not non-JSON)."""
+    store, root = world
+    run_id = store.runs(limit=1)[0].id
+    page = call(app_of(store, root), "GET", f"/admin/runs/{run_id}").text
+    assert "sync.start" in page
+    assert "sync.end" in page
+    assert ">other<" not in page
+    settings = Settings(store={"url": "sqlite://"})
+    bare = call(create_app(WebContext(settings, store)), "GET", f"/admin/runs/{run_id}").text
+    assert "No log file is configured" in bare
+
+
+def test_checkin_form_values_are_checked_field_by_field() -> None:
+    """Value must be a finite number, confidence 0..1, the date not in the future; today's
+    date records now, an earlier one its midnight UTC."""
+    now = datetime(2026, 11, 15, 9, 30, tzinfo=UTC)
+    form = CheckinForm("nan", "2", "", "2026-11-16")
+    assert parse_checkin(form, now) == (None, 2.0, None)
+    assert set(form.errors) == {"value", "confidence", "at"}
+    assert "future" in form.errors["at"]
+    ok = CheckinForm("9,5", "", "", "2026-11-15")
+    assert parse_checkin(ok, now) == (9.5, None, None)
+    assert not ok.errors
+    past = CheckinForm("9", "", "", "2026-11-01")
+    assert parse_checkin(past, now)[2] == datetime(2026, 11, 1, tzinfo=UTC)
+    long = CheckinForm("9", "", "x" * 501, "")
+    parse_checkin(long, now)
+    assert "note" in long.errors
