@@ -10,7 +10,9 @@
 
 `AccessMiddleware` puts the user (or None) in `request.state.user`; `require_user` is what a
 write asks. `SecurityHeaders` adds the CSP and friends to every answer and `no-store` under
-/api/.
+/api/. `ScrubSecrets` masks every registered secret (the connectors' tokens, read when the app
+is built, the store password, the web tokens) in every answer but static files: no page or
+API answer can carry a tracker token, even one a tracker echoed into a stored error.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from okrsync.errors import ConfigError
-from okrsync.redaction import register_secret
+from okrsync.redaction import register_secret, scrub
 
 if TYPE_CHECKING:
     from okrsync.config import Settings
@@ -244,3 +246,56 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def register_connector_secrets(settings: Settings) -> None:
+    """Read every connector's credentials that can be read, so they are registered for
+    redaction (an unreadable one cannot be in an answer through this process's reads)."""
+    for cc in settings.connectors:
+        for _key, read in cc.credentials():
+            try:
+                read()
+            except ConfigError:
+                continue
+
+
+class ScrubSecrets:
+    """Every registered secret masked in every answer's body (static files excepted)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        start: list[Message] = []
+        chunks: list[bytes] = []
+
+        async def buffered(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.append(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = _scrubbed(b"".join(chunks))
+            headers = MutableHeaders(scope=start[0])
+            if "content-length" in headers:
+                headers["content-length"] = str(len(body))
+            await send(start[0])
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, buffered)
+
+
+def _scrubbed(body: bytes) -> bytes:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+    clean = scrub(text)
+    return body if clean is text else clean.encode("utf-8")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any
 
 from starlette.requests import Request
@@ -201,7 +203,19 @@ def _obj(**props: dict[str, Any]) -> dict[str, Any]:
 
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
-EXPORT = "https://okrsync.dev/schema/export.schema.json"
+EXPORT = "#/components/schemas/Export"
+
+
+def export_schema() -> dict[str, Any]:
+    """okrsync/schema/export.schema.json as a component: its own `$defs` references rewritten
+    to where it sits in this document (`#/$defs/x` → `#/components/schemas/Export/$defs/x`)."""
+    text = resources.files("okrsync").joinpath("schema/export.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text.replace('"#/$defs/', f'"{EXPORT}/$defs/'))
+    for key in ("$schema", "$id"):
+        schema.pop(key, None)
+    return schema
+
+
 SUBJECT = _obj(
     format={"type": "string"}, as_of={"type": "string", "format": "date"},
     thresholds=ANY_OBJECT, objective=ANY_OBJECT, key_result=ANY_OBJECT,
@@ -326,7 +340,13 @@ OPENAPI: dict[str, Any] = {
         ),
     },
     "components": {
-        "schemas": {"Item": ITEM, "Run": RUN, "History": HISTORY, "Error": ERROR},
+        "schemas": {
+            "Export": export_schema(),
+            "Item": ITEM,
+            "Run": RUN,
+            "History": HISTORY,
+            "Error": ERROR,
+        },
         "responses": {
             "BadParam": {
                 "description": "A bad query value; `param` names it.",

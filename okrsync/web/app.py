@@ -7,8 +7,8 @@
 
 `create_app(ctx)` builds it for the daemon (`ctx.service` set: probes read its state) or for
 `okrsync web` (no service: /readyz checks the store, /metrics is 404). The `WebContext` is
-`request.app.state.ctx`. Middleware, outermost first: security headers, access (sets
-`request.state.user`; see okrsync.web.access), request log.
+`request.app.state.ctx`. Middleware, outermost first: security headers, secrets scrubbed
+from bodies, access (sets `request.state.user`; see okrsync.web.access), request log.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from okrsync.web import api, pages
-from okrsync.web.access import Access, AccessMiddleware, SecurityHeaders, is_loopback
+from okrsync.web.access import (
+    Access,
+    AccessMiddleware,
+    ScrubSecrets,
+    SecurityHeaders,
+    is_loopback,
+    register_connector_secrets,
+)
 
 if TYPE_CHECKING:
     from okrsync.config import Settings
@@ -61,6 +68,7 @@ class WebContext:
 def create_app(ctx: WebContext) -> Starlette:
     """The app over `ctx`; `[web] auth` is read now (a token problem: ConfigError)."""
     access = Access.of(ctx.settings)
+    register_connector_secrets(ctx.settings)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -73,6 +81,7 @@ def create_app(ctx: WebContext) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(ScrubSecrets),
             Middleware(AccessMiddleware, access=access),
             Middleware(RequestLog),
         ],
