@@ -1,11 +1,12 @@
 """The dashboard in a real browser: the daemon against the sandbox, Debian's chromium driven
 by Playwright (never a downloaded browser build).
 
-Session fixtures: `site` starts the sandbox (small sizes), writes a config (the example
-mappings, JSON logs to a file, `[service] port = 0`, `[web] auth = "token"` with a token in
-the environment so check-ins are allowed), loads the tree and a few check-ins, starts
-`okrsync run` and waits until every connector has synced once. `browser` is a persistent
-chromium context on a fresh user-data dir with the bearer token on every request.
+Module fixtures (torn down after test_dashboard.py, so Playwright's event loop never outlives
+it and later tests can call asyncio.run): `site` starts the sandbox (small sizes), writes a
+config (the example mappings, JSON logs to a file, `[service] port = 0`, `[web] auth =
+"token"` with a token in the environment so check-ins are allowed), loads the tree and a few
+check-ins, starts `okrsync run` and waits until every connector has synced once. `browser` is
+a persistent chromium context on a fresh user-data dir with the bearer token on every request.
 Screenshots go to test-artifacts/screenshots/ (not committed).
 """
 
@@ -118,7 +119,7 @@ def listening_url(log: Path, proc: subprocess.Popen[bytes], tmp: Path) -> str:
     return wait_for(found, "the daemon to listen")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The daemon serving the dashboard over a store synced from the sandbox."""
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -141,7 +142,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Debian's chromium, headless, a fresh profile, the bearer token on every request."""
     if not CHROMIUM.exists():
