@@ -371,7 +371,7 @@ def forecast_sentence(s: dict[str, Any], end: date) -> tuple[str, str]:
             if s["items_total"] and not s["items_todo"] + s["items_in_progress"]
             else "no item done in the throughput window"
         )
-        return f"No forecast: {why}. Period ends {end}.", "none"
+        return f"No forecast: {why}; the period ends {end}.", "none"
     day = _day(finish)
     if day > end:
         return (

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from okrsync.config import Settings
 from okrsync.pipeline import recompute
 from okrsync.store import Store
 from okrsync.web.app import WebContext, create_app
-from okrsync.web.pages import CheckinForm, parse_checkin
+from okrsync.web.pages import CheckinForm, forecast_sentence, parse_checkin
 from tests.signal_fixtures import item, link, load_tree_into
 
 TOKEN = "pages-test-token-0123456789abcdef"
@@ -169,3 +169,25 @@ def test_checkin_form_values_are_checked_field_by_field() -> None:
     long = CheckinForm("9", "", "x" * 501, "")
     parse_checkin(long, now)
     assert "note" in long.errors
+
+
+def test_forecast_sentence_names_the_period_end_in_every_case() -> None:
+    """Late, on time, and no forecast (nothing done lately / nothing left) each name the
+    period end; only a late forecast is classed late."""
+    end = date(2026, 12, 31)
+    base = {"items_total": 4, "items_todo": 2, "items_in_progress": 0}
+    late = forecast_sentence({**base, "forecast_finish": "2027-01-10"}, end)
+    assert late == (
+        "Forecast finish 2027-01-10: 10 days after the period ends (2026-12-31).",
+        "late",
+    )
+    early = forecast_sentence({**base, "forecast_finish": "2026-12-21"}, end)
+    assert early[1] == "on-time"
+    assert "10 days before the period ends" in early[0]
+    idle = forecast_sentence({**base, "forecast_finish": None}, end)
+    assert idle == (
+        "No forecast: no item done in the throughput window; the period ends 2026-12-31.",
+        "none",
+    )
+    finished = forecast_sentence({**base, "items_todo": 0, "forecast_finish": None}, end)
+    assert "nothing left to do" in finished[0]
