@@ -2,9 +2,11 @@
 
     python -m bench                        # sync 10k+100k per tracker, mapping 100k × 1k,
                                            # signals 1M, okrsync vs the Singer GitHub tap (100k),
-                                           # start-up of --version, --help, mappings check
+                                           # start-up of --version, --help, mappings check,
+                                           # read API 1M items / 10k tactics (web)
     python -m bench --quick                # small sizes: a smoke run
-    python -m bench --only sync,singer     # a subset (sync, mapping, signals, singer, startup)
+    python -m bench --only sync,singer     # a subset (sync, mapping, signals, singer, startup,
+                                           # web)
     python -m bench -v                     # also show each benchmark's own output
     python -m bench --json all.json        # also write the combined rows
 
@@ -61,6 +63,7 @@ BENCHES = (
     Bench("signals", "bench.bench_signals", (), ("--items", "20000", "--tactics", "500")),
     Bench("singer", "bench.bench_singer", (), ("--items", "2000", "--repeat", "1")),
     Bench("startup", "bench.bench_startup", (), ("--repeat", "3")),
+    Bench("web", "bench.bench_web", (), ("--small",)),
 )
 
 
@@ -219,7 +222,9 @@ def select(only: str | None) -> list[Bench]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description="Run the benchmarks.")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    p.add_argument("--only", metavar="NAME[,NAME]", help="sync, mapping, signals, singer, startup")
+    p.add_argument(
+        "--only", metavar="NAME[,NAME]", help="sync, mapping, signals, singer, startup, web"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show each module's output")
     p.add_argument("--json", type=Path, help="also write the combined rows here")
     a = p.parse_args(argv)

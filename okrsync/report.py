@@ -31,7 +31,9 @@ negative value such as `-0.5` stays `-0.5`; a title that reads `-5` is text and 
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
 
@@ -106,15 +108,37 @@ def export_document(
 ) -> dict[str, Any]:
     """The export dict of computed signals (the web read model builds it from snapshots)."""
     keep = select_objectives(signals, period, objective)
+    children = _Children.of(signals.structure)
     return {
         "$schema": SCHEMA_ID,
         "format": FORMAT,
         "as_of": signals.as_of.isoformat(),
         "thresholds": cfg.model_dump(),
         "objectives": [
-            _objective(signals, oid) for oid in signals.structure.objectives if oid in keep
+            _objective(signals, children, oid)
+            for oid in signals.structure.objectives
+            if oid in keep
         ],
     }
+
+
+@dataclass
+class _Children:
+    """Each objective's key results and each key result's tactics, in tree order (one pass:
+    a tree of 10k tactics is laid out in linear time)."""
+
+    key_results: dict[str, list[str]]
+    tactics: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, structure: Structure) -> _Children:
+        krs: dict[str, list[str]] = defaultdict(list)
+        tactics: dict[str, list[str]] = defaultdict(list)
+        for kid, kr in structure.key_results.items():
+            krs[kr.objective_id].append(kid)
+        for tid, tac in structure.tactics.items():
+            tactics[tac.key_result_id].append(tid)
+        return cls(krs, tactics)
 
 
 def add_items(
@@ -200,9 +224,8 @@ def _descendants(signals: SignalSet, root: str) -> set[str]:
     return found
 
 
-def _objective(signals: SignalSet, oid: str) -> dict[str, Any]:
+def _objective(signals: SignalSet, children: _Children, oid: str) -> dict[str, Any]:
     info = signals.structure.objectives[oid]
-    krs = [k for k, kr in signals.structure.key_results.items() if kr.objective_id == oid]
     return {
         "id": oid,
         "title": info.title,
@@ -213,20 +236,21 @@ def _objective(signals: SignalSet, oid: str) -> dict[str, Any]:
         "parent": info.parent,
         "weight": info.weight,
         **signals.objectives[oid].as_json(),
-        "key_results": [_key_result(signals, kid) for kid in krs],
+        "key_results": [
+            _key_result(signals, children, kid) for kid in children.key_results.get(oid, [])
+        ],
     }
 
 
-def _key_result(signals: SignalSet, kid: str) -> dict[str, Any]:
+def _key_result(signals: SignalSet, children: _Children, kid: str) -> dict[str, Any]:
     info = signals.structure.key_results[kid]
-    tactics = [t for t, tac in signals.structure.tactics.items() if tac.key_result_id == kid]
     return {
         "id": kid,
         "title": info.title,
         "unit": info.unit,
         "weight": info.weight,
         **signals.key_results[kid].as_json(),
-        "tactics": [_tactic(signals, tid) for tid in tactics],
+        "tactics": [_tactic(signals, tid) for tid in children.tactics.get(kid, [])],
     }
 
 

@@ -373,6 +373,13 @@ class Store:
 
         return _web_reads.objective_of(self.engine, _web_reads.kind(kind), subject_id)
 
+    def data_version(self) -> tuple[Any, ...]:
+        """A fingerprint of what the tree and its signals are read from (snapshots,
+        check-ins, the OKR tables): unchanged, an answer built from them is current."""
+        from okrsync.store import _web_reads
+
+        return _web_reads.data_version(self.engine)
+
     def subject_history(self, kind: str, subject_id: str, limit: int = 1000) -> list[Snapshot]:
         """A subject's newest `limit` snapshots of that kind, oldest first."""
         from okrsync.store import _web_reads

@@ -23,7 +23,7 @@ from okrsync.store._signal_reads import (
     load_structure,
 )
 from okrsync.store._sql import chunks
-from okrsync.store.tables import KEY_RESULT, OBJECTIVE, SNAPSHOT, TACTIC
+from okrsync.store.tables import CHECKIN, CHECKIN_AUDIT, KEY_RESULT, OBJECTIVE, SNAPSHOT, TACTIC
 
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
@@ -113,3 +113,25 @@ def history(engine: Engine, kind: Kind, subject_id: str, limit: int) -> list[Sna
     with engine.connect() as conn:
         rows = list(conn.execute(q))
     return [Snapshot(r[0], r[1], r[2], r[3], dict(r[4])) for r in reversed(rows)]
+
+
+def data_version(engine: Engine) -> tuple[Any, ...]:
+    """What the tree and its signals are read from, fingerprinted in one statement: the
+    newest snapshot, the check-ins and their audit, and each OKR table's size and newest
+    change. Equal values: an answer built from them is still current (a cache key)."""
+    parts: list[sa.ScalarSelect[Any]] = [
+        sa.select(sa.func.max(SNAPSHOT.c.id)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(CHECKIN).scalar_subquery(),
+        sa.select(sa.func.max(CHECKIN.c.id)).scalar_subquery(),
+        sa.select(sa.func.max(CHECKIN_AUDIT.c.id)).scalar_subquery(),
+    ]
+    for table in (OBJECTIVE, KEY_RESULT, TACTIC):
+        parts += [
+            sa.select(sa.func.count()).select_from(table).scalar_subquery(),
+            sa.select(sa.func.max(table.c.updated_at)).scalar_subquery(),
+            sa.select(sa.func.max(table.c.archived_at)).scalar_subquery(),
+            sa.select(sa.func.count(table.c.archived_at)).scalar_subquery(),
+        ]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*parts)).one()
+    return tuple(row)

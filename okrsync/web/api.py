@@ -3,6 +3,11 @@
 
 A bad query value is 400 `{"error": ..., "param": NAME}`; an unknown id or route is 404
 `{"error": ...}`. The OpenAPI 3.1 description is `OPENAPI`, served at /api/v1/openapi.json.
+
+The tree's "now" view (no `as_of`) is kept serialized, keyed by the store's data version
+(`Store.data_version`: snapshots, check-ins, the OKR tables), the day, the query and the
+thresholds: repeated requests between two syncs cost one fingerprint query, and any sync,
+check-in or mapping change builds it afresh.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -19,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from okrsync import __version__
+from okrsync.signals import today
 from okrsync.web import readmodel
 from okrsync.web.readmodel import BadParam, NotFound
 
@@ -65,7 +73,8 @@ def answers(*params: str) -> Callable[[Callable[[Request], Any]], Handler]:
         async def handler(request: Request) -> Response:
             try:
                 _known(request, params)
-                return JSONResponse(await asyncio.to_thread(read, request))
+                result = await asyncio.to_thread(read, request)
+                return result if isinstance(result, Response) else JSONResponse(result)
             except BadParam as exc:
                 return JSONResponse({"error": str(exc), "param": exc.param}, 400)
             except NotFound as exc:
@@ -80,16 +89,52 @@ def _as_of(request: Request) -> Any:
     return readmodel.parse_date("as_of", request.query_params.get("as_of"))
 
 
+class TreeCache:
+    """The newest serialized "now" trees, by (data version, day, query, thresholds)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        body = build()
+        with self._lock:
+            self._entries[key] = body
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return body
+
+
+def _tree_cache(request: Request) -> TreeCache:
+    state = request.app.state
+    if not hasattr(state, "tree_cache"):
+        state.tree_cache = TreeCache()
+    cache = state.tree_cache
+    assert isinstance(cache, TreeCache)  # noqa: S101 - set just above
+    return cache
+
+
 @answers("as_of", "period", "objective")
 def tree(request: Request) -> Any:
     ctx = _ctx(request)
-    return readmodel.tree(
-        ctx.store,
-        as_of=_as_of(request),
-        period=readmodel.parse_period(request.query_params.get("period")),
-        objective=request.query_params.get("objective") or None,
-        cfg=ctx.settings.signals,
-    )
+    as_of = _as_of(request)
+    period = readmodel.parse_period(request.query_params.get("period"))
+    objective = request.query_params.get("objective") or None
+    cfg = ctx.settings.signals
+
+    def build() -> Any:
+        return readmodel.tree(ctx.store, as_of=as_of, period=period, objective=objective, cfg=cfg)
+
+    if as_of is not None:
+        return build()
+    key = (ctx.store.data_version(), today(), period, objective, cfg.model_dump_json())
+    body = _tree_cache(request).get(key, lambda: bytes(JSONResponse(build()).body))
+    return Response(body, media_type="application/json")
 
 
 @answers("as_of")

@@ -31,7 +31,7 @@ from okrsync.store import Store
 from okrsync.web import api
 from okrsync.web.app import WebContext, create_app
 from tests.helpers import run_cli, write
-from tests.signal_fixtures import AS_OF, at, days_ago, item, link, load_tree_into
+from tests.signal_fixtures import AS_OF, SIGNAL_TREE, at, days_ago, item, link, load_tree_into
 
 TOKEN = "ghp_web_api_test_SECRET_0123456789"
 DAY = AS_OF.isoformat()
@@ -321,3 +321,28 @@ def test_web_command_serves_the_api_until_interrupted(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_tree_now_follows_checkins_recomputes_and_mapping_changes(tmp_path: Path) -> None:
+    """The now view is kept between requests but never outlives a change: a check-in, a
+    recompute that moves a tactic, a renamed key result each show on the next request."""
+    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    try:
+        load_tree_into(store, tmp_path / "okrs")
+        recompute(store)
+        app = create_app(WebContext(Settings(), store))
+
+        def conv() -> dict[str, Any]:
+            kr: dict[str, Any] = ok(app, "/api/v1/tree")["objectives"][0]["key_results"][0]
+            return kr
+
+        assert (conv()["outcome"]["current"], conv()["title"]) == (None, "Trial conversion")
+        store.add_checkin("conv", 10.0)
+        assert conv()["outcome"]["current"] == 10.0
+        link(store, [tracked(1, "done"), tracked(2, "todo")], "checkout")
+        recompute(store)
+        assert tactics_of(ok(app, "/api/v1/tree"))["checkout"]["signals"]["items_total"] == 2
+        load_tree_into(store, tmp_path / "okrs", SIGNAL_TREE.replace("Trial conv", "Paid conv"))
+        assert conv()["title"] == "Paid conversion"
+    finally:
+        store.close()

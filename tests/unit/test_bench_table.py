@@ -129,7 +129,14 @@ def test_bad_json_is_a_failed_row(tmp_path: Path, data: Any, why: str) -> None:
 
 def test_only_selects_and_rejects_unknown_names() -> None:
     assert [b.name for b in select("singer,sync")] == ["singer", "sync"]
-    assert [b.name for b in select(None)] == ["sync", "mapping", "signals", "singer", "startup"]
+    assert [b.name for b in select(None)] == [
+        "sync",
+        "mapping",
+        "signals",
+        "singer",
+        "startup",
+        "web",
+    ]
     with pytest.raises(SystemExit, match="unknown bench nope"):
         select("sync,nope")
 
