@@ -7,7 +7,9 @@ A bad query value is 400 `{"error": ..., "param": NAME}`; an unknown id or route
 The tree's "now" view (no `as_of`) is kept serialized, keyed by the store's data version
 (`Store.data_version`: snapshots, check-ins, the OKR tables), the day, the query and the
 thresholds: repeated requests between two syncs cost one fingerprint query, and any sync,
-check-in or mapping change builds it afresh.
+check-in or mapping change builds it afresh. While the app is served (uvicorn runs its
+lifespan), `warm_tree` rebuilds the whole tree's entry in the background within
+`WARM_EVERY_S` of a change, so the first request after a sync does not pay for it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -31,6 +34,7 @@ from okrsync.web import readmodel
 from okrsync.web.readmodel import BadParam, NotFound
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = structlog.get_logger("okrsync.web")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -97,6 +101,11 @@ class TreeCache:
         self._entries: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
+    def held(self) -> list[tuple[Any, ...]]:
+        """The keys held, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
     def get(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
         with self._lock:
             if key in self._entries:
@@ -110,13 +119,27 @@ class TreeCache:
         return body
 
 
-def _tree_cache(request: Request) -> TreeCache:
-    state = request.app.state
+def tree_cache(app: Any) -> TreeCache:
+    """The app's cache of now trees (made on first use)."""
+    state = app.state
     if not hasattr(state, "tree_cache"):
         state.tree_cache = TreeCache()
     cache = state.tree_cache
     assert isinstance(cache, TreeCache)  # noqa: S101 - set just above
     return cache
+
+
+def now_tree(app: Any, period: str | None = None, objective: str | None = None) -> bytes:
+    """The serialized now tree of `app`'s store, from the cache while the store is unchanged."""
+    ctx = app.state.ctx
+    cfg = ctx.settings.signals
+    key = (ctx.store.data_version(), today(), period, objective, cfg.model_dump_json())
+
+    def build() -> bytes:
+        doc = readmodel.tree(ctx.store, period=period, objective=objective, cfg=cfg)
+        return bytes(JSONResponse(doc).body)
+
+    return tree_cache(app).get(key, build)
 
 
 @answers("as_of", "period", "objective")
@@ -125,16 +148,11 @@ def tree(request: Request) -> Any:
     as_of = _as_of(request)
     period = readmodel.parse_period(request.query_params.get("period"))
     objective = request.query_params.get("objective") or None
+    if as_of is None:
+        body = now_tree(request.app, period, objective)
+        return Response(body, media_type="application/json")
     cfg = ctx.settings.signals
-
-    def build() -> Any:
-        return readmodel.tree(ctx.store, as_of=as_of, period=period, objective=objective, cfg=cfg)
-
-    if as_of is not None:
-        return build()
-    key = (ctx.store.data_version(), today(), period, objective, cfg.model_dump_json())
-    body = _tree_cache(request).get(key, lambda: bytes(JSONResponse(build()).body))
-    return Response(body, media_type="application/json")
+    return readmodel.tree(ctx.store, as_of=as_of, period=period, objective=objective, cfg=cfg)
 
 
 @answers("as_of")
@@ -210,6 +228,17 @@ routes: list[BaseRoute] = [
     Route("/runs", runs, methods=["GET"]),
     Route("/runs/{id:int}", run, methods=["GET"]),
 ]
+
+
+async def warm_tree(app: Any, every_s: float) -> None:
+    """Keep the whole now tree current: every `every_s`, rebuild it if the store changed
+    (a failing store is skipped quietly; /readyz reports it)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(now_tree, app)
+        except Exception as exc:  # a warmer must never die
+            log.debug("web.tree_warm_failed", error=str(exc))
 
 
 # -- OpenAPI -----------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from bodies, access (sets `request.state.user`; see okrsync.web.access), request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("okrsync.web")
 PROBES = ("/healthz", "/readyz", "/metrics")
+WARM_EVERY_S = 2.0
 
 
 def _default_static() -> Path:
@@ -79,6 +82,7 @@ def create_app(ctx: WebContext) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        lifespan=_lifespan,
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(ScrubSecrets),
@@ -90,6 +94,18 @@ def create_app(ctx: WebContext) -> Starlette:
     app.state.ctx = ctx
     app.state.access = access
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """While served: keep the now tree warm (okrsync.web.api.warm_tree)."""
+    warmer = asyncio.create_task(api.warm_tree(app, WARM_EVERY_S))
+    try:
+        yield
+    finally:
+        warmer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warmer
 
 
 def context(request: Request) -> WebContext:

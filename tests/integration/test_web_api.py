@@ -29,7 +29,10 @@ from okrsync.signal_types import Period
 from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.web import api
+from okrsync.web import app as web_app
+from okrsync.web.api import tree_cache
 from okrsync.web.app import WebContext, create_app
+from okrsync.web.server import WebServer
 from tests.helpers import run_cli, write
 from tests.signal_fixtures import AS_OF, SIGNAL_TREE, at, days_ago, item, link, load_tree_into
 
@@ -346,3 +349,39 @@ def test_tree_now_follows_checkins_recomputes_and_mapping_changes(tmp_path: Path
         assert conv()["title"] == "Paid conversion"
     finally:
         store.close()
+
+
+def test_served_app_rebuilds_the_now_tree_after_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served by uvicorn (lifespan on), the app rebuilds the now tree in the background once
+    the store changes, so the next request finds it ready, with the change."""
+    monkeypatch.setattr(web_app, "WARM_EVERY_S", 0.05)
+    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    load_tree_into(store, tmp_path / "okrs")
+    recompute(store)
+    app = create_app(WebContext(Settings(), store))
+
+    async def scenario() -> Any:
+        server = WebServer(app, "127.0.0.1", 0)
+        await server.start()
+        try:
+            store.add_checkin("conv", 11.0)
+            version = store.data_version()
+            for _ in range(200):
+                if any(key[0] == version for key in tree_cache(app).held()):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the tree was not rebuilt after the check-in")
+            async with httpx.AsyncClient() as http:
+                r = await http.get(f"http://127.0.0.1:{server.port}/api/v1/tree")
+            return r.json()
+        finally:
+            await server.stop()
+
+    try:
+        doc = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert doc["objectives"][0]["key_results"][0]["outcome"]["current"] == 11.0
