@@ -385,3 +385,14 @@ def test_served_app_rebuilds_the_now_tree_after_a_change(
     finally:
         store.close()
     assert doc["objectives"][0]["key_results"][0]["outcome"]["current"] == 11.0
+
+
+def test_config_show_lists_the_web_section(tmp_path: Path) -> None:
+    """`okrsync config show` prints [web] with each key's origin, naming tokens by source."""
+    env = {"OKRSYNC_WEB__AUTH": "token", "OKRSYNC_WEB__TOKENS_ENV": "OKRSYNC_WEB_TOKENS"}
+    shown = run_cli("config", "show", cwd=tmp_path, env=env)
+    assert shown.code == 0, shown.stderr
+    web = shown.stdout.split("[web]", 1)[1].split("\n\n", 1)[0]
+    assert 'auth = "token"' in web
+    assert "env OKRSYNC_WEB__AUTH" in web
+    assert 'proxy_header = "X-Forwarded-User"' in web
