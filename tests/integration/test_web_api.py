@@ -396,3 +396,30 @@ def test_config_show_lists_the_web_section(tmp_path: Path) -> None:
     assert 'auth = "token"' in web
     assert "env OKRSYNC_WEB__AUTH" in web
     assert 'proxy_header = "X-Forwarded-User"' in web
+
+
+def test_daemon_refuses_a_public_address_without_web_auth(tmp_path: Path) -> None:
+    """`okrsync run` with service.host = 0.0.0.0 and [web] auth = none exits 2 naming
+    web.auth and service.host, before serving anything."""
+    write(tmp_path / "okrs" / "main.toml", SIGNAL_TREE)
+    write(tmp_path / "okrsync.toml", """
+        [store]
+        url = "sqlite:///okrsync.db"
+        [mappings]
+        paths = ["okrs"]
+        [service]
+        host = "0.0.0.0"
+        port = 0
+        [[connectors]]
+        name = "gh"
+        type = "github"
+        base_url = "http://127.0.0.1:9"
+        scope = ["o/r"]
+        token_env = "OKRSYNC_WEB_TEST_TOKEN"
+        schedule = "every 1h"
+    """)  # fmt: skip
+    r = run_cli("run", cwd=tmp_path, env={"OKRSYNC_WEB_TEST_TOKEN": TOKEN})
+    assert r.code == 2, r.stderr
+    assert 'web.auth is "none"' in r.stderr
+    assert "service.host" in r.stderr
+    assert "Traceback" not in r.stderr
