@@ -4,4 +4,5 @@ from okrsync import _lean_imports
 
 __version__ = "0.1.0"
 
-_lean_imports.install()  # before any `import structlog`: see okrsync/_lean_imports.py
+# before any `import structlog` or `import httpx`: see okrsync/_lean_imports.py
+_lean_imports.install()

@@ -39,7 +39,15 @@ from okrsync.mapping import Link, Matcher
 from okrsync.models import RunResult, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree, discover, load_tree, no_cycle_collection
 from okrsync.store import LinkRow, RunOwner, Store
-from okrsync.sync import Limiters, Watch, new_client, run_connector, selected, settle_heap
+from okrsync.sync import (
+    Limiters,
+    Watch,
+    needs_tls,
+    new_client,
+    run_connector,
+    selected,
+    settle_heap,
+)
 
 log = structlog.get_logger("okrsync.pipeline")
 ABANDONED = "abandoned: the process running it stopped without finishing (crash or kill)"
@@ -327,7 +335,7 @@ async def sync_and_recompute(
     step = _Step(settings, store, mapping, limiters or Limiters(), observe, watch)
     done = Synced()
     try:
-        async with _client(client) as http:
+        async with _client(client, needs_tls(configs)) as http:
             runs = await asyncio.gather(*(step.held(held, cc.name, http, done) for cc in configs))
     finally:
         if locks is None:
@@ -374,12 +382,12 @@ class _Step:
 
 
 @asynccontextmanager
-async def _client(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
-    """The caller's HTTP client, else a new one closed at the end."""
+async def _client(client: httpx.AsyncClient | None, tls: bool) -> AsyncIterator[httpx.AsyncClient]:
+    """The caller's HTTP client, else a new one (trusting CAs if `tls`) closed at the end."""
     if client is not None:
         yield client
         return
-    async with new_client() as own:
+    async with new_client(tls=tls) as own:
         yield own
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import gc
 import hashlib
 import math
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -159,14 +160,24 @@ def settle_heap() -> None:
         _heap_settled = True
 
 
-def new_client() -> httpx.AsyncClient:
-    """The shared HTTP client: keep-alive pool, no redirects followed, a plain user agent."""
+def new_client(*, tls: bool = True) -> httpx.AsyncClient:
+    """The shared HTTP client: keep-alive pool, no redirects followed, a plain user agent.
+
+    `tls=False` when no configured tracker origin is https (`needs_tls`): the CA bundle is not
+    loaded (≈3 MB and 15 ms); an https request on such a client fails its handshake, since it
+    trusts no certificate, and never goes unverified."""
     return httpx.AsyncClient(
+        verify=True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
         timeout=httpx.Timeout(30.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         follow_redirects=False,
         headers={"User-Agent": f"okrsync/{__version__}"},
     )
+
+
+def needs_tls(configs: Sequence[ConnectorConfig]) -> bool:
+    """Whether any of these connectors talks to an https origin."""
+    return any(cc.base_url.lower().startswith("https:") for cc in configs)
 
 
 async def run_connector(
@@ -472,7 +483,7 @@ async def sync_once(
     configs = selected(settings, only)
     settle_heap()
     limiters = Limiters()
-    async with new_client() as client:
+    async with new_client(tls=needs_tls(configs)) as client:
         return list(
             await asyncio.gather(
                 *(

@@ -72,7 +72,7 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, Page, StatusCategory, WorkItem
+from okrsync.models import Cursor, IdList, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope, out_of_reach
@@ -123,10 +123,12 @@ class _Census:
     """Ids gathered by a listing that started at its first page in this run."""
 
     sections: list[str] = field(default_factory=list)
-    tasks: list[str] = field(default_factory=list)
+    tasks: IdList = field(default_factory=IdList)
 
-    def ids(self) -> list[str]:
-        return [*self.sections, *self.tasks]
+    def ids(self) -> IdList:
+        self.tasks.extend(self.sections)
+        self.sections = []
+        return self.tasks
 
 
 class AsanaConnector:
@@ -265,9 +267,9 @@ class AsanaConnector:
                 census.tasks.clear()
             items = self._tasks(gid, data, p)
             if census is not None:
-                census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
+                census.tasks.extend([str(t["gid"]) for t in data if t.get("gid")])
             p.offset = nxt
-            ids: dict[str, list[str]] = {}
+            ids: dict[str, IdList] = {}
             if nxt is None:
                 self._finish_poll(st, p, census)
                 ids = {gid: census.ids()} if census is not None else {}
@@ -304,7 +306,7 @@ class AsanaConnector:
         async for data, nxt, restarted in self._pages(f"/projects/{gid}/tasks", params, None):
             if restarted:
                 census.tasks.clear()
-            census.tasks.extend(str(t["gid"]) for t in data if t.get("gid"))
+            census.tasks.extend([str(t["gid"]) for t in data if t.get("gid")])
             items = [it for raw in data if (it := self._task_or_skip(raw, gid)) is not None]
             done = nxt is None
             if done:

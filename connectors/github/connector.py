@@ -43,7 +43,7 @@ import structlog
 from okrsync.config import ConnectorConfig
 from okrsync.errors import AuthError, ConfigError, NotFound, PayloadError
 from okrsync.http import Http
-from okrsync.models import Cursor, Page, StatusCategory, WorkItem
+from okrsync.models import Cursor, IdList, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope
@@ -141,7 +141,7 @@ class GitHubConnector:
     ) -> AsyncIterator[Page]:
         """One `since` pass: fresh (conditional first request) or resumed from `pass.next`."""
         pending = st.pending
-        census: list[str] | None = [] if pending is None and st.since is None else None
+        census = IdList() if pending is None and st.since is None else None
         if pending is not None:
             prog = pending
             resp, body = await self._follow(str(prog.next))
@@ -158,7 +158,7 @@ class GitHubConnector:
             prog.observe(issues)
             items = self._normalise(issues, scope)
             if census is not None:
-                census.extend(i.external_id for i in items)
+                census.extend([i.external_id for i in items])
             prog.next = nxt
             page = Page(items=items, cursor={}, scope=scope)
             if prog.next is None:
@@ -204,12 +204,12 @@ class GitHubConnector:
         st.since = since
 
     def _first_census(
-        self, scope: str, st: ScopeState, prog: Pass, ids: list[str] | None
-    ) -> dict[str, list[str]]:
+        self, scope: str, st: ScopeState, prog: Pass, ids: IdList | None
+    ) -> dict[str, IdList]:
         """The first full listing doubles as a census unless it was resumed or disturbed."""
         if ids is not None and not prog.hold:
             st.runs = 0
-            return {scope: _unique(ids)}
+            return {scope: ids}
         if prog.window is None:  # a full listing that could not serve: census right away
             st.runs = self.config.census_every
         return {}
@@ -220,17 +220,17 @@ class GitHubConnector:
         Not resumable on purpose: the id list is not kept in the cursor, so a killed census
         starts over next run (it re-sends items the store already has, never loses data).
         """
-        ids: list[str] = []
+        ids = IdList()
         resp, body = await self._list(scope, {"state": "all", "per_page": self._per_page}, None)
         guard = self._guard(scope, "census", resp)
         while True:
             issues, nxt = self._checked(resp, body, guard)
             items = self._normalise(issues, scope)
-            ids.extend(i.external_id for i in items)
+            ids.extend([i.external_id for i in items])
             page = Page(items=items, cursor={}, scope=scope)
             if nxt is None:
                 st.runs = 0
-                page.census = {scope: _unique(ids)}
+                page.census = {scope: ids}
                 log.info(
                     "github.census",
                     connector=self.config.name,
@@ -353,7 +353,3 @@ def _as_list(body: Any, connector: str) -> list[Json]:
             f"expected a JSON array of issues, got {type(body).__name__}", connector=connector
         )
     return [x for x in body if isinstance(x, dict)]
-
-
-def _unique(ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(ids))

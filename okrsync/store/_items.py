@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from okrsync.models import CONTAINER_KINDS, StatusCategory, StoredItem, WorkItem
-from okrsync.store._sql import chunks
+from okrsync.models import CONTAINER_KINDS, IdList, StatusCategory, StoredItem, WorkItem
+from okrsync.store._sql import chunks, upsert
 from okrsync.store.tables import WORK_ITEM
 
 WI = WORK_ITEM
@@ -180,7 +179,7 @@ def _upsert_items_generic(
 
 def _bulk_upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     dialect = conn.dialect.name
-    ins = postgresql.insert(WI) if dialect == "postgresql" else sqlite.insert(WI)
+    ins = upsert(dialect, WI)
     cols = {
         c: getattr(ins.excluded, c)
         for c in rows[0]
@@ -505,11 +504,12 @@ _SQLITE_CENSUS = (
 
 
 def apply_census(
-    conn: Connection, connector: str, container: str, present: Sequence[str], ts: datetime
+    conn: Connection, connector: str, container: str, present: IdList | list[str], ts: datetime
 ) -> int:
     """Flag deleted the live items of `container` missing from `present`; how many."""
     if conn.dialect.name == "sqlite":
-        args = (sqlite_dt(ts), connector, container, _json(list(present)))
+        listed = present.json() if isinstance(present, IdList) else _json(present)
+        args = (sqlite_dt(ts), connector, container, listed)
         return conn.exec_driver_sql(_SQLITE_CENSUS, args).rowcount or 0
     known = conn.execute(
         sa.select(WI.c.external_id).where(

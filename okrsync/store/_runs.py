@@ -158,20 +158,17 @@ def runs(
 ) -> list[SyncRunRow]:
     """Recorded sync runs, newest first."""
     t = SYNC_RUN
-    q = sa.select(SyncRunRow).order_by(t.c.id.desc()).limit(limit)
+    q = sa.select(t).order_by(t.c.id.desc()).limit(limit)
     if connector:
         q = q.where(t.c.connector == connector)
     if failed:
         q = q.where(t.c.status != "ok")
     if since:
         q = q.where(t.c.started_at >= since)
-    from sqlmodel import Session
-
-    with Session(conn) as s:
-        return list(s.exec(q).scalars())  # type: ignore[call-overload]
+    return [SyncRunRow.of(r) for r in conn.execute(q).mappings()]
 
 
 def run(conn: Connection, run_id: int) -> SyncRunRow | None:
     """One recorded sync run, or None."""
-    row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).first()
-    return None if row is None else SyncRunRow.model_validate(dict(row._mapping))
+    row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).mappings().first()
+    return None if row is None else SyncRunRow.of(row)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -46,7 +45,7 @@ from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, now
-from okrsync.store._sql import chunks
+from okrsync.store._sql import chunks, upsert
 from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
     CURSOR,
@@ -522,7 +521,7 @@ class Store:
             )
             return
         t = CURSOR
-        ins = postgresql.insert(t) if self.dialect == "postgresql" else sqlite.insert(t)
+        ins = upsert(self.dialect, t)
         vals = {"connector": connector, "value": cursor, "updated_at": ts, "run_id": run_id}
         conn.execute(
             ins.values(**vals).on_conflict_do_update(
@@ -596,15 +595,13 @@ class Store:
     def items(
         self, connector: str | None = None, *, include_deleted: bool = True
     ) -> list[WorkItemRow]:
-        q = sa.select(WorkItemRow)
+        q = sa.select(WI)
         if connector:
             q = q.where(WI.c.connector == connector)
         if not include_deleted:
             q = q.where(WI.c.deleted_at.is_(None))
-        from sqlmodel import Session
-
-        with Session(self.engine) as s:
-            return list(s.exec(q).scalars())  # type: ignore[call-overload]
+        with self.engine.connect() as conn:
+            return [WorkItemRow.of(r) for r in conn.execute(q).mappings()]
 
     # -- sync runs (okrsync.store._runs) --------------------------------------------------
     def start_run(self, connector: str, owner: RunOwner | None = None) -> int:

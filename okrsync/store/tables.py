@@ -1,18 +1,25 @@
-"""The store's tables (SQLModel). Only `okrsync.store.Store` writes them.
+"""The store's tables (SQLAlchemy Core). Only `okrsync.store.Store` writes them.
 
 Note what is absent: a key result has no "current value" column. Its value is the latest
 check-in, and check-ins are written only by `Store.add_checkin`, `correct_checkin` and
 `delete_checkin` (each with its `checkin_audit` row) — no code path leads from work items to
 key-result values (tests/unit/test_invariant.py keeps it that way).
+
+Plain `sa.Table`s on one `MetaData`, no ORM: a sync imports SQLAlchemy's Core alone (the ORM
+and SQLModel's pydantic models cost ~25 MB of a process that must stay as small as the tap it
+is benched against). Python-side defaults sit on the columns, so an insert may leave them out.
+The two row types read back whole (`SyncRunRow`, `WorkItemRow`) are slotted dataclasses built
+from a result row.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlalchemy.engine import RowMapping
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -35,164 +42,227 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utc_col(*, nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+metadata = sa.MetaData()
 
 
-def json_col() -> Any:
-    return Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+def _str(name: str, *, nullable: bool = False, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.String(), nullable=nullable, **kw)
 
 
-def json_list_col() -> Any:
-    """A JSON list, `[]` for rows that were stored before the column existed."""
-    return Field(
-        default_factory=list,
-        sa_type=sa.JSON,
-        nullable=False,
-        sa_column_kwargs={"server_default": "[]"},
+def _opt(name: str, type_: Any = None, **kw: Any) -> sa.Column[Any]:
+    """A nullable column (text unless `type_` says otherwise)."""
+    return sa.Column(name, type_ if type_ is not None else sa.String(), nullable=True, **kw)
+
+
+def _utc(name: str, *, nullable: bool = True, index: bool = False) -> sa.Column[Any]:
+    return sa.Column(name, UTCDateTime(), nullable=nullable, index=index)
+
+
+def _json(name: str, default: Any, *, server_default: str | None = None) -> sa.Column[Any]:
+    return sa.Column(
+        name, sa.JSON(), nullable=False, default=default, server_default=server_default
     )
 
 
-class ObjectiveRow(SQLModel, table=True):
-    __tablename__ = "objective"
-    id: str = Field(primary_key=True)
-    title: str
-    owner: str | None = None
-    period: str | None = None
-    period_start: date
-    period_end: date
-    parent_id: str | None = Field(default=None, foreign_key="objective.id")
-    weight: float = 1.0
-    source: str = ""
-    archived_at: datetime | None = utc_col()
-    updated_at: datetime | None = utc_col()
+def _num(name: str, default: float | int, type_: Any = sa.Float) -> sa.Column[Any]:
+    return sa.Column(name, type_(), nullable=False, default=default)
 
 
-class KeyResultRow(SQLModel, table=True):
-    __tablename__ = "key_result"
-    id: str = Field(primary_key=True)
-    objective_id: str = Field(foreign_key="objective.id", index=True)
-    title: str
-    unit: str | None = None
-    start_value: float
-    target_value: float
-    direction: str = "increase"
-    weight: float = 1.0
-    source: str = ""
-    archived_at: datetime | None = utc_col()
-    updated_at: datetime | None = utc_col()
+def _id() -> sa.Column[Any]:
+    return sa.Column("id", sa.Integer(), primary_key=True)
 
 
-class CheckinRow(SQLModel, table=True):
-    __tablename__ = "checkin"
+OBJECTIVE = sa.Table(
+    "objective",
+    metadata,
+    _str("id", primary_key=True),
+    _str("title"),
+    _opt("owner"),
+    _opt("period"),
+    sa.Column("period_start", sa.Date(), nullable=False),
+    sa.Column("period_end", sa.Date(), nullable=False),
+    sa.Column("parent_id", sa.String(), sa.ForeignKey("objective.id"), nullable=True),
+    _num("weight", 1.0),
+    _str("source", default=""),
+    _utc("archived_at"),
+    _utc("updated_at"),
+)
+
+KEY_RESULT = sa.Table(
+    "key_result",
+    metadata,
+    _str("id", primary_key=True),
+    sa.Column(
+        "objective_id", sa.String(), sa.ForeignKey("objective.id"), nullable=False, index=True
+    ),
+    _str("title"),
+    _opt("unit"),
+    sa.Column("start_value", sa.Float(), nullable=False),
+    sa.Column("target_value", sa.Float(), nullable=False),
+    _str("direction", default="increase"),
+    _num("weight", 1.0),
+    _str("source", default=""),
+    _utc("archived_at"),
+    _utc("updated_at"),
+)
+
+CHECKIN = sa.Table(
+    "checkin",
+    metadata,
+    _id(),
+    sa.Column(
+        "key_result_id", sa.String(), sa.ForeignKey("key_result.id"), nullable=False, index=True
+    ),
+    sa.Column("value", sa.Float(), nullable=False),
+    _opt("confidence", sa.Float()),
+    _opt("note"),
+    _opt("author"),
+    _utc("recorded_at", nullable=False),
     # 0005: a deleted check-in's id is never handed out again (its audit rows keep naming it)
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: int | None = Field(default=None, primary_key=True)
-    key_result_id: str = Field(foreign_key="key_result.id", index=True)
-    value: float
-    confidence: float | None = None
-    note: str | None = None
-    author: str | None = None
-    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    sqlite_autoincrement=True,
+)
 
+# Every write to a check-in (0005): added, corrected (its values before) or deleted (the row
+# is gone from `checkin`; its values live on here). Written only by `_okr`.
+CHECKIN_AUDIT = sa.Table(
+    "checkin_audit",
+    metadata,
+    _id(),
+    sa.Column("checkin_id", sa.Integer(), nullable=False, index=True),
+    sa.Column(
+        "key_result_id", sa.String(), sa.ForeignKey("key_result.id"), nullable=False, index=True
+    ),
+    _str("action"),  # "add" | "correct" | "delete"
+    _opt("value", sa.Float()),  # the reading after the change (None: deleted)
+    _utc("recorded_at"),
+    _opt("old_value", sa.Float()),  # the reading before it (None: added)
+    _utc("old_recorded_at"),
+    _opt("old_confidence", sa.Float()),
+    _opt("old_note"),
+    _opt("old_author"),
+    _opt("changed_by"),
+    _utc("changed_at", nullable=False),
+    _opt("reason"),
+)
 
-class CheckinAuditRow(SQLModel, table=True):
-    """Every write to a check-in (0005): added, corrected (its values before) or deleted (the
-    row is gone from `checkin`; its values live on here). Written only by `_okr`."""
+TACTIC = sa.Table(
+    "tactic",
+    metadata,
+    _str("id", primary_key=True),
+    sa.Column(
+        "key_result_id", sa.String(), sa.ForeignKey("key_result.id"), nullable=False, index=True
+    ),
+    _str("title"),
+    _num("weight", 1.0),
+    _str("source", default=""),
+    _utc("archived_at"),
+    _utc("updated_at"),
+)
 
-    __tablename__ = "checkin_audit"
-    id: int | None = Field(default=None, primary_key=True)
-    checkin_id: int = Field(index=True)
-    key_result_id: str = Field(foreign_key="key_result.id", index=True)
-    action: str  # "add" | "correct" | "delete"
-    value: float | None = None  # the reading after the change (None: deleted)
-    recorded_at: datetime | None = utc_col()
-    old_value: float | None = None  # the reading before it (None: added)
-    old_recorded_at: datetime | None = utc_col()
-    old_confidence: float | None = None
-    old_note: str | None = None
-    old_author: str | None = None
-    changed_by: str | None = None
-    changed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    reason: str | None = None
-
-
-class TacticRow(SQLModel, table=True):
-    __tablename__ = "tactic"
-    id: str = Field(primary_key=True)
-    key_result_id: str = Field(foreign_key="key_result.id", index=True)
-    title: str
-    weight: float = 1.0
-    source: str = ""
-    archived_at: datetime | None = utc_col()
-    updated_at: datetime | None = utc_col()
-
-
-class WorkItemRow(SQLModel, table=True):
-    __tablename__ = "work_item"
-    connector: str = Field(primary_key=True)
-    external_id: str = Field(primary_key=True)
-    key: str = Field(index=True)
-    kind: str
-    item_type: str | None = None
-    title: str
-    url: str | None = None
-    container: str | None = Field(default=None, index=True)
-    parent_key: str | None = None
-    labels: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
-    milestone: str | None = None
-    section: str | None = None
-    assignee: str | None = None
-    estimate: float | None = None
-    due: date | None = None
-    created: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    updated: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    completed_at: datetime | None = utc_col()
-    status_raw: str = ""
-    status: str
-    custom: dict[str, str] = json_col()
-    previous_keys: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
-    deleted_at: datetime | None = utc_col()
-    lost_at: datetime | None = utc_col()
-    first_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    last_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+WORK_ITEM = sa.Table(
+    "work_item",
+    metadata,
+    _str("connector", primary_key=True),
+    _str("external_id", primary_key=True),
+    _str("key", index=True),
+    _str("kind"),
+    _opt("item_type"),
+    _str("title"),
+    _opt("url"),
+    _opt("container", index=True),
+    _opt("parent_key"),
+    _json("labels", list),
+    _opt("milestone"),
+    _opt("section"),
+    _opt("assignee"),
+    _opt("estimate", sa.Float()),
+    _opt("due", sa.Date()),
+    _utc("created", nullable=False),
+    _utc("updated", nullable=False),
+    _utc("completed_at"),
+    _str("status_raw", default=""),
+    _str("status"),
+    _json("custom", dict),
+    _json("previous_keys", list),
+    _utc("deleted_at"),
+    _utc("lost_at"),
+    _utc("first_seen", nullable=False),
+    _utc("last_seen", nullable=False),
     # 0004: what a changed status_map is re-applied from, and the names matching also reads
-    status_basis: str | None = None
-    status_names: list[str] = json_list_col()
-    container_name: str | None = None
-    assignee_ids: list[str] = json_list_col()
+    _opt("status_basis"),
+    _json("status_names", list, server_default="[]"),
+    _opt("container_name"),
+    _json("assignee_ids", list, server_default="[]"),
+)
 
+# An item attached to a tactic, with the rule that made the link.
+ITEM_LINK = sa.Table(
+    "item_link",
+    metadata,
+    _str("connector", primary_key=True),
+    _str("external_id", primary_key=True),
+    _str("tactic_id", primary_key=True, index=True),
+    _str("rule_id", primary_key=True),
+    _utc("linked_at", nullable=False),
+)
 
-class ItemLinkRow(SQLModel, table=True):
-    """An item attached to a tactic, with the rule that made the link."""
-
-    __tablename__ = "item_link"
-    connector: str = Field(primary_key=True)
-    external_id: str = Field(primary_key=True)
-    tactic_id: str = Field(primary_key=True, index=True)
-    rule_id: str = Field(primary_key=True)
-    linked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-
-
-class SignalSnapshotRow(SQLModel, table=True):
-    __tablename__ = "signal_snapshot"
+SNAPSHOT = sa.Table(
+    "signal_snapshot",
+    metadata,
+    _id(),
+    _str("subject_type", index=True),
+    _str("subject_id", index=True),
+    sa.Column("as_of", sa.Date(), nullable=False),
+    _utc("computed_at", nullable=False),
+    _str("digest"),
+    _json("values", dict),
     # The newest snapshot of a subject is found by one index probe, however long the history.
-    __table_args__ = (sa.Index("ix_signal_snapshot_latest", "subject_type", "subject_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    subject_type: str = Field(index=True)
-    subject_id: str = Field(index=True)
-    as_of: date
-    computed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    digest: str
-    values: dict[str, Any] = json_col()
+    sa.Index("ix_signal_snapshot_latest", "subject_type", "subject_id", "id"),
+)
+
+SYNC_RUN = sa.Table(
+    "sync_run",
+    metadata,
+    _id(),
+    _str("connector", index=True),
+    _utc("started_at", nullable=False),
+    _utc("ended_at"),
+    _str("status", default="running"),
+    _num("pages", 0, sa.Integer),
+    _num("requests", 0, sa.Integer),
+    _num("retries", 0, sa.Integer),
+    _num("rate_limit_wait_s", 0.0),
+    _num("items_created", 0, sa.Integer),
+    _num("items_updated", 0, sa.Integer),
+    _num("items_deleted", 0, sa.Integer),
+    _json("lost_scopes", list),
+    _opt("error"),
+    _opt("host"),  # "host:pid", as shown by `okrsync runs`
+    # The process running it (None on runs recorded before revision 0003): a run left
+    # "running" is abandoned only once this owner is gone (okrsync.locks.owner_alive).
+    _opt("owner_host"),
+    _opt("owner_pid", sa.Integer()),
+    _opt("owner_start"),  # /proc/<pid>/stat starttime ticks @ boot id
+)
+
+CURSOR = sa.Table(
+    "sync_cursor",
+    metadata,
+    _str("connector", primary_key=True),
+    _json("value", dict),
+    _utc("updated_at", nullable=False),
+    _opt("run_id", sa.Integer()),
+)
 
 
-class SyncRunRow(SQLModel, table=True):
-    __tablename__ = "sync_run"
-    id: int | None = Field(default=None, primary_key=True)
-    connector: str = Field(index=True)
-    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    ended_at: datetime | None = utc_col()
+@dataclass(slots=True)
+class SyncRunRow:
+    """One `sync_run` row, as `okrsync runs` shows it."""
+
+    id: int
+    connector: str
+    started_at: datetime
+    ended_at: datetime | None = None
     status: str = "running"
     pages: int = 0
     requests: int = 0
@@ -201,34 +271,53 @@ class SyncRunRow(SQLModel, table=True):
     items_created: int = 0
     items_updated: int = 0
     items_deleted: int = 0
-    lost_scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    lost_scopes: list[str] = field(default_factory=list)
     error: str | None = None
-    host: str | None = None  # "host:pid", as shown by `okrsync runs`
-    # The process running it (None on runs recorded before revision 0003): a run left
-    # "running" is abandoned only once this owner is gone (okrsync.locks.owner_alive).
+    host: str | None = None
     owner_host: str | None = None
     owner_pid: int | None = None
-    owner_start: str | None = None  # /proc/<pid>/stat starttime ticks @ boot id
+    owner_start: str | None = None
+
+    @classmethod
+    def of(cls, row: RowMapping) -> SyncRunRow:
+        return cls(**row)
 
 
-class CursorRow(SQLModel, table=True):
-    __tablename__ = "sync_cursor"
-    connector: str = Field(primary_key=True)
-    value: dict[str, Any] = json_col()
-    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    run_id: int | None = None
+@dataclass(slots=True)
+class WorkItemRow:
+    """One `work_item` row, every column (tests and tools read items back whole)."""
 
+    connector: str
+    external_id: str
+    key: str
+    kind: str
+    item_type: str | None
+    title: str
+    url: str | None
+    container: str | None
+    parent_key: str | None
+    labels: list[str]
+    milestone: str | None
+    section: str | None
+    assignee: str | None
+    estimate: float | None
+    due: date | None
+    created: datetime
+    updated: datetime
+    completed_at: datetime | None
+    status_raw: str
+    status: str
+    custom: dict[str, str]
+    previous_keys: list[str]
+    deleted_at: datetime | None
+    lost_at: datetime | None
+    first_seen: datetime
+    last_seen: datetime
+    status_basis: str | None
+    status_names: list[str]
+    container_name: str | None
+    assignee_ids: list[str]
 
-metadata = SQLModel.metadata
-
-# Typed handles on the tables for SQLAlchemy Core queries (SQLModel leaves __table__ untyped).
-OBJECTIVE: sa.Table = ObjectiveRow.__table__  # type: ignore[attr-defined]
-KEY_RESULT: sa.Table = KeyResultRow.__table__  # type: ignore[attr-defined]
-CHECKIN: sa.Table = CheckinRow.__table__  # type: ignore[attr-defined]
-CHECKIN_AUDIT: sa.Table = CheckinAuditRow.__table__  # type: ignore[attr-defined]
-TACTIC: sa.Table = TacticRow.__table__  # type: ignore[attr-defined]
-WORK_ITEM: sa.Table = WorkItemRow.__table__  # type: ignore[attr-defined]
-ITEM_LINK: sa.Table = ItemLinkRow.__table__  # type: ignore[attr-defined]
-SNAPSHOT: sa.Table = SignalSnapshotRow.__table__  # type: ignore[attr-defined]
-SYNC_RUN: sa.Table = SyncRunRow.__table__  # type: ignore[attr-defined]
-CURSOR: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
+    @classmethod
+    def of(cls, row: RowMapping) -> WorkItemRow:
+        return cls(**row)

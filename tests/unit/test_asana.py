@@ -11,7 +11,7 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -412,7 +412,7 @@ def test_killed_run_resumes_at_the_stored_offset(sb: Sandbox) -> None:
     assert calls(sb, "/tasks")[0]["offset"] == offset
     assert statuses(sb, "/tasks")[0] == 200
     # the census of the interrupted full listing is redone in the census pass, with full tasks
-    assert rest.pages[-1].census[P1][-9:] == ids
+    assert tasks_in(rest.pages[-1].census[P1]) == sorted(ids)
     assert resumed[7:] == ids
     assert calls(sb, "/tasks")[-1]["opt_fields"] == TASK_FIELDS
 
@@ -641,7 +641,7 @@ def test_expired_offset_restarts_the_listing_from_the_window(sb: Sandbox) -> Non
     assert statuses(sb, "/tasks") == [200, 400, 200, 200, 200]
     assert task_calls[1]["offset"] == task_calls[3]["offset"]  # the same position, re-issued
     assert len({t.key for t in res.tasks()}) == len(ids)
-    assert res.pages[-1].census[P1][-len(ids) :] == ids
+    assert tasks_in(res.pages[-1].census[P1]) == sorted(ids)  # the restart listed each once
 
 
 def test_expired_offset_restarts_are_bounded(sb: Sandbox) -> None:
@@ -811,3 +811,8 @@ def test_the_cursor_is_typed_and_keeps_its_stored_json_shape() -> None:
     assert cursor.dump() == {"v": 1, "scopes": {"P1": p1}}
     fresh = AsanaCursor.load({**raw, "v": 2}, ["P1"]).dump()["scopes"]["P1"]
     assert (fresh["census_due"], fresh["window"], fresh["pending"]) == (True, None, None)
+
+
+def tasks_in(census: Iterable[str]) -> list[str]:
+    """The task gids of a census (its `section:<gid>` entries left out), sorted."""
+    return sorted(i for i in census if not i.startswith("section:"))
