@@ -228,6 +228,7 @@ def okrsync_child(base_url: str, scopes: list[str], db: str) -> None:
     t0 = time.perf_counter()
     (full,) = asyncio.run(sync_once(settings, store))
     seconds = time.perf_counter() - t0
+    store.close()  # as `okrsync sync --once` does: the WAL checkpointed into the file
     rss_mb = peak_rss_mb()
     figures = {
         "sync_s": seconds,

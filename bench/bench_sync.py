@@ -82,6 +82,7 @@ def child(tracker: str, base_url: str, scopes: list[str], db: str) -> None:
         raise SystemExit(f"{tracker}: the full sync failed: {full.error}")
     time.sleep(1.1)  # let the `Date` second of the last change pass (see DEVELOPERS.md)
     (again,) = asyncio.run(sync_once(settings, store))
+    store.close()  # as `okrsync sync --once` does: the WAL checkpointed into the file
     rss_mb = peak_rss_mb()
     print(
         json.dumps(
