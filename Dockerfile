@@ -37,7 +37,9 @@ COPY --chown=root:root mappings /etc/okrsync/mappings
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-# /healthz, /readyz, /metrics (deploy/container.toml binds 0.0.0.0 inside the container).
+# The dashboard, /api/v1/ and the probes. deploy/container.toml binds 0.0.0.0 inside the
+# container with [web] auth = "token" (name:token lines in /run/secrets/okrsync_web_tokens:
+# without them the container exits 2); /healthz stays open, so the HEALTHCHECK needs no token.
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]

@@ -10,19 +10,25 @@ its directives are also asserted one by one, so a machine without it still check
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 
 from okrsync.config import load_settings
 from okrsync.demo import sandbox_connectors, sandbox_env
 from okrsync.sandbox import Sandbox
+from okrsync.web.access import check_bind
 from tests.helpers import TREE, CliResult, run_cli, write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +37,7 @@ COMPOSE = REPO / "compose.yaml"
 UNIT = REPO / "deploy" / "okrsync.service"
 CONTAINER_CONFIG = REPO / "deploy" / "container.toml"
 DEPLOYMENT = REPO / "docs" / "deployment.md"
+WEB_TOKENS_SECRET = "okrsync_web_tokens"
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|API_?KEY|PRIVATE", re.IGNORECASE)
 
 
@@ -160,11 +167,102 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
 
 
 def test_container_config_is_valid_and_points_into_the_image() -> None:
-    """The image's okrsync.toml loads, binds the endpoint in the container, stores in /data."""
+    """The image's okrsync.toml loads, binds in the container behind bearer tokens read from a
+    /run/secrets file, so the bind rule (no public address without auth) lets it start."""
     settings = load_settings(CONTAINER_CONFIG)
     assert settings.service.host == "0.0.0.0"  # noqa: S104 - inside the container's network
     assert settings.store_url().startswith("sqlite:////data/")
     assert settings.logging.format == "json"
+    assert settings.web.auth == "token"
+    assert settings.web.tokens_file == f"/run/secrets/{WEB_TOKENS_SECRET}"
+    check_bind(settings, settings.service.host, "service.host")
+
+
+def listening_port(log: Path, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """The port of the daemon's `service.listening` event (its JSON log file), once logged."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        for event in (json.loads(x) for x in lines if x.startswith("{")):
+            if event["event"] == "service.listening":
+                return int(event["port"])
+        assert proc.poll() is None, f"the daemon exited {proc.returncode}"
+        time.sleep(0.05)
+    raise AssertionError(f"no service.listening in {log} after {timeout}s")
+
+
+SHIPPED_TOKENS = f'tokens_file = "/run/secrets/{WEB_TOKENS_SECRET}"'
+
+
+def container_config(tmp_path: Path, sb: Sandbox, tokens: Path) -> Path:
+    """The image's okrsync.toml as shipped, its tokens file moved to `tokens`, plus what a user
+    adds (a connector: the sandbox's GitHub; the mapping files)."""
+    shipped = CONTAINER_CONFIG.read_text(encoding="utf-8")
+    assert SHIPPED_TOKENS in shipped
+    github = next(c for c in sandbox_connectors(sb) if c.name == "github")
+    body = github.model_dump(exclude_none=True, exclude_defaults=True)
+    connector = "".join(f"{k} = {json.dumps(v)}\n" for k, v in body.items())
+    write(tmp_path / "mappings" / "okrs.toml", TREE)
+    text = shipped.replace(SHIPPED_TOKENS, f"tokens_file = {json.dumps(str(tokens))}")
+    return write(tmp_path / "okrsync.toml", f"{text}\n[[connectors]]\n{connector}")
+
+
+def container_env(tmp_path: Path, sb: Sandbox, host: str) -> dict[str, str]:
+    """The image's /data and /etc/okrsync paths moved to `tmp_path`, any free port."""
+    return {
+        **sandbox_env(sb),
+        "OKRSYNC_STORE__URL": f"sqlite:///{tmp_path / 'okrsync.db'}",
+        "OKRSYNC_MAPPINGS__PATHS": json.dumps([str(tmp_path / "mappings")]),
+        "OKRSYNC_LOGGING__FILE": str(tmp_path / "okrsync.log"),
+        "OKRSYNC_SERVICE__HOST": host,
+        "OKRSYNC_SERVICE__PORT": "0",
+        "NO_COLOR": "1",
+    }
+
+
+def test_container_config_serves_probes_open_and_pages_behind_its_token(tmp_path: Path) -> None:
+    """`okrsync run` on the image's config: /healthz and /readyz answer without a token (the
+    HEALTHCHECK), the API and the dashboard are 401 without one and 200 with one."""
+    token = "t0k3n-" + "x" * 24
+    tokens = write(tmp_path / "web_tokens", f"# who may read\nops:{token}\n")
+    tokens.chmod(0o600)
+    with Sandbox(seed=3, sizes={"jira": 5, "jira_dc": 5, "asana": 5, "github": 20}) as sb:
+        cfg = container_config(tmp_path, sb, tokens)
+        env = {**os.environ, **container_env(tmp_path, sb, "127.0.0.1")}
+        cmd = [sys.executable, "-m", "okrsync.cli", "-c", str(cfg), "run"]
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{listening_port(tmp_path / 'okrsync.log', proc)}"
+            assert httpx.get(f"{base}/healthz", timeout=30).json()["status"] == "alive"
+            assert httpx.get(f"{base}/readyz", timeout=30).status_code in (200, 503)
+            bearer = {"Authorization": f"Bearer {token}"}
+            for path in ("/api/v1/tree", "/"):
+                refused = httpx.get(f"{base}{path}", timeout=30)
+                assert refused.status_code == 401, path
+                assert "authentication required" in refused.text
+                served = httpx.get(f"{base}{path}", headers=bearer, timeout=30)
+                assert served.status_code == 200, path
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_container_without_its_token_file_exits_2_saying_so(tmp_path: Path) -> None:
+    """Without the web tokens secret, the image's config stops at start (exit 2) naming
+    web.tokens_file, the file and where it was set, before binding 0.0.0.0; no traceback."""
+    missing = tmp_path / "secrets" / WEB_TOKENS_SECRET
+    with Sandbox(seed=3, sizes={"jira": 5, "jira_dc": 5, "asana": 5, "github": 20}) as sb:
+        cfg = container_config(tmp_path, sb, missing)
+        env = container_env(tmp_path, sb, "0.0.0.0")  # noqa: S104 - refused before binding
+        r = run_cli("-c", str(cfg), "run", cwd=tmp_path, env=env)
+    assert r.code == 2, r.stderr
+    text = " ".join(r.stderr.split())
+    assert f"cannot read web.tokens_file {missing}" in text
+    assert "okrsync.toml:" in text
+    assert "Traceback" not in r.stderr
 
 
 def compose() -> dict[str, Any]:
@@ -231,6 +329,19 @@ def test_compose_secrets_come_from_files_never_from_the_file_itself() -> None:
         assert set(secret) == {"file"}
     db_env = doc["services"]["db"]["environment"]
     assert db_env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"
+
+
+def test_compose_serves_the_web_behind_tokens_from_a_secret() -> None:
+    """compose.yaml binds okrsync off loopback, so it turns on token auth whatever okrsync.toml
+    says, with the tokens file mounted as a declared secret (never a literal token)."""
+    doc = compose()
+    service = doc["services"]["okrsync"]
+    env = service["environment"]
+    assert env["OKRSYNC_SERVICE__HOST"] == "0.0.0.0"  # noqa: S104 - the container's network
+    assert env["OKRSYNC_WEB__AUTH"] == "token"
+    assert env["OKRSYNC_WEB__TOKENS_FILE"] == f"/run/secrets/{WEB_TOKENS_SECRET}"
+    assert WEB_TOKENS_SECRET in service["secrets"]
+    assert doc["secrets"][WEB_TOKENS_SECRET] == {"file": "./secrets/web_tokens"}
 
 
 def unit_directives(text: str) -> dict[str, list[str]]:
