@@ -83,6 +83,7 @@ def apply_okr_tree(conn: Connection, tree: OkrTree) -> ApplyReport:
     Check-ins are never touched: an archived key result keeps its history, and comes back
     with it when its id reappears.
     """
+    _lock_tree(conn)
     report = ApplyReport()
     ts = now()
     obj_rows = {o.id: _obj_values(o) for o in tree.objectives.values()}
@@ -104,6 +105,16 @@ def apply_okr_tree(conn: Connection, tree: OkrTree) -> ApplyReport:
     tacs = {t.id: _tactic_values(t) for t in tree.tactics.values()}
     _sync_table(conn, TACTIC, tacs, ts, report, "tactic")
     return report
+
+
+def _lock_tree(conn: Connection) -> None:
+    """Take the OKR tables' write lock first: two loads at once (replicas starting together)
+    run one after the other, the second reading the first's rows instead of inserting them
+    again (a duplicate key)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("LOCK TABLE objective IN EXCLUSIVE MODE"))
+    else:  # SQLite: a write takes the database's write lock before the reads
+        conn.execute(sa.delete(OBJECTIVE).where(sa.false()))
 
 
 def _sync_table(
