@@ -19,11 +19,19 @@ from okrsync.textsafe import markup_safe as safe
 def web(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option(help="Address to serve on; any but loopback needs [web] auth.")
+        str,
+        typer.Option(
+            help='Address to serve on; any but loopback needs \\[web] auth = "token" or "proxy".'
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8080,
 ) -> None:
-    """Serve the dashboard and the read API (/api/v1/) over the store until Ctrl-C."""
+    """Serve the dashboard and the read API (/api/v1/) over the configured store until Ctrl-C.
+
+    It runs no syncs (the daemon, okrsync run, serves the same pages beside them): for a
+    laptop's copy or a read replica. Reads are open on 127.0.0.1; check-ins from the browser
+    and any other --host need \\[web] auth = "token" or "proxy" (docs/web.md).
+    """
     from okrsync.web.access import check_bind
     from okrsync.web.app import WebContext, create_app
     from okrsync.web.server import run

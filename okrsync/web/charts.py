@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
 
-WIDTH, HEIGHT = 600, 260
-LEFT, RIGHT, TOP, BOTTOM = 58, 58, 18, 34
+WIDTH, HEIGHT = 600, 280
+LEFT, RIGHT, TOP, BOTTOM = 66, 66, 36, 34
+AXIS_TITLE_Y = 14  # the axes' names, above the plot at its left and right edges
+CHAR_W, ROW_H = 10, 18  # a marker label's width per character, a row of labels (phone font)
 PLOT_W = WIDTH - LEFT - RIGHT
 PLOT_H = HEIGHT - TOP - BOTTOM
 
@@ -168,8 +170,13 @@ def _grid(chart: TimeChart) -> list[str]:
     out += _right_ticks(chart)
     for d in date_ticks(chart.start, chart.end):
         x = x_of(chart, d)
+        cls = "tick x first" if x - LEFT < 20 else "tick x"  # clear of the lowest value tick
         out.append(f'<line class="x" x1="{x}" y1="{TOP}" x2="{x}" y2="{HEIGHT - BOTTOM}"/>')
-        out.append(_text(x, HEIGHT - BOTTOM + 16, f"{d:%b} {d.day}", "tick x"))
+        out.append(_text(x, HEIGHT - BOTTOM + 16, f"{d:%b} {d.day}", cls))
+    if chart.left.label:
+        out.append(_text(2, AXIS_TITLE_Y, chart.left.label, "axis-title left"))
+    if chart.right is not None and chart.right.label:
+        out.append(_text(WIDTH - 2, AXIS_TITLE_Y, chart.right.label, "axis-title right"))
     out.append(f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}"/></g>')
     return out
 
@@ -208,17 +215,29 @@ def _dot(x: float, y: float, day: date, value: float, title: str, axis: Axis) ->
     )
 
 
+def label_spans(markers: Sequence[tuple[float, str]]) -> list[tuple[float, float, int]]:
+    """Where each marker's label goes, in the given order: (left, right, row). A label sits
+    right of its line, or left of it near the plot's right edge, on the first row (from the
+    top) where it overlaps no other label, so close markers never print over each other."""
+    placed: list[tuple[float, float, int]] = []
+    for x, text in markers:
+        width = len(text) * CHAR_W
+        left = x - 3 - width if x + 3 + width > WIDTH - RIGHT else x + 3
+        row = 0
+        while any(r == row and left < b and a < left + width for a, b, r in placed):
+            row += 1
+        placed.append((left, left + width, row))
+    return placed
+
+
 def _markers(chart: TimeChart) -> list[str]:
+    shown = [(m, x_of(chart, m.at)) for m in chart.markers if chart.start <= m.at <= chart.end]
+    spans = label_spans([(x, m.label) for m, x in shown])
     out = []
-    for m in chart.markers:
-        if not chart.start <= m.at <= chart.end:
-            continue
-        x = x_of(chart, m.at)
-        near_end = x > WIDTH - RIGHT - 80  # the label goes left of the line, inside the plot
+    for (m, x), (left, _, row) in zip(shown, spans, strict=True):
+        y = TOP + 14 + row * ROW_H
         label = (
-            _text(x - 3, TOP + 11, m.label, "label end")
-            if near_end
-            else (_text(x + 3, TOP + 11, m.label, "label"))
+            _text(x - 3, y, m.label, "label end") if left < x else _text(x + 3, y, m.label, "label")
         )
         out.append(
             f'<g class="marker {_attr(m.name)}" data-date="{m.at.isoformat()}">'
@@ -244,6 +263,7 @@ class KeyResultData:
     execution: tuple[tuple[date, float], ...]
     today: date
     unit: str = ""
+    today_label: str = "today"
 
 
 def key_result_chart(kr: KeyResultData) -> str:
@@ -252,7 +272,7 @@ def key_result_chart(kr: KeyResultData) -> str:
     outcome and execution share one scale) and today's marker."""
     days = [d for d, _ in (*kr.checkins, *kr.execution)] + [kr.start, kr.end]
     values = [kr.start_value, kr.target_value, *(v for _, v in kr.checkins)]
-    left = padded_axis(values, kr.unit)
+    left = padded_axis(values, f"outcome ({kr.unit})" if kr.unit else "outcome")
     right = _completion_axis(kr, left)
     pace = ((kr.start, kr.start_value), (kr.end, kr.target_value))
     series = (
@@ -260,7 +280,7 @@ def key_result_chart(kr: KeyResultData) -> str:
         Series("execution", "execution completion", kr.execution, axis="right"),
         Series("checkins", "check-in", kr.checkins),
     )
-    marks = (Marker(kr.today, "today", "today"),)
+    marks = (Marker(kr.today, "today", kr.today_label),)
     return time_chart(TimeChart(kr.title, min(days), max(days), left, series, marks, right))
 
 
@@ -288,6 +308,7 @@ class TacticData:
     throughput: tuple[tuple[date, float], ...]
     forecast: date | None
     today: date
+    today_label: str = "today"
 
 
 def tactic_charts(t: TacticData) -> tuple[str, str]:
@@ -309,19 +330,19 @@ def tactic_charts(t: TacticData) -> tuple[str, str]:
         f"{t.title}: scope and throughput",
         min(days),
         last,
-        padded_axis([0.0, 1.0, *(v for _, v in t.scope)], "items"),
+        padded_axis([0.0, 1.0, *(v for _, v in t.scope)], "items in scope"),
         (
             Series("scope", "items in scope", t.scope),
             Series("throughput", "done per week", t.throughput, axis="right"),
         ),
         marks,
-        padded_axis([0.0, 1.0, *(v for _, v in t.throughput)], "per week"),
+        padded_axis([0.0, 1.0, *(v for _, v in t.throughput)], "done per week"),
     )
     return time_chart(completion), time_chart(scope)
 
 
 def _tactic_markers(t: TacticData) -> tuple[Marker, ...]:
-    marks = [Marker(t.today, "today", "today"), Marker(t.end, "period-end", "period end")]
+    marks = [Marker(t.today, "today", t.today_label), Marker(t.end, "period-end", "period end")]
     if t.forecast is not None:
         late = t.forecast > t.end
         marks.append(Marker(t.forecast, "forecast late" if late else "forecast", "forecast"))

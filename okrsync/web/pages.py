@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -100,13 +101,52 @@ def user_of(request: Request) -> str | None:
     return getattr(request.state, "user", None)
 
 
-def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    """Render a template with what every page shows (root path, user, today)."""
+def view_of(request: Request) -> dict[str, str]:
+    """The as-of date and period the tree was shown with (`?as_of=`, `?period=`), which its
+    pages keep in their links; a bad value is a BadParam."""
+    q = request.query_params
+    as_of = readmodel.parse_date("as_of", q.get("as_of"))
+    period = readmodel.parse_period(q.get("period"))
+    return {
+        **({"as_of": as_of.isoformat()} if as_of else {}),
+        **({"period": period} if period else {}),
+    }
+
+
+def view_day(view: Mapping[str, str]) -> date | None:
+    """The view's as-of date (None: now)."""
+    return date.fromisoformat(view["as_of"]) if "as_of" in view else None
+
+
+def href_of(root: str, view: Mapping[str, str]) -> Any:
+    """`href(path, **params)` for templates: a link inside the dashboard that keeps the
+    view's as-of date and period (empty params are left out)."""
+
+    def href(path: str, **params: str) -> str:
+        query = {**view, **{k: v for k, v in params.items() if v}}
+        return f"{root}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    return href
+
+
+def page(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    view: Mapping[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """Render a template with what every page shows (root path, user, the day shown, the
+    `href` helper keeping `view` in links)."""
+    view = view or {}
+    root = request.scope.get("root_path", "").rstrip("/")
     base = {
-        "root": request.scope.get("root_path", "").rstrip("/"),
+        "root": root,
         "user": user_of(request),
         "nav": "",
-        "as_of": today().isoformat(),
+        "as_of": view.get("as_of") or today().isoformat(),
+        "view_as_of": view.get("as_of", ""),
+        "href": href_of(root, view),
     }
     html = ENV.get_template(template).render(**{**base, **values})
     return HTMLResponse(html, status_code=status_code)
@@ -134,20 +174,41 @@ def _failure(request: Request, exc: Exception) -> HTMLResponse:
 def tree_page(request: Request) -> HTMLResponse:
     """GET /: the tree, optionally for a period and as of a date."""
     ctx = ctx_of(request)
-    q = request.query_params
     try:
-        as_of = readmodel.parse_date("as_of", q.get("as_of"))
-        period = readmodel.parse_period(q.get("period"))
-        data = readmodel.tree(ctx.store, as_of=as_of, period=period, cfg=ctx.settings.signals)
+        view = view_of(request)
+        period = view.get("period")
+        data = readmodel.tree(
+            ctx.store, as_of=view_day(view), period=period, cfg=ctx.settings.signals
+        )
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)
     spans = _spans(ctx.store)
     note = empty_period_note(spans, period) if period and not data["objectives"] else None
     return page(
-        request, "tree.html", nav="tree", objectives=data["objectives"], as_of=data["as_of"],
-        as_of_param=q.get("as_of", ""), period=period or "", periods=periods_held(spans),
-        note=note,
+        request, "tree.html", nav="tree", view=view, objectives=nest(data["objectives"]),
+        as_of=data["as_of"], as_of_param=view.get("as_of", ""), period=period or "",
+        periods=periods_held(spans), note=note,
     )  # fmt: skip
+
+
+def nest(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objectives as a forest, in the document's order: each shown under its parent
+    (in its "children") when the parent is shown too, else at the top (a parent cycle is
+    cut where it closes)."""
+    ids = {o["id"] for o in objectives}
+    children: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for o in objectives:
+        if o.get("parent") in ids and o["parent"] != o["id"]:
+            children[o["parent"]].append(o)
+    placed: set[str] = set()
+
+    def place(o: dict[str, Any]) -> dict[str, Any]:
+        placed.add(o["id"])
+        kids = [place(c) for c in children[o["id"]] if c["id"] not in placed]
+        return {**o, "children": kids}
+
+    roots = [place(o) for o in objectives if o.get("parent") not in ids]
+    return roots + [place(o) for o in objectives if o["id"] not in placed]
 
 
 def _spans(store: Any) -> list[tuple[date, date]]:
@@ -179,15 +240,18 @@ def key_result_view(
 ) -> HTMLResponse:
     ctx = ctx_of(request)
     try:
-        doc = readmodel.key_result(ctx.store, kr_id, cfg=ctx.settings.signals)
+        view = view_of(request) if request.method == "GET" else {}
+        as_of = view_day(view)
+        doc = readmodel.key_result(ctx.store, kr_id, as_of=as_of, cfg=ctx.settings.signals)
         hist = readmodel.history(ctx.store, "key_result", kr_id)
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)
     kr, obj = doc["key_result"], doc["objective"]
     user = user_of(request)
+    data = kr_chart_data(kr, obj, hist, as_of)
     return page(
-        request, "key_result.html", status_code, kr=kr, objective=obj,
-        chart=Markup(charts.key_result_chart(kr_chart_data(kr, obj, hist))),  # noqa: S704
+        request, "key_result.html", status_code, view=view, kr=kr, objective=obj,
+        chart=Markup(charts.key_result_chart(data)),  # noqa: S704
         checkins=[_checkin_row(c) for c in hist.get("checkins", [])], form=form,
         errors=defaultdict(str, form.errors), csrf_token=TOKENS.issue(user) if user else "",
         recorded=request.query_params.get("recorded", "") if status_code == 200 else "",
@@ -203,17 +267,19 @@ def _day(text: str) -> date:
 
 
 def kr_chart_data(
-    kr: dict[str, Any], obj: dict[str, Any], hist: dict[str, Any]
+    kr: dict[str, Any], obj: dict[str, Any], hist: dict[str, Any], as_of: date | None = None
 ) -> charts.KeyResultData:
-    """The chart's values: check-ins by day, execution completion by snapshot day (the
-    newest of each day) ending with today's, the period and today."""
+    """The chart's values up to the day shown (today, or the view's as-of date): check-ins
+    by day, execution completion by snapshot day (the newest of each day) ending with the
+    day shown's, the period and that day's marker."""
+    day = as_of or today()
     execution: dict[date, float] = {}
     for snap in hist["snapshots"]:
         done = (snap["values"].get("execution") or {}).get("completion")
-        if done is not None:
+        if done is not None and _day(snap["as_of"]) <= day:
             execution[_day(snap["as_of"])] = float(done)
     if kr["execution"]["completion"] is not None:
-        execution[today()] = float(kr["execution"]["completion"])
+        execution[day] = float(kr["execution"]["completion"])
     out = kr["outcome"]
     return charts.KeyResultData(
         title=f"{kr['title']}: check-ins against the expected pace",
@@ -222,11 +288,14 @@ def kr_chart_data(
         start_value=float(out["start"]),
         target_value=float(out["target"]),
         checkins=tuple(
-            (_day(c["recorded_at"]), float(c["value"])) for c in hist.get("checkins", [])
+            (_day(c["recorded_at"]), float(c["value"]))
+            for c in hist.get("checkins", [])
+            if _day(c["recorded_at"]) <= day
         ),
         execution=tuple(sorted(execution.items())),
-        today=today(),
+        today=day,
         unit=kr.get("unit") or "",
+        today_label="today" if as_of is None else f"as of {day}",
     )
 
 
@@ -345,16 +414,18 @@ def tactic_page(request: Request) -> HTMLResponse:
     ctx = ctx_of(request)
     tid = request.path_params["tactic_id"]
     try:
-        doc = readmodel.tactic(ctx.store, tid, cfg=ctx.settings.signals)
+        view = view_of(request)
+        as_of = view_day(view)
+        doc = readmodel.tactic(ctx.store, tid, as_of=as_of, cfg=ctx.settings.signals)
         hist = readmodel.history(ctx.store, "tactic", tid)
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)
     t, obj = doc["tactic"], doc["objective"]
     s = t["signals"]
-    completion, scope = charts.tactic_charts(tactic_chart_data(t, obj, hist))
+    completion, scope = charts.tactic_charts(tactic_chart_data(t, obj, hist, as_of))
     text, cls = forecast_sentence(s, _day(obj["end"]))
     return page(
-        request, "tactic.html", tactic=t, kr=doc["key_result"], s=s,
+        request, "tactic.html", view=view, tactic=t, kr=doc["key_result"], s=s,
         period_start=obj["start"], period_end=obj["end"],
         counts=[{"label": label, "value": s[key], "filter": f} for label, key, f in COUNTS],
         completion_chart=Markup(completion), scope_chart=Markup(scope),  # noqa: S704
@@ -385,11 +456,15 @@ def forecast_sentence(s: dict[str, Any], end: date) -> tuple[str, str]:
 
 
 def tactic_chart_data(
-    t: dict[str, Any], obj: dict[str, Any], hist: dict[str, Any]
+    t: dict[str, Any], obj: dict[str, Any], hist: dict[str, Any], as_of: date | None = None
 ) -> charts.TacticData:
-    """Completion, scope and throughput by snapshot day (the newest of each), then today's."""
-    by_day: dict[date, dict[str, Any]] = {_day(s["as_of"]): s["values"] for s in hist["snapshots"]}
-    by_day[today()] = t["signals"]
+    """Completion, scope and throughput by snapshot day (the newest of each) up to the day
+    shown (today, or the view's as-of date), then that day's."""
+    day = as_of or today()
+    by_day: dict[date, dict[str, Any]] = {
+        _day(s["as_of"]): s["values"] for s in hist["snapshots"] if _day(s["as_of"]) <= day
+    }
+    by_day[day] = t["signals"]
     days = sorted(by_day)
     finish = t["signals"].get("forecast_finish")
     return charts.TacticData(
@@ -400,7 +475,8 @@ def tactic_chart_data(
         scope=tuple((d, float(by_day[d].get("items_total", 0))) for d in days),
         throughput=tuple((d, float(by_day[d].get("throughput_per_week", 0.0))) for d in days),
         forecast=_day(finish) if finish else None,
-        today=today(),
+        today=day,
+        today_label="today" if as_of is None else f"as of {day}",
     )
 
 
@@ -415,14 +491,16 @@ def items_page(request: Request) -> HTMLResponse:
             request, 400, "Bad request", f"count must be one of {known}, got {count!r}"
         )
     try:
-        doc = readmodel.tactic(ctx.store, tid, cfg=ctx.settings.signals)
+        view = view_of(request)
+        as_of = view_day(view)
+        doc = readmodel.tactic(ctx.store, tid, as_of=as_of, cfg=ctx.settings.signals)
         found = readmodel.tactic_items(
-            ctx.store, tid, cfg=ctx.settings.signals, **FILTER_ARGS[count]
+            ctx.store, tid, as_of=as_of, cfg=ctx.settings.signals, **FILTER_ARGS[count]
         )
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)
     return page(
-        request, "items.html", tactic=doc["tactic"], kr=doc["key_result"], count=count,
+        request, "items.html", view=view, tactic=doc["tactic"], kr=doc["key_result"], count=count,
         what=FILTER_LABELS[count] if count else "items", items=[_item(i) for i in found["items"]],
         filters=[{"filter": f, "label": label} for f, label in FILTER_LABELS.items()],
     )  # fmt: skip

@@ -151,6 +151,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
             "(it installs it) or `sudo apt-get install chromium`; never `playwright install`."
         )
     profile = tmp_path_factory.mktemp("chromium-profile")
+    shutil.rmtree(SHOTS, ignore_errors=True)  # this run's screenshots only, none left stale
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile),

@@ -144,3 +144,25 @@ def test_pages_fit_a_phone_width(page: Page, site: Site) -> None:
         assert width <= PHONE["width"], f"{path} is {width} px wide"
         name = "phone-" + (str(path).strip("/").replace("/", "-") or "tree")
         screenshot(page, name)
+
+
+def test_the_picker_view_follows_the_clicks(page: Page, site: Site) -> None:
+    """Picking a period and an as-of date in the tree's form (a plain GET form), then
+    clicking a key result and its tactic: each page is shown as of that date and links back
+    to the same tree view. The sub-objective is drawn inside its parent."""
+    page.goto(site.url + "/")
+    nested = page.locator("li#objective-grow-self-serve li#objective-faster-onboarding")
+    expect(nested.locator("h2")).to_contain_text("New customers reach value")
+    page.select_option("select[name=period]", "2026-Q4")
+    page.fill("input[name=as_of]", "2026-11-15")
+    page.click("form.picker button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("as of 2026-11-15")
+    page.get_by_role("link", name=KR_TITLE).click()
+    expect(page).to_have_url(re.compile(rf"/kr/{KR}\?as_of=2026-11-15&period=2026-Q4$"))
+    expect(page.locator(".as-of")).to_have_text("as of 2026-11-15")
+    expect(page.locator("svg.chart g.marker.today text")).to_have_text("as of 2026-11-15")
+    page.locator("ul.tactics li.tactic a").first.click()
+    expect(page).to_have_url(re.compile(r"/tactic/[^/?]+\?as_of=2026-11-15&period=2026-Q4$"))
+    page.get_by_role("link", name="OKR tree").last.click()
+    expect(page).to_have_url(re.compile(r"/\?as_of=2026-11-15&period=2026-Q4$"))
+    expect(page.locator("select[name=period]")).to_have_value("2026-Q4")

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from okrsync.config import Settings
 from okrsync.pipeline import recompute
 from okrsync.store import Store
 from okrsync.web.app import WebContext, create_app
-from okrsync.web.pages import CheckinForm, forecast_sentence, parse_checkin
-from tests.signal_fixtures import item, link, load_tree_into
+from okrsync.web.pages import CheckinForm, forecast_sentence, nest, parse_checkin
+from tests.signal_fixtures import SIGNAL_TREE, item, link, load_tree_into
 
 TOKEN = "pages-test-token-0123456789abcdef"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -191,3 +192,102 @@ def test_forecast_sentence_names_the_period_end_in_every_case() -> None:
     )
     finished = forecast_sentence({**base, "items_todo": 0, "forecast_finish": None}, end)
     assert "nothing left to do" in finished[0]
+
+
+class Ancestry(HTMLParser):
+    """For each <li id=...>: the ids of the <li> elements it sits inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.within: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "li":
+            own = dict(attrs).get("id") or ""
+            self.within[own] = [i for i in self.stack if i]
+            self.stack.append(own)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li":
+            self.stack.pop()
+
+
+NESTED_TREE = (
+    SIGNAL_TREE
+    + """
+[[objective]]
+id = "onboard"
+title = "Onboarding"
+period = "2026-Q4"
+parent = "grow"
+
+[[objective]]
+id = "docs"
+title = "Docs"
+period = "2026-Q4"
+parent = "onboard"
+"""
+)
+
+
+def test_a_sub_objective_is_drawn_inside_its_parent(tmp_path: Path) -> None:
+    """The tree nests each objective under its parent (two levels deep here), not beside it."""
+    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    try:
+        load_tree_into(store, tmp_path / "okrs", NESTED_TREE)
+        page = call(app_of(store, tmp_path), "GET", "/").text
+    finally:
+        store.close()
+    parsed = Ancestry()
+    parsed.feed(page)
+    assert parsed.within["objective-grow"] == []
+    assert parsed.within["objective-onboard"] == ["objective-grow"]
+    assert parsed.within["objective-docs"] == ["objective-grow", "objective-onboard"]
+    assert "under grow" not in page  # the nesting says it
+
+
+def test_nest_keeps_order_and_survives_a_parent_cycle() -> None:
+    """Objectives whose parent is not shown stay at the top in order; a cycle is cut, never
+    looped over, and every objective appears once."""
+    objs = [{"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}, {"id": "c", "parent": None},
+            {"id": "d", "parent": "c"}, {"id": "e", "parent": "gone"}]  # fmt: skip
+    forest = nest(objs)
+
+    def ids(nodes: list[dict[str, Any]]) -> list[Any]:
+        return [(n["id"], ids(n["children"])) for n in nodes]
+
+    assert ids(forest) == [("c", [("d", [])]), ("e", []), ("a", [("b", [])])]
+
+
+def test_pages_opened_from_an_as_of_tree_keep_its_date_and_period(
+    world: tuple[Store, Path],
+) -> None:
+    """Links from /?as_of=D&period=P carry both; the key result, tactic and items pages
+    show their figures as of D (the chart's marker at D) and link back to the same view."""
+    app = app_of(*world)
+    view = "as_of=2026-11-05&amp;period=2026-Q4"
+    tree = call(app, "GET", "/?as_of=2026-11-05&period=2026-Q4").text
+    assert f'href="/kr/conv?{view}"' in tree
+    assert f'href="/tactic/checkout?{view}"' in tree
+    assert f'href="/tactic/checkout/items?{view}"' in tree
+
+    kr = call(app, "GET", "/kr/conv?as_of=2026-11-05&period=2026-Q4").text
+    assert "as of 2026-11-05" in kr
+    assert f'href="/?{view}"' in kr  # back to the same tree
+    marker = re.search(r'class="marker today" data-date="([^"]+)"', kr)
+    assert marker is not None
+    assert marker.group(1) == "2026-11-05"
+
+    # item 1 was done on 2026-11-12: in the throughput window as of 11-15, not as of 11-05
+    throughput = re.compile(r"([\d.]+) / week</a>")
+    now = call(app, "GET", "/tactic/checkout?as_of=2026-11-15").text
+    then = call(app, "GET", "/tactic/checkout?as_of=2026-11-05").text
+    assert [throughput.findall(p) for p in (now, then)] == [["0.25"], ["0"]]
+    assert 'href="/tactic/checkout/items?as_of=2026-11-05&amp;count=done"' in then
+    items = call(app, "GET", "/tactic/checkout/items?as_of=2026-11-05&count=done").text
+    assert "as of 2026-11-05</span></h1>" in items
+    assert 'href="/tactic/checkout/items?as_of=2026-11-05&amp;count=stale"' in items
+    bad = call(app, "GET", "/kr/conv?as_of=yesterday")
+    assert bad.status_code == 400
+    assert "as_of must be a date" in bad.text

@@ -301,6 +301,18 @@ def test_web_command_refuses_a_missing_store_and_a_public_address(tmp_path: Path
     assert "Traceback" not in public.stderr
 
 
+def test_web_and_demo_help_name_the_access_rule_and_the_url(tmp_path: Path) -> None:
+    """`okrsync web --help` names [web] auth (not swallowed as markup) and says it runs no
+    syncs; `okrsync demo --help` names the dashboard's URL and --no-serve."""
+    web = run_cli("web", "--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert web.code == 0
+    assert web.stdout.count('[web] auth = "token" or "proxy"') == 2  # the text and --host
+    assert "runs no syncs" in web.stdout
+    demo = run_cli("demo", "--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert "http://127.0.0.1:PORT/" in demo.stdout
+    assert "--no-serve" in demo.stdout
+
+
 def test_web_command_serves_the_api_until_interrupted(tmp_path: Path) -> None:
     """`okrsync web --port 0` prints its URL, answers the API and exits 0 on SIGINT,
     without a traceback."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from datetime import date
 from itertools import pairwise
@@ -208,3 +209,53 @@ def test_markers_outside_the_dates_are_not_drawn() -> None:
         "t", Q4[0], Q4[1], Axis(0, 1), markers=(Marker(date(2027, 2, 1), "forecast", "f"),)
     )
     assert "forecast" not in charts.time_chart(chart)
+
+
+def marker_labels(root: ET.Element) -> dict[str, tuple[float, float, float]]:
+    """Each marker's label: (left, right, baseline), its width estimated as the chart does."""
+    found = {}
+    for g in root.iter(SVG + "g"):
+        if "marker" in g.get("class", "").split():
+            text = g.find("s:text", NS)
+            assert text is not None
+            assert text.text
+            x, width = float(text.attrib["x"]), len(text.text) * charts.CHAR_W
+            left = x - width if "end" in text.attrib["class"].split() else x
+            found[text.text] = (left, left + width, float(text.attrib["y"]))
+    return found
+
+
+def test_close_markers_put_their_labels_on_separate_rows() -> None:
+    """Today, the period end and a forecast a day later: no two labels overlap (one moves
+    down a row); a lone marker's label stays on the top row."""
+    t = TacticData(
+        "Onboarding", *Q4, completion=(), scope=(), throughput=(),
+        forecast=date(2027, 1, 1), today=date(2026, 12, 29),
+    )  # fmt: skip
+    labels = marker_labels(parse(charts.tactic_charts(t)[0]))
+    assert set(labels) == {"today", "period end", "forecast"}
+    for (a, b, y), (c, d, z) in itertools.combinations(labels.values(), 2):
+        assert y != z or b <= c or d <= a, labels
+    assert len({y for _, _, y in labels.values()}) > 1
+    alone = marker_labels(parse(charts.key_result_chart(kr())))
+    assert alone["today"][2] == TOP + 14
+
+
+def test_axes_are_named() -> None:
+    """A key result's chart names its outcome axis (with the unit) and its execution axis;
+    a tactic's scope chart names items in scope and done per week."""
+    names = [t.text for t in parse(charts.key_result_chart(kr())).iter(SVG + "text")
+             if "axis-title" in t.get("class", "")]  # fmt: skip
+    assert names == ["outcome (%)", "execution"]
+    t = TacticData("T", *Q4, (), (), (), None, date(2026, 11, 9))
+    scope = parse(charts.tactic_charts(t)[1])
+    assert [x.text for x in scope.iter(SVG + "text") if "axis-title" in x.get("class", "")] == [
+        "items in scope",
+        "done per week",
+    ]
+
+
+def test_the_marker_label_can_say_as_of() -> None:
+    """Shown as of a past date, the chart's day marker is labelled with that date."""
+    svg = charts.key_result_chart(kr(today=date(2026, 11, 5), today_label="as of 2026-11-05"))
+    assert marker_labels(parse(svg)).keys() == {"as of 2026-11-05"}

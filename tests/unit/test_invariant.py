@@ -154,6 +154,55 @@ def _imports_of(path: Path, banned: str, tree: ast.AST | None = None) -> list[st
     ]
 
 
+WEB = ROOT / "okrsync" / "web"
+# The web layer never talks to a tracker: it reads the store, it does not sync.
+TRACKER_SIDE = (
+    "okrsync.sync",
+    "okrsync.connector",
+    "okrsync.http",
+    "okrsync.sandbox",
+    "connectors",
+)
+
+
+def _web_breaches(path: Path, tree: ast.AST) -> list[str]:
+    where = path.relative_to(ROOT)
+    return [
+        f"{where}:{line} imports {m}"
+        for line, m in _imported(tree)
+        if _bypasses_store(m) or any(m == t or m.startswith(f"{t}.") for t in TRACKER_SIDE)
+    ]
+
+
+def test_the_web_layer_reads_through_the_store_facade_only() -> None:
+    """okrsync/web (lazy and type-only imports included) imports no database library such
+    as sqlalchemy, no part of the store but its facade, and nothing of the tracker side."""
+    files = sorted(WEB.rglob("*.py"))
+    assert len(files) >= 8, "okrsync/web moved: update WEB"
+    breaches = [b for p in files for b in _web_breaches(p, ast.parse(p.read_text("utf-8")))]
+    assert breaches == []
+
+
+def test_the_web_check_catches_sql_store_internals_and_tracker_code() -> None:
+    """The web check flags a lazy sqlalchemy import, the store's tables and okrsync.sync;
+    the Store facade passes."""
+    code = (
+        "from okrsync.store import Store\n"
+        "def f() -> None:\n"
+        "    import sqlalchemy\n"
+        "    from okrsync.store.tables import CHECKIN\n"
+        "    from okrsync.sync import run_connector\n"
+    )
+    found = _web_breaches(WEB / "x.py", ast.parse(code))
+    assert found == [
+        "okrsync/web/x.py:3 imports sqlalchemy",
+        "okrsync/web/x.py:4 imports okrsync.store.tables",
+        "okrsync/web/x.py:4 imports okrsync.store.tables.CHECKIN",
+        "okrsync/web/x.py:5 imports okrsync.sync",
+        "okrsync/web/x.py:5 imports okrsync.sync.run_connector",
+    ]
+
+
 def test_signals_and_store_do_not_import_each_other() -> None:
     """okrsync/signals.py imports nothing from okrsync.store (it computes from plain values)
     and no module of okrsync/store/ imports okrsync.signals (the store reads and writes)."""
