@@ -44,7 +44,8 @@ def percent(value: float) -> str:
 
 @dataclass(frozen=True)
 class Axis:
-    """A value axis: its range, a name and how its ticks print."""
+    """A value axis: `low` at the bottom, `high` at the top (high < low: an inverted axis),
+    a name and how its ticks print."""
 
     low: float
     high: float
@@ -93,7 +94,8 @@ def x_of(chart: TimeChart, day: date) -> float:
 
 
 def y_of(axis: Axis, value: float) -> float:
-    """The y coordinate of a value on an axis: low at the bottom, high at the top."""
+    """The y coordinate of a value on an axis: low at the bottom, high at the top (an axis
+    with high < low runs downwards)."""
     span = (axis.high - axis.low) or 1.0
     return round(TOP + (axis.high - value) / span * PLOT_H, 2)
 
@@ -185,7 +187,8 @@ def _right_ticks(chart: TimeChart) -> list[str]:
     axis = chart.right
     if axis is None:
         return []
-    ticks = [v for v in nice_ticks(axis.low, axis.high) if axis.low <= v <= axis.high]
+    low, high = sorted((axis.low, axis.high))  # an inverted axis runs high to low
+    ticks = [v for v in nice_ticks(low, high) if low <= v <= high]
     return [_text(WIDTH - RIGHT + 6, y_of(axis, v) + 4, axis.fmt(v), "tick right") for v in ticks]
 
 
@@ -291,8 +294,8 @@ def _completion_axis(kr: KeyResultData, left: Axis) -> Axis:
     def fraction(value: float) -> float:
         return (value - kr.start_value) / span
 
-    low, high = sorted((fraction(left.low), fraction(left.high)))
-    return Axis(low, high, "execution", percent)
+    # not sorted: for a decreasing key result 0% (the start value) is at the top
+    return Axis(fraction(left.low), fraction(left.high), "execution", percent)
 
 
 @dataclass(frozen=True)

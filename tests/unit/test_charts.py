@@ -116,6 +116,23 @@ def test_execution_completion_shares_the_outcome_scale() -> None:
     assert execution[1][1] == pytest.approx(checkins[1][1])  # 50% ≡ 10
 
 
+def test_execution_shares_the_scale_of_a_decreasing_key_result() -> None:
+    """For a 'decrease' key result (40 → 10) completion 0 sits at the start value (top),
+    0.5 at 25 and 1 at the target (bottom); the right axis reads 0% at the top."""
+    down = kr(start_value=40.0, target_value=10.0, unit="min",
+              checkins=((date(2026, 10, 1), 40.0), (date(2026, 11, 1), 25.0),
+                        (date(2026, 11, 15), 10.0)),
+              execution=((date(2026, 10, 1), 0.0), (date(2026, 11, 1), 0.5),
+                         (date(2026, 11, 15), 1.0)))  # fmt: skip
+    root = parse(charts.key_result_chart(down))
+    values = [y for _, y, _, _ in dots(group(root, "checkins"))]
+    done = [y for _, y, _, _ in dots(group(root, "execution"))]
+    assert done == pytest.approx(values)
+    right = {t.text: float(t.attrib["y"]) for t in root.iter(SVG + "text")
+             if t.get("class") == "tick right"}  # fmt: skip
+    assert right["0%"] < right["50%"] < right["100%"]  # 0% at the top, by the start value
+
+
 def test_today_marker_at_todays_date_and_left_out_outside_the_range() -> None:
     """The today line is drawn at today's x; a today after the period draws none."""
     root = parse(charts.key_result_chart(kr()))
