@@ -2,11 +2,13 @@
 
 One stdlib HTTP server, one port, a path prefix per tracker: `/jira` (Cloud, v3),
 `/jira-dc` (v2), `/asana` (like `https://app.asana.com/api/1.0`), `/github` (like GHE's
-`/api/v3`), and JSON control endpoints under `/_sandbox/` (mutate, update, delete, move,
-inject, revoke, restore, hide_scope, unhide_scope, clear_faults: POST; truth?tracker=, stats,
-witness: GET). Hostile faults (off-origin links, paging loops, huge pages and fields, escape
-sequences; see `_faults.py`) serve the fault matrix's hostile section; a second listener,
-`sb.witness`, records whatever an off-origin link makes a client send it.
+`/api/v3`), the metric APIs measured key results read (`/prometheus`, Prometheus's query API,
+and `/metrics-json`, a KPI JSON API; see `metrics.py`), and JSON control endpoints under
+`/_sandbox/` (mutate, update, delete, move, inject, revoke, restore, hide_scope, unhide_scope,
+clear_faults: POST; truth?tracker=, stats, witness: GET). Hostile faults (off-origin links,
+paging loops, huge pages and fields, escape sequences; see `_faults.py`) serve the fault
+matrix's hostile section; a second listener, `sb.witness`, records whatever an off-origin link
+makes a client send it.
 
     with Sandbox(seed=7, sizes={"jira": 300, "jira_dc": 200, "asana": 300, "github": 300}) as sb:
         sb.base_url("jira"); sb.credentials; sb.truth("github"); sb.inject("asana", "429")
@@ -82,6 +84,8 @@ def serve(
             sb.warm()
         for tracker in ("jira", "jira_dc", "asana", "github"):
             print(f"{tracker:8} {sb.base_url(tracker)}  scopes={','.join(sb.scopes(tracker))}")
+        for api in ("prometheus", "metrics_json"):
+            print(f"{api:12} {sb.base_url(api)}")
         for name, value in sb.credentials.items():
             print(f"{name:14} {value}")
         print(f"admin    http://{host}:{sb.port}/_sandbox/stats", flush=True)

@@ -18,6 +18,10 @@ CREDENTIALS = {
     "jira_dc_token": "sbx-jira-dc-pat",
     "asana_token": "2/1200000000000099/sbx-asana-pat",
     "github_token": "ghp_sandboxgithubtoken000000000000000000",
+    "prometheus_token": "sbx-prometheus-token",
+    "prometheus_username": "sbx-prometheus",
+    "prometheus_password": "sbx-prometheus-password",
+    "metrics_json_token": "sbx-metrics-json-token",
 }
 
 

@@ -71,8 +71,17 @@ TRANSPORT_FAULTS = frozenset(
 )
 CURSOR_FAULTS = frozenset({"expire_page_token", "expire_offset", "expire_sync_token"})
 _EVERY = frozenset({"jira", "jira_dc", "asana", "github"})
+# The metric servers (`metrics.py`) take the transport faults, `offorigin_link` (a redirect)
+# and their own metric faults, described there.
+METRIC_TRACKERS = frozenset({"prometheus", "metrics_json"})
+METRIC_FAULT_TRACKERS: dict[str, frozenset[str]] = {
+    "nan": METRIC_TRACKERS,
+    "empty": METRIC_TRACKERS,
+    "two_series": frozenset({"prometheus"}),
+    "error_status": frozenset({"prometheus"}),
+}
 HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
-    "offorigin_link": _EVERY,
+    "offorigin_link": _EVERY | {"prometheus"},
     "loop_link": frozenset({"github", "asana", "jira"}),
     "alternate_offset": frozenset({"asana"}),
     "events_forever": frozenset({"asana"}),
@@ -85,7 +94,7 @@ HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
 }
 HOSTILE_FAULTS = frozenset(HOSTILE_TRACKERS)
 ITEM_FAULTS = frozenset({"huge_field", "escapes", "missing_fields"})
-ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS | HOSTILE_FAULTS
+ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS | HOSTILE_FAULTS | frozenset(METRIC_FAULT_TRACKERS)
 
 HUGE_PAGE_ITEMS = 200_000
 HUGE_FIELD_CHARS = 5 * 1024 * 1024
@@ -106,6 +115,15 @@ class Fault:
     path_contains: str = ""
 
 
+def applies_to(kind: str) -> frozenset[str]:
+    """The trackers a fault `kind` may be injected on."""
+    if kind in METRIC_FAULT_TRACKERS:
+        return METRIC_FAULT_TRACKERS[kind]
+    if kind in TRANSPORT_FAULTS:
+        return _EVERY | METRIC_TRACKERS
+    return HOSTILE_TRACKERS.get(kind, _EVERY)
+
+
 class FaultQueue:
     """Thread-safe queue of faults per tracker."""
 
@@ -117,9 +135,11 @@ class FaultQueue:
     def add(self, tracker: str, kind: str, count: int, params: dict[str, Any]) -> None:
         if kind not in ALL_FAULTS:
             raise ValueError(f"unknown fault {kind!r}; known: {sorted(ALL_FAULTS)}")
-        if tracker not in HOSTILE_TRACKERS.get(kind, _EVERY):
-            where = sorted(HOSTILE_TRACKERS[kind])
-            raise ValueError(f"fault {kind!r} does not apply to {tracker!r}; it does to {where}")
+        where = applies_to(kind)
+        if tracker not in where:
+            raise ValueError(
+                f"fault {kind!r} does not apply to {tracker!r}; it does to {sorted(where)}"
+            )
         path_contains = str(params.pop("path_contains", ""))
         with self._lock:
             self._faults.setdefault(tracker, []).append(

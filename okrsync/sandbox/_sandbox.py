@@ -13,7 +13,7 @@ import httpx
 from okrsync.sandbox import _asana, _github, _jira, _transport
 from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
 from okrsync.sandbox._data import TRACKERS, Rec, TruthItem, dt_to_ms
-from okrsync.sandbox._faults import FaultQueue
+from okrsync.sandbox._faults import METRIC_TRACKERS, FaultQueue
 from okrsync.sandbox._server import (
     PREFIX_OF,
     App,
@@ -248,7 +248,8 @@ class Sandbox:
     # --- access and faults --------------------------------------------------------------
 
     def inject(self, tracker: str, fault: str, count: int = 1, **params: Any) -> None:
-        self.world.state(tracker)
+        if tracker not in METRIC_TRACKERS:
+            self.world.state(tracker)
         if fault == "offorigin_link":
             params.setdefault("origin", self.witness.origin)
         self.faults.add(tracker, fault, count, params)

@@ -17,11 +17,18 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from okrsync.sandbox import _asana, _github, _jira
+from okrsync.sandbox import _asana, _github, _jira, metrics
 from okrsync.sandbox._core import Env, Request, Response, json_response
 from okrsync.sandbox._faults import TRANSPORT_FAULTS, Fault
 
-PREFIXES = (("/jira-dc", "jira_dc"), ("/jira", "jira"), ("/asana", "asana"), ("/github", "github"))
+PREFIXES = (
+    ("/jira-dc", "jira_dc"),
+    ("/jira", "jira"),
+    ("/asana", "asana"),
+    ("/github", "github"),
+    ("/prometheus", "prometheus"),
+    ("/metrics-json", "metrics_json"),
+)
 PREFIX_OF = {tracker: prefix for prefix, tracker in PREFIXES}
 
 
@@ -48,6 +55,8 @@ class Outcome:
 
 
 def _error_body(tracker: str, status: int, message: str) -> Response:
+    if tracker in metrics.TRACKERS:
+        return metrics.error(tracker, status, message)
     if tracker in ("jira", "jira_dc"):
         return _jira.error(status, message)
     if tracker == "asana":
@@ -67,6 +76,8 @@ class App:
         self.log_lock = threading.Lock()
 
     def vendor(self, req: Request) -> Response:
+        if req.tracker in metrics.TRACKERS:
+            return metrics.handle(req, self.env)
         if req.tracker in ("jira", "jira_dc"):
             return _jira.handle(req, self.env)
         if req.tracker == "asana":
