@@ -21,6 +21,7 @@ from okrsync import (
     cli_init,
     cli_items,
     cli_mapping,
+    cli_measure,
     cli_ops,
     cli_service,
     cli_signals,
@@ -212,6 +213,7 @@ for _module in (
     cli_service,
     cli_init,
     cli_web,
+    cli_measure,
 ):
     _module.register(app)
 cli_ops.register(app, db_app)

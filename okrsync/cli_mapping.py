@@ -94,17 +94,31 @@ def check(
         bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")
     ] = False,
     allow_empty: AllowEmpty = False,
+    probe: Annotated[
+        bool,
+        typer.Option("--probe", help="Also read each key result's source once (records nothing)."),
+    ] = False,
 ) -> None:
-    """Validate the mapping files (tree and rules) without writing anything.
+    """Validate the mapping files (tree, rules and key-result sources, their environment
+    variables included) without writing anything.
 
-    Exit 0 when clean, 1 on warnings with --strict, 2 on errors (an empty mapping set is
-    one, unless --allow-empty).
+    Exit 0 when clean, 1 on warnings with --strict or a source failing its --probe, 2 on
+    errors (an empty mapping set is one, unless --allow-empty).
     """
-    from okrsync.okrfile import no_cycle_collection
+    import os
+
+    from okrsync.okrfile import missing_env, no_cycle_collection
 
     state = state_of(ctx)
     with no_cycle_collection():  # one pause over loading and checking: see okrfile
         tree, rules = _load_and_check(state, allow_empty)
+    if problems := missing_env(tree, os.environ):
+        _fail(problems)
+    probe_ok = True
+    if probe:
+        from okrsync.cli_measure import probe_sources
+
+        probe_ok = probe_sources(state, tree)
     warnings = _store_warnings(state, rules, tree)
     for w in warnings:
         say(f"warning: {w}")
@@ -112,7 +126,7 @@ def check(
         f"{len(tree.files)} file(s), {len(tree.tactics)} tactics, {len(rules)} rules: "
         f"no errors, {len(warnings)} warning(s)"
     )
-    if warnings and strict:
+    if (warnings and strict) or (probe and not probe_ok):
         raise typer.Exit(1)
 
 

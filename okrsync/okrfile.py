@@ -2,7 +2,8 @@
 
     [[objective]]          id, title, owner, period ("2026-Q4", "2026-H1", "2026-11", "2026";
                            q/h in either case) or start/end dates, parent (objective id), weight
-    [[key_result]]         id, objective, title, unit, start, target, direction, weight
+    [[key_result]]         id, objective, title, unit, start, target, direction, weight,
+                           source (where its metric is read: docs/sources.md)
     [[tactic]]             id, key_result, title, weight
     [[tactic.rule]]        a mapping rule of the tactic above (see okrsync.mapping)
 
@@ -14,10 +15,11 @@ file:line, what is wrong and how to fix it.
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -57,9 +59,33 @@ KEY_RESULT_KEYS = {
     "direction",
     "weight",
     "description",
+    "source",
 }
 TACTIC_KEYS = {"id", "key_result", "title", "weight", "owner", "description", "rule"}
 TOP_KEYS = {"objective", "key_result", "tactic"}
+
+# A key result's `source` (docs/sources.md): the keys each kind takes, which it requires
+# (a tuple: one of them), and the option keys that name environment variables.
+SOURCE_COMMON = {"kind", "schedule", "timeout_s"}
+SOURCE_KEYS = {
+    "sql": {"url_env", "query", "backfill_query"},
+    "file": {"path", "format"},
+    "http_json": {"url", "url_env", "expression", "time_expression", "token_env", "headers_env"},
+    "prometheus": {"url", "url_env", "query", "token_env", "username_env", "password_env", "step"},
+}
+SOURCE_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sql": (("url_env",), ("query",)),
+    "file": (("path",),),
+    "http_json": (("url", "url_env"), ("expression",)),
+    "prometheus": (("url", "url_env"), ("query",)),
+}
+ENV_KEYS = ("url_env", "token_env", "username_env", "password_env")
+DEFAULT_SCHEDULE = "every 1h"
+_SCHEDULE = re.compile(r"every ([1-9][0-9]{0,5})([smhd])", re.ASCII)
+# A Prometheus duration ("1h30m"), as a `prometheus` source's `step`; or a number of seconds.
+_DURATION = re.compile(r"(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?", re.ASCII)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,23 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class MetricSource:
+    """Where a key result's metric is read (`source = { kind = ... }`), as validated: the
+    options as written (a `file` path made absolute against the mapping file's folder)."""
+
+    kind: str
+    options: Mapping[str, Any]
+    every_s: int
+    where: Source
+
+    def env_vars(self) -> list[tuple[str, str]]:
+        """(option key, variable name) of every environment variable the source reads."""
+        named = [(k, str(self.options[k])) for k in ENV_KEYS if k in self.options]
+        headers = self.options.get("headers_env") or {}
+        return named + [(f"headers_env.{h}", str(v)) for h, v in headers.items()]
+
+
+@dataclass(frozen=True)
 class KeyResult:
     id: str
     objective: str
@@ -94,7 +137,8 @@ class KeyResult:
     target: float
     direction: str
     weight: float
-    source: Source
+    source: Source  # where the key result is written (file:line)
+    metric_source: MetricSource | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -211,6 +255,36 @@ def _month_end(year: int, month: int) -> date:
     if month == 12:  # also keeps 9999-12 inside `date`'s range
         return date(year, 12, 31)
     return date(year, month + 1, 1) - timedelta(days=1)
+
+
+def missing_env(tree: OkrTree, env: Mapping[str, str]) -> list[str]:
+    """A problem, with file:line, for every environment variable a source names that is not
+    set. Kept out of `load_tree`: a sync loads the tree even where a source's variable is
+    missing (that source's reading fails); `mappings check` reports these as errors."""
+    problems = []
+    for kr in tree.key_results.values():
+        for key, var in kr.metric_source.env_vars() if kr.metric_source else []:
+            if not env.get(var):
+                problems.append(
+                    f"{kr.metric_source.where if kr.metric_source else kr.source}: "
+                    f"source of key result {kr.id!r}: environment variable {var} ({key}) is "
+                    "not set; set it where okrsync runs (e.g. the service's environment file)"
+                )
+    return problems
+
+
+def _step_ok(step: Any) -> bool:
+    """A positive number of seconds, or a Prometheus duration such as "1h30m"."""
+    if isinstance(step, bool):
+        return False
+    if isinstance(step, int | float):
+        return 0 < step < math.inf
+    if not isinstance(step, str):
+        return False
+    try:
+        return _step_ok(float(step))
+    except ValueError:
+        return bool(_DURATION.fullmatch(step.strip()))
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -489,6 +563,10 @@ class _File:
                 "swap start/target or fix 'direction'",
             )
             return
+        n = len(self.loader.problems)
+        metric = self.metric_source(i, entry["source"]) if "source" in entry else None
+        if len(self.loader.problems) > n:
+            return
         src = self.src(("key_result", i))
         if self.loader.add("key result", ident, src):
             self.loader.tree.key_results[ident] = KeyResult(
@@ -501,6 +579,7 @@ class _File:
                 direction,
                 weight,
                 src,
+                metric,
             )
 
     def tactic(self, i: int, entry: Any) -> None:
@@ -525,3 +604,134 @@ class _File:
             self.loader.tree.tactics[ident] = Tactic(
                 ident, entry["key_result"], entry["title"], weight, src, rules
             )
+
+    # -- a key result's source (docs/sources.md) --------------------------------------------
+    def source_loc(self, i: int, key: str | None = None) -> tuple[str | int, ...]:
+        """The location of the source's `key` (or the source), for its line: keys inside
+        an inline table are not indexed, so those fall back to the `source` line."""
+        base: tuple[str | int, ...] = ("key_result", i, "source")
+        if key is None:
+            return base
+        found, own = self.toml.line((*base, key)), self.toml.line(base)
+        return (*base, key) if found is not None and found >= (own or 0) else base
+
+    def metric_source(self, i: int, raw: Any) -> MetricSource | None:
+        """The validated source, or None after reporting every problem in it."""
+        n = len(self.loader.problems)
+        if not isinstance(raw, dict):
+            self.problem(
+                self.source_loc(i),
+                'source must be a table such as source = { kind = "sql", url_env = "DB_URL", '
+                'query = "select ...", schedule = "every 1h" }',
+            )
+            return None
+        kind = raw.get("kind")
+        if kind not in SOURCE_KEYS:
+            hint = _suggest(str(kind), SOURCE_KEYS) if isinstance(kind, str) else ""
+            hint = hint if "did you mean" in hint else f"; use one of {', '.join(SOURCE_KEYS)}"
+            what = "is missing" if kind is None else f"{kind!r} is not a source kind"
+            self.problem(self.source_loc(i, "kind"), f"source 'kind' {what}{hint}")
+            return None
+        allowed = SOURCE_COMMON | SOURCE_KEYS[kind]
+        for key in raw:
+            if key not in allowed:
+                self.unknown(self.source_loc(i, key), key, allowed, f"a {kind} source")
+        for group in SOURCE_REQUIRED[kind]:
+            if not any(k in raw for k in group):
+                self.problem(
+                    self.source_loc(i),
+                    f"a {kind} source needs {' or '.join(repr(k) for k in group)}",
+                )
+        if "url" in raw and "url_env" in raw:
+            self.problem(self.source_loc(i, "url"), "give 'url' or 'url_env', not both")
+        options = {k: v for k, v in raw.items() if k in allowed and k != "kind"}
+        every = self.source_values(i, kind, options)
+        if len(self.loader.problems) > n or every is None:
+            return None
+        where = self.src(self.source_loc(i))
+        return MetricSource(kind, options, every, where)
+
+    def source_values(self, i: int, kind: str, options: dict[str, Any]) -> int | None:
+        """Check each option's value (fixing a file path in place); the schedule in seconds."""
+        for key, value in options.items():
+            if key in ("timeout_s", "headers_env", "step"):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                self.problem(self.source_loc(i, key), f"source '{key}' must be a non-empty string")
+                return None
+        for key in ENV_KEYS:
+            if key in options and not _ENV_NAME.fullmatch(options[key]):
+                self.problem(
+                    self.source_loc(i, key),
+                    f"'{key}' must name an environment variable, such as "
+                    '"ANALYTICS_DB_URL" (letters, digits, _); the value itself (it may hold a '
+                    "secret, so it is not repeated here) stays out of the mapping files",
+                )
+        self.source_details(i, kind, options)
+        return self.schedule(i, options.get("schedule", DEFAULT_SCHEDULE))
+
+    def source_details(self, i: int, kind: str, options: dict[str, Any]) -> None:
+        loc = functools.partial(self.source_loc, i)
+        headers = options.get("headers_env", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(v, str) and _ENV_NAME.fullmatch(v) for v in headers.values()
+        ):
+            self.problem(
+                loc("headers_env"),
+                "headers_env maps header names to environment variables, e.g. "
+                'headers_env = { "X-Api-Key" = "KPI_API_KEY" }',
+            )
+        timeout = options.get("timeout_s", 30)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (0 < timeout <= 600)
+        ):
+            self.problem(loc("timeout_s"), f"timeout_s must be seconds, 1 to 600; got {timeout!r}")
+        url = options.get("url")
+        if url is not None and not re.match(r"https?://[^/\s]", url, re.IGNORECASE):
+            self.problem(loc("url"), f"url must start with http:// or https://, got {url!r}")
+        if "backfill_query" in options and ":since" not in options["backfill_query"]:
+            self.problem(
+                loc("backfill_query"),
+                "backfill_query must use the :since bind, e.g. "
+                "'select day, value from kpi where day >= :since'",
+            )
+        if options.get("format", "csv") not in ("csv", "json"):
+            self.problem(loc("format"), 'format must be "csv" or "json"')
+        if "step" in options and not _step_ok(options["step"]):
+            self.problem(
+                loc("step"),
+                f'step is a duration such as "1h" or "15m", or seconds; got {options["step"]!r}',
+            )
+        if ("username_env" in options) != ("password_env" in options):
+            self.problem(loc("username_env"), "give username_env and password_env together")
+        elif "username_env" in options and "token_env" in options:
+            self.problem(loc("token_env"), "give token_env or username_env/password_env, not both")
+        if kind == "file":
+            options["path"] = str((self.path.parent / Path(options["path"]).expanduser()).resolve())
+        for key in ("expression", "time_expression"):
+            if key in options:
+                self.jmespath(loc(key), key, options[key])
+
+    def jmespath(self, loc: tuple[str | int, ...], key: str, expression: str) -> None:
+        import jmespath  # only for a file with an http_json source
+        from jmespath.exceptions import JMESPathError
+
+        try:
+            jmespath.compile(expression)
+        except JMESPathError as exc:
+            first = str(exc).splitlines()[0]
+            self.problem(loc, f"{key} is not a JMESPath expression ({first}); see jmespath.org")
+
+    def schedule(self, i: int, text: Any) -> int | None:
+        m = _SCHEDULE.fullmatch(text) if isinstance(text, str) else None
+        every = int(m[1]) * _UNIT_S[m[2]] if m else 0
+        if every < 60:
+            self.problem(
+                self.source_loc(i, "schedule"),
+                f'schedule must be "every <N><s|m|h|d>", at least every 1m, such as '
+                f'"every 1h"; got {text!r}',
+            )
+            return None
+        return every

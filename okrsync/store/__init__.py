@@ -13,6 +13,7 @@ from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, process_start
+from okrsync.store._sources import Recorded
 from okrsync.store._store import Link, Store
 from okrsync.store._tree import TreeRows
 from okrsync.store.migrate import head_revision
@@ -32,6 +33,7 @@ __all__ = [
     "LinkRow",
     "ListedItem",
     "PageResult",
+    "Recorded",
     "Relinked",
     "RunOwner",
     "Store",

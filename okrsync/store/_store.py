@@ -31,7 +31,7 @@ from okrsync.errors import ConfigError, OkrsyncError, StoreError
 from okrsync.models import Cursor, Lineage, Page, StatusCategory, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
-from okrsync.store import _items, _okr, _runs
+from okrsync.store import _items, _okr, _runs, _sources
 from okrsync.store._items import (
     ItemReader,
     PageResult,
@@ -45,6 +45,7 @@ from okrsync.store._lineage import lineage
 from okrsync.store._links import LinkRow, Relinked, relink
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, now
+from okrsync.store._sources import Recorded
 from okrsync.store._sql import chunks, upsert
 from okrsync.store._tree import TreeRows, active_ids, active_rows, linked_item_counts
 from okrsync.store.tables import (
@@ -436,6 +437,20 @@ class Store:
         """The newest reading of every key result, by its time (one query)."""
         with self.engine.connect() as conn:
             return _okr.latest_checkins(conn)
+
+    # -- readings of key-result sources (okrsync.store._sources) -------------------------
+    def record_readings(
+        self, key_result_id: str, kind: str, readings: Sequence[tuple[datetime, float]]
+    ) -> Recorded:
+        """A source run "ok" and a check-in (author `source:<kind>`) per reading (time, value)
+        not yet recorded from that source; one transaction."""
+        with self.tx() as conn:
+            return _sources.record_readings(conn, key_result_id, kind, readings)
+
+    def record_source_failure(self, key_result_id: str, reason: str) -> int:
+        """A source run "failed" with its one-line reason; check-ins are left as they are."""
+        with self.tx() as conn:
+            return _sources.record_failure(conn, key_result_id, reason)
 
     # -- work items ----------------------------------------------------------------------
     def commit_page(

@@ -93,15 +93,55 @@ def _store_boundary_breaches(path: Path, tree: ast.AST) -> list[str]:
     return [f"{where}:{line} {what}" for line, what in sorted(found)]
 
 
+# The `sql` source reads another database with SQLAlchemy (okrsync's own store it refuses):
+# it may import that library, and nothing else of the store.
+EXTERNAL_SQL = ROOT / "okrsync" / "sources" / "sql.py"
+
+
+def _external_sql(path: Path, breach: str) -> bool:
+    return path == EXTERNAL_SQL and breach.split(" imports ", 1)[-1].startswith("sqlalchemy")
+
+
 def test_only_the_store_package_speaks_sql() -> None:
     """No module outside okrsync/store/ imports a database library or the store's tables or
-    private modules, or opens a connection through a Store's engine or transaction."""
+    private modules, or opens a connection through a Store's engine or transaction (the sql
+    source's own SQLAlchemy, for other databases, aside)."""
     breaches = [
         breach
         for path in _outside_store()
         for breach in _store_boundary_breaches(path, ast.parse(path.read_text(encoding="utf-8")))
+        if not _external_sql(path, breach)
     ]
     assert breaches == []
+
+
+SOURCE_PACKAGE = ROOT / "okrsync" / "sources"
+
+
+def test_sources_never_import_the_store_the_pipeline_sync_or_linking() -> None:
+    """okrsync/sources/** reads outcome metrics where they live: it imports nothing from
+    okrsync.store, okrsync.pipeline, okrsync.sync or okrsync.linking, so no work item (and
+    no row of okrsync's store) can become a reading."""
+    modules = sorted(SOURCE_PACKAGE.rglob("*.py"))
+    assert EXTERNAL_SQL in modules
+    banned = ("okrsync.store", "okrsync.pipeline", "okrsync.sync", "okrsync.linking")
+    assert [b for path in modules for name in banned for b in _imports_of(path, name)] == []
+
+
+def test_the_sources_check_catches_a_store_import() -> None:
+    """The sources check flags a lazy `from okrsync.store import Store` in a source module,
+    and the sql exemption covers SQLAlchemy only, not the store's tables."""
+    lazy = "def f() -> None:\n    from okrsync.store import Store\n"
+    assert _imports_of(SOURCE_PACKAGE / "x.py", "okrsync.store", ast.parse(lazy)) == [
+        "okrsync/sources/x.py:2 imports okrsync.store",
+        "okrsync/sources/x.py:2 imports okrsync.store.Store",
+    ]
+    code = "import sqlalchemy as sa\nfrom okrsync.store.tables import CHECKIN\n"
+    found = _store_boundary_breaches(EXTERNAL_SQL, ast.parse(code))
+    assert [b for b in found if not _external_sql(EXTERNAL_SQL, b)] == [
+        "okrsync/sources/sql.py:2 imports okrsync.store.tables",
+        "okrsync/sources/sql.py:2 imports okrsync.store.tables.CHECKIN",
+    ]
 
 
 def test_the_store_boundary_check_catches_each_way_around_the_facade() -> None:
