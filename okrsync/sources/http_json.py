@@ -94,7 +94,10 @@ async def fetch_json(
     origin = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            async with http.stream("GET", url, headers=headers, timeout=timeout_s) as response:
+            request = http.stream(
+                "GET", url, headers=headers, timeout=timeout_s, follow_redirects=False
+            )
+            async with request as response:
                 if response.is_redirect:
                     url = _next(url, response.headers.get("location", ""), origin)
                     continue

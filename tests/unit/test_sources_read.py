@@ -290,6 +290,19 @@ def test_http_json_follows_a_redirect_within_its_origin() -> None:
     assert take(hj("http://kpi.test/moved"), http=api()) == [Reading(NOW, 41.5)]
 
 
+def test_http_json_refuses_an_off_origin_redirect_even_on_a_following_client() -> None:
+    """A caller's client that follows redirects still never carries the token elsewhere."""
+    SEEN.clear()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=API), base_url="http://kpi.test", follow_redirects=True
+    )
+    s = hj("http://kpi.test/away", token_env="TOK")
+    assert failure(s, env={"TOK": "sekrit-token"}, http=client).startswith(
+        "redirect to another origin refused: http://kpi.test/away -> http://elsewhere.example/"
+    )
+    assert SEEN == []
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port on 127.0.0.1 that accepts connections and never answers."""
