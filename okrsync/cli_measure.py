@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cl
 KeyResults = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Key result ids (default: every key result with a source).", show_default=False
+        metavar="KR",
+        help="Key result ids (default: every key result with a source).",
+        show_default=False,
     ),
 ]
 Since = Annotated[
