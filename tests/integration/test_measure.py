@@ -189,3 +189,40 @@ def test_bad_sources_and_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert bad.code == 2
     assert f"{tmp_path / 'okrs' / 'main.toml'}:20: schedule must be" in bad.stdout
     assert cli(tmp_path, env, "measure").code == 2
+
+
+def test_measure_reads_the_sandbox_kpi_api_over_http_and_records_its_failure(
+    tmp_path: Path,
+) -> None:
+    """An http_json source against the sandbox's KPI JSON API on 127.0.0.1 (bearer token
+    from the environment): the value and its own `as_of` are recorded; with a NaN fault the
+    run fails (exit 1) and the earlier check-in stays; the token never shows."""
+    from okrsync.sandbox import Sandbox
+
+    write(tmp_path / "okrsync.toml", CONFIG)
+    source = (
+        'source = { kind = "http_json", url_env = "KPI_URL", token_env = "KPI_TOKEN", '
+        'expression = "data.conversion.pct", time_expression = "data.conversion.as_of" }'
+    )
+    okrs = OKRS.split("[[key_result]]")[0] + (
+        '[[key_result]]\nid = "conv"\nobjective = "grow"\ntitle = "Conversion"\n'
+        f"start = 0\ntarget = 10\n{source}\n"
+    )
+    write(tmp_path / "okrs" / "main.toml", okrs)
+    assert run_cli("okrs", "sync", cwd=tmp_path).code == 0
+    with Sandbox() as sb:
+        token = sb.credentials["metrics_json_token"]
+        env = {"KPI_URL": f"{sb.base_url('metrics_json')}/kpi", "KPI_TOKEN": token}
+        r = cli(tmp_path, env, "measure")
+        assert r.code == 0, r.stdout + r.stderr
+        assert r.stdout.startswith("conv  http_json  ")
+        assert r.stdout.splitlines()[0].endswith(" UTC (recorded)")
+        (got,) = stored(tmp_path, "conv")
+        assert got[0] == "source:http_json"
+        assert 0 < got[1] < 10
+        sb.inject("metrics_json", "nan")
+        failed = cli(tmp_path, env, "measure")
+        assert failed.code == 1
+        assert "conv  http_json  failed: NaN" in failed.stdout
+        assert stored(tmp_path, "conv") == [got]
+        assert token not in failed.stdout + failed.stderr
