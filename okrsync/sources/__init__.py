@@ -170,15 +170,24 @@ def as_utc(value: Any, what: str = "time") -> datetime:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         moment = datetime.fromtimestamp(float(value), UTC)
     elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise SourceFailure(f"not a {what}: {_short(value)}") from None
+        moment = _parse_time(value, what)
     else:
         raise SourceFailure(f"not a {what}: {_short(value)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def _parse_time(text: str, what: str) -> datetime:
+    """ISO text, or epoch seconds written as text ("1733500000")."""
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise SourceFailure(f"not a {what}: {_short(text)}") from None
 
 
 def since_filter(readings: list[Reading], since: datetime | None, now: datetime) -> list[Reading]:

@@ -53,15 +53,15 @@ def _text(path: Path) -> str:
 
 
 def _csv_rows(text: str) -> list[Reading]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "date" not in fields or "value" not in fields:
         raise SourceFailure("the CSV's first row must be a header naming 'date' and 'value'")
     reader.fieldnames = fields
-    readings = []
-    for row in reader:
-        readings.append(_reading(row, f"row {reader.line_num}"))
-    return readings
+    try:
+        return [_reading(row, f"row {reader.line_num}") for row in reader]
+    except csv.Error as exc:
+        raise SourceFailure(f"not CSV: {exc}") from None
 
 
 def _json_rows(text: str) -> list[Reading]:

@@ -172,10 +172,16 @@ def test_file_csv_newest_row_is_the_reading_and_backfill_takes_rows_since(tmp_pa
 
 
 def test_file_json_list_of_date_value_objects(tmp_path: Path) -> None:
-    """A JSON list of {date, value}: the newest is the reading."""
+    """A JSON list of {date, value}, dates as ISO text or epoch seconds: the newest is the
+    reading."""
     js = tmp_path / "kpi.json"
     js.write_text('[{"date": "2026-10-01", "value": 1}, {"date": "2026-11-01", "value": "2.5"}]')
     assert take(spec("file", path=str(js))) == [Reading(datetime(2026, 11, 1, tzinfo=UTC), 2.5)]
+    epoch = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
+    js.write_text(f'[{{"date": {epoch}, "value": 3}}, {{"date": "{epoch + 60:.0f}", "value": 4}}]')
+    assert take(spec("file", path=str(js))) == [
+        Reading(datetime(2026, 11, 2, 0, 1, tzinfo=UTC), 4.0)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -189,6 +195,7 @@ def test_file_json_list_of_date_value_objects(tmp_path: Path) -> None:
         ("a.csv", "date,value\nsoon,1\n", "row 2: not a date: 'soon'"),
         ("a.json", '{"date": "2026-10-01"}', "the JSON must be a list of"),
         ("a.json", "[1,", "not JSON:"),
+        ("a.csv", 'date,value\n2026-10-01,"1\n', "not CSV: unexpected end of data"),
     ],
 )
 def test_file_problems_fail_with_the_row(tmp_path: Path, name: str, text: str, reason: str) -> None:
