@@ -226,3 +226,16 @@ def test_measure_reads_the_sandbox_kpi_api_over_http_and_records_its_failure(
         assert "conv  http_json  failed: NaN" in failed.stdout
         assert stored(tmp_path, "conv") == [got]
         assert token not in failed.stdout + failed.stderr
+
+
+def test_a_key_result_not_yet_in_the_store_is_reported_not_recorded(tmp_path: Path) -> None:
+    """Before `okrs sync` has loaded a key result, `measure` reads its source but says it
+    cannot record it and how to fix that (exit 1), without a traceback."""
+    env = setup(tmp_path)
+    write(tmp_path / "okrs" / "main.toml", OKRS.replace('id = "nps"', 'id = "nps-2"'))
+    r = cli(tmp_path, env, "measure", "nps-2")
+    assert r.code == 1
+    assert "nps-2  file  failed: not recorded: no key result 'nps-2'; run `okrsync okrs sync`" in (
+        r.stdout
+    )
+    assert "Traceback" not in r.stderr
