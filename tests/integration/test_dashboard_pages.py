@@ -250,8 +250,13 @@ def test_a_sub_objective_is_drawn_inside_its_parent(tmp_path: Path) -> None:
 def test_nest_keeps_order_and_survives_a_parent_cycle() -> None:
     """Objectives whose parent is not shown stay at the top in order; a cycle is cut, never
     looped over, and every objective appears once."""
-    objs = [{"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}, {"id": "c", "parent": None},
-            {"id": "d", "parent": "c"}, {"id": "e", "parent": "gone"}]  # fmt: skip
+    objs: list[dict[str, Any]] = [
+        {"id": "a", "parent": "b"},
+        {"id": "b", "parent": "a"},
+        {"id": "c", "parent": None},
+        {"id": "d", "parent": "c"},
+        {"id": "e", "parent": "gone"},
+    ]
     forest = nest(objs)
 
     def ids(nodes: list[dict[str, Any]]) -> list[Any]:

@@ -33,8 +33,8 @@ def test_id_list_keeps_every_id_and_writes_them_as_json_strings() -> None:
 def test_id_list_stores_decimal_ids_as_numbers() -> None:
     """A census of decimal ids costs 8 bytes per id, not a string object each."""
     listed = IdList(str(900_000_000 + n) for n in range(10_000))
-    assert listed._nums.itemsize * len(listed._nums) == 80_000  # noqa: SLF001
-    assert not listed._strs  # noqa: SLF001
+    assert listed._nums.itemsize * len(listed._nums) == 80_000
+    assert not listed._strs
 
 
 @given(st.lists(st.one_of(st.integers(0, 2**62).map(str), st.text(max_size=12))))
@@ -68,7 +68,8 @@ def test_the_sync_path_imports_no_cli_orm_or_postgres_libraries() -> None:
     assert tops.isdisjoint({"rich", "click", "pygments", "typer", "greenlet", "sqlmodel"})
     assert "sqlalchemy.orm" not in loaded
     assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
-    assert "httpx" in tops and "sqlalchemy" in tops  # the probe did import the sync path
+    assert "httpx" in tops  # the probe did import the sync path
+    assert "sqlalchemy" in tops
 
 
 def _connector(url: str) -> object:
@@ -85,9 +86,11 @@ def test_tls_is_needed_only_for_https_origins() -> None:
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )
