@@ -242,9 +242,7 @@ def test_issue_changed_at_run_start_holds_window_and_defers_census(sb: Sandbox) 
     assert "sort" not in census_call
     assert len(run.pages) == 10
     # The change shifted the listing by one, so some ids come twice: a census is a set.
-    assert set(run.pages[-1].census[SCOPE]) == {
-        t.external_id for t in live(sb, containers=True)
-    }
+    assert set(run.pages[-1].census[SCOPE]) == {t.external_id for t in live(sb, containers=True)}
     assert run.state()["runs"] == 0
 
 
