@@ -92,25 +92,9 @@ async def read(
             from okrsync.sources.http_json import read_http_json
 
             return await read_http_json(spec, since=since, now=now, env=env, http=client)
-        return await _prometheus(spec, since=since, now=now, env=env, http=client)
+        from okrsync.sources.prometheus import read_prometheus
 
-
-async def _prometheus(
-    spec: SourceSpec,
-    *,
-    since: datetime | None,
-    now: datetime,
-    env: Mapping[str, str],
-    http: httpx.AsyncClient,
-) -> list[Reading]:
-    """`okrsync.sources.prometheus.read_prometheus`, imported on first use."""
-    import importlib
-
-    module = importlib.import_module("okrsync.sources.prometheus")
-    readings: list[Reading] = await module.read_prometheus(
-        spec, since=since, now=now, env=env, http=http
-    )
-    return readings
+        return await read_prometheus(spec, since=since, now=now, env=env, http=client)
 
 
 def _client(http: httpx.AsyncClient | None, spec: SourceSpec) -> Any:
