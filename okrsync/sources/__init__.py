@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from okrsync.errors import OkrsyncError
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 KINDS = ("sql", "file", "http_json", "prometheus")
 DEFAULT_TIMEOUT_S = 30.0
+
+
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of now a source's timestamp may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +178,18 @@ def _parse_time(text: str, what: str) -> datetime:
 
 
 def since_filter(readings: list[Reading], since: datetime | None, now: datetime) -> list[Reading]:
-    """Readings from `since` to `now` oldest first (backfill), else the newest one alone;
-    readings in the future are left out (a check-in records a reading already taken)."""
-    past = sorted((r for r in readings if r.measured_at <= now), key=lambda r: r.measured_at)
+    """Readings from `since` to `now` oldest first (backfill), else the newest one alone.
+
+    A check-in records a reading already taken, so readings dated in the future are left out,
+    but for clock skew: a reading up to `CLOCK_SKEW` ahead of `now` (the source's clock a
+    little ahead of ours, or its minute starting while we asked) counts as taken `now`."""
+    horizon = now + CLOCK_SKEW
+    past = [
+        r if r.measured_at <= now else Reading(now, r.value)
+        for r in readings
+        if r.measured_at <= horizon
+    ]
+    past.sort(key=lambda r: r.measured_at)
     if since is None:
         if not past:
             raise SourceFailure("empty result")

@@ -9,7 +9,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from okrsync.sources import Reading, SourceFailure, SourceSpec, read
+from okrsync.sources import CLOCK_SKEW, Reading, SourceFailure, SourceSpec, read
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -169,6 +169,18 @@ def test_file_csv_newest_row_is_the_reading_and_backfill_takes_rows_since(tmp_pa
     ]
     got = take(spec("file", path=str(csv)), since=datetime(2026, 10, 2, tzinfo=UTC))
     assert [r.value for r in got] == [2.5, 4.0]
+
+
+def test_a_reading_a_little_ahead_of_our_clock_counts_as_taken_now(tmp_path: Path) -> None:
+    """Clock skew (or the source's minute starting while we asked): a reading up to
+    CLOCK_SKEW ahead of now is recorded at now; one further ahead is a forecast, left out."""
+    js = tmp_path / "kpi.json"
+    ahead = (NOW + timedelta(seconds=30)).timestamp()
+    js.write_text(f'[{{"date": "2026-10-01", "value": 1}}, {{"date": {ahead}, "value": 2}}]')
+    assert take(spec("file", path=str(js))) == [Reading(NOW, 2.0)]
+    far = (NOW + CLOCK_SKEW + timedelta(seconds=1)).timestamp()
+    js.write_text(f'[{{"date": "2026-10-01", "value": 1}}, {{"date": {far}, "value": 2}}]')
+    assert take(spec("file", path=str(js))) == [Reading(datetime(2026, 10, 1, tzinfo=UTC), 1.0)]
 
 
 def test_file_json_list_of_date_value_objects(tmp_path: Path) -> None:
