@@ -146,7 +146,8 @@ def run_demo(
         else:
             console.print(
                 f"[bold]dashboard[/]: run [bold]okrsync demo[/] on a terminal, or "
-                f"OKRSYNC_STORE__URL=sqlite:///{safe(db)} okrsync web"
+                f"OKRSYNC_STORE__URL=sqlite:///{safe(db)} okrsync web",
+                soft_wrap=True,  # one line a reader can copy, however long the path
             )
         store.close()
 

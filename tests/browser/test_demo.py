@@ -87,7 +87,10 @@ def test_demo_with_no_serve_on_a_terminal_exits_after_the_report(tmp_path: Path)
 def test_demo_off_a_terminal_does_not_block(tmp_path: Path) -> None:
     """Piped (as `make demo` in CI), the demo ends with exit 0 and says how to see the
     dashboard instead of serving it."""
-    r = run_cli("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path, timeout=120)
+    demo = ("demo", "--workdir", str(tmp_path / "demo"))
+    r = run_cli(*demo, cwd=tmp_path, timeout=120, env={"COLUMNS": "60"})
     assert r.code == 0, r.stderr
     assert "dashboard: run okrsync demo on a terminal" in r.stdout
     assert "4. the dashboard" not in r.stdout
+    (hint,) = [line for line in r.stdout.splitlines() if line.startswith("dashboard:")]
+    assert hint.endswith(" okrsync web"), hint  # one line to copy, never folded
