@@ -73,11 +73,16 @@ def report(
     """The OKR tree: each key result's outcome beside its execution, tactics' signals, flags.
 
     Every signal, status and flag is defined in docs/signals.md."""
-    from okrsync.report import export_tree, period_note, render_report
+    from okrsync.report import export_tree, period_note, render_report, tree_sources
 
     state = state_of(ctx)
     data = export_tree(
-        state.store, parse_as_of(as_of), state.settings.signals, period=period, objective=objective
+        state.store,
+        parse_as_of(as_of),
+        state.settings.signals,
+        period=period,
+        objective=objective,
+        sources=tree_sources(state.tree),
     )
     note = period_note(state.store, period, data)  # a period holding no objective says so
     if as_json:
@@ -107,7 +112,7 @@ def export(
     """The whole tree with signals, as JSON (okrsync/schema/export.schema.json) or CSV.
 
     Every signal, status and flag is defined in docs/signals.md."""
-    from okrsync.report import export_tree, period_note
+    from okrsync.report import export_tree, period_note, tree_sources
 
     if items and fmt is Format.csv:
         raise ConfigError("--items is for the JSON export; drop it or use --format json")
@@ -119,6 +124,7 @@ def export(
         period=period,
         objective=objective,
         items=items,
+        sources=tree_sources(state.tree),
     )
     if note := period_note(state.store, period, data):  # on stderr: the file stays valid
         err().print(safe(note))

@@ -18,6 +18,8 @@ in `CSV_COLUMNS` order:
     <tactic signals>    the 16 tactic signals of docs/signals.md, same names as the JSON;
                         `execution_status` also holds an objective's / key result's
                         execution status
+    source_*            kind, last_reading_at, last_failure_at, last_failure: a key
+                        result's source (docs/sources.md), empty without one
 
 Empty cells are nulls. Numbers are written as Python prints them (full precision).
 
@@ -32,20 +34,26 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.tree import Tree
 
 from okrsync.config import SignalsConfig
-from okrsync.errors import ConfigError
-from okrsync.okrfile import enclosing_periods, parse_period, period_dates
+from okrsync.errors import ConfigError, OkrsyncError
+from okrsync.okrfile import (
+    MetricSource,
+    OkrTree,
+    enclosing_periods,
+    parse_period,
+    period_dates,
+)
 from okrsync.render import report_footer
 from okrsync.signal_types import Structure
-from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute
+from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute, newer_failure, stale_source
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
 from okrsync.textsafe import printable
@@ -63,7 +71,9 @@ STATUS_STYLE = {
 FLAG_TEXT = {
     "output_without_outcome": "output without outcome: work is done, the metric is not moving",
     "outcome_without_output": "outcome without output: the metric moves, the planned work not",
+    "stale_source": "stale source: no good reading for 3 schedule intervals",
 }
+SOURCE_KEYS = ("kind", "last_reading_at", "last_failure_at", "last_failure")
 OUTCOME_KEYS = ("start", "target", "current", "direction", "progress", "expected", "status")
 CSV_COLUMNS = (
     "subject_type",
@@ -77,6 +87,7 @@ CSV_COLUMNS = (
     "execution_completion",
     "flags",
     *TACTIC_SIGNALS,
+    *(f"source_{k}" for k in SOURCE_KEYS),
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -92,15 +103,59 @@ def export_tree(
     period: str | None = None,
     objective: str | None = None,
     items: bool = False,
+    sources: Mapping[str, MetricSource] | None = None,
 ) -> dict[str, Any]:
     """The whole tree with signals as of a date (optionally one period or objective); with
-    `items`, each tactic lists the items it counts."""
+    `items`, each tactic lists the items it counts; with `sources` (key result id → its
+    source in the mapping files), each such key result shows its source (`add_sources`)."""
     structure, counts, checkins = store.signal_inputs(as_of, cfg)
     signals = compute(structure, counts, checkins, as_of, cfg)
     data = export_document(signals, cfg, period=period, objective=objective)
     if items:
         add_items(data, store, structure, as_of, cfg)
+    if sources:
+        add_sources(data, store, sources)
     return data
+
+
+def tree_sources(load: Callable[[], OkrTree]) -> dict[str, MetricSource]:
+    """Each key result's source from the mapping files; none when they cannot be loaded
+    (the report is of the store: `okrsync mappings check` names what is wrong)."""
+    try:
+        tree = load()
+    except OkrsyncError:
+        return {}
+    return {k: kr.metric_source for k, kr in tree.key_results.items() if kr.metric_source}
+
+
+def add_sources(
+    data: dict[str, Any],
+    store: Store,
+    sources: Mapping[str, MetricSource],
+    now: datetime | None = None,
+) -> None:
+    """Give each exported key result with a source a `source` object (kind, schedule, last
+    good reading, newer failure) and the `stale_source` flag when it is stale (docs/signals.md);
+    the current state of its runs, whatever the document's as-of date."""
+    krs = [k for o in data["objectives"] for k in o["key_results"] if k["id"] in sources]
+    runs = store.source_runs([k["id"] for k in krs]) if krs else {}
+    at = now or datetime.now(UTC)
+    for kr in krs:
+        src, got = sources[kr["id"]], runs.get(kr["id"])
+        failed = newer_failure(got)
+        kr["source"] = {
+            "kind": src.kind,
+            "every_s": src.every_s,
+            "last_reading_at": _iso(got.last_ok_at if got else None),
+            "last_failure_at": _iso(failed[0] if failed else None),
+            "last_failure": failed[1] if failed else None,
+        }
+        if stale_source(src.every_s, got, at):
+            kr["flags"] = [*kr["flags"], "stale_source"]
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def export_document(
@@ -274,12 +329,14 @@ def csv_rows(data: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"subject_type": "objective", "parent_id": obj["parent"], **period, **_common(obj)}
         for kr in obj["key_results"]:
             outcome = {f"outcome_{k}": kr["outcome"][k] for k in OUTCOME_KEYS}
+            source = {f"source_{k}": kr.get("source", {}).get(k) for k in SOURCE_KEYS}
             yield {
                 "subject_type": "key_result",
                 "parent_id": obj["id"],
                 **period,
                 **_common(kr),
                 **outcome,
+                **source,
             }
             for t in kr["tactics"]:
                 base = {"id": t["id"], "title": t["title"], "weight": t["weight"]}
@@ -373,8 +430,28 @@ def key_result_label(kr: Mapping[str, Any]) -> str:
         f"outcome   {bar(out['progress'], 'magenta')}  expected {_pct(out['expected'])} · "
         f"{status(out['status'])}\n"
         f"execution {bar(ex['completion'], 'cyan')}  {status(ex['status'])} "
-        f"[dim]({ex['tactics_with_data']} tactic(s) with data)[/]{flags(kr['flags'])}"
+        f"[dim]({ex['tactics_with_data']} tactic(s) with data)[/]{source_line(kr)}"
+        f"{flags(kr['flags'])}"
     )
+
+
+def source_line(kr: Mapping[str, Any]) -> str:
+    """`source    sql · read 2026-12-07 09:00 UTC` (and its newer failure), or nothing."""
+    src = kr.get("source")
+    if not src:
+        return ""
+    read = _when(src["last_reading_at"])
+    text = f"\nsource    {safe(src['kind'])} · " + (f"read {read}" if read else "never read")
+    if src["last_failure_at"]:
+        reason = safe(printable(src["last_failure"] or "?"))
+        text += f" · [yellow]failed {_when(src['last_failure_at'])}: {reason}[/]"
+    return text
+
+
+def _when(iso: str | None) -> str | None:
+    if iso is None:
+        return None
+    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def tactic_label(t: Mapping[str, Any]) -> str:

@@ -116,3 +116,15 @@ class Snapshot:
     as_of: date
     computed_at: datetime
     values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SourceRuns:
+    """A key result's source runs, as the store keeps them (`sync_run` rows
+    `source:<key result>`): when it was first run, when it last read a value, and its newest
+    failure with the reason."""
+
+    first_at: datetime
+    last_ok_at: datetime | None = None
+    last_failed_at: datetime | None = None
+    last_failure: str | None = None

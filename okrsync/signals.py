@@ -30,10 +30,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from okrsync.config import SignalsConfig
-from okrsync.signal_types import ItemCounts, KeyResultInfo, Period, Structure, Subject
+from okrsync.signal_types import (
+    ItemCounts,
+    KeyResultInfo,
+    Period,
+    SourceRuns,
+    Structure,
+    Subject,
+)
 
 EPS = 1e-9
 CHUNK = 1000
+STALE_INTERVALS = 3  # a source with no good reading for this many schedule intervals is stale
 STATUS_RANK = {"off_track": 3, "at_risk": 2, "on_track": 1, "done": 0}
 TACTIC_SIGNALS = (
     "items_total",
@@ -360,6 +368,24 @@ def divergence(outcome: float | None, execution: float | None, threshold: float)
     if outcome - execution >= threshold - EPS:
         return ("outcome_without_output",)
     return ()
+
+
+def stale_source(every_s: int, runs: SourceRuns | None, now: datetime) -> bool:
+    """`stale_source`: more than STALE_INTERVALS × every_s since the source's last good
+    reading, or, never read, since its first run; a source never run is not judged."""
+    if runs is None:
+        return False
+    since = runs.last_ok_at or runs.first_at
+    return (now - since).total_seconds() > STALE_INTERVALS * every_s
+
+
+def newer_failure(runs: SourceRuns | None) -> tuple[datetime, str | None] | None:
+    """The source's newest failure (time, reason) when no good reading came after it."""
+    if runs is None or runs.last_failed_at is None:
+        return None
+    if runs.last_ok_at is not None and runs.last_ok_at >= runs.last_failed_at:
+        return None
+    return runs.last_failed_at, runs.last_failure
 
 
 def execution_of(tactics: Sequence[tuple[TacticSignals, float]]) -> Execution:

@@ -31,7 +31,7 @@ from okrsync.errors import ConfigError, OkrsyncError, StoreError
 from okrsync.models import Cursor, Lineage, Page, StatusCategory, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree
 from okrsync.redaction import redact_url
-from okrsync.store import _items, _okr, _runs, _sources
+from okrsync.store import _items, _okr, _runs, _source_reads, _sources
 from okrsync.store._items import (
     ItemReader,
     PageResult,
@@ -59,7 +59,7 @@ from okrsync.store.tables import (
 
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
-    from okrsync.signal_types import ItemCounts, Snapshot, Structure, Subject
+    from okrsync.signal_types import ItemCounts, Snapshot, SourceRuns, Structure, Subject
     from okrsync.store._item_reads import ListedItem
     from okrsync.store._locks import AdvisoryLocks
 
@@ -451,6 +451,11 @@ class Store:
         """A source run "failed" with its one-line reason; check-ins are left as they are."""
         with self.tx() as conn:
             return _sources.record_failure(conn, key_result_id, reason)
+
+    def source_runs(self, key_result_ids: Collection[str]) -> dict[str, SourceRuns]:
+        """Each key result's source runs: first run, newest good one, newest failure."""
+        with self.engine.connect() as conn:
+            return _source_reads.source_runs(conn, key_result_ids)
 
     # -- work items ----------------------------------------------------------------------
     def commit_page(
