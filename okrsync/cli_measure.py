@@ -1,5 +1,6 @@
 """CLI command: `okrsync measure [KR ...] [--since DATE] [--probe]`: read key results'
-sources now (docs/sources.md).
+sources now (docs/sources.md); reading and recording is okrsync.measuring's (shared
+with the daemon), this module chooses and prints.
 
 Each reading becomes a check-in (author `source:<kind>`, at the time the source measured
 it); each run, good or failed, a row in `okrsync runs` (`source:<key result>`). A failed
@@ -11,9 +12,7 @@ input (an unknown key result, one without a source, a bad date).
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,8 +24,8 @@ from okrsync.textsafe import printable
 
 if TYPE_CHECKING:  # imported where used, so `okrsync --version` stays light (cli_state)
     from okrsync.cli_state import State
+    from okrsync.measuring import Outcome
     from okrsync.okrfile import KeyResult, OkrTree
-    from okrsync.sources import Reading
 
 KeyResults = Annotated[
     list[str] | None,
@@ -50,15 +49,6 @@ Probe = Annotated[
 _PROBED = " (probe: not recorded)"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one key result's source gave: readings, or the reason it gave none."""
-
-    key_result: KeyResult
-    readings: list[Reading]
-    failure: str | None = None
-
-
 def measure(
     ctx: typer.Context,
     key_results: KeyResults = None,
@@ -74,6 +64,8 @@ def measure(
     if not chosen:
         say("no key result has a source; add `source = { kind = ... }` (docs/sources.md)")
         return
+    from okrsync.measuring import read_all
+
     outcomes = read_all(chosen, since=start, now=now, own_store_url=state.settings.store_url())
     failed = [o for o in outcomes if o.failure]
     if probe:
@@ -88,6 +80,8 @@ def measure(
 def probe_sources(state: State, tree: OkrTree) -> bool:
     """`mappings check --probe`: read every source once, print a line each, record nothing;
     whether all of them gave a reading."""
+    from okrsync.measuring import read_all
+
     outcomes = read_all(pick(tree, []), since=None, now=datetime.now(UTC),
                         own_store_url=state.settings.store_url())  # fmt: skip
     for o in outcomes:
@@ -127,69 +121,31 @@ def parse_since(text: str, now: datetime) -> datetime:
     return parsed
 
 
-def read_all(
-    chosen: Sequence[KeyResult], *, since: datetime | None, now: datetime, own_store_url: str
-) -> list[Outcome]:
-    """Read every chosen key result's source, all at once; a failure is an Outcome too."""
-    import asyncio
-
-    async def run() -> list[Outcome]:
-        tasks = [_read_one(k, since, now, own_store_url) for k in chosen]
-        return list(await asyncio.gather(*tasks))
-
-    return asyncio.run(run())
-
-
-async def _read_one(
-    kr: KeyResult, since: datetime | None, now: datetime, own_store_url: str
-) -> Outcome:
-    from okrsync.sources import SourceFailure, SourceSpec, read
-
-    src = kr.metric_source
-    assert src is not None  # noqa: S101 - pick() chose key results with a source
-    spec = SourceSpec(src.kind, src.options, src.every_s, str(src.where))
-    try:
-        found = await read(spec, since=since, now=now, env=os.environ, own_store_url=own_store_url)
-    except SourceFailure as exc:
-        return Outcome(kr, [], exc.reason)
-    return Outcome(kr, found)
-
-
 def record(state: State, outcomes: Sequence[Outcome]) -> list[Outcome]:
-    """Record each outcome (check-ins and a run row); print its line; write the snapshots
-    the new check-ins change. Returns the outcomes that could not be recorded."""
-    import structlog
+    """Record each outcome (okrsync.measuring), print its line; write the snapshots the new
+    check-ins change. Returns the outcomes that could not be recorded."""
+    from okrsync.measuring import Outcome, record
 
-    log = structlog.get_logger("okrsync.sources")
-    store, unrecorded, added = state.store, [], 0
+    unrecorded, added = [], 0
     for o in outcomes:
-        kind = o.key_result.metric_source.kind if o.key_result.metric_source else "?"
-        if o.failure:
-            store.record_source_failure(o.key_result.id, o.failure)
-            log.warning("source.failed", key_result=o.key_result.id, kind=kind, reason=o.failure)
-            say(_line(o))
-            continue
-        try:
-            done = store.record_readings(
-                o.key_result.id, kind, [(r.measured_at, r.value) for r in o.readings]
-            )
-        except ConfigError as exc:  # the key result is not (or no longer) in the store
-            say(_line(Outcome(o.key_result, [], f"not recorded: {exc}")))
-            unrecorded.append(o)
-            continue
+        done = record(state.store, o)
         added += done.added
-        log.info("source.read", key_result=o.key_result.id, kind=kind,
-                 readings=len(o.readings), added=done.added)  # fmt: skip
-        say(_line(o, _recorded(done.added, done.skipped)))
+        if o.failure:
+            say(_line(o))
+        elif done.failure:
+            say(_line(Outcome(o.key_result, [], done.failure)))
+            unrecorded.append(o)
+        else:
+            say(_line(o, _recorded(done.added, done.skipped)))
     if added:
         _snapshots(state)
     return unrecorded
 
 
 def _snapshots(state: State) -> None:
-    from okrsync.pipeline import recompute
+    from okrsync.measuring import recompute_signals
 
-    written = recompute(state.store, state.settings.signals).snapshots_written
+    written = recompute_signals(state.store, state.settings.signals)
     say(f"{written} signal snapshot(s) written; see `okrsync history KR`")
 
 

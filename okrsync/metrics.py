@@ -5,6 +5,10 @@ requests, retries, rate-limit waits, runs skipped because another replica held t
 connector, seconds since the last successful run and cursor lag (now − the newest stored
 `updated` of the connector). The two ages are computed when scraped.
 
+Per key result with a source (the daemon's source jobs): readings by outcome
+(`okrsync_source_readings_total{key_result,status}`, status ok|failed) and the time of the
+last successful reading (`okrsync_source_last_success_timestamp_seconds`, epoch seconds).
+
 `okrsync_build_info{version}` is 1: the running version, to join on. prometheus_client's
 `_created` series (each counter's creation timestamp, e.g. `okrsync_sync_items_created`,
 which reads like a count of created items) are turned off, process-wide.
@@ -83,6 +87,18 @@ class Metrics:
         self.mapping_valid = Gauge(
             "okrsync_mapping_valid", "1 when the last mapping (re)load succeeded.", registry=r
         )
+        self.source_readings = Counter(
+            "okrsync_source_readings",
+            "Key-result source readings by the daemon, by outcome.",
+            ["key_result", "status"],
+            registry=r,
+        )
+        self.source_last_ok = Gauge(
+            "okrsync_source_last_success_timestamp_seconds",
+            "When a key result's source last gave a reading (epoch seconds).",
+            ["key_result"],
+            registry=r,
+        )
         build = Gauge("okrsync_build_info", "The running okrsync.", ["version"], registry=r)
         build.labels(__version__).set(1)
         self._last_ok: dict[str, float] = {}
@@ -111,6 +127,20 @@ class Metrics:
         self.rate_wait.labels(name).inc(r.rate_limit_wait_s)
         if r.status == "ok":
             self.last_success(name, time.time())
+
+    def declare_source(self, key_result: str, last_ok: datetime | None) -> None:
+        """Create a key result's source series at zero; its last good reading if known."""
+        for status in ("ok", "failed"):
+            self.source_readings.labels(key_result, status)
+        if last_ok is not None:
+            at = last_ok if last_ok.tzinfo else last_ok.replace(tzinfo=UTC)
+            self.source_last_ok.labels(key_result).set(at.timestamp())
+
+    def source_read(self, key_result: str, *, ok: bool) -> None:
+        """Count one reading of a key result's source by the daemon."""
+        self.source_readings.labels(key_result, "ok" if ok else "failed").inc()
+        if ok:
+            self.source_last_ok.labels(key_result).set(time.time())
 
     def last_success(self, connector: str, at: float) -> None:
         """Remember when `connector` last finished ok (epoch seconds)."""

@@ -4,6 +4,11 @@
             the mapping (a broken one at start: exit 2) → web app → one job per connector
     job     pipeline.sync_and_recompute for the connector: hold it (PostgreSQL: advisory
             lock, else skip) → run_connector → metrics → recompute the signals it touched
+    source  one job per key result with a source (docs/sources.md "In the daemon"): every
+            `schedule`, first soon after start; hold `source:<kr>` like a connector (skip when
+            held, or read by another replica within half an interval) → measuring.measure_one
+            → metrics. A failing source logs `source.failed`, records a failed run and leaves
+            /readyz alone (sources are not connectors); re-planned when the mapping reloads
     SIGHUP  reload config and mapping; a broken file keeps the last good one, says so in the
             log (`*.reload_failed`), in /readyz and in `okrsync runs`
     SIGTERM/SIGINT  stop firing, cancel runs in flight (each records "interrupted"; the store
@@ -18,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import socket
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from okrsync import __version__
+from okrsync import __version__, measuring
 from okrsync.config import (
     ConnectorConfig,
     Settings,
@@ -46,21 +52,24 @@ from okrsync.locks import DAEMON, store_lock
 from okrsync.logging import configure, quiet_defaults
 from okrsync.metrics import Metrics
 from okrsync.models import RunResult
+from okrsync.okrfile import MetricSource, missing_env
 from okrsync.pipeline import ABANDONED as ABANDONED
 from okrsync.pipeline import (
     DAEMON_OVERRIDE,
     MappingRefused,
     MappingState,
+    holding,
     run_locks,
     sync_and_recompute,
 )
 from okrsync.pipeline import reap_stale_runs as reap_stale_runs
-from okrsync.store import Store
+from okrsync.store import Store, run_name
 from okrsync.sync import Limiters, new_client, settle_heap
 from okrsync.web.server import WebServer
 
 log = structlog.get_logger("okrsync.service")
 MISFIRE_GRACE_S = 300
+SOURCE_FIRST_JITTER_S = 5.0  # a source's first reading: within this many seconds of start
 # /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
 NOT_READY = (
     "store_unreachable",
@@ -115,6 +124,7 @@ class Service:
         self.stopping = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.crashed: set[str] = set()
+        self.sources: dict[str, MetricSource] = {}  # key result id → its planned source
         # Concurrent runs all find edited files stale: one reloads, the others wait for it.
         self._mapping_lock = asyncio.Lock()
 
@@ -210,12 +220,90 @@ class Service:
         if configs:
             log.info("scheduler.jobs", jobs={c.name: c.schedule for c in configs})
 
+    # -- sources (docs/sources.md "In the daemon") -----------------------------------------
+    def plan_sources(self) -> None:
+        """One job per key result with a source: add, re-plan (changed) and remove jobs."""
+        if self.scheduler is None:
+            return
+        tree = self.mapping.tree
+        want = {k.id: k.metric_source for k in tree.key_results.values() if k.metric_source}
+        gone = sorted(self.sources.keys() - want.keys())
+        for kr_id in gone:
+            if self.scheduler.get_job(run_name(kr_id)) is not None:
+                self.scheduler.remove_job(run_name(kr_id))
+        new = sorted(
+            k for k, s in want.items() if _source_key(self.sources.get(k)) != _source_key(s)
+        )
+        for kr_id in new:
+            self._plan_source(kr_id, want[kr_id])
+        self.sources = want
+        if new or gone:
+            log.info("sources.planned", jobs={k: want[k].every_s for k in new}, removed=gone)
+            for problem in missing_env(tree, os.environ):
+                log.warning("source.env_missing", problem=problem)
+
+    def _plan_source(self, kr_id: str, src: MetricSource) -> None:
+        assert self.scheduler is not None  # noqa: S101 - planned from serve()
+        soon = timedelta(seconds=random.uniform(0, SOURCE_FIRST_JITTER_S))
+        first = datetime.now(UTC) + soon
+        self.scheduler.add_job(
+            self.source_job,
+            IntervalTrigger(seconds=src.every_s, jitter=src.every_s // 20 or None, timezone=UTC),
+            args=[kr_id],
+            id=run_name(kr_id),
+            name=run_name(kr_id),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=MISFIRE_GRACE_S,
+            next_run_time=first,
+        )
+
+    async def source_job(self, kr_id: str) -> measuring.Measured | None:
+        """One scheduled reading of key result `kr_id`'s source; never raises."""
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always inside a task
+        self.running.add(task)
+        try:
+            return await self._locked_measure(kr_id)
+        except asyncio.CancelledError:
+            log.info("source.interrupted", key_result=kr_id)
+            return None
+        except Exception as exc:
+            log.exception("source.crashed", key_result=kr_id, error=str(exc))
+            return None
+        finally:
+            self.running.discard(task)
+
+    async def _locked_measure(self, kr_id: str) -> measuring.Measured | None:
+        kr = self.mapping.tree.key_results.get(kr_id)
+        if kr is None or kr.metric_source is None:
+            return None
+        name = run_name(kr_id)
+        async with holding(self.locks, self.store, name) as busy:
+            if busy is None and await asyncio.to_thread(
+                read_lately, self.store, name, kr.metric_source.every_s
+            ):
+                busy = "read within half its interval (by another replica, or before a restart)"
+            if busy is not None:
+                log.info("source.skipped", key_result=kr_id, reason=busy)
+                return None
+            done = await measuring.measure_one(
+                self.store,
+                kr,
+                signals=self.settings.signals,
+                own_store_url=self.settings.store_url(),
+            )
+        self.metrics.source_read(kr_id, ok=done.failure is None)
+        return done
+
     async def serve(self) -> int:
         """Run the jobs until SIGTERM/SIGINT; return the exit code."""
         web = await self._start_web()
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True})
         self.scheduler.start()
         self.schedule(self.enabled())
+        self.plan_sources()
         await self.stopping.wait()
         await self.shutdown(web)
         return 0
@@ -308,7 +396,7 @@ class Service:
         if self.scheduler is not None:
             keep = {c.name for c in self.enabled()}
             for job in self.scheduler.get_jobs():
-                if job.id not in keep:
+                if job.id not in keep and job.func != self.source_job:
                     job.remove()
             self.schedule([c for c in changed if c.enabled])
         log.info("config.reloaded", changed=[c.name for c in changed])
@@ -331,6 +419,7 @@ class Service:
         self.reload_errors.pop("mapping", None)
         self.metrics.mapping_valid.set(1)
         log.info("mapping.reloaded", files=len(mapping.tree.files))
+        self.plan_sources()
 
     # -- what the probes read (okrsync.web.app: /readyz, /metrics) -------------------------
     def not_ready_reasons(self) -> list[tuple[str, str]]:
@@ -366,11 +455,33 @@ class Service:
                 self.metrics.last_success(name, ok.ended_at.timestamp())
             newest = await asyncio.to_thread(newest_updated, self.store, name)
             self.metrics.newest_updated(name, newest)
+        for kr in self.mapping.tree.key_results.values():
+            if kr.metric_source is not None:
+                rows = await asyncio.to_thread(self.store.runs, run_name(kr.id), limit=100)
+                ok = next((r for r in rows if r.status == "ok" and r.ended_at), None)
+                self.metrics.declare_source(kr.id, ok.ended_at if ok else None)
 
 
 def _first_run(cc: ConnectorConfig) -> datetime | None:
     """Interval jobs run at start-up, then on schedule; cron jobs wait for their time."""
     return datetime.now(UTC) if parse_schedule(cc.schedule)[0] == "interval" else None
+
+
+def _source_key(src: MetricSource | None) -> object:
+    """What makes a source's job change: its kind, options and interval (not its line)."""
+    return None if src is None else (src.kind, repr(src.options), src.every_s)
+
+
+def read_lately(store: Store, name: str, every_s: int) -> bool:
+    """Whether source run `name` ran within half its interval (so replicas, each firing on
+    its own clock, read a source once per interval); asked while holding it."""
+    last = store.runs(name, limit=1)
+    since = datetime.now(UTC) - timedelta(seconds=every_s / 2)
+    return bool(last) and _aware(last[0].started_at) > since
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def newest_updated(store: Store, connector: str) -> datetime | None:

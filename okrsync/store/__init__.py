@@ -13,7 +13,7 @@ from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, process_start
-from okrsync.store._sources import Recorded
+from okrsync.store._sources import Recorded, run_name
 from okrsync.store._store import Link, Store
 from okrsync.store._tree import TreeRows
 from okrsync.store.migrate import head_revision
@@ -43,4 +43,5 @@ __all__ = [
     "head_revision",
     "pg_dump_command",
     "process_start",
+    "run_name",
 ]
