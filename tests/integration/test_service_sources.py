@@ -38,6 +38,15 @@ start = 0
 target = 10
 source = { kind = "file", path = "missing.csv", schedule = "every 1h" }
 """
+UNSET = """
+[[key_result]]
+id = "kpi"
+objective = "grow"
+title = "KPI from a database whose URL is not set here"
+start = 0
+target = 10
+source = { kind = "sql", url_env = "OKRSYNC_TEST_KPI_UNSET", query = "select 1" }
+"""
 
 
 def mapping(tmp_path: Path, text: str) -> None:
@@ -61,11 +70,12 @@ def source_runs(url: str, kr: str) -> list[tuple[str, str | None]]:
 def test_daemon_reads_sources_at_start_and_a_broken_one_stops_nothing(tmp_path: Path) -> None:
     """Without `measure`, the daemon records the file source's reading as a check-in by
     source:file and recomputes signals; the broken source records a failed run and logs
-    source.failed while connectors keep syncing and /readyz stays 200; metrics count both."""
+    source.failed while connectors keep syncing and /readyz stays 200; metrics count both.
+    A source whose variable is unset warns at start (file:line) and fails its reading."""
     log = tmp_path / "okrsync.log"
     url = f"sqlite:///{tmp_path / 'okrsync.db'}"
     with world(tmp_path, schedule="every 2s") as (_sb, cfg, env):
-        mapping(tmp_path, TREE + NPS + BROKEN)
+        mapping(tmp_path, TREE + NPS + BROKEN + UNSET)
         with daemon(cfg, env, log) as d:
             d.port()  # listening: the store is upgraded
             wait_for(lambda: checkins(url, "nps") == [("source:file", 35.0)], "nps's reading")
@@ -73,6 +83,13 @@ def test_daemon_reads_sources_at_start_and_a_broken_one_stops_nothing(tmp_path: 
             assert failed[0][0] == "failed"
             assert "missing.csv does not exist" in (failed[0][1] or "")
             assert [e for e in events(log) if e["event"] == "source.failed"]
+            warned = [e["problem"] for e in events(log) if e["event"] == "source.env_missing"]
+            assert len(warned) == 1
+            assert "main.toml:" in warned[0]
+            assert "OKRSYNC_TEST_KPI_UNSET" in warned[0]
+            unset = wait_for(lambda: source_runs(url, "kpi"), "kpi's failed run")
+            assert unset[0][0] == "failed"
+            assert "OKRSYNC_TEST_KPI_UNSET" in (unset[0][1] or "")
             synced = len(ok_runs(url, "jira"))
             wait_for(lambda: len(ok_runs(url, "jira")) > synced + 1, "jira to keep syncing")
             assert d.proc.poll() is None
