@@ -1,7 +1,10 @@
 """`okrsync demo`: the main job end to end on the embedded default (SQLite) against the sandbox.
 
 Starts the local fake trackers, configures one connector per tracker, loads the example
-mapping files, records a few example check-ins, syncs everything, mutates a few items and
+mapping files (a copy in the work folder, with trial-conversion's `file` source switched on over
+a funnel export the demo writes there), measures that source (its history since the
+period start: the key result moves only by its source), records a few example check-ins by
+hand for others, syncs everything, mutates a few items and
 syncs again (the incremental path), then prints the OKR tree and, with `serve`, serves the
 dashboard on 127.0.0.1 until Ctrl-C (the CLI asks for it on a terminal, not with --no-serve).
 Everything it prints goes through `render` and `report`, which strip terminal control
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -24,7 +27,7 @@ from okrsync.logging import configure, quiet_defaults
 from okrsync.okrfile import OkrTree
 from okrsync.pipeline import MappingState, sync_and_recompute
 from okrsync.render import render_runs
-from okrsync.report import export_tree, render_report
+from okrsync.report import export_tree, render_report, tree_sources
 from okrsync.sandbox import Sandbox
 from okrsync.signal_types import midnight
 from okrsync.signals import today
@@ -42,6 +45,9 @@ DEMO_CHECKINS = {
 # the period's start to now, these fractions of the way from the start value to today's value.
 DEMO_HISTORY = ((0.0, 0.0), (0.35, 0.45), (0.7, 0.8))
 DEMO_PORT = 8464
+# The key result the demo measures from its source and the commented line (mappings/okrs.toml)
+# its copy of the mappings switches on
+DEMO_SOURCE = ("trial-conversion", '# source = { kind = "file"')
 ENV = {
     "jira_email": "OKRSYNC_SANDBOX_JIRA_EMAIL",
     "jira_token": "OKRSYNC_SANDBOX_JIRA_TOKEN",
@@ -96,6 +102,51 @@ def earlier_readings(tree: OkrTree, kr_id: str, value: float) -> list[tuple[date
     return [(start + (now - start) * t, kr.start + (value - kr.start) * v) for t, v in DEMO_HISTORY]
 
 
+def demo_mappings(workdir: Path) -> Path:
+    """The example mappings copied into `workdir/mappings`, DEMO_SOURCE's line switched on."""
+    target = (workdir / "mappings").resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(MAPPINGS.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        (target / path.name).write_text(text.replace(DEMO_SOURCE[1], DEMO_SOURCE[1][2:], 1))
+    return target
+
+
+def write_export(path: Path, readings: list[tuple[datetime, float]]) -> None:
+    """The funnel export DEMO_SOURCE reads (a CSV of date,value rows), rebuilt on every run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"{at:%Y-%m-%dT%H:%M:%S}Z,{value:g}" for at, value in readings]
+    path.write_text("date,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+
+def measure_demo_source(console: Console, store: Store, tree: OkrTree, store_url: str) -> None:
+    """Write DEMO_SOURCE's export (a history ending at the demo's value for it), then read
+    it as `okrsync measure KR --since <period start>` does and record the readings."""
+    from okrsync.sources import SourceFailure, SourceSpec, read
+
+    kr_id = DEMO_SOURCE[0]
+    kr = tree.key_results.get(kr_id)
+    if kr is None or kr.metric_source is None:
+        return
+    src = kr.metric_source
+    value, now = DEMO_CHECKINS[kr_id][0], datetime.now(UTC)
+    history = [*earlier_readings(tree, kr_id, value), (now - timedelta(seconds=1), value)]
+    write_export(Path(src.options["path"]), history)
+    spec = SourceSpec(src.kind, src.options, src.every_s, str(src.where))
+    since = min(at for at, _ in history) - timedelta(seconds=1)
+    try:
+        got = asyncio.run(read(spec, since=since, now=now, env=os.environ, own_store_url=store_url))
+    except SourceFailure as exc:
+        store.record_source_failure(kr_id, exc.reason)
+        console.print(f"measured {kr_id} from its {src.kind} source: failed: {safe(exc.reason)}")
+        return
+    done = store.record_readings(kr_id, src.kind, [(r.measured_at, r.value) for r in got])
+    console.print(
+        f"measured [bold]{kr_id}[/] from its {src.kind} source: {done.added} reading(s) "
+        f"recorded as check-ins by source:{src.kind} (`okrsync measure`)"
+    )
+
+
 def run_demo(
     console: Console,
     workdir: Path,
@@ -114,7 +165,7 @@ def run_demo(
         os.environ.update(sandbox_env(sb))
         settings = Settings(
             store={"url": f"sqlite:///{db}"},
-            mappings={"paths": [str(MAPPINGS)]},
+            mappings={"paths": [str(demo_mappings(workdir))]},
             connectors=sandbox_connectors(sb),
             base_dir=workdir.resolve(),
         )
@@ -122,8 +173,10 @@ def run_demo(
         mapping = MappingState.load(settings)
         mapping.apply(store, settings)
         tree = mapping.tree
+        measure_demo_source(console, store, tree, settings.store_url())
         for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
-            if kr_id in tree.key_results:
+            kr = tree.key_results.get(kr_id)
+            if kr is not None and kr.metric_source is None:  # by hand: no source
                 for at, earlier in earlier_readings(tree, kr_id, value):
                     store.add_checkin(
                         kr_id, earlier, note="demo: earlier reading", author="demo", at=at
@@ -140,7 +193,8 @@ def run_demo(
             done = asyncio.run(sync_and_recompute(settings, store, mapping, role="demo"))
             render_runs(console, done.results)
         console.print("[bold]3. the OKR report[/]: outcome (check-ins) beside execution (work)")
-        render_report(console, export_tree(store, today(), settings.signals))
+        sources = tree_sources(lambda: tree)
+        render_report(console, export_tree(store, today(), settings.signals, sources=sources))
         if serve:
             serve_dashboard(console, settings, store, port)
         else:

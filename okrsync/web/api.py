@@ -136,7 +136,9 @@ def now_tree(app: Any, period: str | None = None, objective: str | None = None) 
     key = (ctx.store.data_version(), today(), period, objective, cfg.model_dump_json())
 
     def build() -> bytes:
-        doc = readmodel.tree(ctx.store, period=period, objective=objective, cfg=cfg)
+        doc = readmodel.tree(
+            ctx.store, period=period, objective=objective, cfg=cfg, sources=ctx.sources()
+        )
         return bytes(JSONResponse(doc).body)
 
     return tree_cache(app).get(key, build)
@@ -152,14 +154,19 @@ def tree(request: Request) -> Any:
         body = now_tree(request.app, period, objective)
         return Response(body, media_type="application/json")
     cfg = ctx.settings.signals
-    return readmodel.tree(ctx.store, as_of=as_of, period=period, objective=objective, cfg=cfg)
+    return readmodel.tree(
+        ctx.store, as_of=as_of, period=period, objective=objective, cfg=cfg,
+        sources=ctx.sources(),
+    )  # fmt: skip
 
 
 @answers("as_of")
 def key_result(request: Request) -> Any:
     ctx = _ctx(request)
     kr = request.path_params["id"]
-    return readmodel.key_result(ctx.store, kr, as_of=_as_of(request), cfg=ctx.settings.signals)
+    return readmodel.key_result(
+        ctx.store, kr, as_of=_as_of(request), cfg=ctx.settings.signals, sources=ctx.sources()
+    )
 
 
 @answers("as_of")

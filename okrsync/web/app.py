@@ -45,6 +45,7 @@ from okrsync.web.access import (
 
 if TYPE_CHECKING:
     from okrsync.config import Settings
+    from okrsync.okrfile import MetricSource
     from okrsync.service import Service
     from okrsync.store import Store
 
@@ -66,6 +67,21 @@ class WebContext:
     store: Store
     service: Service | None = None
     static_dir: Path = field(default_factory=_default_static)
+    _sources: dict[str, MetricSource] | None = field(default=None, init=False, repr=False)
+
+    def sources(self) -> dict[str, MetricSource]:
+        """Key results' sources (docs/sources.md): the daemon's loaded mapping, else the
+        mapping files read once (none when they do not load: `okrsync mappings check`)."""
+        from okrsync.report import tree_sources
+
+        if self.service is not None:
+            tree = self.service.mapping.tree
+            return tree_sources(lambda: tree)
+        if self._sources is None:
+            from okrsync.okrfile import load_tree
+
+            self._sources = tree_sources(lambda: load_tree(self.settings.mapping_paths()))
+        return self._sources
 
 
 def create_app(ctx: WebContext) -> Starlette:

@@ -178,8 +178,9 @@ def tree_page(request: Request) -> HTMLResponse:
         view = view_of(request)
         period = view.get("period")
         data = readmodel.tree(
-            ctx.store, as_of=view_day(view), period=period, cfg=ctx.settings.signals
-        )
+            ctx.store, as_of=view_day(view), period=period, cfg=ctx.settings.signals,
+            sources=ctx.sources(),
+        )  # fmt: skip
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)
     spans = _spans(ctx.store)
@@ -242,7 +243,9 @@ def key_result_view(
     try:
         view = view_of(request) if request.method == "GET" else {}
         as_of = view_day(view)
-        doc = readmodel.key_result(ctx.store, kr_id, as_of=as_of, cfg=ctx.settings.signals)
+        doc = readmodel.key_result(
+            ctx.store, kr_id, as_of=as_of, cfg=ctx.settings.signals, sources=ctx.sources()
+        )
         hist = readmodel.history(ctx.store, "key_result", kr_id)
     except (readmodel.NotFound, readmodel.BadParam) as exc:
         return _failure(request, exc)

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from okrsync.config import SignalsConfig
 from okrsync.errors import ConfigError
-from okrsync.report import cli_period, export_document
+from okrsync.report import add_sources, cli_period, export_document
 from okrsync.signals import SignalSet, TacticSignals, compute, roll_up, today
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from okrsync.okrfile import MetricSource
     from okrsync.store import Store, SyncRunRow
 
 STATUSES = ("todo", "in_progress", "done", "dropped")
@@ -146,16 +147,21 @@ def tree(
     period: str | None = None,
     objective: str | None = None,
     cfg: SignalsConfig | None = None,
+    sources: Mapping[str, MetricSource] | None = None,
 ) -> dict[str, Any]:
-    """The tree with outcome, execution and flags: an export document (export.schema.json)."""
+    """The tree with outcome, execution and flags: an export document (export.schema.json);
+    with `sources`, each key result's source and `stale_source` (`report.add_sources`)."""
     cfg = _cfg(cfg)
     signals = signal_set(store, cfg, as_of)
     if objective is not None and objective not in signals.structure.objectives:
         raise NotFound(f"no active objective {objective!r}")
     try:
-        return export_document(signals, cfg, period=period, objective=objective)
+        doc = export_document(signals, cfg, period=period, objective=objective)
     except ConfigError as exc:
         raise BadParam("period", str(exc).removeprefix("--")) from None
+    if sources:
+        add_sources(doc, store, sources)
+    return doc
 
 
 def _subject_doc(
@@ -164,6 +170,7 @@ def _subject_doc(
     subject_id: str,
     as_of: date | None,
     cfg: SignalsConfig | None,
+    sources: Mapping[str, MetricSource] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(document head, objective node, key result node) around one subject."""
     oid = store.objective_of(kind, subject_id)
@@ -171,6 +178,8 @@ def _subject_doc(
         raise NotFound(f"no active {kind.replace('_', ' ')} {subject_id!r}")
     cfg = _cfg(cfg)
     doc = export_document(signal_set(store, cfg, as_of, [oid]), cfg, period=None, objective=oid)
+    if sources:
+        add_sources(doc, store, sources)
     obj = next(o for o in doc.pop("objectives") if o["id"] == oid)
     krs = obj.pop("key_results")
     if kind == "key_result":
@@ -181,11 +190,16 @@ def _subject_doc(
 
 
 def key_result(
-    store: Store, kr_id: str, *, as_of: date | None = None, cfg: SignalsConfig | None = None
+    store: Store,
+    kr_id: str,
+    *,
+    as_of: date | None = None,
+    cfg: SignalsConfig | None = None,
+    sources: Mapping[str, MetricSource] | None = None,
 ) -> dict[str, Any]:
-    """One key result (the export's node, with its tactics) and its objective (without its
-    other key results)."""
-    doc, obj, kr = _subject_doc(store, "key_result", kr_id, as_of, cfg)
+    """One key result (the export's node, with its tactics and, given `sources`, its source)
+    and its objective (without its other key results)."""
+    doc, obj, kr = _subject_doc(store, "key_result", kr_id, as_of, cfg, sources)
     return {**doc, "objective": obj, "key_result": kr}
 
 

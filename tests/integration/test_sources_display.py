@@ -12,7 +12,11 @@ from pathlib import Path
 
 import jsonschema
 
+from okrsync.config import Settings
+from okrsync.store import Store
+from okrsync.web.app import WebContext, create_app
 from tests.helpers import run_cli
+from tests.integration.test_dashboard_pages import call
 from tests.integration.test_measure import cli, setup
 
 SCHEMA = Path(__file__).parents[2] / "okrsync" / "schema" / "export.schema.json"
@@ -95,3 +99,56 @@ def test_report_shows_a_failing_source_with_its_reason(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert "source    sql · never read · failed " in r.stdout
     assert "KPI_DB (url_env) is not set" in r.stdout
+
+
+def test_demo_measures_one_key_result_from_its_source_and_another_by_hand(
+    tmp_path: Path,
+) -> None:
+    """`okrsync demo`: trial-conversion's check-ins all come from its file source (its history
+    since the period start, ending at the demo's value), activation-time's all by hand, and
+    the report shows the source."""
+    r = run_cli("demo", "--workdir", str(tmp_path / "demo"), "--no-serve", cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    assert "measured trial-conversion from its file source" in r.stdout
+    assert "source    file · read " in r.stdout
+    store = Store.open(f"sqlite:///{tmp_path / 'demo' / 'okrsync.db'}")
+    try:
+        sourced = store.checkins("trial-conversion")
+        by_hand = store.checkins("activation-time")
+    finally:
+        store.close()
+    assert len(sourced) >= 2
+    assert {c.author for c in sourced} == {"source:file"}
+    assert sorted(sourced, key=lambda c: c.recorded_at)[-1].value == 11.2
+    assert by_hand
+    assert {c.author for c in by_hand} == {"demo"}
+
+
+def test_dashboard_and_api_show_the_source_and_the_stale_flag(tmp_path: Path) -> None:
+    """The tree page and the key result's page show the source's kind, reading time and a
+    newer failure with its reason; a stale source's flag shows there and in the read API."""
+    env = setup(tmp_path)
+    (tmp_path / "okrs" / "nps.csv").unlink()
+    assert cli(tmp_path, env, "measure").code == 1  # conv reads, nps fails
+    age_runs(tmp_path, "conv", 4)
+    store = Store.open(f"sqlite:///{tmp_path / 'data' / 'okrsync.db'}")
+    settings = Settings(
+        store={"url": "sqlite://"},
+        mappings={"paths": [str(tmp_path / "okrs")]},
+        logging={"file": str(tmp_path / "okrsync.log")},
+    )
+    app = create_app(WebContext(settings, store))
+    try:
+        tree = call(app, "GET", "/").text
+        nps = call(app, "GET", "/kr/nps").text
+        api = call(app, "GET", "/api/v1/tree").json()
+    finally:
+        store.close()
+    assert "source <strong>sql</strong> · read <time" in tree
+    assert "⚑ stale source" in tree
+    assert 'source <strong>file</strong> · never read · <span class="source-failure">' in nps
+    assert "does not exist" in nps
+    krs = {k["id"]: k for o in api["objectives"] for k in o["key_results"]}
+    assert krs["conv"]["flags"] == ["stale_source"]
+    assert krs["nps"]["source"]["kind"] == "file"
+    assert "source" not in krs["manual"]
