@@ -3,11 +3,16 @@ daemon"): `okrsync run` in a subprocess against the sandbox, with `file` sources
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from okrsync.config import load_settings
+from okrsync.service import Service, open_service
 from okrsync.store import Store
 from tests.helpers import TREE, run_cli, write
 from tests.integration.test_service import (
@@ -129,6 +134,32 @@ def test_reload_adds_and_removes_source_jobs(tmp_path: Path) -> None:
             assert planned[-1]["jobs"] == {"latency": 3600}
             assert d.stop() == 0
     assert checkins(url, "nps") == [("source:file", 35.0)]
+
+
+def test_a_config_reload_keeps_the_source_jobs(tmp_path: Path) -> None:
+    """The config half of SIGHUP drops the jobs of connectors no longer enabled, never the
+    jobs of key results' sources."""
+    with world(tmp_path) as (_sb, cfg, _env):
+        mapping(tmp_path, TREE + NPS)
+        service = open_service(load_settings(cfg), cfg)
+        try:
+            jobs = asyncio.run(jobs_after_config_reload(service, cfg))
+        finally:
+            service.locks.close()
+            service.store.close()
+    assert "source:nps" in jobs
+    assert "jira" in jobs
+
+
+async def jobs_after_config_reload(service: Service, cfg: Path) -> list[str]:
+    service.scheduler = AsyncIOScheduler(timezone=UTC)
+    service.scheduler.start(paused=True)
+    service.schedule(service.enabled())
+    service.plan_sources()
+    service._adopt(load_settings(cfg))  # the config reload prunes jobs here
+    jobs = [j.id for j in service.scheduler.get_jobs()]
+    service.scheduler.shutdown(wait=False)
+    return jobs
 
 
 @pytest.mark.postgres
