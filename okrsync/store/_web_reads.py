@@ -23,7 +23,15 @@ from okrsync.store._signal_reads import (
     load_structure,
 )
 from okrsync.store._sql import chunks
-from okrsync.store.tables import CHECKIN, CHECKIN_AUDIT, KEY_RESULT, OBJECTIVE, SNAPSHOT, TACTIC
+from okrsync.store.tables import (
+    CHECKIN,
+    CHECKIN_AUDIT,
+    KEY_RESULT,
+    OBJECTIVE,
+    SNAPSHOT,
+    SYNC_RUN,
+    TACTIC,
+)
 
 if TYPE_CHECKING:
     from okrsync.config import SignalsConfig
@@ -117,10 +125,15 @@ def history(engine: Engine, kind: Kind, subject_id: str, limit: int) -> list[Sna
 
 def data_version(engine: Engine) -> tuple[Any, ...]:
     """What the tree and its signals are read from, fingerprinted in one statement: the
-    newest snapshot, the check-ins and their audit, and each OKR table's size and newest
-    change. Equal values: an answer built from them is still current (a cache key)."""
+    newest snapshot, the check-ins and their audit, the newest key-result source run (its
+    reading time or failure is shown), and each OKR table's size and newest change. Equal
+    values: an answer built from them is still current (a cache key)."""
+    run = SYNC_RUN.c.connector  # `source:<key result>`, as a range the index answers
     parts: list[sa.ScalarSelect[Any]] = [
         sa.select(sa.func.max(SNAPSHOT.c.id)).scalar_subquery(),
+        sa.select(sa.func.max(SYNC_RUN.c.id))
+        .where(run >= "source:", run < "source;")
+        .scalar_subquery(),
         sa.select(sa.func.count()).select_from(CHECKIN).scalar_subquery(),
         sa.select(sa.func.max(CHECKIN.c.id)).scalar_subquery(),
         sa.select(sa.func.max(CHECKIN_AUDIT.c.id)).scalar_subquery(),

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -133,7 +134,9 @@ def now_tree(app: Any, period: str | None = None, objective: str | None = None) 
     """The serialized now tree of `app`'s store, from the cache while the store is unchanged."""
     ctx = app.state.ctx
     cfg = ctx.settings.signals
-    key = (ctx.store.data_version(), today(), period, objective, cfg.model_dump_json())
+    # the minute: a source turns stale with time alone (docs/signals.md, stale_source)
+    minute = int(time.time() // 60) if ctx.sources() else None
+    key = (ctx.store.data_version(), today(), minute, period, objective, cfg.model_dump_json())
 
     def build() -> bytes:
         doc = readmodel.tree(

@@ -152,3 +152,30 @@ def test_dashboard_and_api_show_the_source_and_the_stale_flag(tmp_path: Path) ->
     assert krs["conv"]["flags"] == ["stale_source"]
     assert krs["nps"]["source"]["kind"] == "file"
     assert "source" not in krs["manual"]
+
+
+def test_the_read_apis_now_tree_shows_a_failure_recorded_after_it_was_cached(
+    tmp_path: Path,
+) -> None:
+    """The API's cached "now" tree is rebuilt when a source run is recorded: a new failure
+    shows on the next request."""
+    env = setup(tmp_path)
+    assert cli(tmp_path, env, "measure", "conv").code == 0
+    store = Store.open(f"sqlite:///{tmp_path / 'data' / 'okrsync.db'}")
+    settings = Settings(
+        store={"url": "sqlite://"},
+        mappings={"paths": [str(tmp_path / "okrs")]},
+        logging={"file": str(tmp_path / "okrsync.log")},
+    )
+    app = create_app(WebContext(settings, store))
+
+    def conv() -> dict[str, object]:
+        doc = call(app, "GET", "/api/v1/tree").json()
+        return next(k for o in doc["objectives"] for k in o["key_results"] if k["id"] == "conv")
+
+    try:
+        assert conv()["source"]["last_failure"] is None  # type: ignore[index]
+        store.record_source_failure("conv", "empty result")
+        assert conv()["source"]["last_failure"] == "empty result"  # type: ignore[index]
+    finally:
+        store.close()
