@@ -1,21 +1,21 @@
 """`okrsync demo`: the main job end to end on the embedded default (SQLite) against the sandbox.
 
 Starts the local fake trackers, configures one connector per tracker, loads the example
-mapping files (a copy in the work folder, with trial-conversion's `file` source switched on over
-a funnel export the demo writes there), measures that source (its history since the
-period start: the key result moves only by its source), records a few example check-ins by
-hand for others, syncs everything, mutates a few items and
-syncs again (the incremental path), then prints the OKR tree and, with `serve`, serves the
-dashboard on 127.0.0.1 until Ctrl-C (the CLI asks for it on a terminal, not with --no-serve).
-Everything it prints goes through `render` and `report`, which strip terminal control
-characters from stored text.
+mapping files (a copy in the work folder, with trial-conversion's `sql` source switched on over
+the sandbox's analytics database, a SQLite file there), measures that source (its history
+since the period start), records a few example check-ins by hand for others, syncs
+everything, mutates a few items and today's figure upstream, syncs and measures again (the
+incremental path: trial-conversion moves only because its SQL source changed), then prints
+the OKR tree and, with `serve`, serves the dashboard on 127.0.0.1 until Ctrl-C (the CLI asks
+for it on a terminal, not with --no-serve). Everything it prints goes through `render` and
+`report`, which strip terminal control characters from stored text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -28,7 +28,7 @@ from okrsync.okrfile import OkrTree
 from okrsync.pipeline import MappingState, sync_and_recompute
 from okrsync.render import render_runs
 from okrsync.report import export_tree, render_report, tree_sources
-from okrsync.sandbox import Sandbox
+from okrsync.sandbox import Sandbox, analytics
 from okrsync.signal_types import midnight
 from okrsync.signals import today
 from okrsync.store import Store
@@ -46,8 +46,11 @@ DEMO_CHECKINS = {
 DEMO_HISTORY = ((0.0, 0.0), (0.35, 0.45), (0.7, 0.8))
 DEMO_PORT = 8464
 # The key result the demo measures from its source and the commented line (mappings/okrs.toml)
-# its copy of the mappings switches on
-DEMO_SOURCE = ("trial-conversion", '# source = { kind = "file"')
+# its copy of the mappings switches on, the environment variable that line's url_env names (set
+# to the sandbox's analytics database) and today's figure there before the upstream change
+DEMO_SOURCE = ("trial-conversion", '# source = { kind = "sql"')
+DEMO_SOURCE_ENV = "ANALYTICS_DB_URL"
+DEMO_SOURCE_BEFORE = 10.9
 ENV = {
     "jira_email": "OKRSYNC_SANDBOX_JIRA_EMAIL",
     "jira_token": "OKRSYNC_SANDBOX_JIRA_TOKEN",
@@ -112,28 +115,34 @@ def demo_mappings(workdir: Path) -> Path:
     return target
 
 
-def write_export(path: Path, readings: list[tuple[datetime, float]]) -> None:
-    """The funnel export DEMO_SOURCE reads (a CSV of date,value rows), rebuilt on every run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [f"{at:%Y-%m-%dT%H:%M:%S}Z,{value:g}" for at, value in readings]
-    path.write_text("date,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+def analytics_db(workdir: Path, tree: OkrTree) -> Path:
+    """The sandbox's analytics database in `workdir` (rebuilt on every run): a daily
+    conversion figure from DEMO_SOURCE's start value at its period's start to
+    DEMO_SOURCE_BEFORE today; DEMO_SOURCE_ENV names it."""
+    path = (workdir / "analytics.db").resolve()
+    kr = tree.key_results.get(DEMO_SOURCE[0])
+    first = kr.start if kr is not None else DEMO_SOURCE_BEFORE
+    today = datetime.now(UTC).date()
+    start = tree.objectives[kr.objective].start if kr is not None else today
+    analytics.build(path, start=start, today=today, first=first, last=DEMO_SOURCE_BEFORE)
+    os.environ[DEMO_SOURCE_ENV] = analytics.url(path)
+    return path
 
 
-def measure_demo_source(console: Console, store: Store, tree: OkrTree, store_url: str) -> None:
-    """Write DEMO_SOURCE's export (a history ending at the demo's value for it), then read
-    it as `okrsync measure KR --since <period start>` does and record the readings."""
+def measure_demo_source(
+    console: Console, store: Store, tree: OkrTree, store_url: str, *, backfill: bool
+) -> None:
+    """Read DEMO_SOURCE as `okrsync measure KR` does (with `backfill`, `--since <period
+    start>`: its history) and record the readings."""
     from okrsync.sources import SourceFailure, SourceSpec, read
 
     kr_id = DEMO_SOURCE[0]
     kr = tree.key_results.get(kr_id)
     if kr is None or kr.metric_source is None:
         return
-    src = kr.metric_source
-    value, now = DEMO_CHECKINS[kr_id][0], datetime.now(UTC)
-    history = [*earlier_readings(tree, kr_id, value), (now - timedelta(seconds=1), value)]
-    write_export(Path(src.options["path"]), history)
+    src, now = kr.metric_source, datetime.now(UTC)
     spec = SourceSpec(src.kind, src.options, src.every_s, str(src.where))
-    since = min(at for at, _ in history) - timedelta(seconds=1)
+    since = midnight(tree.objectives[kr.objective].start) if backfill else None
     try:
         got = asyncio.run(read(spec, since=since, now=now, env=os.environ, own_store_url=store_url))
     except SourceFailure as exc:
@@ -143,7 +152,8 @@ def measure_demo_source(console: Console, store: Store, tree: OkrTree, store_url
     done = store.record_readings(kr_id, src.kind, [(r.measured_at, r.value) for r in got])
     console.print(
         f"measured [bold]{kr_id}[/] from its {src.kind} source: {done.added} reading(s) "
-        f"recorded as check-ins by source:{src.kind} (`okrsync measure`)"
+        f"recorded as check-ins by source:{src.kind} (`okrsync measure"
+        f"{' --since' if backfill else ''}`)"
     )
 
 
@@ -173,7 +183,8 @@ def run_demo(
         mapping = MappingState.load(settings)
         mapping.apply(store, settings)
         tree = mapping.tree
-        measure_demo_source(console, store, tree, settings.store_url())
+        upstream = analytics_db(workdir, tree)
+        measure_demo_source(console, store, tree, settings.store_url(), backfill=True)
         for kr_id, (value, conf, note) in DEMO_CHECKINS.items():
             kr = tree.key_results.get(kr_id)
             if kr is not None and kr.metric_source is None:  # by hand: no source
@@ -184,12 +195,19 @@ def run_demo(
                 store.add_checkin(kr_id, value, confidence=conf, note=note, author="demo")
         console.print(f"[bold]sandbox[/] http://127.0.0.1:{sb.port}  ·  [bold]store[/] {safe(db)}")
         for step, title in enumerate(
-            ("full sync", "incremental re-sync after 5 changes per tracker"), 1
+            (
+                "full sync",
+                "incremental re-sync after 5 changes per tracker; today's conversion upstream",
+            ),
+            1,
         ):
             if step == 2:
                 for tracker in ("jira", "asana", "github"):
                     sb.mutate(tracker, 5)
+                analytics.set_today(upstream, DEMO_CHECKINS[DEMO_SOURCE[0]][0])
             console.print(f"[bold]{step}. {title}[/]")
+            if step == 2:  # today's conversion changed in the analytics database
+                measure_demo_source(console, store, tree, settings.store_url(), backfill=False)
             done = asyncio.run(sync_and_recompute(settings, store, mapping, role="demo"))
             render_runs(console, done.results)
         console.print("[bold]3. the OKR report[/]: outcome (check-ins) beside execution (work)")

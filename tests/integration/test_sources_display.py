@@ -104,22 +104,23 @@ def test_report_shows_a_failing_source_with_its_reason(tmp_path: Path) -> None:
 def test_demo_measures_one_key_result_from_its_source_and_another_by_hand(
     tmp_path: Path,
 ) -> None:
-    """`okrsync demo`: trial-conversion's check-ins all come from its file source (its history
-    since the period start, ending at the demo's value), activation-time's all by hand, and
-    the report shows the source."""
+    """`okrsync demo`: trial-conversion's check-ins all come from its sql source over the
+    sandbox's analytics database (a daily history since the period start, then today's figure
+    changed upstream), activation-time's all by hand, and the report shows the source."""
     r = run_cli("demo", "--workdir", str(tmp_path / "demo"), "--no-serve", cwd=tmp_path)
     assert r.code == 0, r.stderr
-    assert "measured trial-conversion from its file source" in r.stdout
-    assert "source    file · read " in r.stdout
+    assert r.stdout.count("measured trial-conversion from its sql source") == 2
+    assert "source    sql · read " in r.stdout
     store = Store.open(f"sqlite:///{tmp_path / 'demo' / 'okrsync.db'}")
     try:
-        sourced = store.checkins("trial-conversion")
+        sourced = sorted(store.checkins("trial-conversion"), key=lambda c: c.recorded_at)
         by_hand = store.checkins("activation-time")
     finally:
         store.close()
     assert len(sourced) >= 2
-    assert {c.author for c in sourced} == {"source:file"}
-    assert sorted(sourced, key=lambda c: c.recorded_at)[-1].value == 11.2
+    assert {c.author for c in sourced} == {"source:sql"}
+    assert [c.value for c in sourced[-2:]] == [10.9, 11.2]  # today's figure, then upstream's
+    assert len({c.recorded_at.date() for c in sourced}) == len(sourced) - 1  # one a day
     assert by_hand
     assert {c.author for c in by_hand} == {"demo"}
 
