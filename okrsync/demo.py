@@ -133,27 +133,25 @@ def measure_demo_source(
     console: Console, store: Store, tree: OkrTree, store_url: str, *, backfill: bool
 ) -> None:
     """Read DEMO_SOURCE as `okrsync measure KR` does (with `backfill`, `--since <period
-    start>`: its history) and record the readings."""
-    from okrsync.sources import SourceFailure, SourceSpec, read
+    start>`: its history) and record the readings, through the same code
+    (okrsync.measuring)."""
+    from okrsync.measuring import read_one, record
 
     kr_id = DEMO_SOURCE[0]
     kr = tree.key_results.get(kr_id)
     if kr is None or kr.metric_source is None:
         return
-    src, now = kr.metric_source, datetime.now(UTC)
-    spec = SourceSpec(src.kind, src.options, src.every_s, str(src.where))
+    kind, now = kr.metric_source.kind, datetime.now(UTC)
     since = midnight(tree.objectives[kr.objective].start) if backfill else None
-    try:
-        got = asyncio.run(read(spec, since=since, now=now, env=os.environ, own_store_url=store_url))
-    except SourceFailure as exc:
-        store.record_source_failure(kr_id, exc.reason)
-        console.print(f"measured {kr_id} from its {src.kind} source: failed: {safe(exc.reason)}")
+    done = record(store, asyncio.run(read_one(kr, since=since, now=now, own_store_url=store_url)))
+    head = f"measured [bold]{kr_id}[/] from its {kind} source"
+    if done.failure:
+        console.print(f"{head}: failed: {safe(done.failure)}", soft_wrap=True)
         return
-    done = store.record_readings(kr_id, src.kind, [(r.measured_at, r.value) for r in got])
     console.print(
-        f"measured [bold]{kr_id}[/] from its {src.kind} source: {done.added} reading(s) "
-        f"recorded as check-ins by source:{src.kind} (`okrsync measure"
-        f"{' --since' if backfill else ''}`)"
+        f"{head}: {done.added} reading(s) recorded as check-ins by source:{kind} "
+        f"(`okrsync measure{' --since' if backfill else ''}`)",
+        soft_wrap=True,
     )
 
 
