@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 KINDS = ("sql", "file", "http_json", "prometheus")
 DEFAULT_TIMEOUT_S = 30.0
+MAX_BYTES = 1024 * 1024  # an HTTP source's answer: one number, not a data dump
 
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of now a source's timestamp may be
@@ -175,6 +176,23 @@ def _parse_time(text: str, what: str) -> datetime:
         return datetime.fromtimestamp(float(text), UTC)
     except (ValueError, OverflowError, OSError):
         raise SourceFailure(f"not a {what}: {_short(text)}") from None
+
+
+async def capped_body(response: httpx.Response, shown_url: str) -> bytes:
+    """An HTTP source's body, refused (SourceFailure) past `MAX_BYTES` whether or not the
+    server declares its length. `shown_url` is the URL as a reason may show it (redacted)."""
+    too_large = f"response over {MAX_BYTES} bytes refused: {shown_url}"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BYTES:
+        raise SourceFailure(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise SourceFailure(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def since_filter(readings: list[Reading], since: datetime | None, now: datetime) -> list[Reading]:

@@ -32,13 +32,13 @@ from okrsync.sources import (
     SourceFailure,
     SourceSpec,
     as_utc,
+    capped_body,
     env_value,
     number,
     since_filter,
     timeout_of,
 )
 
-MAX_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
 
 
@@ -117,16 +117,7 @@ async def fetch_json(
 async def _body(response: httpx.Response, url: str) -> bytes:
     if not response.is_success:
         raise SourceFailure(f"HTTP {response.status_code} from {redact_url(url)}")
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
-        raise SourceFailure(f"response over {MAX_BYTES} bytes: {redact_url(url)}")
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise SourceFailure(f"response over {MAX_BYTES} bytes: {redact_url(url)}")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await capped_body(response, redact_url(url))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

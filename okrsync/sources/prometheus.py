@@ -37,12 +37,11 @@ import orjson
 import structlog
 
 from okrsync.redaction import redact_url, register_secret, scrub
-from okrsync.sources import Reading, SourceFailure, SourceSpec, env_value
+from okrsync.sources import Reading, SourceFailure, SourceSpec, capped_body, env_value
 from okrsync.textsafe import printable
 
 log = structlog.get_logger("okrsync.sources")
 
-MAX_BYTES = 1024 * 1024
 DEFAULT_STEP = "1h"
 DEFAULT_TIMEOUT_S = 10.0
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series
@@ -225,7 +224,7 @@ async def _get(
                 follow_redirects=False,
             ) as response:
                 _refuse_redirect(response, safe)
-                body = await _body(response, safe)
+                body = await capped_body(response, safe)
     except (TimeoutError, httpx.TimeoutException):
         raise SourceFailure(f"timeout after {target.timeout_s:g}s: {safe}") from None
     except httpx.HTTPError as exc:
@@ -241,20 +240,6 @@ def _refuse_redirect(response: httpx.Response, safe: str) -> None:
             f"HTTP {response.status_code} redirect from {safe} to {to} not followed: set url "
             "to the address Prometheus answers at"
         )
-
-
-async def _body(response: httpx.Response, safe: str) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
-        raise SourceFailure(f"response over {MAX_BYTES} bytes refused: {safe}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise SourceFailure(f"response over {MAX_BYTES} bytes refused: {safe}")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _data(status: int, body: bytes, safe: str, spec: SourceSpec) -> Any:

@@ -18,8 +18,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from okrsync.sandbox import Sandbox, metrics
-from okrsync.sources import Reading, SourceFailure, SourceSpec, read
-from okrsync.sources.prometheus import MAX_BYTES, read_prometheus, step_seconds
+from okrsync.sources import MAX_BYTES, Reading, SourceFailure, SourceSpec, read
+from okrsync.sources.prometheus import read_prometheus, step_seconds
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "prometheus"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
