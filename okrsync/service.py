@@ -27,10 +27,10 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -68,6 +68,7 @@ from okrsync.sync import Limiters, new_client, settle_heap
 from okrsync.web.server import WebServer
 
 log = structlog.get_logger("okrsync.service")
+T = TypeVar("T")
 MISFIRE_GRACE_S = 300
 SOURCE_FIRST_JITTER_S = 5.0  # a source's first reading: within this many seconds of start
 # /readyz reason codes, stable for monitoring (the detail text is for loopback callers only).
@@ -134,18 +135,25 @@ class Service:
 
     async def job(self, name: str) -> RunResult | None:
         """One scheduled run of connector `name`; never raises (the scheduler must live)."""
+        structlog.contextvars.bind_contextvars(connector=name)
+        return await self._guarded(self._locked_run(name), "sync", connector=name)
+
+    async def _guarded(self, work: Awaitable[T], what: str, **ids: str) -> T | None:
+        """Await a scheduled job's `work` as a running task (shutdown waits for it); never
+        raises: a cancel logs `<what>.interrupted`, a crash `<what>.crashed` (a connector's
+        crash also marks it for `/readyz`)."""
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always inside a task
         self.running.add(task)
-        structlog.contextvars.bind_contextvars(connector=name)
         try:
-            return await self._locked_run(name)
+            return await work
         except asyncio.CancelledError:
-            log.info("sync.interrupted", connector=name)
+            log.info(f"{what}.interrupted", **ids)
             return None
         except Exception as exc:
-            log.exception("sync.crashed", connector=name, error=str(exc))
-            self.crashed.add(name)
+            log.exception(f"{what}.crashed", error=str(exc), **ids)
+            if "connector" in ids:
+                self.crashed.add(ids["connector"])
             return None
         finally:
             self.running.discard(task)
@@ -261,19 +269,7 @@ class Service:
 
     async def source_job(self, kr_id: str) -> measuring.Measured | None:
         """One scheduled reading of key result `kr_id`'s source; never raises."""
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - always inside a task
-        self.running.add(task)
-        try:
-            return await self._locked_measure(kr_id)
-        except asyncio.CancelledError:
-            log.info("source.interrupted", key_result=kr_id)
-            return None
-        except Exception as exc:
-            log.exception("source.crashed", key_result=kr_id, error=str(exc))
-            return None
-        finally:
-            self.running.discard(task)
+        return await self._guarded(self._locked_measure(kr_id), "source", key_result=kr_id)
 
     async def _locked_measure(self, kr_id: str) -> measuring.Measured | None:
         kr = self.mapping.tree.key_results.get(kr_id)
