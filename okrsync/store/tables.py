@@ -243,6 +243,17 @@ SYNC_RUN = sa.Table(
     _opt("owner_host"),
     _opt("owner_pid", sa.Integer()),
     _opt("owner_start"),  # /proc/<pid>/stat starttime ticks @ boot id
+    # 0006: "schedule" | "manual" | "webhook"
+    sa.Column("trigger", sa.String(), nullable=False, server_default="schedule"),
+)
+
+# A tracker delivery already handled (0006), kept a day: a replay finds its row, does nothing.
+WEBHOOK_DELIVERY = sa.Table(
+    "webhook_delivery",
+    metadata,
+    _str("connector", primary_key=True),
+    _str("delivery_id", primary_key=True),
+    _utc("received_at", nullable=False, index=True),
 )
 
 CURSOR = sa.Table(
@@ -277,6 +288,7 @@ class SyncRunRow:
     owner_host: str | None = None
     owner_pid: int | None = None
     owner_start: str | None = None
+    trigger: str = "schedule"
 
     @classmethod
     def of(cls, row: RowMapping) -> SyncRunRow:
