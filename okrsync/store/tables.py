@@ -256,6 +256,17 @@ WEBHOOK_DELIVERY = sa.Table(
     _utc("received_at", nullable=False, index=True),
 )
 
+# The secret a tracker chose for a connector's webhook (Asana's X-Hook-Secret handshake), and
+# until when a handshake is expected (0006). A secret: never shown, exported or logged.
+WEBHOOK_SECRET = sa.Table(
+    "webhook_secret",
+    metadata,
+    _str("connector", primary_key=True),
+    _opt("secret"),
+    _utc("handshake_until"),
+    _utc("updated_at", nullable=False),
+)
+
 CURSOR = sa.Table(
     "sync_cursor",
     metadata,

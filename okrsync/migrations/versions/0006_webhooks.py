@@ -6,6 +6,9 @@
 - `webhook_delivery`: one row per tracker delivery handled, by connector and the tracker's
   delivery id, kept for a day: a replayed delivery finds its row and does nothing. The primary
   key makes the check atomic across replicas sharing one PostgreSQL store.
+- `webhook_secret`: the secret a tracker chose for a connector's webhook (Asana sends it in
+  the `X-Hook-Secret` handshake), and until when a handshake is expected (`okrsync hooks
+  register` opens that window; outside it a handshake is refused).
 
 Revision ID: 0006
 Revises: 0005
@@ -39,9 +42,18 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_webhook_delivery_received_at"), ["received_at"], unique=False
         )
+    op.create_table(
+        "webhook_secret",
+        sa.Column("connector", sa.String(), nullable=False),
+        sa.Column("secret", sa.String(), nullable=True),
+        sa.Column("handshake_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("connector"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_secret")
     with op.batch_alter_table("webhook_delivery") as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_delivery_received_at"))
     op.drop_table("webhook_delivery")
