@@ -657,6 +657,10 @@ def handle(req: Request, env: Env) -> Response:
         return users_me(req, env)
     if path == "/events":
         return events(req, env)
+    if path == "/webhooks" or path.startswith("/webhooks/"):
+        from okrsync.sandbox import _hooks  # it renders payloads with this module
+
+        return _hooks.asana_hooks(req, env, path)
     for prefix, suffix, handler in _ROUTES:
         if path.startswith(prefix) and path.endswith(suffix):
             gid = path[len(prefix) : len(path) - len(suffix)]

@@ -7,10 +7,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from okrsync.sandbox._faults import FaultQueue
 from okrsync.sandbox._world import World
+
+if TYPE_CHECKING:
+    from okrsync.sandbox._hooks import Hooks
 
 CREDENTIALS = {
     "jira_email": "sandbox@example.com",
@@ -49,6 +52,7 @@ class Env:
     faults: FaultQueue
     settings: Settings
     credentials: dict[str, str]
+    hooks: Hooks | None = None  # webhook subscriptions and sending (`_hooks.py`)
 
 
 @dataclass(slots=True)

@@ -879,6 +879,10 @@ def route(req: Request, env: Env, opts: Options | None = None) -> Response:
     }
     if rest == "issues":
         return list_issues(req, env, repo, opts)
+    if rest == "hooks" or rest.startswith("hooks/"):
+        from okrsync.sandbox import _hooks  # it renders payloads with this module
+
+        return _hooks.github_hooks(req, env, repo, rest)
     if rest in simple:
         return simple[rest](req, env, repo)
     if rest.startswith("issues/") and rest[7:].isdigit():

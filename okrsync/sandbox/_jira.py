@@ -769,6 +769,10 @@ def route(req: Request, env: Env) -> Response:
     handler = routes.get(req.path.rstrip("/"))
     if handler is not None:
         return handler(req, env)
+    if req.path.startswith("/rest/webhooks/1.0/webhook"):
+        from okrsync.sandbox import _hooks  # it renders payloads with this module
+
+        return _hooks.jira_hooks(req, env)
     for prefix in ("/rest/api/3/issue/", "/rest/api/2/issue/"):
         if req.path.startswith(prefix) and (req.tracker == "jira" or "/2/" in prefix):
             return get_issue(req, env, req.path[len(prefix) :].strip("/"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from okrsync.sandbox import _asana, _github, _jira, _transport
+from okrsync.sandbox import _asana, _github, _hooks, _jira, _transport
 from okrsync.sandbox._core import CREDENTIALS, Env, Request, Response, Settings, json_response
 from okrsync.sandbox._data import TRACKERS, Rec, TruthItem, dt_to_ms
 from okrsync.sandbox._faults import METRIC_TRACKERS, FaultQueue
@@ -64,7 +64,9 @@ class Sandbox:
         self.faults = FaultQueue()
         self.settings = Settings()
         self.credentials: dict[str, str] = dict(CREDENTIALS)
-        self.app = App(Env(self.world, self.faults, self.settings, self.credentials), self._admin)
+        self.hooks = _hooks.Hooks(self.world)  # webhooks: subscriptions, faults, deliveries
+        env = Env(self.world, self.faults, self.settings, self.credentials, self.hooks)
+        self.app = App(env, self._admin)
         self._host, self._port = host, port
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
@@ -74,6 +76,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self._server = SandboxServer(self._host, self._port, self.app)
+        self.hooks.origin = self._server.base
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -90,6 +93,7 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
+        self.hooks.stop()
         if self._witness is not None:
             self._witness.stop()
             self._witness = None
@@ -320,6 +324,8 @@ class Sandbox:
         if name == "clear_faults":
             self.clear_faults()
             return {"ok": True}
+        if name in ("hooks", "hook_fault"):
+            return self._admin_hooks(name, tracker, a)
         if name == "mutate":
             return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
         if name == "inject":
@@ -349,6 +355,20 @@ class Sandbox:
             over = a.get("cursor_over")
             self.github_cursor_over = None if over is None else int(over)
         return {"ok": True}
+
+    def _admin_hooks(self, name: str, tracker: str, a: dict[str, Any]) -> Any:
+        """`hooks` (GET, optional tracker=): subscriptions (secrets never shown) and
+        deliveries; `hook_fault` {"tracker", "fault", "count", ...}: see `Hooks.inject`."""
+        if name == "hook_fault":
+            params = {k: v for k, v in a.items() if k not in ("tracker", "fault", "count")}
+            self.hooks.inject(tracker, str(a["fault"]), int(a.get("count", 1)), **params)
+            return {"ok": True}
+        subs = [
+            {"tracker": s.tracker, "id": s.id, "url": s.url, "scope": s.scope, "events": s.events}
+            for s in self.hooks.subscriptions(tracker or None)
+        ]
+        sent = [dataclasses.asdict(d) for d in self.hooks.deliveries if tracker in ("", d.tracker)]
+        return {"subscriptions": subs, "deliveries": sent}
 
     def _admin_item(self, name: str, tracker: str, a: dict[str, Any]) -> None:
         if name == "delete":

@@ -188,6 +188,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve()
 
+    def do_DELETE(self) -> None:
+        self._serve()
+
     def _serve(self) -> None:
         started = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ from okrsync.sandbox._data import (
     now_ms,
 )
 from okrsync.sandbox._index import ScopeIndex
+
+# Told of every change to a live record, under `World.lock`: (action, record, old values),
+# action "changed" (old: the fields' previous values), "deleted" or "moved" (old: scope, key).
+Listener = Callable[[str, Rec, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -74,6 +79,7 @@ class World:
         self._load_github(gen, sizes.get("github", 0))
         self.events: list[AsanaEvent] = []
         self.sync_tokens: dict[str, tuple[str, int, int]] = {}
+        self.listeners: list[Listener] = []  # the sandbox's webhooks (`_hooks.py`)
 
     def _load_jira(self, gen: Generator, tracker: str, n: int) -> None:
         recs = gen.jira(tracker, n)
@@ -121,6 +127,9 @@ class World:
     def change(self, rec: Rec, fields: dict[str, Any], when_ms: int | None = None) -> None:
         """Apply field changes to a live record, bump `updated`, reindex, log the event."""
         state = self.state(rec.tracker)
+        old = {
+            name: rec.status if name == "status" else getattr(rec, name, None) for name in fields
+        }
         state.index.remove(rec)
         for name, value in fields.items():
             self._set(rec, name, value)
@@ -129,6 +138,7 @@ class World:
         state.index.add(rec)
         if rec.tracker == "asana":
             self.log_event(rec.scope, "changed", rec)
+        self.tell("changed", rec, old)
 
     def _set(self, rec: Rec, name: str, value: Any) -> None:
         if name == "status":
@@ -199,6 +209,7 @@ class World:
         rec.cache.clear()
         if tracker == "asana":
             self.log_event(rec.scope, "deleted", rec)
+        self.tell("deleted", rec, {})
 
     def move(self, tracker: str, external_id: str, new_scope: str) -> None:
         rec = self.rec(tracker, external_id)
@@ -207,7 +218,7 @@ class World:
             raise ValueError(f"{tracker}: unknown scope {new_scope!r}")
         if rec.deleted or rec.scope == new_scope:
             return
-        old_scope = rec.scope
+        old_scope, old_key = rec.scope, rec.key
         state.index.remove(rec)
         self._rescope(state, rec, new_scope)
         rec.updated_ms = self._bump(rec)
@@ -218,6 +229,7 @@ class World:
         if tracker == "asana":
             self.log_event(old_scope, "removed", rec)
             self.log_event(new_scope, "added", rec)
+        self.tell("moved", rec, {"scope": old_scope, "key": old_key})
 
     def _rescope(self, state: TrackerState, rec: Rec, new_scope: str) -> None:
         old_key = rec.key
@@ -249,6 +261,11 @@ class World:
                 state.index.add(child)
             else:
                 self.change(child, {"parent_key": parent.key})
+
+    def tell(self, action: str, rec: Rec, old: dict[str, Any]) -> None:
+        """Tell every listener of a change (see `Listener`); a listener never raises."""
+        for listener in self.listeners:
+            listener(action, rec, old)
 
     def log_event(self, project: str, action: str, rec: Rec) -> None:
         seq = len(self.events) + 1
