@@ -13,7 +13,9 @@ become); undeclared, the core assumes 4, 1,000 and 1. `status_vocabulary` (raw s
 section or label name → StatusCategory) names what its teams' names commonly mean
 (`okrsync.statuses`); undeclared, none. A plug-in package that also exports
 `Config` at its top level lets commands that never sync read the section without importing
-the connector itself (its HTTP stack).
+the connector itself (its HTTP stack). Webhooks are optional: a package (or class) attribute
+`webhooks` satisfying `Webhooks` lets `okrsync hooks show|register` name and register them;
+without it those commands say "not supported" and everything else works as before.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -106,6 +109,57 @@ def status_names(config: ConnectorConfig) -> StatusNames:
         config.dropped_statuses,
         config.status_map,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HookTarget:
+    """One webhook the tracker holds for okrsync: where (a repo, a project, a JQL filter),
+    its id there, and whether `register` created it now (False: it already existed)."""
+
+    where: str
+    hook_id: str
+    created: bool = False
+
+
+@runtime_checkable
+class Webhooks(Protocol):
+    """A plug-in's webhook support (optional; docs/webhooks.md, `okrsync hooks`).
+
+    `route`: the daemon's route kind (`/hooks/<route>/<connector>`); `content_type` and
+    `needs` (what the token must be allowed, for `hooks show`); `handshake`: the tracker
+    proves the receiver before it creates a hook (Asana), so the caller opens the daemon's
+    handshake window first. `existing` and `register` go through the core's `Http`, with the
+    connector's own auth headers already set; both raise the core's `ConnectorError`s."""
+
+    route: str
+    content_type: str
+    needs: str
+    handshake: bool
+
+    def events(self, config: ConnectorConfig) -> list[str]:
+        """The events to register for this connector's scope."""
+        ...
+
+    async def existing(self, config: ConnectorConfig, http: Http, url: str) -> list[HookTarget]:
+        """The hooks the tracker already holds that deliver to `url` (reads only)."""
+        ...
+
+    async def register(
+        self, config: ConnectorConfig, http: Http, url: str, secret: str | None
+    ) -> list[HookTarget]:
+        """Create the hooks missing for `url` (one per scope, or one filtered); idempotent."""
+        ...
+
+
+def webhooks(kind: str) -> Webhooks | None:
+    """Plug-in `kind`'s webhook support: its package's `webhooks`, else its class's; None
+    when it declares none."""
+    ep = _entry(kind)
+    for owner in (importlib.import_module(ep.module), ep.load()):
+        found = getattr(owner, "webhooks", None)
+        if isinstance(found, Webhooks):
+            return found
+    return None
 
 
 def declared(plugin: object, name: str, default: int) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import AsanaConfig
 from .config import AsanaConfig as Config
+from .hooks import webhooks as webhooks  # `okrsync hooks` (okrsync.connector.Webhooks)
 
 if TYPE_CHECKING:
     from .connector import TASK_FIELDS, AsanaConnector

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import GitHubConfig
 from .config import GitHubConfig as Config
+from .hooks import webhooks as webhooks  # `okrsync hooks` (okrsync.connector.Webhooks)
 
 if TYPE_CHECKING:
     from .connector import GitHubConnector

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import JiraConfig
 from .config import JiraConfig as Config
+from .hooks import webhooks as webhooks  # `okrsync hooks` (okrsync.connector.Webhooks)
 
 if TYPE_CHECKING:
     from .connector import JiraConnector

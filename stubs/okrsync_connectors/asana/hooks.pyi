@@ -1,0 +1,1 @@
+from connectors.asana.hooks import *  # noqa: F403

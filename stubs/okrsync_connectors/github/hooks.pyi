@@ -1,0 +1,1 @@
+from connectors.github.hooks import *  # noqa: F403

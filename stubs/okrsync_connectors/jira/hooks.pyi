@@ -1,0 +1,1 @@
+from connectors.jira.hooks import *  # noqa: F403
