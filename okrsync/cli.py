@@ -22,6 +22,7 @@ from okrsync import (
     cli_items,
     cli_mapping,
     cli_measure,
+    cli_notify,
     cli_ops,
     cli_service,
     cli_signals,
@@ -214,6 +215,7 @@ for _module in (
     cli_init,
     cli_web,
     cli_measure,
+    cli_notify,
 ):
     _module.register(app)
 cli_ops.register(app, db_app)

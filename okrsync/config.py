@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from okrsync.config_notify import NotifyChannel, NotifyDefaults, channel_model, unknown_kind
 from okrsync.config_sources import DEFAULT, EnvReader, Loc, Origin, raise_all
 from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
@@ -102,6 +103,13 @@ class WebConfig(_Strict):
     tokens_file: str | None = None
     proxy_header: str = Field(default="X-Forwarded-User", pattern=r"^[A-Za-z0-9-]+$")
     trusted_proxies: list[str] = Field(default_factory=list)
+    # The dashboard's address as readers reach it; notifications link to its pages.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -361,6 +369,8 @@ class Settings(_Strict):
     signals: SignalsConfig = SignalsConfig()
     web: WebConfig = WebConfig()
     connectors: list[ConnectorConfig] = Field(default_factory=list)
+    notify: list[NotifyChannel] = Field(default_factory=list)  # okrsync.config_notify
+    notify_defaults: NotifyDefaults = NotifyDefaults()
     base_dir: Path = Path()
     # Where each value came from (by key; a connector's by its name) and the file read.
     _origins: dict[Loc, Origin] = PrivateAttr(default_factory=dict)
@@ -480,11 +490,18 @@ class _Loader:
         connectors = [(i, cc) for i, cc in enumerate(found) if cc is not None]
         self._duplicates(connectors)
         self._scopes(raw)
-        raise_all(self.problems)
         base = self.path.parent.resolve() if self.path else Path.cwd()
+        channels = self._notify_channels(base)
+        raise_all(self.problems)
         settings = Settings.model_validate(
-            {**sections, "connectors": [cc for _, cc in connectors], "base_dir": base}
+            {
+                **sections,
+                "connectors": [cc for _, cc in connectors],
+                "notify": channels,
+                "base_dir": base,
+            }
         )
+
         settings = _resolve_token_files(settings)
         settings._origins = self._origins(settings, connectors)
         settings._file = self.path
@@ -492,7 +509,7 @@ class _Loader:
 
     def _top_keys(self) -> None:
         for key in self.data:
-            if key not in (*_SECTIONS, "connectors"):
+            if key not in (*_SECTIONS, "connectors", "notify"):
                 hint = _unknown_key_hint(key, None)
                 self._problem((key,), f"unknown key '{key}'; {hint} (see {EXAMPLE})")
 
@@ -554,6 +571,39 @@ class _Loader:
             return model.model_validate(raw)
         except ValidationError as exc:
             self._explain(exc, ("connectors", i), model)
+            return None
+
+    def _notify_channels(self, base: Path) -> list[NotifyChannel]:
+        """Every `[[notify]]` table validated by its kind's model (okrsync.config_notify);
+        an unknown kind, key or a name used twice is refused at its line."""
+        raw = self.data.get("notify", [])
+        if not isinstance(raw, list):
+            self._problem(("notify",), "must be sections written [[notify]], one per channel")
+            return []
+        channels: list[NotifyChannel] = []
+        for i, item in enumerate(raw):
+            channel = self._notify_channel(i, item)
+            if channel is not None and channel.name in {c.name for c in channels}:
+                self._problem(("notify", i, "name"), f"notify name {channel.name!r} is used twice")
+            elif channel is not None:
+                channels.append(_resolve_files(channel, base))
+        return channels
+
+    def _notify_channel(self, i: int, raw: object) -> NotifyChannel | None:
+        if not isinstance(raw, dict):
+            self._problem(("notify", i), "each channel must be a [[notify]] table")
+            return None
+        model = channel_model(raw.get("kind"))
+        if model is None:
+            where = ("notify", i, "kind") if "kind" in raw else ("notify", i)
+            self._problem(
+                where, f"notify channel {_name_of(raw)!r}: {unknown_kind(raw.get('kind'))}"
+            )
+            return None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self._explain(exc, ("notify", i), None)
             return None
 
     def _duplicates(self, connectors: list[tuple[int, ConnectorConfig]]) -> None:
@@ -667,6 +717,16 @@ def _resolve_token_files(settings: Settings) -> Settings:
     return settings.model_copy(update={"connectors": connectors})
 
 
+def _resolve_files(channel: NotifyChannel, base: Path) -> NotifyChannel:
+    """A channel's relative `*_file` and `ca_file` are read from the config file's folder."""
+    update = {
+        key: str(base / Path(value).expanduser())
+        for key in ("url_file", "secret_file", "ca_file")
+        if isinstance(value := getattr(channel, key, None), str)
+    }
+    return channel.model_copy(update=update) if update else channel
+
+
 def _token_key(cc: ConnectorConfig) -> str | None:
     """The key `secret()` reads (None: neither is set; the section itself is at fault)."""
     return "token_env" if cc.token_env else "token_file" if cc.token_file else None
@@ -716,6 +776,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "service": ServiceConfig,
     "signals": SignalsConfig,
     "web": WebConfig,
+    "notify_defaults": NotifyDefaults,
 }
 _FLAGS: dict[str, tuple[str, object]] = {}
 
@@ -730,5 +791,7 @@ def _known_keys() -> list[str]:
         SignalsConfig,
         WebConfig,
         ConnectorConfig,
+        NotifyDefaults,
+        *{m for m in (channel_model(k) for k in ("slack", "webhook", "email")) if m},
     ]
     return sorted({name for m in models for name in m.model_fields})

@@ -99,6 +99,12 @@ class Metrics:
             ["key_result"],
             registry=r,
         )
+        self.notifications = Counter(
+            "okrsync_notifications",
+            "Notifications handled by the sender, by channel and outcome (sent, retry, failed).",
+            ["channel", "outcome"],
+            registry=r,
+        )
         build = Gauge("okrsync_build_info", "The running okrsync.", ["version"], registry=r)
         build.labels(__version__).set(1)
         self._last_ok: dict[str, float] = {}
@@ -141,6 +147,10 @@ class Metrics:
         self.source_readings.labels(key_result, "ok" if ok else "failed").inc()
         if ok:
             self.source_last_ok.labels(key_result).set(time.time())
+
+    def notification(self, channel: str, outcome: str) -> None:
+        """Count one notification the sender handled: sent, retry (planned) or failed."""
+        self.notifications.labels(channel, outcome).inc()
 
     def last_success(self, connector: str, at: float) -> None:
         """Remember when `connector` last finished ok (epoch seconds)."""

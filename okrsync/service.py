@@ -300,6 +300,9 @@ class Service:
         self.scheduler.start()
         self.schedule(self.enabled())
         self.plan_sources()
+        from okrsync.notify.daemon import plan as plan_notify  # lazy: only with [[notify]]
+
+        plan_notify(self)
         await self.stopping.wait()
         await self.shutdown(web)
         return 0
@@ -392,7 +395,7 @@ class Service:
         if self.scheduler is not None:
             keep = {c.name for c in self.enabled()}
             for job in self.scheduler.get_jobs():
-                if job.id not in keep and job.func != self.source_job:
+                if job.id not in keep and job.func != self.source_job and job.id != "notify":
                     job.remove()
             self.schedule([c for c in changed if c.enabled])
         log.info("config.reloaded", changed=[c.name for c in changed])

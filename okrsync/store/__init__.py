@@ -11,6 +11,7 @@ from okrsync.store._item_reads import ITEM_FILTERS, ListedItem
 from okrsync.store._items import ItemReader, PageResult
 from okrsync.store._links import LinkRow, Relinked
 from okrsync.store._locks import DAEMON, AdvisoryLocks, Holder
+from okrsync.store._notify import OutboxRow
 from okrsync.store._okr import ApplyReport, Checkin, CheckinAudit, CheckinChange
 from okrsync.store._runs import RunOwner, process_start
 from okrsync.store._sources import Recorded, run_name
@@ -32,6 +33,7 @@ __all__ = [
     "Link",
     "LinkRow",
     "ListedItem",
+    "OutboxRow",
     "PageResult",
     "Recorded",
     "Relinked",

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from okrsync.signal_types import ItemCounts, Snapshot, SourceRuns, Structure, Subject
     from okrsync.store._item_reads import ListedItem
     from okrsync.store._locks import AdvisoryLocks
+    from okrsync.store._notify import OutboxRow
 
 WI = WORK_ITEM
 LINK = ITEM_LINK
@@ -676,6 +677,86 @@ class Store:
         """One recorded sync run, or None."""
         with self.engine.connect() as conn:
             return _runs.run(conn, run_id)
+
+    # -- notifications (okrsync.store._notify) --------------------------------------------
+    def notify_watermark(self, name: str) -> int:
+        """The id the event scan `name` ("snapshot" or "run") has examined up to; first
+        asked, the newest id (history is not announced)."""
+        from okrsync.store import _notify
+
+        with self.tx() as conn:
+            newest = dict(zip(("snapshot", "run"), _notify.newest_ids(conn), strict=True))
+            return _notify.watermark(conn, name, newest.get(name, 0), now())
+
+    def notify_advance(self, name: str, value: int) -> None:
+        """Move the watermark `name` forward to `value` (never back)."""
+        from okrsync.store import _notify
+
+        with self.tx() as conn:
+            _notify.advance(conn, name, value, now())
+
+    def notify_snapshots(
+        self, after_id: int, limit: int = 1000
+    ) -> list[tuple[tuple[int, Snapshot] | None, tuple[int, Snapshot]]]:
+        """Snapshots after `after_id` (oldest first), each with its subject's previous one."""
+        from okrsync.store import _notify
+
+        with self.engine.connect() as conn:
+            return _notify.snapshots_after(conn, after_id, limit)
+
+    def notify_runs(
+        self, after_id: int, history: int, limit: int = 1000
+    ) -> list[tuple[SyncRunRow, list[str]]]:
+        """Runs after `after_id` (oldest first), each with up to `history` statuses of its
+        connector's earlier ok or failed runs, newest first."""
+        from okrsync.store import _notify
+
+        with self.engine.connect() as conn:
+            runs = _notify.runs_after(conn, after_id, limit)
+            return [(r, _notify.statuses_before(conn, r.connector, r.id, history)) for r in runs]
+
+    def notify_enqueue(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Queue (event_key, channel) rows not already queued; how many were new."""
+        from okrsync.store import _notify
+
+        with self.tx() as conn:
+            return _notify.enqueue(conn, rows, now())
+
+    def notify_claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxRow]:
+        """Take the due outbox rows for `owner` for `lease_s` seconds (one sender per row)."""
+        from datetime import timedelta
+
+        from okrsync.store import _notify
+
+        with self.tx() as conn:
+            return _notify.claim(conn, owner, now(), timedelta(seconds=lease_s), limit)
+
+    def notify_settle(
+        self,
+        row_id: int,
+        owner: str,
+        status: str,
+        *,
+        next_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record a send's outcome while `owner` still holds the row (False: lease lost)."""
+        from okrsync.store import _notify
+
+        with self.tx() as conn:
+            return _notify.settle(conn, row_id, owner, status, now(), next_at=next_at, error=error)
+
+    def notify_log(
+        self,
+        limit: int = 50,
+        channel: str | None = None,
+        statuses: Collection[str] | None = None,
+    ) -> list[OutboxRow]:
+        """Queued, sent and failed notifications, newest first."""
+        from okrsync.store import _notify
+
+        with self.engine.connect() as conn:
+            return _notify.log(conn, limit, channel, statuses)
 
 
 _SQLITE_SAVE_CURSOR = (

@@ -267,6 +267,37 @@ WEBHOOK_SECRET = sa.Table(
     _utc("updated_at", nullable=False),
 )
 
+# Notifications (0007, okrsync.notify): how far the event scan has read ("snapshot", "run":
+# the last id examined), and one outbox row per event and channel. UNIQUE(event_key, channel)
+# makes an insert-if-absent atomic, so replicas examining the same rows enqueue an event once.
+NOTIFY_WATERMARK = sa.Table(
+    "notify_watermark",
+    metadata,
+    _str("name", primary_key=True),
+    sa.Column("value", sa.Integer(), nullable=False),
+    _utc("updated_at", nullable=False),
+)
+
+NOTIFY_OUTBOX = sa.Table(
+    "notify_outbox",
+    metadata,
+    _id(),
+    _str("event_key"),
+    _str("channel"),
+    _str("kind"),
+    _json("event", dict),
+    _str("status", default="pending"),  # "pending" | "sending" | "sent" | "failed"
+    _num("attempts", 0, sa.Integer),
+    _utc("next_at", nullable=False),
+    _utc("lease_until"),
+    _opt("lease_owner"),
+    _utc("created_at", nullable=False),
+    _utc("sent_at"),
+    _opt("last_error"),
+    sa.UniqueConstraint("event_key", "channel", name="uq_notify_outbox_event_channel"),
+    sa.Index("ix_notify_outbox_due", "status", "next_at"),
+)
+
 CURSOR = sa.Table(
     "sync_cursor",
     metadata,

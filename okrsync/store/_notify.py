@@ -1,0 +1,216 @@
+"""Notifications (okrsync.notify): the event scan's watermarks, what it reads (consecutive
+snapshots of a subject, finished sync runs) and the outbox the sender works through.
+
+Two replicas may run every statement here at once: an outbox insert is insert-if-absent on
+UNIQUE(event_key, channel), a watermark only moves forward, and a row is claimed by one
+conditional UPDATE (due, or its lease expired), so it is sent by one sender at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from okrsync.signal_types import Snapshot
+from okrsync.store._sql import upsert
+from okrsync.store.tables import NOTIFY_OUTBOX, NOTIFY_WATERMARK, SNAPSHOT, SYNC_RUN, SyncRunRow
+
+OB = NOTIFY_OUTBOX
+WM = NOTIFY_WATERMARK
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event queued for one channel."""
+
+    id: int
+    event_key: str
+    channel: str
+    kind: str
+    event: dict[str, Any]
+    status: str
+    attempts: int
+    next_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        r.id,
+        r.event_key,
+        r.channel,
+        r.kind,
+        dict(r.event),
+        r.status,
+        r.attempts,
+        r.next_at,
+        r.created_at,
+        r.sent_at,
+        r.last_error,
+    )
+
+
+# -- watermarks ------------------------------------------------------------------------
+def watermark(conn: Connection, name: str, start: int, now: datetime) -> int:
+    """The watermark `name`; first asked, it is set to `start` (insert-if-absent: the
+    replica that loses the race reads the winner's)."""
+    ins = upsert(conn.dialect.name, WM).values(name=name, value=start, updated_at=now)
+    conn.execute(ins.on_conflict_do_nothing(index_elements=["name"]))
+    return int(conn.execute(sa.select(WM.c.value).where(WM.c.name == name)).scalar_one())
+
+
+def advance(conn: Connection, name: str, value: int, now: datetime) -> None:
+    """Move the watermark forward to `value` (never back)."""
+    conn.execute(
+        sa.update(WM)
+        .where(WM.c.name == name, WM.c.value < value)
+        .values(value=value, updated_at=now)
+    )
+
+
+def newest_ids(conn: Connection) -> tuple[int, int]:
+    """The newest snapshot id and sync run id (0: none yet)."""
+    snap = conn.execute(sa.select(sa.func.max(SNAPSHOT.c.id))).scalar()
+    run = conn.execute(sa.select(sa.func.max(SYNC_RUN.c.id))).scalar()
+    return int(snap or 0), int(run or 0)
+
+
+# -- what the scan reads -----------------------------------------------------------------
+NumberedSnapshot = tuple[int, Snapshot]
+
+
+def _snapshot(r: Any) -> NumberedSnapshot:
+    return r.id, Snapshot(r.subject_type, r.subject_id, r.as_of, r.computed_at, dict(r.values))
+
+
+def snapshots_after(
+    conn: Connection, after_id: int, limit: int
+) -> list[tuple[NumberedSnapshot | None, NumberedSnapshot]]:
+    """Snapshots with ids after `after_id` (oldest first, at most `limit`), each with the one
+    before it of the same subject (None: the subject's first)."""
+    s = SNAPSHOT
+    cols = (s.c.id, s.c.subject_type, s.c.subject_id, s.c.as_of, s.c.computed_at, s.c["values"])
+    q = sa.select(*cols).where(s.c.id > after_id).order_by(s.c.id).limit(limit)
+    batch = [_snapshot(r) for r in conn.execute(q)]
+    last: dict[tuple[str, str], NumberedSnapshot | None] = {}
+    pairs: list[tuple[NumberedSnapshot | None, NumberedSnapshot]] = []
+    for sid, snap in batch:
+        subject = (snap.subject_type, snap.subject_id)
+        if subject not in last:
+            prev = sa.select(*cols).where(
+                s.c.subject_type == subject[0], s.c.subject_id == subject[1], s.c.id < sid
+            )
+            found = conn.execute(prev.order_by(s.c.id.desc()).limit(1)).first()
+            last[subject] = _snapshot(found) if found else None
+        pairs.append((last[subject], (sid, snap)))
+        last[subject] = (sid, snap)
+    return pairs
+
+
+def runs_after(conn: Connection, after_id: int, limit: int) -> list[SyncRunRow]:
+    """Sync runs with ids after `after_id`, oldest first (at most `limit`)."""
+    q = sa.select(SYNC_RUN).where(SYNC_RUN.c.id > after_id).order_by(SYNC_RUN.c.id).limit(limit)
+    return [SyncRunRow.of(r) for r in conn.execute(q).mappings()]
+
+
+def statuses_before(conn: Connection, connector: str, run_id: int, limit: int) -> list[str]:
+    """The statuses of `connector`'s finished ok or failed runs before `run_id`, newest first."""
+    t = SYNC_RUN
+    q = (
+        sa.select(t.c.status)
+        .where(t.c.connector == connector, t.c.id < run_id, t.c.status.in_(("ok", "failed")))
+        .order_by(t.c.id.desc())
+        .limit(limit)
+    )
+    return [str(s) for s in conn.execute(q).scalars()]
+
+
+# -- the outbox ----------------------------------------------------------------------------
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Insert each (event_key, channel) row unless it is already there; the rows inserted."""
+    added = 0
+    for row in rows:
+        values = {**row, "status": "pending", "attempts": 0, "next_at": now, "created_at": now}
+        ins = upsert(conn.dialect.name, OB).values(**values)
+        res = conn.execute(ins.on_conflict_do_nothing(index_elements=["event_key", "channel"]))
+        added += max(res.rowcount, 0)
+    return added
+
+
+def _claimable(now: datetime) -> Any:
+    due = sa.and_(OB.c.status == "pending", OB.c.next_at <= now)
+    lapsed = sa.and_(OB.c.status == "sending", OB.c.lease_until < now)
+    return sa.or_(due, lapsed)
+
+
+def claim(
+    conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxRow]:
+    """Rows due (or whose sender's lease lapsed), each taken by one conditional UPDATE: a row
+    another sender took in between is left to it."""
+    ids = conn.execute(
+        sa.select(OB.c.id).where(_claimable(now)).order_by(OB.c.next_at, OB.c.id).limit(limit)
+    ).scalars()
+    taken: list[int] = []
+    for row_id in list(ids):
+        res = conn.execute(
+            sa.update(OB)
+            .where(OB.c.id == row_id, _claimable(now))
+            .values(
+                status="sending",
+                lease_owner=owner,
+                lease_until=now + lease,
+                attempts=OB.c.attempts + 1,
+            )
+        )
+        if res.rowcount == 1:
+            taken.append(row_id)
+    if not taken:
+        return []
+    rows = conn.execute(sa.select(OB).where(OB.c.id.in_(taken)).order_by(OB.c.id))
+    return [_row(r) for r in rows]
+
+
+def settle(
+    conn: Connection,
+    row_id: int,
+    owner: str,
+    status: str,
+    now: datetime,
+    *,
+    next_at: datetime | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record a send's outcome ("sent", "pending" again with `next_at`, or "failed") if this
+    sender still holds the row; False when its lease was lost."""
+    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_until": None}
+    values["last_error"] = error
+    if status == "sent":
+        values["sent_at"] = now
+    if next_at is not None:
+        values["next_at"] = next_at
+    res = conn.execute(
+        sa.update(OB)
+        .where(OB.c.id == row_id, OB.c.lease_owner == owner, OB.c.status == "sending")
+        .values(**values)
+    )
+    return res.rowcount == 1
+
+
+def log(
+    conn: Connection, limit: int, channel: str | None, statuses: Iterable[str] | None
+) -> list[OutboxRow]:
+    """Outbox rows, newest first, optionally of one channel and of some statuses."""
+    q = sa.select(OB).order_by(OB.c.id.desc()).limit(limit)
+    if channel is not None:
+        q = q.where(OB.c.channel == channel)
+    if statuses is not None:
+        q = q.where(OB.c.status.in_(list(statuses)))
+    return [_row(r) for r in conn.execute(q)]

@@ -1,0 +1,314 @@
+"""Notifications out, end to end on a real store: a key result turning at risk reaches a
+loopback Slack receiver and a local SMTP server (aiosmtpd, STARTTLS with a throwaway
+certificate) once; a failing channel is retried with backoff while syncing goes on; a
+restart does not resend; `okrsync notify test` and `notify log` on the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from okrsync.config import Settings, load_settings
+from okrsync.notify.daemon import Notifier, scan
+from okrsync.okrfile import load_tree
+from okrsync.pipeline import recompute
+from okrsync.store import Store
+from tests.helpers import run_cli, write
+
+
+def tree_text(today: date) -> str:
+    """One objective running 50 days either side of today (expected progress 0.5), one key
+    result from 0 to 100: 60 is on track, 40 at risk, 20 off track."""
+    start, end = today - timedelta(days=50), today + timedelta(days=50)
+    return f"""
+    [[objective]]
+    id = "grow"
+    title = "Grow revenue"
+    owner = "Dana"
+    start = {start.isoformat()}
+    end = {end.isoformat()}
+
+    [[key_result]]
+    id = "conv"
+    objective = "grow"
+    title = "Trial conversion"
+    start = 0
+    target = 100
+    """
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP server that records every POST (path, headers, JSON body) and answers
+    `status` (settable: a failing channel)."""
+
+    status: int = 200
+    posts: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            rec.posts.append((self.path, dict(self.headers), json.loads(body)))
+            self.send_response(rec.status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield rec
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Mailbox:
+    host: str
+    port: int
+    ca_file: str
+    messages: list[bytes] = field(default_factory=list)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key, cert = tmp / "smtp.key", tmp / "smtp.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return key, cert
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+    """aiosmtpd on loopback requiring STARTTLS, with a throwaway self-signed certificate."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    key, cert = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = Mailbox("localhost", 0, str(cert))
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            box.messages.append(envelope.content)
+            return "250 OK"
+
+    box.port = free_port()
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=box.port, tls_context=context, require_starttls=True
+    )
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def config(tmp_path: Path, url: str, receiver: Receiver, mailbox: Mailbox | None) -> Path:
+    mail = (
+        f"""
+    [[notify]]
+    name = "mail"
+    kind = "email"
+    smtp_host = "{mailbox.host}"
+    smtp_port = {mailbox.port}
+    ca_file = "{mailbox.ca_file}"
+    from = "okrsync@example.com"
+    to = ["dana@example.com"]
+    """
+        if mailbox
+        else ""
+    )
+    return write(
+        tmp_path / "okrsync.toml",
+        f"""
+    [store]
+    url = "{url}"
+
+    [mappings]
+    paths = ["{tmp_path / "mappings"}"]
+
+    [web]
+    public_url = "https://okr.example.com/"
+
+    [notify_defaults]
+    timeout_s = 5
+    retry_base_s = 1
+    max_attempts = 3
+
+    [[notify]]
+    name = "team-slack"
+    kind = "slack"
+    url_env = "OKRSYNC_TEST_SLACK_URL"
+    {mail}
+    """,
+    )
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, store_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Settings, Store]]:
+    """Settings with a Slack channel (and e-mail where the test asks) over a store holding
+    the tree, checked in on track, with the notification watermarks set."""
+    monkeypatch.setenv("OKRSYNC_TEST_SLACK_URL", receiver.url + "/services/T/B/secret")
+    write(tmp_path / "mappings" / "okrs.toml", tree_text(datetime.now(UTC).date()))
+    settings = load_settings(config(tmp_path, store_url, receiver, None))
+    store = Store.open(store_url)
+    store.apply_okr_tree(load_tree(settings.mapping_paths()))
+    store.add_checkin("conv", 60)
+    recompute(store, settings.signals)
+    scan(store, settings)  # the watermarks: what exists now is history
+    yield settings, store
+    store.close()
+
+
+def turn_at_risk(store: Store, settings: Settings) -> None:
+    store.add_checkin("conv", 40)
+    recompute(store, settings.signals)
+
+
+def tick(notifier: Notifier) -> int:
+    return asyncio.run(notifier.tick())
+
+
+def test_a_key_result_turning_at_risk_is_sent_once_to_slack(
+    world: tuple[Settings, Store], receiver: Receiver
+) -> None:
+    """on_track → at_risk: one Slack message (text + blocks) naming the change, the figures
+    and the dashboard link; later passes and a restart send nothing more."""
+    settings, store = world
+    turn_at_risk(store, settings)
+    assert tick(Notifier(store, lambda: settings, "a")) == 1
+    assert tick(Notifier(store, lambda: settings, "b")) == 0  # a restart: nothing again
+    assert len(receiver.posts) == 1
+    path, _headers, body = receiver.posts[0]
+    assert path == "/services/T/B/secret"
+    assert "on track → at risk" in body["text"]
+    flat = json.dumps(body["blocks"])
+    assert "40% (expected 50%)" in flat
+    assert "https://okr.example.com/kr/conv" in flat
+    [row] = store.notify_log()
+    assert (row.status, row.attempts, row.channel) == ("sent", 1, "team-slack")
+
+
+def test_a_failing_channel_is_retried_with_backoff_and_then_given_up(
+    world: tuple[Settings, Store], receiver: Receiver
+) -> None:
+    """HTTP 500: the row goes back to pending with a later next attempt; after max_attempts
+    it is failed; nothing is sent twice and the error names no URL."""
+    settings, store = world
+    receiver.status = 500
+    turn_at_risk(store, settings)
+    notifier = Notifier(store, lambda: settings, "a")
+    tick(notifier)
+    [row] = store.notify_log()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error == "the slack webhook answered HTTP 500"
+    assert row.next_at > datetime.now(UTC)
+    assert tick(notifier) == 0  # not due yet: backoff
+    for _ in range(2):
+        _force_due(store, row.id)
+        tick(notifier)
+    [row] = store.notify_log()
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert len(receiver.posts) == 3
+
+
+def _force_due(store: Store, row_id: int) -> None:
+    """Make a retried row due now (the test does not wait for its backoff)."""
+    import sqlalchemy as sa
+
+    from okrsync.store.tables import NOTIFY_OUTBOX
+
+    with store.tx() as conn:
+        conn.execute(
+            sa.update(NOTIFY_OUTBOX)
+            .where(NOTIFY_OUTBOX.c.id == row_id)
+            .values(next_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+def test_a_connector_failing_three_runs_in_a_row_and_recovering(
+    world: tuple[Settings, Store], receiver: Receiver
+) -> None:
+    """Runs recorded by anyone (here: straight in the store): the third failure in a row
+    sends `connector_failing` once, the next ok run `connector_recovered`."""
+    settings, store = world
+    for status in ("failed", "failed", "failed", "failed", "ok", "ok"):
+        run = store.start_run("jira-cloud")
+        store.finish_run(run, status, error="HTTP 401" if status == "failed" else None)
+    tick(Notifier(store, lambda: settings, "a"))
+    texts = [body["text"] for _, _, body in receiver.posts]
+    assert texts == [
+        "Connector jira-cloud: 3 runs failed in a row",
+        "Connector jira-cloud: recovered after 4 failed runs",
+    ]
+
+
+def test_a_failing_channel_never_blocks_syncing(
+    world: tuple[Settings, Store], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Slack URL points at a port nobody listens on: the pass logs and returns, and a
+    recompute (what a sync ends with) goes on while the row waits for its retry."""
+    settings, store = world
+    monkeypatch.setenv("OKRSYNC_TEST_SLACK_URL", "http://127.0.0.1:9/hook")
+    turn_at_risk(store, settings)
+    tick(Notifier(store, lambda: settings, "a"))
+    [row] = store.notify_log()
+    assert row.status == "pending"
+    assert row.last_error is not None
+    assert "127.0.0.1:9" not in row.last_error
+    store.add_checkin("conv", 20)
+    assert recompute(store, settings.signals).snapshots_written > 0
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_at_risk_sends_one_email_over_starttls(
+    tmp_path: Path,
+    world: tuple[Settings, Store],
+    receiver: Receiver,
+    mailbox: Mailbox,
+    store_url: str,
+) -> None:
+    """With an e-mail channel beside Slack: one plain-text message with a subject naming
+    the change, over STARTTLS to a server whose certificate `ca_file` trusts."""
+    _, store = world
+    settings = load_settings(config(tmp_path, store_url, receiver, mailbox))
+    turn_at_risk(store, settings)
+    tick(Notifier(store, lambda: settings, "a"))
+    assert len(receiver.posts) == 1
+    [raw] = mailbox.messages
+    mail = message_from_bytes(raw, policy=policy.default)
+    assert mail["Subject"] == "[okrsync] Key result conv “Trial conversion”: status on track → at risk"
+    assert "https://okr.example.com/kr/conv" in mail.get_content()  # type: ignore[attr-defined]
