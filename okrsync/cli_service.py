@@ -102,6 +102,7 @@ RUNS_COLUMNS = (
     ("started (UTC)", 1),
     ("took", 7),
     ("status", 0),
+    ("trigger", 8),
     ("pages", 3),
     ("requests", 4),
     ("retries", 5),
@@ -128,6 +129,7 @@ def _run_cells(r: SyncRunRow) -> list[str]:
         f"{r.started_at:%Y-%m-%d %H:%M:%S}",
         _took(r),
         _status(r.status),
+        safe(r.trigger),
         str(r.pages),
         str(r.requests),
         str(r.retries),
@@ -158,6 +160,7 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
     fields: list[tuple[str, Any]] = [
         ("connector", r.connector),
         ("status", _status(r.status)),
+        ("trigger", r.trigger),
         ("started", f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC"),
         ("ended", f"{r.ended_at:%Y-%m-%d %H:%M:%S} UTC" if r.ended_at else "—"),
         ("took", _took(r)),

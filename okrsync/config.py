@@ -88,6 +88,8 @@ class ServiceConfig(_Strict):
     enabled: bool = True
     ready_max_failures: int = Field(default=3, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    # docs/webhooks.md: a delivery body over this is refused (413) without reading it all.
+    webhook_max_body_kb: int = Field(default=1024, ge=1, le=65536)
 
 
 class WebConfig(_Strict):
@@ -168,6 +170,10 @@ class ConnectorConfig(_Strict):
     run_deadline_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
     max_pages: int | None = Field(default=None, ge=1)
     enabled: bool = True
+    # Webhooks in (docs/webhooks.md): the secret's variable or file; neither: webhooks off.
+    webhook_secret_env: str | None = None
+    webhook_secret_file: str | None = None
+    webhook_coalesce_s: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("base_url")
     @classmethod
@@ -259,7 +265,25 @@ class ConnectorConfig(_Strict):
 
     def credentials(self) -> list[tuple[str | None, Callable[[], object]]]:
         """Each credential as (the key naming it, its reader): checked by `check_credentials`."""
-        return [(_token_key(self), self.secret)]
+        hook = _webhook_key(self)
+        return [(_token_key(self), self.secret), *([(hook, self.webhook_secret)] if hook else [])]
+
+    def webhook_secret(self) -> str | None:
+        """The webhook secret from `webhook_secret_env` / `_file` (None: neither is set);
+        registered for redaction."""
+        if self.webhook_secret_env:
+            value = os.environ.get(self.webhook_secret_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"connector {self.name!r}: environment variable {self.webhook_secret_env} "
+                    "(named by webhook_secret_env) is not set; export it before starting okrsync"
+                )
+        elif self.webhook_secret_file:
+            value = _read_token_file(self.name, self.webhook_secret_file, "webhook_secret_file")
+        else:
+            return None
+        register_secret(value)
+        return value
 
     def secret(self) -> str:
         """The API token, from `token_env` or `token_file`; registered for redaction."""
@@ -281,18 +305,18 @@ class ConnectorConfig(_Strict):
         return value
 
 
-def _read_token_file(name: str, path: str) -> str:
+def _read_token_file(name: str, path: str, key: str = "token_file") -> str:
     try:
         value = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(
-            f"connector {name!r}: cannot read token_file {path}: {why}; check the path "
+            f"connector {name!r}: cannot read {key} {path}: {why}; check the path "
             "(a relative one is read from the config file's folder) and that okrsync's user "
             "can read it"
         ) from None
     if not value:
-        raise ConfigError(f"connector {name!r}: token_file {path} is empty; put the token in it")
+        raise ConfigError(f"connector {name!r}: {key} {path} is empty; put the secret in it")
     return value
 
 
@@ -706,14 +730,13 @@ def scope_problem(kind: str, scope: str) -> str | None:
 
 def _resolve_token_files(settings: Settings) -> Settings:
     """A relative `token_file` is read from the config file's folder, as the store is."""
-    connectors = [
-        cc.model_copy(
-            update={"token_file": str(settings.base_dir / Path(cc.token_file).expanduser())}
-        )
-        if cc.token_file
-        else cc
-        for cc in settings.connectors
-    ]
+    def resolved(cc: ConnectorConfig) -> ConnectorConfig:
+        keys = ("token_file", "webhook_secret_file")
+        files = {k: getattr(cc, k) for k in keys if getattr(cc, k)}
+        update = {k: str(settings.base_dir / Path(v).expanduser()) for k, v in files.items()}
+        return cc.model_copy(update=update) if update else cc
+
+    connectors = [resolved(cc) for cc in settings.connectors]
     return settings.model_copy(update={"connectors": connectors})
 
 
@@ -725,6 +748,13 @@ def _resolve_files(channel: NotifyChannel, base: Path) -> NotifyChannel:
         if isinstance(value := getattr(channel, key, None), str)
     }
     return channel.model_copy(update=update) if update else channel
+
+
+def _webhook_key(cc: ConnectorConfig) -> str | None:
+    """The key `webhook_secret()` reads (None: webhooks off unless a tracker chose one)."""
+    if cc.webhook_secret_env:
+        return "webhook_secret_env"
+    return "webhook_secret_file" if cc.webhook_secret_file else None
 
 
 def _token_key(cc: ConnectorConfig) -> str | None:

@@ -9,6 +9,9 @@ Per key result with a source (the daemon's source jobs): readings by outcome
 (`okrsync_source_readings_total{key_result,status}`, status ok|failed) and the time of the
 last successful reading (`okrsync_source_last_success_timestamp_seconds`, epoch seconds).
 
+Webhooks in: deliveries by connector and outcome (`okrsync_webhook_deliveries_total`;
+docs/webhooks.md).
+
 `okrsync_build_info{version}` is 1: the running version, to join on. prometheus_client's
 `_created` series (each counter's creation timestamp, e.g. `okrsync_sync_items_created`,
 which reads like a count of created items) are turned off, process-wide.
@@ -105,6 +108,12 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.webhooks = Counter(
+            "okrsync_webhook_deliveries",
+            "Webhook deliveries by connector and outcome (docs/webhooks.md).",
+            ["connector", "outcome"],
+            registry=r,
+        )
         build = Gauge("okrsync_build_info", "The running okrsync.", ["version"], registry=r)
         build.labels(__version__).set(1)
         self._last_ok: dict[str, float] = {}
@@ -151,6 +160,10 @@ class Metrics:
     def notification(self, channel: str, outcome: str) -> None:
         """Count one notification the sender handled: sent, retry (planned) or failed."""
         self.notifications.labels(channel, outcome).inc()
+
+    def webhook(self, connector: str, outcome: str) -> None:
+        """Count one webhook delivery's outcome (`-`: no connector was resolved)."""
+        self.webhooks.labels(connector, outcome).inc()
 
     def last_success(self, connector: str, at: float) -> None:
         """Remember when `connector` last finished ok (epoch seconds)."""

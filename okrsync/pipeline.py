@@ -317,6 +317,7 @@ async def sync_and_recompute(
     observe: Observer | None = None,
     keep_going: bool = False,
     watch: Watch | None = None,
+    trigger: str = "manual",
 ) -> Synced:
     """Each connector (`only`, else every enabled one) once, concurrently, then the signals.
 
@@ -328,11 +329,13 @@ async def sync_and_recompute(
     while the lock is still held. Signals are recomputed after the runs, outside the locks;
     with `keep_going` a failed recompute is logged (`after_sync.failed`), not raised. `watch`
     sees each run's live result and HTTP statistics as it starts (`okrsync.progress`).
+    `trigger` is recorded with each run: "schedule" (the daemon's timer), "manual" (`sync
+    --once`, `run --once`, the demo) or "webhook" (okrsync.hooks).
     """
     configs = selected(settings, only)
     settle_heap()
     held = locks if locks is not None else run_locks(store, role)
-    step = _Step(settings, store, mapping, limiters or Limiters(), observe, watch)
+    step = _Step(settings, store, mapping, limiters or Limiters(), observe, watch, trigger)
     done = Synced()
     try:
         async with _client(client, needs_tls(configs)) as http:
@@ -355,6 +358,7 @@ class _Step:
     limiters: Limiters
     observe: Observer | None
     watch: Watch | None = None
+    trigger: str = "manual"
 
     async def held(
         self, locks: RunLocks, name: str, client: httpx.AsyncClient, done: Synced
@@ -374,7 +378,7 @@ class _Step:
         linker = current.linker(self.store)
         commit_items = self.settings.store.commit_items
         result = await run_connector(
-            cc, self.store, client, self.limiters, linker, commit_items, self.watch
+            cc, self.store, client, self.limiters, linker, commit_items, self.watch, self.trigger
         )
         if self.observe is not None:
             await self.observe(result)

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
@@ -58,6 +58,7 @@ from okrsync.pipeline import (
     DAEMON_OVERRIDE,
     MappingRefused,
     MappingState,
+    Synced,
     holding,
     run_locks,
     sync_and_recompute,
@@ -66,6 +67,10 @@ from okrsync.pipeline import reap_stale_runs as reap_stale_runs
 from okrsync.store import Store, run_name
 from okrsync.sync import Limiters, new_client, settle_heap
 from okrsync.web.server import WebServer
+
+if TYPE_CHECKING:
+    from okrsync.hooks.dispatch import Dispatcher
+    from okrsync.web.app import WebContext
 
 log = structlog.get_logger("okrsync.service")
 T = TypeVar("T")
@@ -126,6 +131,7 @@ class Service:
         self._background: set[asyncio.Task[Any]] = set()
         self.crashed: set[str] = set()
         self.sources: dict[str, MetricSource] = {}  # key result id → its planned source
+        self.hooks: Dispatcher | None = None  # webhooks in, with the web app (docs/webhooks.md)
         # Concurrent runs all find edited files stale: one reloads, the others wait for it.
         self._mapping_lock = asyncio.Lock()
 
@@ -133,10 +139,19 @@ class Service:
     def enabled(self) -> list[ConnectorConfig]:
         return [c for c in self.settings.connectors if c.enabled]
 
-    async def job(self, name: str) -> RunResult | None:
-        """One scheduled run of connector `name`; never raises (the scheduler must live)."""
+    async def job(self, name: str, trigger: str = "schedule") -> RunResult | None:
+        """One run of connector `name` (scheduled unless `trigger` says otherwise); never
+        raises (the scheduler must live)."""
         structlog.contextvars.bind_contextvars(connector=name)
-        return await self._guarded(self._locked_run(name), "sync", connector=name)
+        done = await self._guarded(self._locked_run(name, trigger), "sync", connector=name)
+        return done.results[0] if done is not None and done.results else None
+
+    async def hinted_run(self, name: str) -> bool:
+        """A webhook's run of `name` (okrsync.hooks.dispatch); False when another run held
+        the connector, so the dispatcher tries again after it."""
+        structlog.contextvars.bind_contextvars(connector=name)
+        done = await self._guarded(self._locked_run(name, "webhook"), "sync", connector=name)
+        return done is None or not done.skipped
 
     async def _guarded(self, work: Awaitable[T], what: str, **ids: str) -> T | None:
         """Await a scheduled job's `work` as a running task (shutdown waits for it); never
@@ -158,7 +173,7 @@ class Service:
         finally:
             self.running.discard(task)
 
-    async def _locked_run(self, name: str) -> RunResult | None:
+    async def _locked_run(self, name: str, trigger: str) -> Synced:
         if self.client is None:
             self.client = new_client()
         done = await sync_and_recompute(
@@ -171,11 +186,12 @@ class Service:
             limiters=self.limiters,
             observe=self._observe,
             keep_going=True,  # a failed derivation must not stop the next runs
+            trigger=trigger,
         )
         for skipped, why in done.skipped.items():
             self.metrics.skipped.labels(skipped).inc()
             log.info("sync.skipped_locked", connector=skipped, reason=why)
-        return done.results[0] if done.results else None
+        return done
 
     async def _current_mapping(self) -> MappingState:
         """The mapping a run links with: edited files apply at the next cycle."""
@@ -202,7 +218,7 @@ class Service:
         return 1 if failed else 0
 
     async def _tracked(self, name: str) -> RunResult | None:
-        return await asyncio.create_task(self.job(name))
+        return await asyncio.create_task(self.job(name, "manual"))
 
     # -- scheduling ----------------------------------------------------------------------
     def schedule(self, configs: Sequence[ConnectorConfig]) -> None:
@@ -313,12 +329,10 @@ class Service:
         if not svc.enabled:
             return None
         from okrsync.web.access import check_bind
-        from okrsync.web.app import WebContext, create_app
+        from okrsync.web.app import create_app
 
         check_bind(self.settings, svc.host, "service.host")
-        server = WebServer(
-            create_app(WebContext(self.settings, self.store, self)), svc.host, svc.port
-        )
+        server = WebServer(create_app(self.web_context()), svc.host, svc.port)
         try:
             port = await server.start()
         except OSError as exc:
@@ -329,11 +343,24 @@ class Service:
         log.info("service.listening", host=svc.host, port=port, url=server.url)
         return server
 
+    def web_context(self) -> WebContext:
+        """What the daemon's web app reads: this service, its store, and the webhook
+        receiver (okrsync.hooks.dispatch) whose runs go through `hinted_run`."""
+        from okrsync.hooks.dispatch import Dispatcher
+        from okrsync.web.app import WebContext
+
+        self.hooks = Dispatcher(
+            self.store, lambda: self.settings, self.hinted_run, self.locks, self.metrics
+        )
+        return WebContext(self.settings, self.store, self, hooks=self.hooks)
+
     async def shutdown(self, web: WebServer | None) -> None:
         """Stop firing jobs, cancel runs in flight and wait for their records."""
         timeout = self.settings.service.shutdown_timeout_s
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.hooks is not None:
+            await self.hooks.close()
         await self.cancel_runs(timeout)
         if web is not None:
             await web.stop()

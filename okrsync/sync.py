@@ -188,12 +188,14 @@ async def run_connector(
     linker: Linker | None = None,
     commit_items: int = GROUP_ITEMS,
     watch: Watch | None = None,
+    trigger: str = "manual",
 ) -> RunResult:
     """Pull one connector to the end, committing pages with their cursor (pages that wait for
     the store go in together, up to `commit_items` items per transaction). `watch` is handed
     the run's live result and HTTP statistics once they exist (a progress display reads them
-    while the run goes on)."""
-    run_id = await asyncio.to_thread(store.start_run, cc.name)
+    while the run goes on). `trigger` is recorded with the run: "schedule", "manual" or
+    "webhook"."""
+    run_id = await asyncio.to_thread(store.start_run, cc.name, trigger=trigger)
     result = RunResult(cc.name, run_id)
     bound = log.bind(connector=cc.name, run_id=run_id)
     structlog.contextvars.bind_contextvars(connector=cc.name, run_id=run_id)

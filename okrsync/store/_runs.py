@@ -75,8 +75,11 @@ def _boot_id() -> str:
         return "?"
 
 
-def start_run(conn: Connection, connector: str, owner: RunOwner | None = None) -> int:
-    """Record a run as "running", owned by `owner` (default: this process)."""
+def start_run(
+    conn: Connection, connector: str, owner: RunOwner | None = None, trigger: str = "schedule"
+) -> int:
+    """Record a run as "running", owned by `owner` (default: this process), started by
+    `trigger` ("schedule", "manual" or "webhook")."""
     t = SYNC_RUN
     who = owner or RunOwner.current()
     res = conn.execute(
@@ -89,6 +92,7 @@ def start_run(conn: Connection, connector: str, owner: RunOwner | None = None) -
             owner_pid=who.pid,
             owner_start=who.start,
             lost_scopes=[],
+            trigger=trigger,
         )
     )
     key = res.inserted_primary_key

@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from okrsync.errors import ConfigError, OkrsyncError, StoreError
 from okrsync.models import Cursor, Lineage, Page, StatusCategory, StoredItem, WorkItem
 from okrsync.okrfile import OkrTree
-from okrsync.redaction import redact_url
+from okrsync.redaction import redact_url, register_secret
 from okrsync.store import _items, _okr, _runs, _source_reads, _sources
 from okrsync.store._items import (
     ItemReader,
@@ -624,11 +624,61 @@ class Store:
         with self.engine.connect() as conn:
             return [WorkItemRow.of(r) for r in conn.execute(q).mappings()]
 
-    # -- sync runs (okrsync.store._runs) --------------------------------------------------
-    def start_run(self, connector: str, owner: RunOwner | None = None) -> int:
-        """Record a run as "running", owned by `owner` (default: this process)."""
+    # -- webhooks in (okrsync.store._hooks; docs/webhooks.md) -------------------------------
+    def remember_webhook_delivery(self, connector: str, delivery_id: str) -> bool:
+        """Record a delivery for `connector`: True the first time, False for a replay within
+        a day (insert-if-absent: atomic across replicas); older deliveries are pruned."""
+        from okrsync.store import _hooks
+
         with self.tx() as conn:
-            return _runs.start_run(conn, connector, owner)
+            return _hooks.remember_delivery(conn, connector, delivery_id, now())
+
+    def expect_webhook_handshake(self, connector: str, until: datetime) -> None:
+        """Accept an Asana `X-Hook-Secret` handshake for `connector` until `until`."""
+        from okrsync.store import _hooks
+
+        with self.tx() as conn:
+            _hooks.expect_handshake(conn, connector, until, now())
+
+    def webhook_handshake_open(self, connector: str) -> bool:
+        """Whether a handshake for `connector` is expected now."""
+        from okrsync.store import _hooks
+
+        with self.engine.connect() as conn:
+            return _hooks.handshake_open(conn, connector, now())
+
+    def accept_webhook_handshake(self, connector: str, secret: str) -> bool:
+        """Store the secret a tracker chose, only while a handshake is expected (and close
+        the window); False when none is. The secret is registered for redaction."""
+        from okrsync.store import _hooks
+
+        register_secret(secret)
+        with self.tx() as conn:
+            return _hooks.accept_handshake(conn, connector, secret, now())
+
+    def webhook_secret(self, connector: str) -> str | None:
+        """The secret a handshake stored for `connector`, registered for redaction."""
+        from okrsync.store import _hooks
+
+        with self.engine.connect() as conn:
+            secret = _hooks.stored_secret(conn, connector)
+        register_secret(secret)
+        return secret
+
+    def delete_items(self, connector: str, external_ids: Collection[str]) -> int:
+        """Mark these items of `connector` deleted, as the deletion census does; how many
+        were live."""
+        with self.tx() as conn:
+            return mark_deleted(conn, connector, sorted(external_ids), now())
+
+    # -- sync runs (okrsync.store._runs) --------------------------------------------------
+    def start_run(
+        self, connector: str, owner: RunOwner | None = None, *, trigger: str = "schedule"
+    ) -> int:
+        """Record a run as "running", owned by `owner` (default: this process); `trigger`:
+        "schedule" (the daemon's timer), "manual" or "webhook"."""
+        with self.tx() as conn:
+            return _runs.start_run(conn, connector, owner, trigger)
 
     def finish_run(
         self,

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from okrsync.config import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")  # no user needed, any mode
+# No user needed, any mode; /hooks/ deliveries are authenticated by their HMAC signature.
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/static/", "/hooks/")
 MIN_TOKEN = 16
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 ENABLE_AUTH = (

@@ -314,6 +314,7 @@ ITEM = _obj(
 )  # fmt: skip
 RUN = _obj(
     id={"type": "integer"}, connector={"type": "string"}, status={"type": "string"},
+    trigger={"enum": ["schedule", "manual", "webhook"]},
     started_at={"type": "string"}, ended_at={"type": ["string", "null"]},
     duration_s={"type": ["number", "null"]}, pages={"type": "integer"},
     requests={"type": "integer"}, retries={"type": "integer"},

@@ -2,6 +2,7 @@
 
     /healthz /readyz /metrics   the daemon's probes (a loopback caller also gets details)
     /api/v1/...                 the read API (okrsync.web.api), OpenAPI at /api/v1/openapi.json
+    /hooks/<type>[/<name>]      webhooks in (okrsync.web.hooks; the daemon's `ctx.hooks`)
     /static/...                 the package's own assets (okrsync/web/static)
     everything else             the dashboard pages (okrsync.web.pages)
 
@@ -33,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from okrsync.web import api, pages
+from okrsync.web import api, hooks, pages
 from okrsync.web.access import (
     Access,
     AccessMiddleware,
@@ -45,6 +46,7 @@ from okrsync.web.access import (
 
 if TYPE_CHECKING:
     from okrsync.config import Settings
+    from okrsync.hooks import HookSink
     from okrsync.okrfile import MetricSource
     from okrsync.service import Service
     from okrsync.store import Store
@@ -67,6 +69,7 @@ class WebContext:
     store: Store
     service: Service | None = None
     static_dir: Path = field(default_factory=_default_static)
+    hooks: HookSink | None = None  # the daemon's webhook receiver (docs/webhooks.md)
     _sources: dict[str, MetricSource] | None = field(default=None, init=False, repr=False)
 
     def sources(self) -> dict[str, MetricSource]:
@@ -93,6 +96,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/api/v1", routes=api.routes),
+        *hooks.routes,
         Mount("/static", StaticFiles(packages=[("okrsync.web", "static")]), name="static"),
         *pages.routes,
     ]

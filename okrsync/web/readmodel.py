@@ -295,6 +295,7 @@ def run_json(r: SyncRunRow) -> dict[str, Any]:
         "id": r.id,
         "connector": r.connector,
         "status": r.status,
+        "trigger": r.trigger,
         "started_at": r.started_at.isoformat(),
         "ended_at": None if ended is None else ended.isoformat(),
         "duration_s": None if ended is None else (ended - r.started_at).total_seconds(),

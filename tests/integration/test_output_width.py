@@ -79,12 +79,12 @@ def test_runs_keep_id_status_and_the_whole_error_at_80_columns(
 
 
 def test_piped_output_honours_columns(cwd: Path) -> None:
-    """Piped `runs` is laid out for COLUMNS (not a fixed 120): at 160 every column shows and
+    """Piped `runs` is laid out for COLUMNS (not a fixed 120): at 175 every column shows and
     the table is wider than 120; at 80 it fits 80."""
-    wide = cli(cwd, 160, "runs")
-    assert 120 < widest(wide.stdout) <= 160, wide.stdout
+    wide = cli(cwd, 175, "runs")
+    assert 120 < widest(wide.stdout) <= 175, wide.stdout
     assert header(wide.stdout) == ["id", "connector", "started (UTC)", "took", "status",
-                                   "pages", "requests", "retries", "rl wait", "+/~/-", "host",
+                                   "trigger", "pages", "requests", "retries", "rl wait", "+/~/-", "host",
                                    "error"]  # fmt: skip
     assert widest(cli(cwd, 80, "runs").stdout) <= 80
 

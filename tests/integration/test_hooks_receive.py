@@ -1,0 +1,547 @@
+"""Webhooks in (docs/webhooks.md) through the daemon's ASGI app in-process, on a real SQLite
+store: refusals, replays, ping, the Asana handshake, coalesced webhook runs against the
+sandbox, and deletions that leave the signals at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from okrsync.config import ConnectorConfig, Settings, SignalsConfig
+from okrsync.demo import MAPPINGS, sandbox_connectors, sandbox_env
+from okrsync.hooks.dispatch import Dispatcher
+from okrsync.hooks.verify import sign
+from okrsync.locks import NoRunLocks
+from okrsync.pipeline import signals_of
+from okrsync.sandbox import Sandbox
+from okrsync.service import Service, open_service
+from okrsync.store import Store
+from okrsync.web.app import WebContext, create_app
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
+SIZES = {"jira": 12, "jira_dc": 1, "asana": 12, "github": 12}
+SECRET = "whsec-for-tests-0123456789abcdef"
+SECRET_ENV = "OKRSYNC_TEST_WEBHOOK_SECRET"
+
+
+# -- the daemon, in-process --------------------------------------------------------------------
+
+
+@contextmanager
+def daemon(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    coalesce_s: float = 0.2,
+    web: dict[str, Any] | None = None,
+    **service: Any,
+) -> Iterator[tuple[Service, Sandbox]]:
+    """A Service over a fresh SQLite store with the sandbox's GitHub, Jira and Asana
+    connectors; GitHub and Jira sign with SECRET, Asana has no configured secret."""
+    with Sandbox(seed=5, sizes=SIZES) as sb:
+        for k, v in sandbox_env(sb).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv(SECRET_ENV, SECRET)
+        hooks = {"webhook_secret_env": SECRET_ENV, "webhook_coalesce_s": coalesce_s}
+        connectors = [_shaped(c) for c in sandbox_connectors(sb, **hooks)]
+        settings = Settings(
+            store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+            mappings={"paths": [str(MAPPINGS)]},
+            service=service,
+            web=web or {},
+            connectors=connectors,
+        )
+        svc = open_service(settings, None)
+        try:
+            yield svc, sb
+        finally:
+            svc.store.close()
+
+
+def _shaped(cc: ConnectorConfig) -> ConnectorConfig:
+    """jira-dc off (the mappings name it); Asana without a configured secret (handshake)."""
+    if cc.name == "jira-dc":
+        return cc.model_copy(update={"enabled": False})
+    if cc.type == "asana":
+        return cc.model_copy(update={"webhook_secret_env": None})
+    return cc
+
+
+@asynccontextmanager
+async def client_of(ctx: WebContext) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def served(svc: Service, work: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+    """Run `work` against the daemon's app (its real web context and dispatcher), then stop
+    the service as SIGTERM does."""
+
+    async def main() -> None:
+        async with client_of(svc.web_context()) as client:
+            try:
+                await work(client)
+            finally:
+                await svc.shutdown(None)
+
+    asyncio.run(main())
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+def github_body(name: str, repo: str | None = None, issue_id: str | None = None) -> bytes:
+    data = json.loads((FIXTURES / "github" / name).read_text())
+    if repo is not None:
+        data["repository"]["full_name"] = repo
+    if issue_id is not None:
+        data["issue"]["id"] = int(issue_id)
+    return json.dumps(data).encode()
+
+
+def github_headers(body: bytes, event: str = "issues", delivery: str = "d-1") -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": delivery,
+        "x-hub-signature-256": sign("github", SECRET, body),
+    }
+
+
+def repo_of(sb: Sandbox) -> str:
+    return sb.scopes("github")[0]
+
+
+def runs(svc: Service, connector: str = "github") -> list[tuple[str, str]]:
+    return [(r.trigger, r.status) for r in reversed(svc.store.runs(connector))]
+
+
+def counted(svc: Service, connector: str, outcome: str) -> float:
+    text = svc.metrics.render().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "okrsync_webhook_deliveries_total" and sample.labels == {
+                "connector": connector,
+                "outcome": outcome,
+            }:
+                return sample.value
+    return 0.0
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_unknown_type_connector_or_webhooks_off_is_404(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An unknown tracker type, an unknown connector name and a connector without a webhook
+    secret are 404 with a one-line error, each logged as webhook.refused with its reason."""
+    with daemon(monkeypatch, tmp_path) as (svc, _sb):
+
+        async def work(client: httpx.AsyncClient) -> None:
+            with capture_logs() as logs:
+                gitlab = await client.post("/hooks/gitlab", content=b"{}")
+                nobody = await client.post("/hooks/github/nobody", content=b"{}")
+                asana = await client.post("/hooks/asana", content=b'{"events": []}')
+            assert [gitlab.status_code, nobody.status_code, asana.status_code] == [404] * 3
+            assert "/hooks/github" in gitlab.json()["error"]
+            refused = [e for e in logs if e["event"] == "webhook.refused"]
+            assert [e["reason"] for e in refused] == [
+                "unknown_type",
+                "unknown_connector",
+                "webhooks_off",
+            ]
+
+        served(svc, work)
+        assert runs(svc) == []
+        assert counted(svc, "nobody", "unknown_connector") == 1
+
+
+def test_bad_missing_or_foreign_signatures_are_401_and_never_sync(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A wrong secret, no signature, SHA-1's header and a tampered body are each 401; the log
+    names the reason and never the body or the secret; no run follows."""
+    with daemon(monkeypatch, tmp_path) as (svc, sb):
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+
+        async def work(client: httpx.AsyncClient) -> None:
+            forged = {**github_headers(body), "x-hub-signature-256": sign("github", "x", body)}
+            missing = {k: v for k, v in github_headers(body).items() if "signature" not in k}
+            sha1 = {**missing, "x-hub-signature": "sha1=" + "0" * 40}
+            with capture_logs() as logs:
+                answers = [
+                    await client.post("/hooks/github", content=body, headers=forged),
+                    await client.post("/hooks/github", content=body, headers=missing),
+                    await client.post("/hooks/github", content=body, headers=sha1),
+                    await client.post(
+                        "/hooks/github", content=body + b" ", headers=github_headers(body)
+                    ),
+                ]
+            assert [a.status_code for a in answers] == [401] * 4
+            reasons = [e["reason"] for e in logs if e["event"] == "webhook.refused"]
+            assert reasons == [
+                "bad_signature",
+                "missing_signature",
+                "missing_signature",
+                "bad_signature",
+            ]
+            shown = repr(logs) + "".join(a.text for a in answers)
+            assert SECRET not in shown
+            assert "Spelling error" not in shown  # the issue's title: the body is never logged
+            await asyncio.sleep(0.4)  # past the coalescing window: nothing was asked
+
+        served(svc, work)
+        assert runs(svc) == []
+        assert counted(svc, "github", "bad_signature") == 2
+
+
+def test_a_body_over_the_limit_is_413_read_no_further(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Over `[service] webhook_max_body_kb`: 413 when Content-Length says so, and 413 for a
+    chunked body without one, whose stream is left unread after the limit."""
+    with daemon(monkeypatch, tmp_path, webhook_max_body_kb=2) as (svc, sb):
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+        big = body[:-1] + b', "pad": "' + b"x" * 4096 + b'"}'
+        pulled: list[int] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(100):
+                pulled.append(1)
+                yield b" " * 512
+
+        async def work(client: httpx.AsyncClient) -> None:
+            declared = await client.post("/hooks/github", content=big, headers=github_headers(big))
+            streamed = await client.post(
+                "/hooks/github", content=chunks(), headers=github_headers(big)
+            )
+            assert (declared.status_code, streamed.status_code) == (413, 413)
+            assert "webhook_max_body_kb" in declared.json()["error"]
+            small = await client.post("/hooks/github", content=body, headers=github_headers(body))
+            assert small.status_code == 202
+
+        served(svc, work)
+        assert len(pulled) < 100
+        assert counted(svc, "-", "too_large") == 2
+
+
+def test_a_verified_body_that_is_not_the_trackers_json_is_400(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Signed but not JSON, or an issues event without a repository: 400, never a 500."""
+    with daemon(monkeypatch, tmp_path) as (svc, _sb):
+
+        async def work(client: httpx.AsyncClient) -> None:
+            for body in (b"not json", b'{"action": "closed"}'):
+                answer = await client.post(
+                    "/hooks/github", content=body, headers=github_headers(body)
+                )
+                assert answer.status_code == 400, answer.text
+
+        served(svc, work)
+        assert runs(svc) == []
+
+
+def test_a_delivery_outside_every_connectors_scope_is_404(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A verified delivery about a repository no connector syncs: 404 scope_not_covered."""
+    with daemon(monkeypatch, tmp_path) as (svc, _sb):
+        body = github_body("issues.closed.json", repo="someone/else")
+
+        async def work(client: httpx.AsyncClient) -> None:
+            answer = await client.post("/hooks/github", content=body, headers=github_headers(body))
+            assert answer.status_code == 404
+            assert "someone/else" in answer.json()["error"]
+
+        served(svc, work)
+        assert counted(svc, "github", "scope_not_covered") == 1
+
+
+# -- answered without a run --------------------------------------------------------------------
+
+
+def test_ping_is_answered_and_a_replay_is_a_duplicate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """GitHub's ping: 200 pong, no run. The same delivery id twice: 202, then 200
+    duplicate, and one run only; the connector's name addresses it explicitly too."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=0.05) as (svc, sb):
+        ping = github_body("ping.json", repo=repo_of(sb))
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+        assert svc.hooks is None
+
+        async def work(client: httpx.AsyncClient) -> None:
+            pong = await client.post(
+                "/hooks/github", content=ping, headers=github_headers(ping, "ping", "p-1")
+            )
+            assert (pong.status_code, pong.json()) == (200, {"status": "pong"})
+            first = await client.post(
+                "/hooks/github/github", content=body, headers=github_headers(body, delivery="x")
+            )
+            again = await client.post(
+                "/hooks/github", content=body, headers=github_headers(body, delivery="x")
+            )
+            assert (first.status_code, first.json()) == (
+                202,
+                {"status": "accepted", "connectors": ["github"]},
+            )
+            assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+            assert svc.hooks is not None
+            await svc.hooks.idle()
+
+        served(svc, work)
+        assert runs(svc) == [("webhook", "ok")]
+        assert counted(svc, "github", "duplicate") == 1
+        assert counted(svc, "github", "pong") == 1
+
+
+def test_delivery_ids_are_remembered_per_connector_for_a_day(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The store's replay memory: a second insert of an id is refused, another connector may
+    have the same id, and rows older than a day are pruned so the id is new again."""
+    import okrsync.store._store as store_module
+
+    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    try:
+        assert store.remember_webhook_delivery("gh", "abc") is True
+        assert store.remember_webhook_delivery("gh", "abc") is False
+        assert store.remember_webhook_delivery("jira", "abc") is True
+        later = datetime.now(UTC) + timedelta(hours=23)
+        monkeypatch.setattr(store_module, "now", lambda: later)
+        assert store.remember_webhook_delivery("gh", "abc") is False
+        later = datetime.now(UTC) + timedelta(hours=25)
+        monkeypatch.setattr(store_module, "now", lambda: later)
+        assert store.remember_webhook_delivery("gh", "abc") is True
+    finally:
+        store.close()
+
+
+# -- Asana's handshake -------------------------------------------------------------------------
+
+
+def test_asana_handshake_only_inside_the_window_then_deliveries_verify_with_its_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """X-Hook-Secret outside a window: 401, nothing stored. Inside (expect_webhook_handshake):
+    200 echoing the secret, which then verifies deliveries; the window closes after it."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=0.05) as (svc, _sb):
+        chosen = "asana-chose-this-secret-4f9a"
+        body = (FIXTURES / "asana" / "task_changed.json").read_bytes()
+
+        async def work(client: httpx.AsyncClient) -> None:
+            early = await client.post("/hooks/asana", headers={"x-hook-secret": chosen})
+            assert early.status_code == 401
+            assert "x-hook-secret" not in early.headers
+            svc.store.expect_webhook_handshake("asana", datetime.now(UTC) + timedelta(minutes=5))
+            shake = await client.post("/hooks/asana", headers={"x-hook-secret": chosen})
+            assert shake.status_code == 200
+            assert shake.headers["x-hook-secret"] == chosen
+            late = await client.post("/hooks/asana", headers={"x-hook-secret": "another-one-1234"})
+            assert late.status_code == 401
+            signed = {"x-hook-signature": sign("asana", chosen, body)}
+            forged = {"x-hook-signature": sign("asana", "another-one-1234", body)}
+            assert (
+                await client.post("/hooks/asana", content=body, headers=forged)
+            ).status_code == 401
+            ok = await client.post("/hooks/asana", content=body, headers=signed)
+            assert ok.status_code == 202, ok.text
+            assert svc.hooks is not None
+            await svc.hooks.idle()
+
+        served(svc, work)
+        assert svc.store.webhook_secret("asana") == "asana-chose-this-secret-4f9a"
+        assert runs(svc, "asana") == [("webhook", "ok")]
+
+
+def test_hooks_need_no_user_when_the_app_needs_tokens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With [web] auth = "token", the API without a token is 401 but a signed delivery is
+    accepted: the signature is the hooks' authentication."""
+    monkeypatch.setenv("OKRSYNC_TEST_WEB_TOKENS", "ops:a-long-enough-web-token-123")
+    web = {"auth": "token", "tokens_env": "OKRSYNC_TEST_WEB_TOKENS"}
+    with daemon(monkeypatch, tmp_path, coalesce_s=30, web=web) as (svc, sb):
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+
+        async def work(client: httpx.AsyncClient) -> None:
+            assert (await client.get("/api/v1/runs")).status_code == 401
+            hook = await client.post("/hooks/github", content=body, headers=github_headers(body))
+            assert hook.status_code == 202
+
+        served(svc, work)
+
+
+def test_okrsync_web_answers_hooks_with_404(tmp_path: Path) -> None:
+    """`okrsync web` (no daemon, no receiver) refuses every delivery with 404."""
+    settings = Settings(store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"})
+    store = Store.open(settings.store_url())
+
+    async def main() -> None:
+        async with client_of(WebContext(settings, store)) as client:
+            answer = await client.post("/hooks/github", content=b"{}")
+            assert answer.status_code == 404
+            assert "okrsync run" in answer.json()["error"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+# -- runs: coalesced, followed, recorded -------------------------------------------------------
+
+
+def test_a_burst_of_deliveries_causes_one_webhook_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Five deliveries within the coalescing window: one run, recorded with trigger
+    "webhook"; the daemon's timer records "schedule" and `run --once` "manual"."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=0.3) as (svc, sb):
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+
+        async def work(client: httpx.AsyncClient) -> None:
+            for n in range(5):
+                headers = github_headers(body, delivery=f"burst-{n}")
+                assert (
+                    await client.post("/hooks/github", content=body, headers=headers)
+                ).status_code == 202
+            assert svc.hooks is not None
+            await svc.hooks.idle()
+            await svc.job("github")
+            await svc.job("github", "manual")
+
+        served(svc, work)
+        assert runs(svc) == [("webhook", "ok"), ("schedule", "ok"), ("manual", "ok")]
+        assert counted(svc, "github", "accepted") == 5
+
+
+class _Runner:
+    """A runner whose first run waits for `release`, counting the runs it was asked for."""
+
+    def __init__(self, held_first: int = 0) -> None:
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.held_first = held_first
+
+    async def __call__(self, connector: str) -> bool:
+        self.calls += 1
+        if self.calls <= self.held_first:
+            return False  # another run held the connector
+        if self.calls == self.held_first + 1:
+            self.started.set()
+            await self.release.wait()
+        return True
+
+
+def _dispatcher(tmp_path: Path, runner: _Runner) -> tuple[Dispatcher, Store]:
+    settings = Settings(
+        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+        connectors=[
+            {
+                "name": "gh",
+                "type": "github",
+                "base_url": "http://127.0.0.1:9",
+                "scope": ["o/r"],
+                "webhook_coalesce_s": 0.05,
+            }
+        ],
+    )
+    store = Store.open(settings.store_url())
+    return Dispatcher(store, lambda: settings, runner, NoRunLocks()), store
+
+
+def test_hints_during_a_run_cause_exactly_one_more_run(tmp_path: Path) -> None:
+    """Hints that arrive while a webhook run is in progress are never lost and never pile up:
+    however many, they cause one run after it."""
+    runner = _Runner()
+    dispatcher, store = _dispatcher(tmp_path, runner)
+
+    async def main() -> None:
+        dispatcher.hint("gh", ())
+        await asyncio.wait_for(runner.started.wait(), 5)
+        for _ in range(4):
+            dispatcher.hint("gh", ())
+        runner.release.set()
+        await asyncio.wait_for(dispatcher.idle(), 5)
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    assert runner.calls == 2
+
+
+def test_a_run_held_elsewhere_is_tried_again_until_it_runs(tmp_path: Path) -> None:
+    """A webhook run that finds the connector held (a scheduled run, another replica) waits
+    and tries again: the hint is not lost."""
+    runner = _Runner(held_first=2)
+    runner.release.set()
+    dispatcher, store = _dispatcher(tmp_path, runner)
+
+    async def main() -> None:
+        dispatcher.hint("gh", ())
+        await asyncio.wait_for(dispatcher.idle(), 5)
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    assert runner.calls == 3
+
+
+# -- deletions ---------------------------------------------------------------------------------
+
+
+def linked_github_item(store: Store) -> tuple[str, str]:
+    """(tactic, key) of a GitHub issue some tactic counts."""
+    structure = signals_of(store).structure
+    listed = store.tactic_items(structure, datetime.now(UTC).date(), SignalsConfig())
+    return next(
+        (tactic, item.key)
+        for tactic, items in sorted(listed.items())
+        for item in items
+        if item.connector == "github" and "#m" not in item.key
+    )
+
+
+def test_a_deleted_issue_leaves_the_signals_before_any_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """issues.deleted for a linked issue: the item is marked deleted and its tactic's signals
+    recomputed (a new snapshot without it) at once, long before the coalesced run."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=30) as (svc, sb):
+
+        async def work(client: httpx.AsyncClient) -> None:
+            await svc.job("github", "manual")
+            tactic, key = linked_github_item(svc.store)
+            before = signals_of(svc.store).tactics[tactic].items_total
+            stored = next(r for r in svc.store.items("github") if r.key == key)
+            body = github_body("issues.deleted.json", repo=repo_of(sb), issue_id=stored.external_id)
+            answer = await client.post("/hooks/github", content=body, headers=github_headers(body))
+            assert answer.status_code == 202
+            for _ in range(100):
+                if signals_of(svc.store).tactics[tactic].items_total < before:
+                    break
+                await asyncio.sleep(0.05)
+            assert signals_of(svc.store).tactics[tactic].items_total == before - 1
+            newest = svc.store.snapshot_history(tactic, limit=1)[-1]
+            assert newest.values["items_total"] == before - 1
+            assert runs(svc) == [("manual", "ok")]  # the coalesced run is still waiting
+            gone = next(r for r in svc.store.items("github") if r.key == key)
+            assert gone.deleted_at is not None
+
+        served(svc, work)
