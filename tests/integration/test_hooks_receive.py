@@ -545,3 +545,129 @@ def test_a_deleted_issue_leaves_the_signals_before_any_run(
             assert gone.deleted_at is not None
 
         served(svc, work)
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+CONFIG = """
+[[connectors]]
+name = "gh"
+type = "github"
+base_url = "https://api.github.com"
+scope = ["o/r"]
+token_env = "OKRSYNC_TEST_GH_TOKEN"
+{hook}
+"""
+
+
+def test_an_unset_webhook_secret_variable_stops_the_start_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`webhook_secret_env` naming an unset variable: the credential check (run, sync) fails
+    at the key's file:line with the fix, like a missing token."""
+    from okrsync.config import load_settings
+    from okrsync.errors import ConfigError
+
+    monkeypatch.setenv("OKRSYNC_TEST_GH_TOKEN", "ghp_token_for_tests_123")
+    monkeypatch.delenv("OKRSYNC_TEST_UNSET_HOOK", raising=False)
+    hook = 'webhook_secret_env = "OKRSYNC_TEST_UNSET_HOOK"'
+    path = tmp_path / "okrsync.toml"
+    path.write_text(CONFIG.format(hook=hook))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path).check_credentials()
+    message = str(caught.value)
+    assert "okrsync.toml:8" in message
+    assert "OKRSYNC_TEST_UNSET_HOOK (named by webhook_secret_env) is not set" in message
+
+
+def test_a_relative_webhook_secret_file_is_read_from_the_config_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`webhook_secret_file = "hook.secret"` is read beside the config file, and the secret
+    is registered for redaction the moment it is read."""
+    from okrsync.config import load_settings
+    from okrsync.redaction import scrub
+
+    (tmp_path / "hook.secret").write_text("file-held-webhook-secret-77\n")
+    path = tmp_path / "okrsync.toml"
+    path.write_text(CONFIG.format(hook='webhook_secret_file = "hook.secret"'))
+    monkeypatch.chdir(Path(__file__).parent)
+    cc = load_settings(path).connector("gh")
+    assert cc.webhook_secret() == "file-held-webhook-secret-77"
+    assert scrub("x file-held-webhook-secret-77 y") == "x *** y"
+
+
+# -- several connectors of one type ----------------------------------------------------------------
+
+
+def test_hooks_of_a_type_go_to_the_connectors_whose_secret_and_scope_match(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Three GitHub connectors: /hooks/github hands a delivery only to the one whose secret
+    verifies and whose scope holds the repository; Jira's X-Hub-Signature form is read on
+    /hooks/jira the same way."""
+    monkeypatch.setenv("OKRSYNC_TEST_HOOK_A", "secret-a-0123456789")
+    monkeypatch.setenv("OKRSYNC_TEST_HOOK_B", "secret-b-0123456789")
+    common = {"type": "github", "base_url": "http://127.0.0.1:9", "webhook_coalesce_s": 0}
+    settings = Settings(
+        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+        connectors=[
+            {
+                **common,
+                "name": "a1",
+                "scope": ["o/one"],
+                "webhook_secret_env": "OKRSYNC_TEST_HOOK_A",
+            },
+            {
+                **common,
+                "name": "a2",
+                "scope": ["o/two"],
+                "webhook_secret_env": "OKRSYNC_TEST_HOOK_A",
+            },
+            {
+                **common,
+                "name": "b2",
+                "scope": ["o/two"],
+                "webhook_secret_env": "OKRSYNC_TEST_HOOK_B",
+            },
+            {
+                "name": "jira",
+                "type": "jira",
+                "base_url": "http://127.0.0.1:9",
+                "scope": ["WEB"],
+                "webhook_secret_env": "OKRSYNC_TEST_HOOK_B",
+                "webhook_coalesce_s": 0,
+            },
+        ],
+    )
+    store = Store.open(settings.store_url())
+    asked: list[str] = []
+
+    async def runner(connector: str) -> bool:
+        asked.append(connector)
+        return True
+
+    dispatcher = Dispatcher(store, lambda: settings, runner, NoRunLocks())
+    body = github_body("issues.closed.json", repo="O/Two")  # GitHub names ignore case
+    jira = (FIXTURES / "jira" / "issue_updated.json").read_bytes()
+
+    async def main() -> None:
+        async with client_of(WebContext(settings, store, hooks=dispatcher)) as client:
+            headers = {
+                **github_headers(body),
+                "x-hub-signature-256": sign("github", "secret-a-0123456789", body),
+            }
+            answer = await client.post("/hooks/github", content=body, headers=headers)
+            assert answer.json() == {"status": "accepted", "connectors": ["a2"]}
+            signed = {"x-hub-signature": sign("jira", "secret-b-0123456789", jira)}
+            assert (
+                await client.post("/hooks/jira", content=jira, headers=signed)
+            ).status_code == 202
+            await dispatcher.idle()
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    assert sorted(asked) == ["a2", "jira"]
