@@ -18,6 +18,7 @@ from okrsync import (
     cli_checkins,
     cli_config,
     cli_explain,
+    cli_hooks,
     cli_init,
     cli_items,
     cli_mapping,
@@ -216,6 +217,7 @@ for _module in (
     cli_web,
     cli_measure,
     cli_notify,
+    cli_hooks,
 ):
     _module.register(app)
 cli_ops.register(app, db_app)

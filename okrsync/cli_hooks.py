@@ -88,7 +88,8 @@ def show(
     tracker, and whether `okrsync hooks register` can do it with the configured token."""
     settings = state_of(ctx).settings
     plans = plans_for(settings, connector, base_url)
-    checks = _run(_check_all([p for p in plans if p.on])) if check else {}
+    checkable = [p for p in plans if p.on and not _one_secret_too_few(p)]
+    checks = _run(_check_all(checkable)) if check else {}
     for plan in plans:
         for line in describe(plan, checks.get(plan.config.name)):
             out().print(line, highlight=False, soft_wrap=True)
@@ -180,11 +181,26 @@ def _registrable(plan: Plan, *, named: bool) -> bool:
             f"connector {cc.name!r}: webhooks are off; set webhook_secret_env (or "
             "webhook_secret_file) in its [[connectors]] section first (docs/webhooks.md)"
         )
+    elif _one_secret_too_few(plan):
+        why = f"connector {cc.name!r}: {ONE_SCOPE}"
     if why is not None and named:
         raise ConfigError(why)
     if why is not None:
         err().print(f"skipped: {safe(why)}", highlight=False, soft_wrap=True)
     return why is None
+
+
+ONE_SCOPE = (
+    "the tracker gives each webhook its own secret at the handshake and okrsync keeps one "
+    "per connector, so register a connector with one project in scope (split the section)"
+)
+
+
+def _one_secret_too_few(plan: Plan) -> bool:
+    """A handshake tracker (Asana) with several scopes: each hook would get its own secret,
+    and the daemon stores one per connector, so all but the last would be refused."""
+    support = plan.support
+    return support is not None and support.handshake and len(plan.config.scope) > 1
 
 
 def _open_handshakes(store: Store, plans: list[Plan]) -> None:
@@ -313,6 +329,8 @@ def describe(plan: Plan, check: str | None) -> list[str]:
     ]
     if not plan.on:
         lines.append("  register      set webhook_secret_env (or webhook_secret_file) first")
+    elif _one_secret_too_few(plan):
+        lines.append(f"  register      not with {len(cc.scope)} projects: {ONE_SCOPE}")
     else:
         lines.append(f"  register      {safe(check or 'not checked (--no-check)')}")
     return lines

@@ -29,9 +29,12 @@ def toml(value: Any) -> str:
     return json.dumps(value)  # strings, lists and numbers read the same in TOML
 
 
-def write_config(tmp_path: Path, sb: Sandbox, service_port: int = 0) -> Path:
+def write_config(
+    tmp_path: Path, sb: Sandbox, service_port: int = 0, asana_projects: int = 1
+) -> Path:
     """The sandbox's connectors; GitHub and Jira with a webhook secret variable, Jira DC
-    without (webhooks off), Asana without (its secret comes from the handshake)."""
+    without (webhooks off), Asana without (its secret comes from the handshake), on its
+    first `asana_projects` projects."""
     hook_env = {"github": "OKRSYNC_TEST_GH_HOOK", "jira": "OKRSYNC_TEST_JIRA_HOOK"}
     store_url = f"sqlite:///{tmp_path / 'okrsync.db'}"
     lines = [
@@ -40,7 +43,8 @@ def write_config(tmp_path: Path, sb: Sandbox, service_port: int = 0) -> Path:
     ]
     for cc in sandbox_connectors(sb):
         body = cc.model_dump(exclude_none=True, exclude_defaults=True)
-        body |= {"name": cc.name, "type": cc.type, "base_url": cc.base_url, "scope": cc.scope}
+        scope = cc.scope[:asana_projects] if cc.type == "asana" else cc.scope
+        body |= {"name": cc.name, "type": cc.type, "base_url": cc.base_url, "scope": scope}
         if cc.name in hook_env:
             body["webhook_secret_env"] = hook_env[cc.name]
         section = "".join(f"{k} = {toml(v)}\n" for k, v in body.items() if k != "status_map")
@@ -129,7 +133,7 @@ def test_a_token_without_hook_rights_is_one_line_with_the_fix_and_exit_1(
 
 def test_asana_register_opens_the_daemons_handshake_window(tmp_path: Path, sb: Sandbox) -> None:
     """Asana: `register` opens the handshake window in the store before Asana's POST, and
-    one webhook per project is created once the target echoes the handshake."""
+    the project's webhook is created once the target echoes the handshake."""
     receiver = Receiver()
     try:
         base = receiver.url("").rstrip("/")
@@ -137,7 +141,7 @@ def test_asana_register_opens_the_daemons_handshake_window(tmp_path: Path, sb: S
     finally:
         receiver.close()
     assert result.code == 0, result.stderr
-    assert len(sb.hooks.subscriptions("asana")) == len(sb.scopes("asana"))
+    assert [s.scope for s in sb.hooks.subscriptions("asana")] == sb.scopes("asana")[:1]
     assert receiver.got[0].path == "/hooks/asana/asana"
     store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
     try:
@@ -164,6 +168,18 @@ def test_bad_input_exits_2_with_the_fix(
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_asana_with_several_projects_is_refused_before_any_handshake(
+    tmp_path: Path, sb: Sandbox
+) -> None:
+    """Asana gives each webhook its own secret and the daemon keeps one per connector:
+    registering a connector with several projects is refused (exit 2), nothing created."""
+    write_config(tmp_path, sb, asana_projects=2)
+    result = hooks(tmp_path, sb, "register", "asana", "--base-url", BASE)
+    assert result.code == 2
+    assert "one project in scope" in result.stderr
+    assert sb.hooks.subscriptions("asana") == []
 
 
 def test_default_url_is_the_service_host_and_port(tmp_path: Path, sb: Sandbox) -> None:
