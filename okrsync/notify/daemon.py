@@ -146,18 +146,20 @@ class Notifier:
         nothing while no channel is configured."""
         if not self.settings().notify:
             return 0
+        queued = handled = 0
         try:
             due = time.monotonic() - self._reminded_at >= REMINDER_EVERY_S
-            await asyncio.to_thread(scan, self.store, self.settings(), reminders=due)
+            queued = await asyncio.to_thread(scan, self.store, self.settings(), reminders=due)
             if due:
                 self._reminded_at = time.monotonic()
         except Exception as exc:  # a scan must not stop sending, nor the scheduler
             log.warning("notify.scan_failed", error=str(exc), error_type=type(exc).__name__)
         try:
-            return await self.sender.run_once()
+            handled = await self.sender.run_once()
         except Exception as exc:
             log.warning("notify.send_pass_failed", error=str(exc), error_type=type(exc).__name__)
-            return 0
+        log.debug("notify.pass", queued=queued, handled=handled)
+        return handled
 
 
 def plan(service: Service) -> Notifier | None:

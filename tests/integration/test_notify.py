@@ -63,7 +63,7 @@ def receiver() -> Iterator[Receiver]:
     rec = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.posts.append((self.path, dict(self.headers), json.loads(body)))
             self.send_response(rec.status)
@@ -121,7 +121,7 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
     box = Mailbox("localhost", 0, str(cert))
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             box.messages.append(envelope.content)
             return "250 OK"
 
@@ -310,5 +310,52 @@ def test_at_risk_sends_one_email_over_starttls(
     assert len(receiver.posts) == 1
     [raw] = mailbox.messages
     mail = message_from_bytes(raw, policy=policy.default)
-    assert mail["Subject"] == "[okrsync] Key result conv “Trial conversion”: status on track → at risk"
+    assert (
+        mail["Subject"] == "[okrsync] Key result conv “Trial conversion”: status on track → at risk"
+    )
     assert "https://okr.example.com/kr/conv" in mail.get_content()  # type: ignore[attr-defined]
+
+
+def test_notify_test_sends_a_sample_and_fails_with_one_line(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`okrsync notify test CHANNEL`: exit 0 and the sample arrives; a channel answering 500:
+    exit 1 with one line naming the channel and no URL; an unknown channel: exit 2."""
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+    cfg = config(tmp_path, url, receiver, None)
+    env = {"OKRSYNC_TEST_SLACK_URL": receiver.url + "/services/T/B/secret"}
+    ok = run_cli("-c", str(cfg), "notify", "test", "team-slack", cwd=tmp_path, env=env)
+    assert ok.code == 0, ok.stderr
+    assert "sent a sample message on team-slack (slack)" in ok.stdout
+    assert "on track → at risk" in receiver.posts[0][2]["text"]
+    receiver.status = 500
+    failed = run_cli("-c", str(cfg), "notify", "test", "team-slack", cwd=tmp_path, env=env)
+    assert failed.code == 1
+    assert failed.stderr.strip() == (
+        "error: channel team-slack: the slack webhook answered HTTP 500"
+    )
+    unknown = run_cli("-c", str(cfg), "notify", "test", "nope", cwd=tmp_path, env=env)
+    assert unknown.code == 2
+    assert "no notify channel named 'nope'; configured: team-slack" in unknown.stderr
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_notify_log_lists_what_was_sent_and_failed(
+    tmp_path: Path, world: tuple[Settings, Store], receiver: Receiver
+) -> None:
+    """`okrsync notify log --json` after one sent message: its channel, status, attempts and
+    event; `--status failed` lists none; the table names the change."""
+    settings, store = world
+    turn_at_risk(store, settings)
+    tick(Notifier(store, lambda: settings, "a"))
+    cfg = settings.config_file
+    assert cfg is not None
+    logged = run_cli("-c", str(cfg), "notify", "log", "--json", cwd=tmp_path)
+    assert logged.code == 0, logged.stderr
+    [row] = json.loads(logged.stdout)
+    assert (row["channel"], row["status"], row["attempts"]) == ("team-slack", "sent", 1)
+    assert row["event"]["after"] == "at_risk"
+    none = run_cli("-c", str(cfg), "notify", "log", "--json", "--status", "failed", cwd=tmp_path)
+    assert json.loads(none.stdout) == []
+    table = run_cli("-c", str(cfg), "notify", "log", cwd=tmp_path)
+    assert "status on track → at risk" in table.stdout
