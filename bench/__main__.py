@@ -3,10 +3,11 @@
     python -m bench                        # sync 10k+100k per tracker, mapping 100k × 1k,
                                            # signals 1M, okrsync vs the Singer GitHub tap (100k),
                                            # start-up of --version, --help, mappings check,
-                                           # read API 1M items / 10k tactics (web)
+                                           # read API 1M items / 10k tactics (web),
+                                           # tracker change → signal by webhook (webhooks)
     python -m bench --quick                # small sizes: a smoke run
     python -m bench --only sync,singer     # a subset (sync, mapping, signals, singer, startup,
-                                           # web)
+                                           # web, webhooks)
     python -m bench -v                     # also show each benchmark's own output
     python -m bench --json all.json        # also write the combined rows
 
@@ -64,6 +65,7 @@ BENCHES = (
     Bench("singer", "bench.bench_singer", (), ("--items", "2000", "--repeat", "1")),
     Bench("startup", "bench.bench_startup", (), ("--repeat", "3")),
     Bench("web", "bench.bench_web", (), ("--small",)),
+    Bench("webhooks", "bench.bench_webhooks", (), ("--changes", "5", "--items", "200")),
 )
 
 
@@ -223,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description="Run the benchmarks.")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     p.add_argument(
-        "--only", metavar="NAME[,NAME]", help="sync, mapping, signals, singer, startup, web"
+        "--only",
+        metavar="NAME[,NAME]",
+        help="sync, mapping, signals, singer, startup, web, webhooks",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show each module's output")
     p.add_argument("--json", type=Path, help="also write the combined rows here")

@@ -136,6 +136,7 @@ def test_only_selects_and_rejects_unknown_names() -> None:
         "singer",
         "startup",
         "web",
+        "webhooks",
     ]
     with pytest.raises(SystemExit, match="unknown bench nope"):
         select("sync,nope")
