@@ -39,7 +39,7 @@ from okrsync.textsafe import printable
 SCHEMA = "okrsync.notification/1"
 SIGNATURE_HEADER = "X-Okrsync-Signature"
 TIMESTAMP_HEADER = "X-Okrsync-Timestamp"
-_PAGES = {"key_result": "/kr/{}", "tactic": "/tactic/{}", "objective": "/objective/{}"}
+_PAGES = {"key_result": "/kr/{}", "tactic": "/tactic/{}", "objective": "/"}  # no objective page
 _NOUNS = {"key_result": "Key result", "tactic": "Tactic", "objective": "Objective"}
 _NAMES = {
     "on_track": "on track",
