@@ -5,7 +5,9 @@ One stdlib HTTP server, one port, a path prefix per tracker: `/jira` (Cloud, v3)
 `/api/v3`), the metric APIs measured key results read (`/prometheus`, Prometheus's query API,
 and `/metrics-json`, a KPI JSON API; see `metrics.py`), and JSON control endpoints under
 `/_sandbox/` (mutate, update, delete, move, inject, revoke, restore, hide_scope, unhide_scope,
-clear_faults: POST; truth?tracker=, stats, witness: GET). Hostile faults (off-origin links,
+clear_faults, hook_fault: POST; truth?tracker=, stats, witness, hooks: GET). The trackers
+accept webhook registrations and send signed deliveries on every change (`_hooks.py`,
+`sb.hooks`). Hostile faults (off-origin links,
 paging loops, huge pages and fields, escape sequences; see `_faults.py`) serve the fault
 matrix's hostile section; a second listener, `sb.witness`, records whatever an off-origin link
 makes a client send it.
