@@ -413,19 +413,36 @@ def run_locks(store: Store, role: str) -> RunLocks:
     return store.advisory_locks(role) if store.dialect == "postgresql" else NoRunLocks()
 
 
+# (id(store), connector) held by this process now: a scheduled run and a webhook's run or
+# deletion (okrsync.hooks.dispatch) of one connector never overlap here, whatever the locks
+# (SQLite's NoRunLocks grant everything), so `reap_stale_runs` may take a run this process
+# recorded as "running" for a dead one.
+_HELD_HERE: set[tuple[int, str]] = set()
+IN_FLIGHT_HERE = "a run of it is in flight in this process"
+
+
 @asynccontextmanager
 async def holding(locks: RunLocks, store: Store, connector: str) -> AsyncIterator[str | None]:
     """Hold `connector` for a run: yields None to go ahead, else why the run must skip.
 
-    Every writer (daemon, replica, `sync --once`, demo) runs a connector only inside this.
+    Every writer (daemon, replica, `sync --once`, demo, a webhook's deletion) runs a
+    connector only inside this; within one process, one at a time per store.
     """
-    async with locks.hold(connector) as got:
-        if not got:
-            holder = await asyncio.to_thread(locks.holder, connector)
-            yield f"held by {holder or 'another okrsync process'}"
-            return
-        live = await asyncio.to_thread(reap_stale_runs, store, connector)
-        yield None if live is None else f"a run by {live} is still in flight"
+    here = (id(store), connector)
+    if here in _HELD_HERE:
+        yield IN_FLIGHT_HERE
+        return
+    _HELD_HERE.add(here)
+    try:
+        async with locks.hold(connector) as got:
+            if not got:
+                holder = await asyncio.to_thread(locks.holder, connector)
+                yield f"held by {holder or 'another okrsync process'}"
+                return
+            live = await asyncio.to_thread(reap_stale_runs, store, connector)
+            yield None if live is None else f"a run by {live} is still in flight"
+    finally:
+        _HELD_HERE.discard(here)
 
 
 def reap_stale_runs(store: Store, connector: str) -> RunOwner | None:

@@ -9,7 +9,9 @@
                                the lane's run (both take the lane's gate, first come first)
 
 A run or a deletion that finds the connector held (a scheduled run in flight, here or on
-another replica) waits for it, retrying with a short backoff: a hint is never lost.
+another replica) waits for it: quietly while the store records a run of it as running (a
+real attempt at least every RETRY_LOUD_S, which also reaps a crashed owner's run), then
+again with a short backoff. A hint is never lost.
 `Dispatcher` is the `okrsync.hooks.HookSink` the web routes hand deliveries to.
 """
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("okrsync.hooks")
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 2.0
+RETRY_QUIET_S = 0.25  # how often a waiting hint looks whether the run in flight ended
+RETRY_LOUD_S = 30.0  # a real attempt (logged when skipped) at least this often
 Runner = Callable[[str], Awaitable[bool]]  # a webhook run of a connector; False: it was held
 
 
@@ -124,12 +128,12 @@ class Dispatcher:
             await asyncio.sleep(self._window(connector))
             async with lane.gate:
                 lane.wanted = False
-                await _until_free(lambda: self.run(connector))
+                await self._until_free(connector, lambda: self.run(connector))
 
     async def _delete(self, connector: str, lane: _Lane, ids: tuple[str, ...]) -> None:
         async with lane.gate:
             try:
-                await _until_free(lambda: self._held_delete(connector, ids))
+                await self._until_free(connector, lambda: self._held_delete(connector, ids))
             except OkrsyncError as exc:  # the store failed: the census catches up later
                 log.error("webhook.delete_failed", connector=connector, error=str(exc))  # noqa: TRY400 - the message is the story
 
@@ -153,10 +157,19 @@ class Dispatcher:
             snapshots_written=report.snapshots_written if report else 0,
         )
 
+    async def _until_free(self, connector: str, attempt: Callable[[], Awaitable[bool]]) -> None:
+        """Repeat `attempt` until it was not held elsewhere: between attempts, wait quietly
+        while a run of `connector` is recorded as running, then back off up to RETRY_MAX_S."""
+        delay = RETRY_FIRST_S
+        while not await attempt():
+            await self._while_running(connector)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
-async def _until_free(attempt: Callable[[], Awaitable[bool]]) -> None:
-    """Repeat `attempt` until it was not held elsewhere (backoff up to RETRY_MAX_S)."""
-    delay = RETRY_FIRST_S
-    while not await attempt():
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_S)
+    async def _while_running(self, connector: str) -> None:
+        """Return once no run of `connector` is recorded as running, or after RETRY_LOUD_S
+        (the store is polled; another replica's run ends there too)."""
+        for _ in range(int(RETRY_LOUD_S / RETRY_QUIET_S)):
+            if not await asyncio.to_thread(self.store.running_runs, connector):
+                return
+            await asyncio.sleep(RETRY_QUIET_S)

@@ -22,7 +22,7 @@ from okrsync.demo import MAPPINGS, sandbox_connectors, sandbox_env
 from okrsync.hooks.dispatch import Dispatcher
 from okrsync.hooks.verify import sign
 from okrsync.locks import NoRunLocks
-from okrsync.pipeline import signals_of
+from okrsync.pipeline import IN_FLIGHT_HERE, holding, signals_of
 from okrsync.sandbox import Sandbox
 from okrsync.service import Service, open_service
 from okrsync.store import Store
@@ -426,6 +426,60 @@ def test_a_burst_of_deliveries_causes_one_webhook_run(
         served(svc, work)
         assert runs(svc) == [("webhook", "ok"), ("schedule", "ok"), ("manual", "ok")]
         assert counted(svc, "github", "accepted") == 5
+
+
+def test_a_hint_during_a_scheduled_run_runs_once_after_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A delivery while a scheduled run of the connector is in flight in this process: the
+    run is not reaped or doubled; the webhook run waits, quietly, and runs once after it."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=0.05) as (svc, sb):
+        body = github_body("issues.closed.json", repo=repo_of(sb))
+
+        async def work(client: httpx.AsyncClient) -> None:
+            with capture_logs() as logs:
+                async with holding(svc.locks, svc.store, "github") as busy:
+                    assert busy is None
+                    in_flight = svc.store.start_run("github", trigger="schedule")
+                    answer = await client.post(
+                        "/hooks/github", content=body, headers=github_headers(body)
+                    )
+                    assert answer.status_code == 202
+                    await asyncio.sleep(1.0)
+                    assert runs(svc) == [("schedule", "running")]
+                    svc.store.finish_run(in_flight, "ok")
+                assert svc.hooks is not None
+                await asyncio.wait_for(svc.hooks.idle(), 10)
+            skipped = [e for e in logs if e["event"] == "sync.skipped_locked"]
+            assert len(skipped) == 1  # one attempt, then a quiet wait for the run to end
+
+        served(svc, work)
+        assert runs(svc) == [("schedule", "ok"), ("webhook", "ok")]
+
+
+def test_one_process_never_holds_a_connector_twice(tmp_path: Path) -> None:
+    """Under SQLite's lock-free run locks, a second hold of a connector in the same process
+    (a webhook's run beside a scheduled one) is told to skip, and the first run's record is
+    not reaped as abandoned."""
+    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+
+    async def main() -> None:
+        async with holding(NoRunLocks(), store, "gh") as first:
+            assert first is None
+            run_id = store.start_run("gh")
+            async with holding(NoRunLocks(), store, "gh") as second:
+                assert second == IN_FLIGHT_HERE
+            async with holding(NoRunLocks(), store, "other") as third:
+                assert third is None
+            assert [r.status for r in store.runs("gh")] == ["running"]
+            store.finish_run(run_id, "ok")
+        async with holding(NoRunLocks(), store, "gh") as again:
+            assert again is None
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
 
 
 class _Runner:
