@@ -17,6 +17,7 @@ reason, and counts in `okrsync_webhook_deliveries_total`: never the body, never 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from okrsync.errors import ConfigError
+from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.hooks import KINDS, HookSink
 from okrsync.hooks.events import BadPayload, Delivery, parse
 from okrsync.hooks.verify import MISSING, check, signature_of
@@ -63,7 +64,7 @@ async def receive(request: Request) -> Response:
     seen = _Seen(str(request.path_params["kind"]))
     sink: HookSink | None = getattr(request.app.state.ctx, "hooks", None)
     try:
-        outcome, answer = await _handle(request, sink, seen)
+        outcome, answer = await _stored(_handle(request, sink, seen))
     except Refused as refused:
         seen.connector = refused.connector if refused.connector != NO_CONNECTOR else seen.connector
         _log("webhook.refused", seen, reason=refused.reason, status=refused.status)
@@ -75,6 +76,16 @@ async def receive(request: Request) -> Response:
         for name in seen.connector.split(","):  # a delivery several connectors took
             sink.count(name, outcome)
     return answer
+
+
+async def _stored(handled: Awaitable[tuple[str, Response]]) -> tuple[str, Response]:
+    """`handled`, with a store that cannot be reached answered 503 (the tracker retries or
+    the next scheduled run catches up), never a 500."""
+    try:
+        return await handled
+    except OkrsyncError as exc:
+        log.error("webhook.store_failed", error=str(exc))  # noqa: TRY400 - the message is the story
+        raise Refused(503, "store_error", "the store cannot be reached; retry later") from None
 
 
 def _log(event: str, seen: _Seen, **more: object) -> None:

@@ -725,3 +725,52 @@ def test_hooks_of_a_type_go_to_the_connectors_whose_secret_and_scope_match(
     finally:
         store.close()
     assert sorted(asked) == ["a2", "jira"]
+
+
+def test_a_store_that_cannot_be_reached_is_503_not_500(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """When the store fails while a delivery is handled (here: recording its id), the answer
+    is 503 with a one-line error and a webhook.refused line, never a 500 or a traceback."""
+    from okrsync.errors import StoreError
+
+    class Failing(Dispatcher):
+        def first_delivery(self, connector: str, delivery_id: str) -> bool:
+            raise StoreError("store error: database is locked")
+
+    settings = Settings(
+        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+        connectors=[
+            {
+                "name": "gh",
+                "type": "github",
+                "base_url": "http://127.0.0.1:9",
+                "scope": ["Codertocat/Hello-World"],
+                "webhook_secret_env": SECRET_ENV,
+            }
+        ],
+    )
+    store = Store.open(settings.store_url())
+    body = github_body("issues.closed.json")
+
+    async def never(connector: str) -> bool:
+        raise AssertionError("no run may be asked")
+
+    async def main() -> None:
+        sink = Failing(store, lambda: settings, never, NoRunLocks())
+        async with client_of(WebContext(settings, store, hooks=sink)) as client:
+            with capture_logs() as logs:
+                answer = await client.post(
+                    "/hooks/github", content=body, headers=github_headers(body)
+                )
+        assert (answer.status_code, answer.json()) == (
+            503,
+            {"error": "the store cannot be reached; retry later"},
+        )
+        assert [e.get("reason") for e in logs if e["event"] == "webhook.refused"] == ["store_error"]
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
