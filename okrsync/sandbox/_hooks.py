@@ -375,7 +375,7 @@ def _github_payloads(
     event = "pull_request" if pr else "issues"
     if sub.scope != scope or not (event in sub.events or "*" in sub.events):
         return []
-    if pr and action != "changed":
+    if pr and action not in ("changed", "created"):
         return []  # a pull request is never deleted or transferred on GitHub
     base = hooks.api_base("github")
     state = hooks.world.state("github")
@@ -396,8 +396,8 @@ def _github_payloads(
 
 
 def _github_action(action: str, rec: Rec, old: dict[str, Any]) -> str:
-    if action == "deleted":
-        return "deleted"
+    if action in ("created", "deleted"):
+        return "opened" if action == "created" else "deleted"
     if action == "moved":
         return "transferred"
     was = old.get("status", rec.status)
@@ -466,7 +466,8 @@ def _pull_request(issue: dict[str, Any], rec: Rec, base: str) -> dict[str, Any]:
 def _jira_payloads(
     hooks: Hooks, sub: Subscription, action: str, rec: Rec, old: dict[str, Any]
 ) -> list[Payload]:
-    event = "jira:issue_deleted" if action == "deleted" else "jira:issue_updated"
+    kind = {"deleted": "issue_deleted", "created": "issue_created"}.get(action, "issue_updated")
+    event = f"jira:{kind}"
     if event not in sub.events or not _jql_matches(sub.jql, rec):
         return []
     state = hooks.world.state(rec.tracker)
@@ -474,7 +475,7 @@ def _jira_payloads(
     body: dict[str, Any] = {
         "timestamp": now_ms(),
         "webhookEvent": event,
-        "issue_event_type_name": "issue_deleted" if action == "deleted" else "issue_generic",
+        "issue_event_type_name": kind if kind != "issue_updated" else "issue_generic",
         "user": _jira._user_obj("Sandbox Admin", cloud),
         "issue": _jira.render_issue(rec, state, "UTC", None),
     }
@@ -520,6 +521,8 @@ def _asana_payloads(
     wanted: list[tuple[str, str | None]]
     if action == "moved":
         wanted = [("removed", old.get("scope")), ("added", rec.scope)]
+    elif action == "created":
+        wanted = [("added", rec.scope)]
     else:
         wanted = [(action, rec.scope)]
     out = []

@@ -220,6 +220,11 @@ class Sandbox:
                 raise KeyError(f"{tracker}: {external_id} is deleted")
             self.world.change(rec, fields)
 
+    def create(self, tracker: str, scope: str, title: str) -> str:
+        """A new open issue (Asana: task) in `scope`; its external id."""
+        with self.world.lock:
+            return self.world.create(tracker, scope, title).ext_id
+
     def delete(self, tracker: str, external_id: str) -> None:
         with self.world.lock:
             self.world.delete(tracker, external_id)
@@ -328,6 +333,8 @@ class Sandbox:
             return self._admin_hooks(name, tracker, a)
         if name == "mutate":
             return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
+        if name == "create":
+            return {"external_id": self.create(tracker, str(a["scope"]), str(a["title"]))}
         if name == "inject":
             params = {k: v for k, v in a.items() if k not in ("tracker", "fault", "count")}
             self.inject(tracker, str(a["fault"]), int(a.get("count", 1)), **params)

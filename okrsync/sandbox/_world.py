@@ -28,7 +28,8 @@ from okrsync.sandbox._data import (
 from okrsync.sandbox._index import ScopeIndex
 
 # Told of every change to a live record, under `World.lock`: (action, record, old values),
-# action "changed" (old: the fields' previous values), "deleted" or "moved" (old: scope, key).
+# action "created", "changed" (old: the fields' previous values), "deleted" or "moved" (old:
+# scope, key).
 Listener = Callable[[str, Rec, dict[str, Any]], None]
 
 
@@ -199,6 +200,37 @@ class World:
         if rec.kind == "epic" or rec.tracker == "github":
             return {"title": f"{rec.title.split(' (rev')[0]} (rev {rng.randint(1, 999)})"}
         return {"estimate": rng.choice((None, 0.0, 1.0, 3.0, 5.0, 8.0))}
+
+    def create(self, tracker: str, scope: str, title: str) -> Rec:
+        """A new open issue (GitHub, Jira: a Task) or task (Asana) in `scope`, updated now."""
+        state = self.state(tracker)
+        if scope not in state.scopes:
+            raise ValueError(f"{tracker}: unknown scope {scope!r}")
+        now = now_ms() // 1000 * 1000 if tracker == "github" else now_ms()
+        rid = max(state.recs, default=0) + 1
+        rec = Rec(tracker, rid, str(rid), scope, "issue", title, "todo", now, now)
+        if tracker == "asana":
+            rec.kind, rec.issuetype = "task", "default_task"
+            rec.section = self._section_for(scope, "todo")
+        else:
+            rec.number = self._next_number(state, scope)
+            sep = "#" if tracker == "github" else "-"
+            rec.key, rec.issuetype = f"{scope}{sep}{rec.number}", "Task"
+        state.recs[rid], state.by_key[rec.key] = rec, rec
+        state.index.add(rec)
+        if tracker == "asana":
+            self.log_event(scope, "added", rec)
+        self.tell("created", rec, {})
+        return rec
+
+    @staticmethod
+    def _next_number(state: TrackerState, scope: str) -> int:
+        sep = "#" if state.name == "github" else "-"
+        number = state.counters.get(scope, 0) + 1
+        while f"{scope}{sep}{number}" in state.by_key:
+            number += 1
+        state.counters[scope] = number
+        return number
 
     def delete(self, tracker: str, external_id: str) -> None:
         rec = self.rec(tracker, external_id)

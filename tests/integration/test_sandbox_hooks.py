@@ -10,12 +10,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from okrsync.sandbox import Sandbox
+from tests.integration.sandbox_utils import TRACKER, differences, sandbox_world, sync
 
 SIZES = {"jira": 20, "jira_dc": 0, "asana": 20, "github": 20}
 GH_SECRET = "gh-s"
@@ -307,3 +309,35 @@ def test_admin_api_lists_hooks_without_secrets_and_takes_faults(
     listed = httpx.get(f"{admin}/hooks").json()
     assert GH_SECRET not in json.dumps(listed)
     assert [d["fault"] for d in listed["deliveries"]] == [None, "forged_signature"]
+
+
+def test_a_created_issue_is_sent_as_opened_and_created(sb: Sandbox, receiver: Receiver) -> None:
+    """`Sandbox.create` adds an open item; GitHub hooks get `issues`/`opened`, Jira hooks
+    `jira:issue_created`, with the new item in the payload."""
+    github_hook(sb, receiver.url())
+    body = {"name": "j", "url": receiver.url(), "events": ["jira:issue_created"]}
+    with client(sb, "jira") as c:
+        assert c.post(f"{sb.base_url('jira')}/rest/webhooks/1.0/webhook", json=body).is_success
+    new_issue = sb.create("github", "acme/web", "A brand new issue")
+    new_jira = sb.create("jira", "ALPHA", "A brand new task")
+    assert sb.hooks.settle()
+    github, jira = receiver.deliveries()[1:]
+    assert github.json()["action"] == "opened"
+    assert str(github.json()["issue"]["id"]) == new_issue
+    assert github.json()["issue"]["title"] == "A brand new issue"
+    assert jira.json()["webhookEvent"] == "jira:issue_created"
+    assert jira.json()["issue"]["fields"]["summary"] == "A brand new task"
+    assert sb.truth("jira")[new_jira].status == "todo"
+
+
+def test_created_items_are_synced_like_any_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Items made by `Sandbox.create` in each tracker are listed by the vendor APIs the
+    connectors read: a sync stores them exactly as the sandbox's truth says."""
+    with sandbox_world(monkeypatch, tmp_path) as (sb, settings, store):
+        for tracker in ("jira", "jira_dc", "asana", "github"):
+            sb.create(tracker, sb.scopes(tracker)[-1], f"new in {tracker}")
+        assert all(r.status == "ok" for r in sync(settings, store))
+        for name in TRACKER:
+            assert differences(sb, store, name) == []
