@@ -67,6 +67,7 @@ class Dispatcher:
         self.metrics = metrics
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     # -- what the routes ask (okrsync.hooks.HookSink) ---------------------------------------
     def connectors(self) -> Sequence[ConnectorConfig]:
@@ -90,6 +91,8 @@ class Dispatcher:
 
     def hint(self, connector: str, deleted: Sequence[str]) -> None:
         """Delete `deleted` at once (in order before the run) and want a run of `connector`."""
+        if self._closed:
+            return
         lane = self._lanes.setdefault(connector, _Lane())
         if deleted:
             self._spawn(self._delete(connector, lane, tuple(deleted)))
@@ -104,7 +107,9 @@ class Dispatcher:
             await asyncio.wait(pending)
 
     async def close(self) -> None:
-        """Cancel the waiting and running work (shutdown: the runs record "interrupted")."""
+        """Cancel the waiting and running work (shutdown: the runs record "interrupted");
+        no hint is taken after."""
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -124,7 +129,7 @@ class Dispatcher:
     async def _drain(self, connector: str, lane: _Lane) -> None:
         """Runs while wanted: wait the window (hints coalesce), then one run; a hint during
         the run wants one more."""
-        while lane.wanted:
+        while lane.wanted and not self._closed:
             await asyncio.sleep(self._window(connector))
             async with lane.gate:
                 lane.wanted = False
@@ -161,7 +166,7 @@ class Dispatcher:
         """Repeat `attempt` until it was not held elsewhere: between attempts, wait quietly
         while a run of `connector` is recorded as running, then back off up to RETRY_MAX_S."""
         delay = RETRY_FIRST_S
-        while not await attempt():
+        while not await attempt() and not self._closed:
             await self._while_running(connector)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)

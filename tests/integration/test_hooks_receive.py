@@ -539,6 +539,51 @@ def test_hints_during_a_run_cause_exactly_one_more_run(tmp_path: Path) -> None:
     assert runner.calls == 2
 
 
+def test_shutdown_stops_the_webhook_runs_and_takes_no_more_hints(tmp_path: Path) -> None:
+    """close() (SIGTERM) cancels the run in flight, which records "interrupted" and returns
+    as the daemon's guarded runs do, starts no queued follow-up, and ignores later hints."""
+    calls: list[str] = []
+    started = asyncio.Event()
+
+    async def guarded(connector: str) -> bool:
+        calls.append(connector)
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return True  # Service._guarded swallows the cancel and returns
+        return True
+
+    settings = Settings(
+        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+        connectors=[
+            {
+                "name": "gh",
+                "type": "github",
+                "base_url": "http://127.0.0.1:9",
+                "scope": ["o/r"],
+                "webhook_coalesce_s": 0,
+            }
+        ],
+    )
+    store = Store.open(settings.store_url())
+    dispatcher = Dispatcher(store, lambda: settings, guarded, NoRunLocks())
+
+    async def main() -> None:
+        dispatcher.hint("gh", ())
+        await asyncio.wait_for(started.wait(), 5)
+        dispatcher.hint("gh", ())  # wants a follow-up
+        await asyncio.wait_for(dispatcher.close(), 5)
+        dispatcher.hint("gh", ())
+        await asyncio.wait_for(dispatcher.idle(), 5)
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    assert calls == ["gh"]
+
+
 def test_a_run_held_elsewhere_is_tried_again_until_it_runs(tmp_path: Path) -> None:
     """A webhook run that finds the connector held (a scheduled run, another replica) waits
     and tries again: the hint is not lost."""
