@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from okrsync.config import Settings
 
 config_app = typer.Typer(no_args_is_help=True, help="The effective configuration.")
-SECTIONS = ("store", "mappings", "logging", "service", "web", "signals")
+SECTIONS = ("store", "mappings", "logging", "service", "web", "signals", "notify_defaults")
 Row = tuple[str, object, str]  # key, value (masked), origin
 
 
