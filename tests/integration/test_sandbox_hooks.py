@@ -341,3 +341,88 @@ def test_created_items_are_synced_like_any_other(
         assert all(r.status == "ok" for r in sync(settings, store))
         for name in TRACKER:
             assert differences(sb, store, name) == []
+
+
+VENDORED = Path(__file__).parent.parent / "fixtures" / "webhooks"
+
+
+def missing_keys(example: Any, ours: Any, at: str = "") -> list[str]:
+    """Keys of the vendor's example (nested objects too) that our payload lacks."""
+    if not (isinstance(example, dict) and isinstance(ours, dict)):
+        return []
+    out = [f"{at}.{k}" for k in example if k not in ours]
+    for k in example.keys() & ours.keys():
+        out += missing_keys(example[k], ours[k], f"{at}.{k}")
+    return out
+
+
+def test_payloads_carry_every_field_of_the_vendors_examples(receiver: Receiver) -> None:
+    """Each delivery the sandbox sends has every key (nested too) of the vendor's example of
+    that event (tests/fixtures/webhooks: octokit's GitHub examples, Atlassian's and Asana's
+    documented shapes)."""
+    with Sandbox(seed=3, sizes={**SIZES, "github": 80}) as sb:
+        sent = _one_of_each(sb, receiver)
+    examples = {
+        "ping": "github/ping",
+        "issues.closed": "github/issues.closed",
+        "issues.deleted": "github/issues.deleted",
+        "issues.transferred": "github/issues.transferred",
+        "pull_request.closed": "github/pull_request.closed",
+        "jira/issue_updated": "jira/issue_updated",
+        "jira/issue_created": "jira/issue_created",
+        "jira/issue_deleted": "jira/issue_deleted",
+        "asana/task_changed": "asana/task_changed",
+        "asana/task_added": "asana/task_added",
+        "asana/task_deleted": "asana/task_deleted",
+    }
+    assert sorted(sent) == sorted(examples)
+    for name, example in examples.items():
+        vendor = json.loads((VENDORED / f"{example}.json").read_text())
+        if name.startswith("asana/"):
+            vendor, ours = vendor["events"][0], sent[name]["events"][0]
+        else:
+            ours = sent[name]
+        assert missing_keys(vendor, ours) == [], name
+
+
+def _one_of_each(sb: Sandbox, receiver: Receiver) -> dict[str, Any]:
+    """Make one change of each kind; the first payload sent per event name."""
+    body = {"name": "web", "events": ["issues", "pull_request"], "config": {"url": receiver.url()}}
+    with client(sb, "github") as c:
+        c.post(f"{sb.base_url('github')}/repos/acme/web/hooks", json=body)
+    jira = {"name": "j", "url": receiver.url(), "events": ["jira:issue_created",
+            "jira:issue_updated", "jira:issue_deleted"]}  # fmt: skip
+    with client(sb, "jira") as c:
+        c.post(f"{sb.base_url('jira')}/rest/webhooks/1.0/webhook", json=jira)
+    project = sb.scopes("asana")[0]
+    asana_hook(sb, receiver.url(), project)
+    truth = sb.truth("github").values()
+    web = [t for t in truth if t.scope == "acme/web" and t.status in ("todo", "in_progress")]
+    issues = [t.external_id for t in web if t.kind == "issue"]
+    pull = next(t.external_id for t in web if t.kind == "pull_request")  # open: in_progress
+    sb.update("github", issues[0], status="done")
+    sb.delete("github", issues[1])
+    sb.move("github", issues[2], "acme/api")
+    sb.update("github", pull, status="done")
+    alpha = next(t.external_id for t in sb.truth("jira").values() if t.scope == "ALPHA")
+    sb.update("jira", alpha, status="in_progress")
+    sb.create("jira", "ALPHA", "new")
+    sb.delete("jira", alpha)
+    task = next(t.external_id for t in sb.truth("asana").values()
+                if t.scope == project and t.kind == "task" and t.status == "todo")  # fmt: skip
+    sb.update("asana", task, status="done")
+    sb.create("asana", project, "new task")
+    sb.delete("asana", task)
+    assert sb.hooks.settle()
+    sent: dict[str, Any] = {}
+    for got in receiver.deliveries():
+        payload = got.json()
+        if "x-github-event" in got.headers:
+            action = payload.get("action")
+            name = got.headers["x-github-event"] + (f".{action}" if action else "")
+        elif "webhookEvent" in payload:
+            name = "jira/" + payload["webhookEvent"].split(":")[1]
+        else:
+            name = "asana/task_" + payload["events"][0]["action"]
+        sent.setdefault(name, payload)
+    return sent
