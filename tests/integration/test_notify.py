@@ -359,3 +359,27 @@ def test_notify_log_lists_what_was_sent_and_failed(
     assert json.loads(none.stdout) == []
     table = run_cli("-c", str(cfg), "notify", "log", cwd=tmp_path)
     assert "status on track → at risk" in table.stdout
+
+
+def test_a_channel_that_never_answers_is_cut_at_its_timeout(
+    world: tuple[Settings, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook that accepts the connection and never answers: the pass ends after
+    timeout_s with the row pending again ("no answer within 1 s"), so the job never hangs."""
+    import socket
+
+    settings, store = world
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    monkeypatch.setenv("OKRSYNC_TEST_SLACK_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/")
+    quick = settings.model_copy(
+        update={"notify_defaults": settings.notify_defaults.model_copy(update={"timeout_s": 1})}
+    )
+    turn_at_risk(store, quick)
+    try:
+        tick(Notifier(store, lambda: quick, "a"))
+    finally:
+        silent.close()
+    [row] = store.notify_log()
+    assert (row.status, row.last_error) == ("pending", "no answer within 1 s")
