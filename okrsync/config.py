@@ -525,7 +525,6 @@ class _Loader:
                 "base_dir": base,
             }
         )
-
         settings = _resolve_token_files(settings)
         settings._origins = self._origins(settings, connectors)
         settings._file = self.path
