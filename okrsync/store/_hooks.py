@@ -30,8 +30,9 @@ def remember_delivery(conn: Connection, connector: str, delivery_id: str, at: da
     ins = upsert(conn.dialect.name, t).values(
         connector=connector, delivery_id=delivery_id, received_at=at
     )
-    res = conn.execute(ins.on_conflict_do_nothing(index_elements=["connector", "delivery_id"]))
-    return bool(res.rowcount)
+    # RETURNING, not rowcount: PostgreSQL's driver reports no usable count for a skipped row.
+    skip = ins.on_conflict_do_nothing(index_elements=["connector", "delivery_id"])
+    return conn.execute(skip.returning(t.c.delivery_id)).first() is not None
 
 
 def expect_handshake(conn: Connection, connector: str, until: datetime, at: datetime) -> None:

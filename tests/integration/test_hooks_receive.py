@@ -308,25 +308,37 @@ def test_ping_is_answered_and_a_replay_is_a_duplicate(
 
 
 def test_delivery_ids_are_remembered_per_connector_for_a_day(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, store: Store
 ) -> None:
-    """The store's replay memory: a second insert of an id is refused, another connector may
-    have the same id, and rows older than a day are pruned so the id is new again."""
+    """The store's replay memory (SQLite and PostgreSQL): a second insert of an id is
+    refused, another connector may have the same id, and rows older than a day are pruned so
+    the id is new again."""
     import okrsync.store._store as store_module
 
-    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
-    try:
-        assert store.remember_webhook_delivery("gh", "abc") is True
-        assert store.remember_webhook_delivery("gh", "abc") is False
-        assert store.remember_webhook_delivery("jira", "abc") is True
-        later = datetime.now(UTC) + timedelta(hours=23)
-        monkeypatch.setattr(store_module, "now", lambda: later)
-        assert store.remember_webhook_delivery("gh", "abc") is False
-        later = datetime.now(UTC) + timedelta(hours=25)
-        monkeypatch.setattr(store_module, "now", lambda: later)
-        assert store.remember_webhook_delivery("gh", "abc") is True
-    finally:
-        store.close()
+    assert store.remember_webhook_delivery("gh", "abc") is True
+    assert store.remember_webhook_delivery("gh", "abc") is False
+    assert store.remember_webhook_delivery("jira", "abc") is True
+    later = datetime.now(UTC) + timedelta(hours=23)
+    monkeypatch.setattr(store_module, "now", lambda: later)
+    assert store.remember_webhook_delivery("gh", "abc") is False
+    later = datetime.now(UTC) + timedelta(hours=25)
+    monkeypatch.setattr(store_module, "now", lambda: later)
+    assert store.remember_webhook_delivery("gh", "abc") is True
+
+
+def test_a_handshake_secret_is_taken_only_inside_its_window(store: Store) -> None:
+    """The store's handshake (SQLite and PostgreSQL): no window, no secret; inside one the
+    secret is stored and the window closes; an expired window takes nothing."""
+    assert store.accept_webhook_handshake("asana", "first-secret-1234") is False
+    assert store.webhook_secret("asana") is None
+    store.expect_webhook_handshake("asana", datetime.now(UTC) + timedelta(minutes=2))
+    assert store.webhook_handshake_open("asana") is True
+    assert store.accept_webhook_handshake("asana", "second-secret-1234") is True
+    assert store.webhook_handshake_open("asana") is False
+    assert store.accept_webhook_handshake("asana", "third-secret-12345") is False
+    store.expect_webhook_handshake("asana", datetime.now(UTC) - timedelta(seconds=1))
+    assert store.accept_webhook_handshake("asana", "fourth-secret-1234") is False
+    assert store.webhook_secret("asana") == "second-secret-1234"
 
 
 # -- Asana's handshake -------------------------------------------------------------------------
