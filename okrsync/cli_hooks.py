@@ -147,9 +147,8 @@ def daemon_url(settings: Settings, base_url: str | None) -> str:
                 "the tracker reaches it, e.g. https://okrsync.example.com"
             )
         return base_url.rstrip("/")
-    public = getattr(settings.web, "public_url", None)
-    if public:
-        return str(public).rstrip("/")
+    if settings.web.public_url:
+        return settings.web.public_url.rstrip("/")
     service = settings.service
     if service.port == 0:
         raise ConfigError(

@@ -30,7 +30,11 @@ def toml(value: Any) -> str:
 
 
 def write_config(
-    tmp_path: Path, sb: Sandbox, service_port: int = 0, asana_projects: int = 1
+    tmp_path: Path,
+    sb: Sandbox,
+    service_port: int = 0,
+    asana_projects: int = 1,
+    public_url: str | None = None,
 ) -> Path:
     """The sandbox's connectors; GitHub and Jira with a webhook secret variable, Jira DC
     without (webhooks off), Asana without (its secret comes from the handshake), on its
@@ -41,6 +45,8 @@ def write_config(
         f"[store]\nurl = {toml(store_url)}\n",
         f'[service]\nhost = "127.0.0.1"\nport = {service_port}\n',
     ]
+    if public_url:
+        lines.append(f"[web]\npublic_url = {toml(public_url)}\n")
     for cc in sandbox_connectors(sb):
         body = cc.model_dump(exclude_none=True, exclude_defaults=True)
         scope = cc.scope[:asana_projects] if cc.type == "asana" else cc.scope
@@ -182,12 +188,18 @@ def test_asana_with_several_projects_is_refused_before_any_handshake(
     assert sb.hooks.subscriptions("asana") == []
 
 
-def test_default_url_is_the_service_host_and_port(tmp_path: Path, sb: Sandbox) -> None:
-    """Without --base-url or [web] public_url, the URL is http://<[service] host>:<port>."""
+def test_default_url_is_the_public_url_else_the_service_host_and_port(
+    tmp_path: Path, sb: Sandbox
+) -> None:
+    """Without --base-url the URL is under [web] public_url, else http://<[service]
+    host>:<port>."""
     write_config(tmp_path, sb, service_port=9464)
     result = hooks(tmp_path, sb, "show", "github", "--no-check")
     assert "url           http://127.0.0.1:9464/hooks/github/github" in result.stdout
     assert "not checked (--no-check)" in result.stdout
+    write_config(tmp_path, sb, service_port=9464, public_url="https://okr.example.com/")
+    result = hooks(tmp_path, sb, "show", "github", "--no-check")
+    assert "url           https://okr.example.com/hooks/github/github" in result.stdout
 
 
 class _Plain:
