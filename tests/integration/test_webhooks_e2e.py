@@ -146,7 +146,8 @@ def open_issue(sb: Sandbox) -> str:
 def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) -> None:
     """An issue closed in the fake GitHub shows in the signals within 5 s with no scheduled
     run, recorded as a webhook run; a Jira issue deleted leaves the signals at once; a forged
-    delivery is refused (401) and syncs nothing; an Asana hook registered through
+    delivery is refused (401) and syncs nothing, an oversize one 413, a replayed one is
+    answered once (202, then 200 duplicate); an Asana hook registered through
     `okrsync hooks register` completes its handshake with the daemon, and its signed
     deliveries are accepted (a deleted task leaves the signals)."""
     with running(tmp_path) as w:
@@ -169,6 +170,14 @@ def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) 
         time.sleep(0.5)  # the coalescing window a wrongly accepted delivery would start
         assert len(w.runs("github")) == github_runs
         assert w.counts("checkout")["items_done"] == done
+
+        w.sb.hooks.inject("github", "oversize")
+        w.sb.hooks.inject("github", "replay")
+        w.sb.update("github", open_issue(w.sb), title="too big to read")
+        w.sb.update("github", open_issue(w.sb), status="done")
+        assert w.sb.hooks.settle()
+        assert [d.status for d in w.sb.hooks.deliveries[-3:]] == [413, 202, 200]
+        poll(lambda: w.counts("checkout")["items_done"] == done + 2, timeout=5)
 
         w.register("asana")
         assert [s.scope for s in w.sb.hooks.subscriptions("asana")] == w.sb.scopes("asana")[:1]
