@@ -433,10 +433,11 @@ def test_a_burst_of_deliveries_causes_one_webhook_run(
             assert svc.hooks is not None
             await svc.hooks.idle()
             await svc.job("github")
-            await svc.job("github", "manual")
+            assert await svc.once() == 0  # `okrsync run --once`
 
         served(svc, work)
         assert runs(svc) == [("webhook", "ok"), ("schedule", "ok"), ("manual", "ok")]
+        assert runs(svc, "jira") == [("manual", "ok")]
         assert counted(svc, "github", "accepted") == 5
 
 
