@@ -104,6 +104,13 @@ class WorkItem:
     status_names: tuple[str, ...] = ()
     container_name: str | None = None
     assignee_ids: tuple[str, ...] = ()
+    # GitHub Projects (issue 19): the boards the item is on ("project:acme/12") and their
+    # titles, and its iteration on them (title; first day; the day after the last).
+    boards: tuple[str, ...] = ()
+    board_names: tuple[str, ...] = ()
+    iteration: str | None = None
+    iteration_start: date | None = None
+    iteration_end: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
