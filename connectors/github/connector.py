@@ -1,4 +1,5 @@
-"""GitHub connector: issues and pull requests of configured `owner/repo` scopes.
+"""GitHub connector: issues and pull requests of configured `owner/repo` scopes, and the items
+of `project:<owner>/<number>` boards (GitHub Projects, through GraphQL: `project_pull.py`).
 
 Vendor facts relied on (GitHub REST API, version 2022-11-28; same on GitHub Enterprise Server
 under `https://<host>/api/v3`):
@@ -28,6 +29,11 @@ under `https://<host>/api/v3`):
 The cursor (`cursor.py`, typed): per repo the `since` watermark, the ETag, runs since the last
 census and, while a listing is under way, its pass (next URL, window, newest seen, run start),
 so a killed run resumes with at most one page replayed. Normalisation is `normalise.py`.
+
+With project scopes, a run first finds each board (one GraphQL request each: its `updatedAt`),
+then pulls the repos (each REST page's issues get their boards through one `nodes(ids:)`
+request), then lists the boards that changed, then, every `census_every` runs, takes the
+boards' census (every board listed whole).
 """
 
 from __future__ import annotations
@@ -47,9 +53,12 @@ from okrsync.models import Cursor, IdList, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope
-from .config import SCOPE_SHAPE, GitHubConfig
+from .config import PROJECT_SHAPE, SCOPE_SHAPE, GitHubConfig, project_of
 from .cursor import GitHubCursor, Pass, ScopeState
+from .graphql import GraphQL
 from .normalise import STATUS_VOCABULARY, Normaliser
+from .project_pull import Census, ProjectLost, ProjectsPull
+from .projects import Board, BoardReader
 
 log = structlog.get_logger("okrsync.github")
 
@@ -97,12 +106,52 @@ class GitHubConnector:
             config.name, config.dropped_statuses, config.estimate_field, config.status_map
         )
 
+        self._repos = [s for s in config.scope if project_of(s) is None]
+        self._boards_of = [s for s in config.scope if project_of(s) is not None]
+        self._projects: ProjectsPull | None = None
+
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
-        """Yield each repo's changed items page by page, then its census when one is due."""
+        """Find the boards, yield each repo's changed items page by page (then its census
+        when one is due), then each changed board's items, then the boards' census."""
         state = GitHubCursor.load(cursor)
-        for scope in self.config.scope:
+        boards: list[Board] = []
+        for scope in self._boards_of:
+            try:
+                boards.append(await self._projects_pull([]).find(scope, state.project(scope)))
+            except ProjectLost as lost:
+                state.project(scope).pending = None
+                yield lost_scope("github", self.config.name, scope, state.dump(), reason=str(lost))
+        self._projects = self._projects_pull(boards) if boards else None
+        for scope in self._repos:
             async for page in self._pull_scope(scope, state):
                 yield page
+        if self._projects is not None:
+            async for page in self._pull_boards(self._projects, boards, state):
+                yield page
+
+    def _projects_pull(self, boards: list[Board]) -> ProjectsPull:
+        cfg = self.config
+        reader = BoardReader.build(
+            cfg.name, self._norm, boards, self._repos, cfg.status_field, cfg.estimate_field
+        )
+        pull = ProjectsPull(cfg.name, GraphQL(self.http, self._base), reader)
+        pull.all_boards = len(self._boards_of) > 1
+        return pull
+
+    async def _pull_boards(
+        self, pull: ProjectsPull, boards: list[Board], state: GitHubCursor
+    ) -> AsyncIterator[Page]:
+        """Each board's changed items; every `census_every` runs every board whole, then the
+        census of the unlisted repos seen on them."""
+        if not any(state.project(b.scope).pending for b in boards):
+            state.project_runs += 1
+        due = census_due(state.project_runs, self.config.census_every)
+        census = Census(complete=len(boards) == len(self._boards_of)) if due else None
+        for board in boards:
+            async for page in pull.listing(board, state, census):
+                yield page
+        if census is not None and (last := pull.census_page(state, census)) is not None:
+            yield last
 
     # --- one scope -------------------------------------------------------------------
 
@@ -156,7 +205,7 @@ class GitHubConnector:
         while True:
             issues, nxt = self._checked(resp, body, guard)
             prog.observe(issues)
-            items = self._normalise(issues, scope)
+            items = await self._items(issues, scope)
             if census is not None:
                 census.extend([i.external_id for i in items])
             prog.next = nxt
@@ -225,7 +274,7 @@ class GitHubConnector:
         guard = self._guard(scope, "census", resp)
         while True:
             issues, nxt = self._checked(resp, body, guard)
-            items = self._normalise(issues, scope)
+            items = await self._items(issues, scope)
             ids.extend([i.external_id for i in items])
             page = Page(items=items, cursor={}, scope=scope)
             if nxt is None:
@@ -290,6 +339,13 @@ class GitHubConnector:
                 raise _PageRejected("HTTP 422 on a next link") from None
             raise
 
+    async def _items(self, issues: list[Json], scope: str) -> list[WorkItem]:
+        """A REST page's work items, with their boards when project scopes are configured."""
+        items = self._normalise(issues, scope)
+        if self._projects is not None:
+            await self._projects.enrich(issues, items)
+        return items
+
     def _normalise(self, issues: list[Json], scope: str) -> list[WorkItem]:
         items, skipped = self._norm.page(issues, scope)
         for bad in skipped:
@@ -307,12 +363,14 @@ class GitHubConnector:
 
 
 def _check_scopes(config: ConnectorConfig) -> None:
-    """Every scope is a plain `owner/repo`: nothing else may reach a request path."""
+    """Every scope is a plain `owner/repo` or `project:<owner>/<number>`: nothing else may
+    reach a request path."""
     for scope in config.scope:
-        if not SCOPE_SHAPE.fullmatch(scope):
+        if not (SCOPE_SHAPE.fullmatch(scope) or PROJECT_SHAPE.fullmatch(scope)):
             raise ConfigError(
                 f"connector {config.name!r}: scope {scope!r} is not an `owner/repo` name "
-                "(letters, digits, '-', '_' and '.', e.g. \"octocat/Hello-World\"); "
+                "(letters, digits, '-', '_' and '.', e.g. \"octocat/Hello-World\") or a "
+                'project as "project:<owner>/<number>" (e.g. "project:acme/12"); '
                 f"fix `scope` in the [[connectors]] entry named {config.name!r}"
             )
 

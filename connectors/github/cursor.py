@@ -1,13 +1,25 @@
 """The GitHub connector's cursor, typed; stored as JSON in the same shape as ever:
 
     {"v": 1, "scopes": {"owner/repo": {"since": str | None, "etag": str | None, "runs": int,
-                                       "pass": {...}?}}}
+                                       "pass": {...}?}},
+     "projects": {"project:acme/12": {"owner": "organization" | "user" | None, "seen": str |
+                  None, "since": str | None, "pass": {...}?}}?, "project_runs": int?,
+     "board_repos": [str]?}
 
 `since` is the raw `updated_at` string of the newest item seen (kept in GitHub's exact form so
 the next URL, and so its ETag, match); `runs` counts runs since the last census; `pass` exists
 only while a listing is under way (`next` URL, the pass's `window`, newest `high` seen so far,
 run `start`, `hold`), so a killed run resumes with at most one page replayed. A cursor of
 another version starts over (a full listing).
+
+Per project (GitHub Projects): the owner type found, `seen` (the board's `updatedAt` when its
+last listing started: the same value next run means nothing changed, one request), `since`
+(items changed at or after it are yielded) and, while a listing is under way, its `pass`
+(`after` cursor, the `start` board `updatedAt`, the `window`, whether it is a `census`
+listing), so a killed run resumes at the page it stopped. `project_runs` counts runs since the
+last census of the boards (every project listed whole, deletions of items gone from them);
+`board_repos` the repositories outside the repo scopes whose issues were seen on the boards
+(each gets a census, so its last item leaving the boards is deleted too).
 """
 
 from __future__ import annotations
@@ -86,10 +98,50 @@ class ScopeState:
 
 
 @dataclass
+class ProjectPass:
+    """Progress of one listing of a project's items (`after`: the next page's cursor)."""
+
+    start: str
+    window: str | None
+    census: bool = False
+    after: str | None = None
+
+
+@dataclass
+class ProjectState:
+    """One project's resume point."""
+
+    owner: str | None = None
+    seen: str | None = None
+    since: str | None = None
+    pending: ProjectPass | None = None  # "pass" in the JSON
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> ProjectState:
+        pending = raw.get("pass")
+        return cls(
+            owner=raw.get("owner"),
+            seen=raw.get("seen"),
+            since=raw.get("since"),
+            pending=ProjectPass(**pending) if isinstance(pending, dict) else None,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"owner": self.owner, "seen": self.seen, "since": self.since}
+        if self.pending is not None:
+            out["pass"] = asdict(self.pending)
+        return out
+
+
+@dataclass
 class GitHubCursor:
-    """Every configured repository's `ScopeState` (those never run yet are absent)."""
+    """Every configured repository's `ScopeState` and project's `ProjectState` (those never
+    run yet are absent)."""
 
     scopes: dict[str, ScopeState] = field(default_factory=dict)
+    projects: dict[str, ProjectState] = field(default_factory=dict)
+    project_runs: int = 0
+    board_repos: list[str] = field(default_factory=list)  # unlisted repos seen on boards
 
     @classmethod
     def load(cls, cursor: Cursor | None) -> GitHubCursor:
@@ -97,11 +149,29 @@ class GitHubCursor:
         scopes = raw.get("scopes")
         if raw.get("v") != VERSION or not isinstance(scopes, dict):
             return cls()
-        return cls({k: ScopeState.load(v) for k, v in scopes.items() if isinstance(v, dict)})
+        projects = raw.get("projects")
+        return cls(
+            {k: ScopeState.load(v) for k, v in scopes.items() if isinstance(v, dict)},
+            {
+                k: ProjectState.load(v)
+                for k, v in (projects if isinstance(projects, dict) else {}).items()
+                if isinstance(v, dict)
+            },
+            int(raw.get("project_runs", 0)),
+            [r for r in raw.get("board_repos") or [] if isinstance(r, str)],
+        )
 
     def scope(self, name: str) -> ScopeState:
         return self.scopes.setdefault(name, ScopeState())
 
+    def project(self, name: str) -> ProjectState:
+        return self.projects.setdefault(name, ProjectState())
+
     def dump(self) -> Cursor:
         """A fresh JSON copy (pages hold it after the connector moves on)."""
-        return {"v": VERSION, "scopes": {k: v.dump() for k, v in self.scopes.items()}}
+        out: Cursor = {"v": VERSION, "scopes": {k: v.dump() for k, v in self.scopes.items()}}
+        if self.projects:
+            out["projects"] = {k: v.dump() for k, v in self.projects.items()}
+            out["project_runs"] = self.project_runs
+            out["board_repos"] = list(self.board_repos)
+        return out
