@@ -216,16 +216,20 @@ def items_table(console: Console, found: list[ListedItem], *, with_rule: bool) -
     from okrsync.render import Column, fitted_table
 
     cols = [Column(n, drop=d, wrap=n == "title") for n, d in ITEM_COLUMNS]
+    boards = any(i.board_label for i in found)  # a board column only when an item is on one
+    cols += [Column("board", drop=7, wrap=True)] if boards else []
     cols += [*([Column("rule", drop=1)] if with_rule else []), Column("url", wrap=True)]
-    rows = [_item_cells(i, with_rule) for i in found]
+    rows = [_item_cells(i, with_rule, boards=boards) for i in found]
     return fitted_table(console, cols, rows)
 
 
-def _item_cells(i: ListedItem, with_rule: bool) -> list[str]:
+def _item_cells(i: ListedItem, with_rule: bool, *, boards: bool = False) -> list[str]:
     cells = [
         safe(i.key), safe(i.title), i.status.replace("_", " "), safe(i.assignee or "—"),
         _day(i.created), _day(i.updated), _day(i.due), _day(i.completed_at),
     ]  # fmt: skip
+    if boards:
+        cells.append(safe(i.board_label or "—"))
     return [*cells, *([safe(i.rule_id or "")] if with_rule else []), safe(i.url or "—")]
 
 

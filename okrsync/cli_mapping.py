@@ -260,6 +260,7 @@ class Field(StrEnum):
     type = "type"
     assignee = "assignee"
     container = "container"
+    iteration = "iteration"
     custom = "custom"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from okrsync.linking import MAX_DEPTH, Ancestry
 from okrsync.mapping import ConditionCheck, Matcher, RuleCheck
@@ -37,6 +38,7 @@ NOUNS = {
     "type": "type",
     "keys": "key",
     "assignee": "assignee",
+    "iteration": "iteration",
     "title": "title",
 }
 # An ancestor as explanations show it: its current key and every key it is known by.
@@ -134,6 +136,10 @@ def _header(ex: ItemExplanation) -> list[str]:
     where = [f"{it.connector} {kind}"]
     if it.container:
         where.append(f"in {it.container}")
+    if it.boards:
+        where.append("on " + ", ".join(_board(b, n) for b, n in _boards(it)))
+    if it.iteration or it.iteration_start:
+        where.append(f"iteration {_iteration(it)}")
     if ex.path:
         where.append("ancestors " + " > ".join(key for key, _ in ex.path))
     lines = [f"{it.key}  {_short(it.title)}", f"  {'; '.join(where)}"]
@@ -142,6 +148,22 @@ def _header(ex: ItemExplanation) -> list[str]:
     elif it.kind in CONTAINER_KINDS:
         lines.append(f"  note: {it.kind} items are containers: linked, but never counted")
     return lines
+
+
+def _boards(it: StoredItem) -> list[tuple[str, str | None]]:
+    names = list(it.board_names)
+    return [(b, names[i] if i < len(names) else None) for i, b in enumerate(it.boards)]
+
+
+def _board(board: str, name: str | None) -> str:
+    return f"{board} ({_short(name)})" if name and name != board else board
+
+
+def _iteration(it: StoredItem) -> str:
+    """`Sprint 14 (2026-12-01 to 2026-12-14)`: the last day shown, not the exclusive end."""
+    start, end = it.iteration_start, it.iteration_end
+    dates = f" ({start} to {end - timedelta(days=1)})" if start and end and end > start else ""
+    return f"{_short(it.iteration or '(untitled)')}{dates}"
 
 
 def _rule_line(check: RuleCheck, titles: Mapping[str, str]) -> str:

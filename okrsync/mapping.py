@@ -5,7 +5,8 @@ its conditions hold. Every condition takes a string or a list of strings (a list
 of"); equality ignores case.
 
     connector   the connector name from the config (`jira`, `asana`, ...)
-    container   Jira project key or name, Asana project gid or name, GitHub `owner/repo`
+    container   Jira project key or name, Asana project gid or name, GitHub `owner/repo`,
+                or a board the item is on: its id (`project:acme/12`) or its title
     epic        an ancestor's key through the parent chain (transitively; not the epic itself)
     parent      the direct parent's key
     labels_any  at least one of these labels          labels_all  every one of these labels
@@ -16,12 +17,21 @@ of"); equality ignores case.
                 case-sensitive unless `(?i)` (RE2 runs in linear time: no pattern can hang)
     assignee    the assignee: display name, e-mail, username or login, or account id
                 (whichever the tracker gives)
-    custom      { field = "value" }: equality on the item's custom fields
+    iteration   the item's iteration on a board: its title, or a keyword relative to today
+                (UTC): "@current" (start <= today < end), "@previous" (it ended at most one
+                iteration length ago: end <= today < end + length), "@next" (it starts within
+                one iteration length: start - length <= today < start)
+    custom      { field = "value" }: equality on the item's custom fields (a board's field
+                values are custom fields: { "Status" = "In Progress" })
     exclude     { same keys }: an item matching ANY one of them is left out of this rule
     id          optional slug; default `<tactic id>#<position of the rule in its tactic>`
     description free text, ignored
 
 `keys`, `epic` and `parent` also match an item's (or ancestor's) earlier keys after a move.
+
+A matcher is built for one day (`Matcher(rules, today=...)`; `dated` tells whether any rule
+uses an iteration keyword, whose links then change when the day does: the pipeline re-derives
+them, see `okrsync.pipeline.MappingState.linker`).
 
 Matching is indexed: each rule is filed under its most selective equality condition, then
 under its next one, so an item only evaluates the rules filed under two of its own values
@@ -36,6 +46,7 @@ import re
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -57,6 +68,7 @@ SET_KEYS = (
     "type",
     "keys",
     "assignee",
+    "iteration",
 )
 CONDITION_KEYS = (*SET_KEYS, "title", "custom")
 RULE_KEYS = frozenset({*CONDITION_KEYS, "exclude", "id", "description"})
@@ -73,7 +85,10 @@ EXAMPLES = {
     "type": 'type = "Bug" or type = ["issue", "pull_request"]',
     "keys": 'keys = ["ALPHA-12", "acme/web#7"]',
     "assignee": 'assignee = "Ada Lovelace"',
+    "iteration": 'iteration = "@current" or iteration = ["Sprint 14", "Sprint 15"]',
 }
+# Iteration keywords: which iteration, relative to the matcher's day (`iteration_keywords`).
+ITERATION_KEYWORDS = ("@current", "@previous", "@next")
 # The fact each key reads, and the index rank of that key (lower = more selective).
 FACT = {k: ("labels" if k.startswith("labels_") else k) for k in SET_KEYS}
 RANK = {  # item-specific keys first, then containers, then low-cardinality values
@@ -83,12 +98,13 @@ RANK = {  # item-specific keys first, then containers, then low-cardinality valu
     "milestone": 3,
     "container": 4,
     "section": 5,
-    "custom": 6,
-    "assignee": 7,
-    "labels_all": 8,
-    "labels_any": 9,
-    "type": 10,
-    "connector": 11,
+    "iteration": 6,
+    "custom": 7,
+    "assignee": 8,
+    "labels_all": 9,
+    "labels_any": 10,
+    "type": 11,
+    "connector": 12,
 }
 EMPTY: frozenset[str] = frozenset()
 
@@ -126,6 +142,16 @@ class Matchable(Protocol):
     def container_name(self) -> str | None: ...
     @property
     def assignee_ids(self) -> Sequence[str]: ...
+    @property
+    def boards(self) -> Sequence[str]: ...
+    @property
+    def board_names(self) -> Sequence[str]: ...
+    @property
+    def iteration(self) -> str | None: ...
+    @property
+    def iteration_start(self) -> date | None: ...
+    @property
+    def iteration_end(self) -> date | None: ...
 
 
 class MappingError(OkrFileError):
@@ -391,6 +417,7 @@ class _RuleChecker:
                     written = _written(data[key])
                     tests.append(Test(key, FACT[key], values, key == "labels_all", written))
                     self._check_connectors(key, values, (*path, key))
+                    self._check_iteration(key, written, (*path, key))
         custom = self._custom(data.get("custom"), (*path, "custom"))
         title_ok, title = self._title(data.get("title"), (*path, "title"))
         if custom is None or not title_ok or not ok:
@@ -439,6 +466,21 @@ class _RuleChecker:
                 f"connector {value!r} is not configured in the config file's [[connectors]]; "
                 + fix,
             )
+
+    def _check_iteration(self, key: str, written: Sequence[str], path: tuple[str, ...]) -> None:
+        if key != "iteration":
+            return
+        for value in written:
+            word = value.strip()
+            if word.startswith("@") and word.casefold() not in ITERATION_KEYWORDS:
+                close = difflib.get_close_matches(word.casefold(), ITERATION_KEYWORDS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problem(
+                    path,
+                    f"iteration {value!r} is not a keyword{hint}: use "
+                    f"{', '.join(repr(k) for k in ITERATION_KEYWORDS)} "
+                    "or an iteration's title as the board shows it",
+                )
 
     def _custom(self, value: Any, path: tuple[str, ...]) -> list[Test] | None:
         if value is None:
@@ -555,21 +597,30 @@ class Matcher:
     thousand times per 100k items.
     """
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], today: date | None = None) -> None:
         self.rules = sorted(rules, key=lambda r: (r.tactic, r.id))
+        self.today = today or datetime.now(UTC).date()
+        self.dated = any(_is_dated(r) for r in self.rules)
+        self._readers = _Readers({**_READERS, "iteration": _iteration_reader(self.today)})
         self.index: dict[str, dict[str, Bucket]] = {}
         self.scan: list[Entry] = []
         self.title_only: list[tuple[Link, TitlePattern]] = []
         for rule in self.rules:
             self._file(rule)
-        self._tables = tuple((table, _READERS[fact]) for fact, table in self.index.items())
+        self._tables = tuple((table, self._readers[fact]) for fact, table in self.index.items())
         self._title_set = _title_set([p for _, p in self.title_only])
         self._reads_titles = any(r.include.title or r.exclude.title for r in self.rules)
 
     @classmethod
-    def from_tree(cls, tree: OkrTree, connectors: Collection[str] | None = None) -> Matcher:
+    def from_tree(
+        cls, tree: OkrTree, connectors: Collection[str] | None = None, today: date | None = None
+    ) -> Matcher:
         """Compile every rule of the tree (raising MappingError) into a matcher."""
-        return cls(compile_rules(tree.rules(), connectors))
+        return cls(compile_rules(tree.rules(), connectors), today)
+
+    def on(self, day: date) -> Matcher:
+        """The same rules, matched as on `day` (itself when it is already that day's)."""
+        return self if day == self.today else Matcher(self.rules, day)
 
     def _file(self, rule: Rule) -> None:
         tests = rule.include.tests
@@ -616,7 +667,7 @@ class Matcher:
             found = [self.title_only[i][0] for i in hits] if hits else []
         elif self.title_only:
             found = [link for link, pattern in self.title_only if pattern.search(title)]
-        facts = _LazyFacts(item, a, p)
+        facts = _LazyFacts(item, a, p, self._readers)
         if self.scan:
             found += [e[0] for e in self.scan if _passes(e, facts, title)]
         for table, read in self._tables:
@@ -647,23 +698,28 @@ class Matcher:
     ) -> list[RuleCheck]:
         """Every rule evaluated on `item` condition by condition (`explain`): the checks
         that match are exactly what `match` returns for the same arguments."""
-        return explain(self.rules, item, ancestors_keys, parent_keys)
+        return explain(self.rules, item, ancestors_keys, parent_keys, self.today)
 
 
 class _LazyFacts(dict[str, Values]):
     """Facts of one item, read when a second-level table or a check first needs them."""
 
-    __slots__ = ("ancestors", "item", "parent_keys")
+    __slots__ = ("ancestors", "item", "parent_keys", "readers")
 
     def __init__(
-        self, item: Matchable, ancestors: Collection[str], parent_keys: Collection[str]
+        self,
+        item: Matchable,
+        ancestors: Collection[str],
+        parent_keys: Collection[str],
+        readers: Mapping[str, Reader],
     ) -> None:  # no dict.__init__: the dict starts empty
         self.item = item
         self.ancestors = ancestors
         self.parent_keys = parent_keys
+        self.readers = readers
 
     def __missing__(self, name: str) -> Values:
-        value = self[name] = _READERS[name](self.item, self.ancestors, self.parent_keys)
+        value = self[name] = self.readers[name](self.item, self.ancestors, self.parent_keys)
         return value
 
 
@@ -766,6 +822,8 @@ def _parent(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
 
 
 def _containers(it: Matchable, a: Collection[str] = (), p: Collection[str] = ()) -> Values:
+    if it.boards:
+        return _fold((it.container, it.container_name, *it.boards, *it.board_names))
     if it.container_name:
         return _fold((it.container, it.container_name))
     return (it.container.casefold(),) if it.container else ()
@@ -783,6 +841,42 @@ def _labels(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
 
 def _type(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
     return _fold((str(it.kind), it.item_type))
+
+
+def iteration_keywords(start: date | None, end: date | None, today: date) -> tuple[str, ...]:
+    """Which keyword an iteration of [start, end) (end exclusive) is on `today`: "@current"
+    when start <= today < end; "@previous" when it ended at most one iteration length ago
+    (end <= today < end + length); "@next" when it starts within one iteration length
+    (start - length <= today < start). Back-to-back iterations of one length (a board's
+    usual cadence) give exactly the iteration before and after the current one."""
+    if start is None or end is None or end <= start:
+        return ()
+    length = end - start
+    if start <= today < end:
+        return ("@current",)
+    if end <= today < end + length:
+        return ("@previous",)
+    if start - length <= today < start:
+        return ("@next",)
+    return ()
+
+
+def _iteration_reader(today: date) -> Reader:
+    """The reader of an item's iteration as of `today`: its title and its keyword."""
+
+    def read(it: Matchable, a: Collection[str], p: Collection[str]) -> Values:
+        if not it.iteration and it.iteration_start is None:
+            return ()
+        words = iteration_keywords(it.iteration_start, it.iteration_end, today)
+        return [*_fold((it.iteration,)), *words]
+
+    return read
+
+
+def _is_dated(rule: Rule) -> bool:
+    """Whether `rule` names an iteration keyword (its links depend on the day)."""
+    tests = (*rule.include.tests, *rule.exclude.tests)
+    return any(t.key == "iteration" and any(v.startswith("@") for v in t.values) for t in tests)
 
 
 class _Readers(dict[str, Reader]):
@@ -861,6 +955,7 @@ def explain(
     item: Matchable,
     ancestors_keys: Collection[str] = (),
     parent_keys: Collection[str] = (),
+    today: date | None = None,
 ) -> list[RuleCheck]:
     """Every rule evaluated on `item`, condition by condition, sorted by (tactic, rule id).
 
@@ -868,19 +963,23 @@ def explain(
     exactly the links `match` returns. Pure, and slow on purpose (no index): for one item.
     """
     title = title_bytes(item.title)
+    day = today or datetime.now(UTC).date()
     checks = [
-        RuleCheck(rule, _conditions_of(rule, item, ancestors_keys, parent_keys, title))
+        RuleCheck(rule, _conditions_of(rule, item, (ancestors_keys, parent_keys, day), title))
         for rule in rules
     ]
     return sorted(checks, key=lambda c: (c.rule.tactic, c.rule.id))
 
 
+Context = tuple[Collection[str], Collection[str], date]  # ancestors' keys, parent's, the day
+
+
 def _conditions_of(
-    rule: Rule, item: Matchable, a: Collection[str], p: Collection[str], title: bytes
+    rule: Rule, item: Matchable, ctx: Context, title: bytes
 ) -> tuple[ConditionCheck, ...]:
     out: list[ConditionCheck] = []
     for part, exclude in ((rule.include, False), (rule.exclude, True)):
-        out += [_test_check(t, exclude, _shown(t.fact, item, a, p)) for t in part.tests]
+        out += [_test_check(t, exclude, _shown(t.fact, item, ctx)) for t in part.tests]
         if part.title is not None:
             held = part.title.search(title) is not None
             got = (item.title,)
@@ -899,12 +998,16 @@ def _test_check(test: Test, exclude: bool, have: tuple[str, ...]) -> ConditionCh
     return ConditionCheck(test.key, test.written, test.need_all, exclude, held, matched, have)
 
 
-def _shown(fact: str, it: Matchable, a: Collection[str], p: Collection[str]) -> tuple[str, ...]:
-    """The item's values for `fact` as the item has them (the readers' values, unfolded)."""
+def _shown(fact: str, it: Matchable, ctx: Context) -> tuple[str, ...]:
+    """The item's values for `fact` as the item has them (the readers' values, unfolded;
+    for `iteration`, its title and its keyword on the day)."""
+    a, p, day = ctx
     raw: Iterable[str | None]
     if fact.startswith("custom:"):
         wanted = fact.removeprefix("custom:")
         raw = [v for k, v in it.custom.items() if k.casefold() == wanted]
+    elif fact == "iteration":
+        raw = (it.iteration, *iteration_keywords(it.iteration_start, it.iteration_end, day))
     else:
         raw = _RAW[fact](it, a, p)
     return tuple(dict.fromkeys(v for v in raw if v))
@@ -915,7 +1018,12 @@ _RAW: dict[str, Callable[[Matchable, Collection[str], Collection[str]], Iterable
     "milestone": lambda it, a, p: (it.milestone,),
     "section": lambda it, a, p: (it.section,),
     "assignee": lambda it, a, p: (it.assignee, *it.assignee_ids),
-    "container": lambda it, a, p: (it.container, it.container_name),
+    "container": lambda it, a, p: (
+        it.container,
+        it.container_name,
+        *it.boards,
+        *it.board_names,
+    ),
     "epic": lambda it, a, p: (it.parent_key, *a),
     "parent": lambda it, a, p: (it.parent_key, *p),
     "keys": lambda it, a, p: (it.key, *it.previous_keys),

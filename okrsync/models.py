@@ -134,6 +134,11 @@ class StoredItem:
     deleted: bool = False
     container_name: str | None = None
     assignee_ids: tuple[str, ...] = ()
+    boards: tuple[str, ...] = ()
+    board_names: tuple[str, ...] = ()
+    iteration: str | None = None
+    iteration_start: date | None = None
+    iteration_end: date | None = None
 
     @property
     def ident(self) -> tuple[str, str]:

@@ -8,6 +8,12 @@ The daemon's jobs, `run --once`, `sync --once` and the demo all call `sync_and_r
 every path behaves alike; `remap` and a reload go through `MappingState.apply`. `MappingState`
 is the last good mapping: a broken file never replaces it.
 
+Rules with an iteration keyword ("@current", ...) link by the day. Every process applies its
+mapping when it starts (all links derived as of that day); a long-lived one (the daemon)
+re-derives every link once the day has changed, before its next run links a page
+(`MappingState.new_day`, from `_Step.run`) and at the daemon's daily `new_day` job, then
+recomputes the signals. A mapping without such rules never pays for it.
+
 `check_load` guards the OKR tree in the store against a mis-mounted volume or a bad
 checkout: an empty mapping set is refused unless `allow_empty`, and a load that would
 archive more than half of the stored objectives, key results and tactics together is
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
@@ -139,6 +146,15 @@ class Applied:
     signals: signals.RecomputeReport
 
 
+class _Day:
+    """The matcher of the day a mapping's links were last derived on (date-relative rules
+    change links when the day does); the lock lets one caller re-derive them."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.lock = threading.Lock()
+
+
 @dataclass(frozen=True)
 class MappingState:
     """A validated mapping (OKR tree + compiled rules) and the files it came from."""
@@ -148,6 +164,10 @@ class MappingState:
     digest: str
     loaded_at: datetime
     paths: tuple[Path, ...] = ()
+    _day: _Day = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_day", _Day(self.matcher))
 
     @classmethod
     def load(cls, settings: Settings) -> MappingState:
@@ -156,9 +176,14 @@ class MappingState:
         names = [c.name for c in settings.connectors] or None
         with no_cycle_collection():  # one pause over loading and compiling: see okrfile
             tree = load_tree(settings.mapping_paths())
-            matcher = Matcher.from_tree(tree, names)
+            matcher = Matcher.from_tree(tree, names, signals.today())
         paths = tuple(settings.mapping_paths())
         return cls(tree, matcher, digest, datetime.now(UTC), paths)
+
+    @property
+    def today_matcher(self) -> Matcher:
+        """The matcher of the day the stored links were derived on (the latest)."""
+        return self._day.matcher
 
     def apply(
         self,
@@ -182,12 +207,37 @@ class MappingState:
         store.apply_okr_tree(self.tree)
         if settings is not None:
             restatus(store, settings)
-        links = remap(store, self.matcher)
+        with self._day.lock:
+            matcher = self._day.matcher.on(signals.today())
+            links = remap(store, matcher)
+            self._day.matcher = matcher
         return Applied(links, recompute(store, settings.signals if settings else None, as_of))
 
+    def new_day(self, store: Store, today: date | None = None) -> RemapReport | None:
+        """Re-derive every link as of `today` (default: today, UTC) when some rule is
+        date-relative (`iteration = "@current"`, ...) and the links were derived on another
+        day; once, whoever asks first. None when there was nothing to do."""
+        day, cell = today or signals.today(), self._day
+        if not self.matcher.dated or cell.matcher.today == day:
+            return None
+        with cell.lock:
+            if cell.matcher.today == day:
+                return None
+            matcher = cell.matcher.on(day)
+            report = remap(store, matcher)
+            cell.matcher = matcher
+        log.info("links.new_day", day=day.isoformat(), added=report.added, removed=report.removed)
+        return report
+
     def linker(self, store: Store) -> Linker:
-        """The per-page linker for sync runs under this mapping."""
-        return page_linker(store, self.matcher)
+        """The per-page linker for sync runs under this mapping: each page is linked with
+        the matcher of the day the stored links were derived on."""
+        day = self._day
+
+        def link(items: Sequence[WorkItem]) -> dict[str, list[Link]]:
+            return link_page(items, store.lineage(items), day.matcher) if items else {}
+
+        return link
 
     def stale(self, settings: Settings) -> bool:
         """True when the mapping files changed on disk since this state was loaded."""
@@ -229,6 +279,15 @@ def restatus(store: Store, settings: Settings) -> dict[str, int]:
         if n:
             log.info("statuses.reapplied", connector=cc.name, items=n)
     return changed
+
+
+def new_day(store: Store, settings: Settings, mapping: MappingState) -> RemapReport | None:
+    """The daemon's daily job: re-derive date-relative links (`MappingState.new_day`) and,
+    when they changed, recompute every signal."""
+    report = mapping.new_day(store)
+    if report is not None and (report.added or report.removed):
+        recompute(store, settings.signals)
+    return report
 
 
 def after_sync(store: Store, settings: Settings, results: Sequence[RunResult]) -> None:
@@ -375,11 +434,14 @@ class _Step:
         mapping = self.mapping
         current = mapping if isinstance(mapping, MappingState) else await mapping()
         cc = self.settings.connector(name)
+        relinked = await asyncio.to_thread(current.new_day, self.store)
         linker = current.linker(self.store)
         commit_items = self.settings.store.commit_items
         result = await run_connector(
             cc, self.store, client, self.limiters, linker, commit_items, self.watch, self.trigger
         )
+        if relinked is not None and (relinked.added or relinked.removed):
+            result.touched_tactics |= set(current.tree.tactics)  # a new day's links
         if self.observe is not None:
             await self.observe(result)
         return result

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from okrsync.errors import ConfigError
 from okrsync.linking import ItemId, derive
-from okrsync.mapping import Link, Matcher, Rule, Test, rule_id
+from okrsync.mapping import ITERATION_KEYWORDS, Link, Matcher, Rule, Test, rule_id
 from okrsync.models import StoredItem
 from okrsync.okrfile import RawRule, Source
 
@@ -33,6 +33,7 @@ VALUE_FIELDS = {
     "type": "type",
     "assignee": "assignee",
     "container": "container",
+    "iteration": "iteration",
 }
 
 
@@ -275,6 +276,8 @@ def _missing(
         folded = written.strip().casefold()
         if stored is not None and folded in stored[1].values:
             continue
+        if field_ == "iteration" and folded in ITERATION_KEYWORDS:
+            continue  # "@current" names no stored value: it is resolved by date
         out.append(
             f"'{said}' value {written!r} is on no stored item; {_suggest(folded, stored)} "
             + listing

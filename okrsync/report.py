@@ -54,7 +54,7 @@ from okrsync.okrfile import (
 from okrsync.render import report_footer
 from okrsync.signal_types import Structure
 from okrsync.signals import TACTIC_SIGNALS, SignalSet, compute, newer_failure, stale_source
-from okrsync.store import Store
+from okrsync.store import ListedItem, Store
 from okrsync.textsafe import markup_safe as safe
 from okrsync.textsafe import printable
 
@@ -206,9 +206,18 @@ def add_items(
     for t in tactics:
         t["items"] = [
             {"connector": i.connector, "key": i.key, "url": i.url, "status": i.status,
-             "rule": i.rule_id}
+             "rule": i.rule_id, **_board_fields(i)}
             for i in found.get(t["id"], [])
         ]  # fmt: skip
+
+
+def _board_fields(item: ListedItem) -> dict[str, Any]:
+    """An item's boards (titles, else ids) and iteration, only when it is on a board."""
+    if not item.boards:
+        return {}
+    names = list(item.board_names)
+    shown = [names[n] if n < len(names) and names[n] else b for n, b in enumerate(item.boards)]
+    return {"boards": shown, "iteration": item.iteration}
 
 
 def select_objectives(signals: SignalSet, period: str | None, objective: str | None) -> set[str]:

@@ -60,6 +60,7 @@ from okrsync.pipeline import (
     MappingState,
     Synced,
     holding,
+    new_day,
     run_locks,
     sync_and_recompute,
 )
@@ -105,6 +106,9 @@ class _ToStructlog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         log.warning("scheduler.notice", message=record.getMessage(), logger=record.name)
+
+
+NEW_DAY_JOB = "new_day"
 
 
 class Service:
@@ -217,6 +221,11 @@ class Service:
         log.info("service.once_done", runs=len(results), failed=failed)
         return 1 if failed else 0
 
+    async def day_job(self) -> None:
+        """Re-derive date-relative links once the day has changed (`pipeline.new_day`)."""
+        work = asyncio.to_thread(new_day, self.store, self.settings, self.mapping)
+        await self._guarded(work, NEW_DAY_JOB)
+
     async def _tracked(self, name: str) -> RunResult | None:
         return await asyncio.create_task(self.job(name, "manual"))
 
@@ -316,6 +325,9 @@ class Service:
         self.scheduler.start()
         self.schedule(self.enabled())
         self.plan_sources()
+        self.scheduler.add_job(  # date-relative links (iteration = "@current") each new day
+            self.day_job, CronTrigger(hour=0, minute=0, second=5, timezone=UTC), id=NEW_DAY_JOB
+        )
         from okrsync.notify.daemon import plan as plan_notify  # lazy: only with [[notify]]
 
         plan_notify(self)
@@ -422,7 +434,8 @@ class Service:
         if self.scheduler is not None:
             keep = {c.name for c in self.enabled()}
             for job in self.scheduler.get_jobs():
-                if job.id not in keep and job.func != self.source_job and job.id != "notify":
+                fixed = ("notify", NEW_DAY_JOB)
+                if job.id not in keep and job.func != self.source_job and job.id not in fixed:
                     job.remove()
             self.schedule([c for c in changed if c.enabled])
         log.info("config.reloaded", changed=[c.name for c in changed])

@@ -9,7 +9,7 @@ aggregate counts it in the column of that name, so a list and its count cannot d
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -50,6 +50,17 @@ class ListedItem:
     due: date | None
     completed_at: datetime | None
     url: str | None
+    boards: Sequence[str] = ()  # GitHub Projects boards ("project:acme/12") and their titles
+    board_names: Sequence[str] = ()
+    iteration: str | None = None
+
+    @property
+    def board_label(self) -> str:
+        """The boards (by title where known) and the iteration, e.g. `Roadmap · Sprint 14`;
+        empty when the item is on no board."""
+        names = list(self.board_names)
+        shown = [names[i] if i < len(names) and names[i] else b for i, b in enumerate(self.boards)]
+        return " · ".join([", ".join(shown), *([self.iteration] if self.iteration else [])])
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON values: dates as YYYY-MM-DD, timestamps as ISO 8601."""
@@ -66,6 +77,9 @@ class ListedItem:
             "due": None if self.due is None else self.due.isoformat(),
             "completed_at": None if self.completed_at is None else self.completed_at.isoformat(),
             "url": self.url,
+            "boards": list(self.boards),
+            "board_names": list(self.board_names),
+            "iteration": self.iteration,
         }
 
 
@@ -73,7 +87,7 @@ def _item_columns() -> tuple[sa.ColumnElement[Any], ...]:
     w = WORK_ITEM
     return (
         w.c.connector, w.c.key, w.c.title, w.c.status, w.c.assignee, w.c.created, w.c.updated,
-        w.c.due, w.c.completed_at, w.c.url,
+        w.c.due, w.c.completed_at, w.c.url, w.c.boards, w.c.board_names, w.c.iteration,
     )  # fmt: skip
 
 

@@ -43,6 +43,11 @@ ITEM_COLUMNS = (
     WI.c.deleted_at,
     WI.c.container_name,
     WI.c.assignee_ids,
+    WI.c.boards,
+    WI.c.board_names,
+    WI.c.iteration,
+    WI.c.iteration_start,
+    WI.c.iteration_end,
 )
 
 
@@ -65,6 +70,11 @@ def _stored(m: sa.RowMapping) -> StoredItem:
         m["deleted_at"] is not None,
         m["container_name"],
         tuple(m["assignee_ids"] or ()),
+        tuple(m["boards"] or ()),
+        tuple(m["board_names"] or ()),
+        m["iteration"],
+        m["iteration_start"],
+        m["iteration_end"],
     )
 
 
@@ -223,6 +233,11 @@ assert _ITEM_COLS == (  # noqa: S101 - `_sqlite_item_row` writes in exactly this
     "status_names",
     "container_name",
     "assignee_ids",
+    "boards",
+    "board_names",
+    "iteration",
+    "iteration_start",
+    "iteration_end",
 )
 _SQLITE_UPSERT = (
     f"INSERT INTO work_item ({', '.join(_ITEM_COLS)}) VALUES ({', '.join('?' * len(_ITEM_COLS))}) "
@@ -235,7 +250,7 @@ _SQLITE_UPSERT = (
 )
 _COL_PREVIOUS_KEYS = _ITEM_COLS.index("previous_keys")
 _COL_FIRST_SEEN = _ITEM_COLS.index("first_seen")
-# Rows per upsert statement (128 x 26 parameters, well under SQLite's 32,766), a power of two.
+# Rows per upsert statement (128 x 35 parameters, well under SQLite's 32,766), a power of two.
 # The sqlite3 module keeps up to 128 prepared statements per connection, and a prepared
 # multi-row upsert costs ~4 KB per row: one statement per group size (a group holds whatever
 # pages were waiting, any count up to `commit_items`) kept ~60 MB of them alive during a
@@ -410,6 +425,11 @@ def _sqlite_item_row(
         _json(list(i.status_names)),
         i.container_name,
         _json(list(i.assignee_ids)),
+        _json(list(i.boards)),
+        _json(list(i.board_names)),
+        i.iteration,
+        i.iteration_start.isoformat() if i.iteration_start else None,
+        i.iteration_end.isoformat() if i.iteration_end else None,
     )
 
 
@@ -447,6 +467,11 @@ def _item_values(
         "status_names": list(item.status_names),
         "container_name": item.container_name,
         "assignee_ids": list(item.assignee_ids),
+        "boards": list(item.boards),
+        "board_names": list(item.board_names),
+        "iteration": item.iteration,
+        "iteration_start": item.iteration_start,
+        "iteration_end": item.iteration_end,
     }
 
 

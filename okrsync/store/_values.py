@@ -32,7 +32,8 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "section": ("section",),
     "type": ("kind", "item_type"),
     "assignee": ("assignee", "assignee_ids"),
-    "container": ("container", "container_name"),
+    "container": ("container", "container_name", "boards", "board_names"),
+    "iteration": ("iteration",),
     "custom": ("custom",),
 }
 FIELDS = tuple(FIELD_COLUMNS)
@@ -162,5 +163,7 @@ def _count(
         tallies[name].add((first,), ids)
     elif name == "container":
         tallies[name].add((row["container"] or row["container_name"],), (row["container_name"],))
+        for board, title in zip(row["boards"] or (), row["board_names"] or (), strict=False):
+            tallies[name].add((board,), (title,))  # a board is a container too (issue 19)
     else:
         tallies[name].add((row[name],))

@@ -193,6 +193,12 @@ WORK_ITEM = sa.Table(
     _json("status_names", list, server_default="[]"),
     _opt("container_name"),
     _json("assignee_ids", list, server_default="[]"),
+    # 0008: GitHub Projects boards the item is on, their titles, and its iteration there
+    _json("boards", list, server_default="[]"),
+    _json("board_names", list, server_default="[]"),
+    _opt("iteration"),
+    _opt("iteration_start", sa.Date()),
+    _opt("iteration_end", sa.Date()),  # the day after the iteration's last
 )
 
 # An item attached to a tactic, with the rule that made the link.
@@ -256,12 +262,14 @@ WEBHOOK_DELIVERY = sa.Table(
     _utc("received_at", nullable=False, index=True),
 )
 
-# The secret a tracker chose for a connector's webhook (Asana's X-Hook-Secret handshake), and
-# until when a handshake is expected (0006). A secret: never shown, exported or logged.
+# The secret a tracker chose for one webhook of a connector (Asana's X-Hook-Secret handshake),
+# by resource (the Asana project gid it watches; "" connector-wide), and until when a handshake
+# is expected (0006). A secret: never shown, exported or logged.
 WEBHOOK_SECRET = sa.Table(
     "webhook_secret",
     metadata,
     _str("connector", primary_key=True),
+    _str("resource", primary_key=True),
     _opt("secret"),
     _utc("handshake_until"),
     _utc("updated_at", nullable=False),
@@ -371,6 +379,11 @@ class WorkItemRow:
     status_names: list[str]
     container_name: str | None
     assignee_ids: list[str]
+    boards: list[str] = field(default_factory=list)
+    board_names: list[str] = field(default_factory=list)
+    iteration: str | None = None
+    iteration_start: date | None = None
+    iteration_end: date | None = None
 
     @classmethod
     def of(cls, row: RowMapping) -> WorkItemRow:

@@ -166,7 +166,8 @@ def test_item_rows_carry_key_title_status_dates_and_url(cwd: Path) -> None:
     assert four["url"] == "https://github.com/o/r/issues/4"
     assert rows["o/r#5"]["completed_at"].startswith("2026-11-05")
     assert set(four) == {"tactic", "rule", "connector", "key", "title", "status", "assignee",
-                         "created", "updated", "due", "completed_at", "url"}  # fmt: skip
+                         "created", "updated", "due", "completed_at", "url", "boards",
+                         "board_names", "iteration"}  # fmt: skip
 
 
 def test_table_output_is_printable(cwd: Path) -> None:

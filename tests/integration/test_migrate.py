@@ -22,7 +22,7 @@ from okrsync.store.migrate import current_revision, upgrade
 from okrsync.store.tables import CHECKIN, SYNC_RUN, WORK_ITEM
 from tests.helpers import TREE, run_cli, write
 
-HEAD = "0007"
+HEAD = "0008"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # The child: upgrade the store, pausing forever after the first statement holding MARKER.
 PAUSING_UPGRADE = textwrap.dedent(

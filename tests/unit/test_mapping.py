@@ -291,8 +291,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_keys(tmp_path: Path
     msg = one(tmp_path, '[[tactic.rule]]\ncontainer = "A"\nzzz = 1\n')
     assert msg == FIRST.format(RULE_LINE + 2) + (
         "unknown key 'zzz' in a rule; allowed: assignee, connector, container, custom, "
-        "description, epic, exclude, id, keys, labels_all, labels_any, milestone, parent, "
-        "section, title, type"
+        "description, epic, exclude, id, iteration, keys, labels_all, labels_any, milestone, "
+        "parent, section, title, type"
     )
 
 
@@ -321,7 +321,7 @@ def test_rule_without_a_positive_condition(tmp_path: Path) -> None:
     assert msg == FIRST.format(RULE_LINE) + (
         "has no condition, so it would attach nothing; add at least one of connector, "
         "container, epic, parent, labels_any, labels_all, milestone, section, type, keys, "
-        "assignee, title, custom (an 'exclude' alone selects nothing)"
+        "assignee, iteration, title, custom (an 'exclude' alone selects nothing)"
     )
 
 
