@@ -17,9 +17,9 @@ e.g. by SAML enforcement) or 410 (issues disabled) instead of serving it. The
 Cursor paging, as github.com does on large data sets: an `after` cursor (taken from a `Link`)
 continues a listing after the cursor's item; with `Options.cursor_over` set, a listing of
 more than that many items gets `Link: <...&after=CURSOR>; rel="next"` instead of page numbers
-(default None: page numbers only). `GET /rate_limit` (free, like github.com) and a small
-`POST /graphql` (`repository(owner:, name:)` and `rateLimit` only) serve tools that look
-repositories up by GraphQL before listing over REST.
+(default None: page numbers only). `GET /rate_limit` is free, like github.com's;
+`POST /graphql` (`_graphql.py`) serves Projects (v2), `repository(owner:, name:)` and
+`rateLimit` against GitHub's schema.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import copy
 import functools
 import hashlib
 import json
-import re
 import threading
 import time
 import urllib.parse
@@ -657,182 +656,10 @@ def get_rate_limit(rate: RateCounter, graphql: RateCounter) -> Response:
     return resp
 
 
-# --- GraphQL (just what finding repositories takes) -------------------------------------
-
-_GQL_TOKEN = re.compile(
-    r'\s+|,|#[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*|-?\d+|\$|[{}():!\[\]=]'
-)
+# --- GraphQL: `_graphql.py` serves it; this is a repository as it shows one ----------------
 
 
-class GraphQLError(ValueError):
-    """A query this server cannot run: becomes `{"errors": [...]}` with no data."""
-
-
-@dataclass(slots=True)
-class GqlField:
-    alias: str
-    name: str
-    args: dict[str, Any]
-    selections: list[GqlField]
-
-
-class _GqlParser:
-    """Recursive descent over one anonymous or named `query` (no fragments, no directives)."""
-
-    def __init__(self, text: str, variables: dict[str, Any]) -> None:
-        self.tokens: list[str] = []
-        pos = 0
-        while pos < len(text):
-            m = _GQL_TOKEN.match(text, pos)
-            if m is None:
-                raise GraphQLError(f"Parse error on {text[pos : pos + 10]!r}")
-            tok = m.group()
-            if tok.strip() and tok != "," and not tok.startswith("#"):
-                self.tokens.append(tok)
-            pos = m.end()
-        self.i = 0
-        self.variables = variables
-
-    def peek(self) -> str:
-        return self.tokens[self.i] if self.i < len(self.tokens) else ""
-
-    def take(self, expected: str | None = None) -> str:
-        tok = self.peek()
-        if not tok or (expected is not None and tok != expected):
-            raise GraphQLError(f"Parse error on {tok or 'end of query'!r}, expected {expected!r}")
-        self.i += 1
-        return tok
-
-    def document(self) -> list[GqlField]:
-        if self.peek() == "query":
-            self.take()
-            if self.peek() not in ("{", "("):
-                self.take()  # operation name
-            if self.peek() == "(":  # variable definitions: types are not checked
-                while self.take() != ")":
-                    pass
-        fields = self.selection_set()
-        if self.peek():
-            raise GraphQLError(f"Parse error on {self.peek()!r}: one operation per request")
-        return fields
-
-    def selection_set(self) -> list[GqlField]:
-        self.take("{")
-        fields = []
-        while self.peek() != "}":
-            fields.append(self.field())
-        self.take("}")
-        return fields
-
-    def field(self) -> GqlField:
-        name = alias = self.take()
-        if self.peek() == ":":
-            self.take()
-            name = self.take()
-        args: dict[str, Any] = {}
-        if self.peek() == "(":
-            self.take()
-            while self.peek() != ")":
-                key = self.take()
-                self.take(":")
-                args[key] = self.value()
-            self.take(")")
-        subs = self.selection_set() if self.peek() == "{" else []
-        return GqlField(alias, name, args, subs)
-
-    def value(self) -> Any:
-        tok = self.take()
-        if tok == "$":
-            return self.variables.get(self.take())
-        if tok.startswith('"'):
-            return json.loads(tok)
-        if tok.lstrip("-").isdigit():
-            return int(tok)
-        return {"true": True, "false": False, "null": None}.get(tok, tok)
-
-
-def _gql_object(kind: str, values: dict[str, Any], selections: list[GqlField]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in selections:
-        if f.name == "__typename":
-            out[f.alias] = kind
-        elif f.name not in values:
-            raise GraphQLError(f"Field '{f.name}' doesn't exist on type '{kind}'")
-        elif isinstance(values[f.name], dict):
-            out[f.alias] = _gql_object(values[f.name]["__typename"], values[f.name], f.selections)
-        else:
-            out[f.alias] = values[f.name]
-    return out
-
-
-def post_graphql(req: Request, env: Env, graphql: RateCounter) -> Response:
-    """Top-level `repository(owner:, name:)` and `rateLimit`; unknown repos are NOT_FOUND."""
-    if req.method != "POST":
-        return error(404, "Not Found")
-    try:
-        query, variables = _gql_payload(req.body)
-        fields = _GqlParser(query, variables).document()
-        used, reset = graphql.take(1)
-        data, errors = _gql_query(env, fields, used, reset)
-    except (GraphQLError, json.JSONDecodeError) as exc:
-        return json_response(200, {"errors": [{"message": str(exc)}]})
-    body: dict[str, Any] = {"data": data}
-    if errors:
-        body["errors"] = errors
-    resp = json_response(200, body)
-    resp.headers += graphql.headers(count=False)
-    return resp
-
-
-def _gql_payload(body: bytes) -> tuple[str, dict[str, Any]]:
-    payload = json.loads(body or b"{}")
-    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-        raise GraphQLError("A query attribute must be specified and must be a string.")
-    variables = payload.get("variables") or {}
-    if not isinstance(variables, dict):
-        raise GraphQLError("Variables are invalid JSON.")
-    return payload["query"], variables
-
-
-def _gql_query(
-    env: Env, fields: list[GqlField], used: int, reset: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    state = env.world.state("github")
-    visible = {s.lower(): s for s in state.scopes if s not in state.hidden}
-    data: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
-    for f in fields:
-        if f.name == "rateLimit":
-            values = {
-                "__typename": "RateLimit",
-                "cost": 1,
-                "limit": GRAPHQL_RATE_LIMIT,
-                "nodeCount": len(fields),
-                "remaining": max(GRAPHQL_RATE_LIMIT - used, 0),
-                "used": used,
-                "resetAt": iso_s(reset * 1000),
-            }
-            data[f.alias] = _gql_object("RateLimit", values, f.selections)
-        elif f.name == "repository":
-            wanted = f"{f.args.get('owner')}/{f.args.get('name')}"
-            repo = visible.get(wanted.lower())
-            if repo is None:
-                data[f.alias] = None
-                errors.append(
-                    {
-                        "type": "NOT_FOUND",
-                        "path": [f.alias],
-                        "message": f"Could not resolve to a Repository with the name '{wanted}'.",
-                    }
-                )
-                continue
-            data[f.alias] = _gql_object("Repository", _gql_repo(repo), f.selections)
-        else:
-            raise GraphQLError(f"Field '{f.name}' doesn't exist on type 'Query'")
-    return data, errors
-
-
-def _gql_repo(repo: str) -> dict[str, Any]:
+def gql_repo(repo: str) -> dict[str, Any]:
     owner, name = repo.split("/")
     return {
         "__typename": "Repository",
@@ -918,13 +745,16 @@ def authorized(req: Request, env: Env) -> bool:
 
 def handle(req: Request, env: Env, rate: RateCounter, opts: Options | None = None) -> Response:
     if not authorized(req, env):
-        return error(401, "Bad credentials")
+        docs = "https://docs.github.com/graphql" if req.path == "/graphql" else DOCS
+        body = {"message": "Bad credentials", "documentation_url": docs, "status": "401"}
+        return json_response(401, body)
     if req.path == "/rate_limit":
         graphql = (opts or Options()).graphql
         return get_rate_limit(rate, graphql)
     if req.path == "/graphql":
-        graphql = (opts or Options()).graphql
-        return post_graphql(req, env, graphql)
+        from okrsync.sandbox import _graphql  # graphql-core: loaded when GraphQL is asked
+
+        return _graphql.post(req, env, (opts or Options()).graphql)
     resp = route(req, env, opts)
     basis = resp.body if resp.etag_basis is None else resp.etag_basis
     etag = 'W/"' + hashlib.sha256(basis).hexdigest()[:40] + '"'

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from okrsync.sandbox import _projects
 from okrsync.sandbox._data import (
     GITHUB_REPOS,
     JIRA_PROJECTS,
@@ -78,6 +79,8 @@ class World:
             self._load_jira(gen, tracker, sizes.get(tracker, 0))
         self._load_asana(gen, sizes.get("asana", 0))
         self._load_github(gen, sizes.get("github", 0))
+        github = list(self.trackers["github"].recs.values())
+        self.projects = _projects.generate(seed, self.now, github, sizes)  # GitHub Projects
         self.events: list[AsanaEvent] = []
         self.sync_tokens: dict[str, tuple[str, int, int]] = {}
         self.listeners: list[Listener] = []  # the sandbox's webhooks (`_hooks.py`)
