@@ -9,20 +9,33 @@ incremental path: trial-conversion moves only because its SQL source changed), t
 the OKR tree and, with `serve`, serves the dashboard on 127.0.0.1 until Ctrl-C (the CLI asks
 for it on a terminal, not with --no-serve). Everything it prints goes through `render` and
 `report`, which strip terminal control characters from stored text.
+
+Before the re-sync, webhooks in (docs/webhooks.md) end to end: the daemon's receiver and
+dispatcher (okrsync.web.hooks, okrsync.hooks.dispatch) on a free loopback port, the GitHub
+connector's hooks registered in the sandbox as `okrsync hooks register` does (a random secret
+in DEMO_HOOK_ENV), one open GitHub issue closed there, and the signed delivery's run (trigger
+"webhook") shown with the time from the change to the signal; every wait is bounded
+(WEBHOOK_WAIT_S) and the hooks are removed again before the re-sync's changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from okrsync.cli_init import example_path
 from okrsync.config import ConnectorConfig, Settings, connector_config
-from okrsync.errors import ConfigError
+from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.logging import configure, quiet_defaults
 from okrsync.okrfile import OkrTree
 from okrsync.pipeline import MappingState, sync_and_recompute
@@ -33,6 +46,10 @@ from okrsync.signal_types import midnight
 from okrsync.signals import today
 from okrsync.store import Store
 from okrsync.textsafe import markup_safe as safe
+
+if TYPE_CHECKING:
+    from okrsync.connector import HookTarget
+    from okrsync.models import RunResult
 
 MAPPINGS = example_path("mappings")  # the checkout's mappings/, or the wheel's copy
 DEMO_SIZES = {"jira": 400, "jira_dc": 200, "asana": 300, "github": 400}
@@ -58,6 +75,11 @@ ENV = {
     "asana_token": "OKRSYNC_SANDBOX_ASANA_TOKEN",
     "github_token": "OKRSYNC_SANDBOX_GITHUB_TOKEN",
 }
+# Webhooks in: the GitHub connector's secret (random on every run), how long a hint waits
+# before its run (the connector's webhook_coalesce_s) and the most the demo waits for it
+DEMO_HOOK_ENV = "OKRSYNC_DEMO_GITHUB_WEBHOOK_SECRET"
+DEMO_HOOK_KEYS = {"webhook_secret_env": DEMO_HOOK_ENV, "webhook_coalesce_s": 0.2}
+WEBHOOK_WAIT_S = 10.0
 
 
 def sandbox_env(sb: Sandbox) -> dict[str, str]:
@@ -65,8 +87,11 @@ def sandbox_env(sb: Sandbox) -> dict[str, str]:
     return {env: sb.credentials[key] for key, env in ENV.items()}
 
 
-def sandbox_connectors(sb: Sandbox, **overrides: object) -> list[ConnectorConfig]:
-    """One connector per sandbox tracker, credentials named by environment variable."""
+def sandbox_connectors(
+    sb: Sandbox, extra: Mapping[str, Mapping[str, object]] | None = None, **overrides: object
+) -> list[ConnectorConfig]:
+    """One connector per sandbox tracker, credentials named by environment variable;
+    `extra`: more keys for a connector by name, `overrides` for every one."""
     specs = [
         (
             "jira",
@@ -86,11 +111,12 @@ def sandbox_connectors(sb: Sandbox, **overrides: object) -> list[ConnectorConfig
                 "base_url": sb.base_url(tracker),
                 "scope": sb.scopes(tracker),
                 "jitter_s": 0,
-                **extra,
+                **keys,
+                **(extra or {}).get(name, {}),
                 **overrides,
             }
         )
-        for name, kind, tracker, extra in specs
+        for name, kind, tracker, keys in specs
     ]
 
 
@@ -171,10 +197,11 @@ def run_demo(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     with Sandbox(seed=7, sizes=sizes or DEMO_SIZES) as sb:
         os.environ.update(sandbox_env(sb))
+        os.environ[DEMO_HOOK_ENV] = secrets.token_hex(32)
         settings = Settings(
             store={"url": f"sqlite:///{db}"},
             mappings={"paths": [str(demo_mappings(workdir))]},
-            connectors=sandbox_connectors(sb),
+            connectors=sandbox_connectors(sb, {"github": DEMO_HOOK_KEYS}),
             base_dir=workdir.resolve(),
         )
         store = Store.open(settings.store_url())
@@ -199,12 +226,13 @@ def run_demo(
             ),
             1,
         ):
+            console.print(f"[bold]{step}. {title}[/]")
             if step == 2:
+                asyncio.run(webhook_change(console, sb, settings, store, mapping))
                 for tracker in ("jira", "asana", "github"):
                     sb.mutate(tracker, 5)
                 analytics.set_today(upstream, DEMO_CHECKINS[DEMO_SOURCE[0]][0])
-            console.print(f"[bold]{step}. {title}[/]")
-            if step == 2:  # today's conversion changed in the analytics database
+                # today's conversion changed in the analytics database
                 measure_demo_source(console, store, tree, settings.store_url(), backfill=False)
             done = asyncio.run(sync_and_recompute(settings, store, mapping, role="demo"))
             render_runs(console, done.results)
@@ -220,6 +248,159 @@ def run_demo(
                 soft_wrap=True,  # one line a reader can copy, however long the path
             )
         store.close()
+
+
+@dataclass(frozen=True)
+class Closing:
+    """The GitHub issue the demo closes upstream and a tactic that counts it."""
+
+    key: str
+    external_id: str
+    tactic: str
+
+
+Counts = tuple[int, int, float | None]  # a tactic's items done, items in all, completion
+
+
+def issue_to_close(sb: Sandbox, store: Store) -> Closing | None:
+    """The first open GitHub issue (by key) that a tactic counts, if any."""
+    issues = [t for t in sb.truth("github").values() if t.kind == "issue" and t.status == "todo"]
+    for issue in sorted(issues, key=lambda t: t.key):
+        tactics = store.linked_tactics("github", [issue.external_id])
+        if tactics:
+            return Closing(issue.key, issue.external_id, min(tactics))
+    return None
+
+
+def tactic_counts(store: Store, tactic: str) -> Counts:
+    """A tactic's items done, items in all and completion, from its newest snapshot."""
+    newest = store.subject_history("tactic", tactic, limit=1)
+    values = newest[-1].values if newest else {}
+    done, total = int(values.get("items_done") or 0), int(values.get("items_total") or 0)
+    return done, total, values.get("completion")
+
+
+async def webhook_change(
+    console: Console, sb: Sandbox, settings: Settings, store: Store, mapping: MappingState
+) -> None:
+    """With the daemon's webhook receiver and dispatcher on a free loopback port and the
+    GitHub connector's hooks registered in the sandbox, close one open GitHub issue there and
+    print how its signed delivery reached the signals (or that it did not within
+    WEBHOOK_WAIT_S). The hooks are removed again, so later changes wait for the re-sync."""
+    from okrsync.hooks.dispatch import Dispatcher
+    from okrsync.pipeline import run_locks
+    from okrsync.web.app import WebContext, create_app
+    from okrsync.web.server import WebServer
+
+    locks = run_locks(store, "demo")
+    arrived: asyncio.Queue[RunResult | str] = asyncio.Queue()
+
+    async def run(name: str) -> bool:  # the daemon's Service.hinted_run, for the demo
+        try:
+            done = await sync_and_recompute(
+                settings, store, mapping, name, role="demo", locks=locks, trigger="webhook"
+            )
+        except OkrsyncError as exc:
+            arrived.put_nowait(str(exc))
+            return True
+        for result in done.results:
+            arrived.put_nowait(result)
+        return not done.skipped
+
+    hooks = Dispatcher(store, lambda: settings, run, locks)
+    server = WebServer(create_app(WebContext(settings, store, hooks=hooks)), "127.0.0.1", 0)
+    targets: list[HookTarget] = []
+    try:
+        await server.start()
+        targets = await register_github(console, settings, server.url)
+        if targets:
+            await close_and_wait(console, sb, store, arrived)
+    except OSError as exc:
+        console.print(f"webhook: cannot listen on 127.0.0.1 ({safe(exc.strerror or exc)})")
+    finally:
+        for target in targets:
+            sb.hooks.remove("github", target.hook_id)
+        await asyncio.to_thread(sb.hooks.settle, 2.0)  # nothing left in flight to our port
+        await hooks.close()
+        await server.stop()
+        locks.close()
+
+
+async def register_github(console: Console, settings: Settings, base: str) -> list[HookTarget]:
+    """The GitHub connector's hooks, registered as `okrsync hooks register github
+    --base-url BASE` does (okrsync.cli_hooks, connectors/github/hooks.py); none, with a
+    line, when the tracker refused."""
+    from functools import partial
+
+    from okrsync.cli_hooks import _register, _with_http, plans_for, refusal
+
+    (plan,) = plans_for(settings, "github", base)
+    try:
+        targets = await _with_http(plan.config, partial(_register, plan))
+    except Exception as exc:  # a refusal is a line: the re-sync still brings the change in
+        console.print(
+            f"webhook: registering the GitHub hooks failed: {safe(refusal(plan, exc))}; "
+            "the re-sync below brings the changes in",
+            soft_wrap=True,
+        )
+        return []
+    route = urllib.parse.urlsplit(plan.url)  # no http:// URL: the dashboard's is the one
+    console.print(
+        f"webhooks: {len(targets)} GitHub repository hook(s) registered "
+        f"(`okrsync hooks register`), delivering to the receiver on {safe(route.netloc)} "
+        f"(POST {safe(route.path)})",
+        soft_wrap=True,
+    )
+    return targets
+
+
+async def close_and_wait(
+    console: Console, sb: Sandbox, store: Store, arrived: asyncio.Queue[RunResult | str]
+) -> None:
+    """Close one open GitHub issue upstream; print its webhook run's effect and the time
+    from the change to the signal, or a line when none came within WEBHOOK_WAIT_S."""
+    pick = await asyncio.to_thread(issue_to_close, sb, store)
+    if pick is None:
+        console.print("webhook: no open GitHub issue that a tactic counts; nothing closed")
+        return
+    before = await asyncio.to_thread(tactic_counts, store, pick.tactic)
+    started = time.monotonic()
+    sb.update("github", pick.external_id, status="done")
+    try:
+        result = await asyncio.wait_for(arrived.get(), WEBHOOK_WAIT_S)
+    except TimeoutError:
+        console.print(
+            f"webhook: {safe(pick.key)} closed, but no webhook run came within "
+            f"{WEBHOOK_WAIT_S:g} s; the re-sync below brings the change in",
+            soft_wrap=True,
+        )
+        return
+    seconds = time.monotonic() - started
+    after = await asyncio.to_thread(tactic_counts, store, pick.tactic)
+    line = await asyncio.to_thread(arrival, store, pick, result, (before, after), seconds)
+    console.print(line, soft_wrap=True)
+
+
+def arrival(
+    store: Store, pick: Closing, result: RunResult | str, counts: tuple[Counts, Counts], s: float
+) -> str:
+    """The line saying what the webhook's run did: the tactic's completion before and after,
+    the time from the change to the signal and the run as recorded."""
+    head = f"webhook: {safe(pick.key)} closed →"
+    if isinstance(result, str) or result.status != "ok":
+        why = result if isinstance(result, str) else result.error or result.status
+        return f"{head} its webhook run failed ({safe(why)}); the re-sync below tries again"
+    row = store.run(result.run_id)
+    (done0, total0, before), (done1, total1, after) = counts
+    return (
+        f"{head} tactic {safe(pick.tactic)} completion {_pct(before)} → {_pct(after)} "
+        f"({done0}/{total0} → {done1}/{total1} done) in {s:.1f} s; run {result.run_id} "
+        f'recorded with trigger "{row.trigger if row else "?"}"'
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 def serve_dashboard(console: Console, settings: Settings, store: Store, port: int) -> None:
