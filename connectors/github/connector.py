@@ -109,6 +109,7 @@ class GitHubConnector:
         self._repos = [s for s in config.scope if project_of(s) is None]
         self._boards_of = [s for s in config.scope if project_of(s) is not None]
         self._projects: ProjectsPull | None = None
+        self._gql = GraphQL(http, self._base)  # one budget (rateLimit) for the whole run
 
     async def pull(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Find the boards, yield each repo's changed items page by page (then its census
@@ -134,7 +135,7 @@ class GitHubConnector:
         reader = BoardReader.build(
             cfg.name, self._norm, boards, self._repos, cfg.status_field, cfg.estimate_field
         )
-        pull = ProjectsPull(cfg.name, GraphQL(self.http, self._base), reader)
+        pull = ProjectsPull(cfg.name, self._gql, reader)
         pull.all_boards = len(self._boards_of) > 1
         return pull
 

@@ -168,4 +168,9 @@ def _errors(body: Json) -> list[Json]:
     errors = body.get("errors")
     if not isinstance(errors, list):
         return []
-    return [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+    out = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+    for e in out:  # GitHub states the kind as `type`; some servers in `extensions`
+        ext = e.get("extensions")
+        if "type" not in e and isinstance(ext, dict) and isinstance(ext.get("type"), str):
+            e["type"] = ext["type"]
+    return out
