@@ -7,9 +7,11 @@ type, where the secret comes from, and (unless `--no-check`) whether the connect
 may manage webhooks, by listing the hooks the tracker holds (read-only). `register` creates
 the missing ones through the tracker's API with the connector's token: GitHub one hook per
 repository, Jira one webhook filtered by JQL to the projects in scope, Asana one per project
-after opening the daemon's handshake window (`Store.expect_webhook_handshake`, 2 minutes).
-An existing hook with the same URL is reported, never duplicated. Exit 1 when a tracker
-refused or failed (one line each, with the fix), 2 on bad input.
+(`<url>?resource=<project gid>`: Asana gives each its own secret) after opening the daemon's
+handshake window for each project (`Store.expect_webhook_handshake`, 2 minutes; closed again
+once the tracker answered). An existing hook with the same URL is reported, never
+duplicated. Exit 1 when a tracker refused or failed (one line each, with the fix), 2 on bad
+input.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def show(
     tracker, and whether `okrsync hooks register` can do it with the configured token."""
     settings = state_of(ctx).settings
     plans = plans_for(settings, connector, base_url)
-    checkable = [p for p in plans if p.on and not _one_secret_too_few(p)]
+    checkable = [p for p in plans if p.on]
     checks = _run(_check_all(checkable)) if check else {}
     for plan in plans:
         for line in describe(plan, checks.get(plan.config.name)):
@@ -104,22 +106,31 @@ def register_hooks(
     state = state_of(ctx)
     plans = plans_for(state.settings, connector, base_url)
     chosen = [p for p in plans if _registrable(p, named=connector is not None)]
-    if any(p.support is not None and p.support.handshake for p in chosen):
-        _open_handshakes(state.store, [p for p in chosen if p.support and p.support.handshake])
-    failed = False
-    for plan in chosen:
-        try:
-            done = _run(_with_http(plan.config, functools.partial(_register, plan)))
-        except ConfigError:
-            raise
-        except Exception as exc:
-            failed = True
-            err().print(f"error: {safe(refusal(plan, exc))}", highlight=False, soft_wrap=True)
-            continue
-        for target in done:
-            out().print(safe(_registered(plan, target)), highlight=False, soft_wrap=True)
+    shaking = [p for p in chosen if p.support is not None and p.support.handshake]
+    if shaking:
+        _handshake_windows(state.store, shaking, HANDSHAKE_WINDOW_S)
+    try:
+        failed = [plan for plan in chosen if not _register_one(plan)]
+    finally:
+        if shaking:  # the tracker answers only after its handshakes: close what is left
+            _handshake_windows(state.store, shaking, 0)
     if failed:
         raise typer.Exit(1)
+
+
+def _register_one(plan: Plan) -> bool:
+    """Register `plan`'s hooks and print them; False (one error line) when the tracker
+    refused or failed."""
+    try:
+        done = _run(_with_http(plan.config, functools.partial(_register, plan)))
+    except ConfigError:
+        raise
+    except Exception as exc:
+        err().print(f"error: {safe(refusal(plan, exc))}", highlight=False, soft_wrap=True)
+        return False
+    for target in done:
+        out().print(safe(_registered(plan, target)), highlight=False, soft_wrap=True)
+    return True
 
 
 # --- which connectors, which URL -------------------------------------------------------------
@@ -159,6 +170,13 @@ def daemon_url(settings: Settings, base_url: str | None) -> str:
     return f"http://{host}:{service.port}"
 
 
+def resource_url(url: str, resource: str) -> str:
+    """A handshake tracker's (Asana's) URL for one resource: `<url>?resource=<gid>`, under
+    which the daemon keeps that webhook's secret."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}{urllib.parse.urlencode({'resource': resource})}"
+
+
 def hook_url(base: str, cc: ConnectorConfig) -> str:
     """The daemon's route for this one connector: `<base>/hooks/<type>/<name>`."""
     from okrsync.connector import webhooks
@@ -180,8 +198,6 @@ def _registrable(plan: Plan, *, named: bool) -> bool:
             f"connector {cc.name!r}: webhooks are off; set webhook_secret_env (or "
             "webhook_secret_file) in its [[connectors]] section first (docs/webhooks.md)"
         )
-    elif _one_secret_too_few(plan):
-        why = f"connector {cc.name!r}: {ONE_SCOPE}"
     if why is not None and named:
         raise ConfigError(why)
     if why is not None:
@@ -189,26 +205,15 @@ def _registrable(plan: Plan, *, named: bool) -> bool:
     return why is None
 
 
-ONE_SCOPE = (
-    "the tracker gives each webhook its own secret at the handshake and okrsync keeps one "
-    "per connector, so register a connector with one project in scope (split the section)"
-)
-
-
-def _one_secret_too_few(plan: Plan) -> bool:
-    """A handshake tracker (Asana) with several scopes: each hook would get its own secret,
-    and the daemon stores one per connector, so all but the last would be refused."""
-    support = plan.support
-    return support is not None and support.handshake and len(plan.config.scope) > 1
-
-
-def _open_handshakes(store: Store, plans: list[Plan]) -> None:
-    """Let the daemon accept these connectors' handshakes for the next two minutes."""
+def _handshake_windows(store: Store, plans: list[Plan], seconds: int) -> None:
+    """Let the daemon accept these connectors' handshakes, one per project in scope, for the
+    next `seconds` (0: close the windows)."""
     from datetime import UTC, datetime, timedelta
 
-    until = datetime.now(UTC) + timedelta(seconds=HANDSHAKE_WINDOW_S)
+    until = datetime.now(UTC) + timedelta(seconds=seconds)
     for plan in plans:
-        store.expect_webhook_handshake(plan.config.name, until)
+        for resource in plan.config.scope:
+            store.expect_webhook_handshake(plan.config.name, until, resource=resource)
 
 
 # --- talking to the tracker ------------------------------------------------------------------
@@ -321,18 +326,25 @@ def describe(plan: Plan, check: str | None) -> list[str]:
     support = plan.support
     lines = [
         f"{head}: webhooks {'on' if plan.on else 'off'}",
-        f"  url           {safe(plan.url)}",
+        *_url_lines(plan),
         f"  events        {safe(', '.join(support.events(cc)))}",
         f"  content type  {support.content_type}",
         f"  secret        {_secret_source(plan)}",
     ]
     if not plan.on:
         lines.append("  register      set webhook_secret_env (or webhook_secret_file) first")
-    elif _one_secret_too_few(plan):
-        lines.append(f"  register      not with {len(cc.scope)} projects: {ONE_SCOPE}")
     else:
         lines.append(f"  register      {safe(check or 'not checked (--no-check)')}")
     return lines
+
+
+def _url_lines(plan: Plan) -> list[str]:
+    """The URL to register; a handshake tracker's (Asana's) once per project in scope."""
+    urls = [plan.url]
+    if plan.support is not None and plan.support.handshake:
+        urls = [resource_url(plan.url, r) for r in plan.config.scope]
+    heads = ["  url           "] + ["                "] * (len(urls) - 1)
+    return [head + safe(url) for head, url in zip(heads, urls, strict=True)]
 
 
 def _secret_source(plan: Plan) -> str:
@@ -342,13 +354,18 @@ def _secret_source(plan: Plan) -> str:
     if cc.webhook_secret_file:
         return f"the file {safe(cc.webhook_secret_file)} (webhook_secret_file)"
     if plan.support is not None and plan.support.handshake:
-        return "chosen by the tracker at its handshake with the daemon (register opens it)"
+        return (
+            "chosen by the tracker at each webhook's handshake with the daemon (register opens it)"
+        )
     return "none: set webhook_secret_env or webhook_secret_file"
 
 
 def _registered(plan: Plan, target: HookTarget) -> str:
     what = "created" if target.created else "already registered"
-    return f"{plan.config.name}: {target.where}: hook {target.hook_id} {what} -> {plan.url}"
+    url = plan.url
+    if plan.support is not None and plan.support.handshake:
+        url = resource_url(url, target.where)
+    return f"{plan.config.name}: {target.where}: hook {target.hook_id} {what} -> {url}"
 
 
 def register(app: typer.Typer) -> None:

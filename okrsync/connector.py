@@ -128,8 +128,10 @@ class Webhooks(Protocol):
     `route`: the daemon's route kind (`/hooks/<route>/<connector>`); `content_type` and
     `needs` (what the token must be allowed, for `hooks show`); `handshake`: the tracker
     proves the receiver before it creates a hook (Asana), so the caller opens the daemon's
-    handshake window first. `existing` and `register` go through the core's `Http`, with the
-    connector's own auth headers already set; both raise the core's `ConnectorError`s."""
+    handshake window first, one per scope entry, and the plug-in targets each hook at
+    `<url>?resource=<scope entry>` (the daemon keeps each hook's secret under it).
+    `existing` and `register` go through the core's `Http`, with the connector's own auth
+    headers already set; both raise the core's `ConnectorError`s."""
 
     route: str
     content_type: str

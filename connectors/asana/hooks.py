@@ -1,5 +1,7 @@
 """Asana webhooks for `okrsync hooks` (docs/webhooks.md): one webhook per project in scope,
-for task events; Asana chooses the secret at a handshake with the daemon.
+for task events; Asana chooses each webhook's secret at a handshake with the daemon, so each
+targets `<url>?resource=<project gid>` and the daemon keeps the secret under that project
+(its handshake window is opened per project: `Store.expect_webhook_handshake(resource=...)`).
 
 Asana API: `GET /webhooks?workspace=<gid>&resource=<project gid>` lists the webhooks on a
 project (`target` each); `POST /webhooks` `{"data": {"resource", "target", "filters"}}`
@@ -10,6 +12,7 @@ the project may create its webhooks.
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from okrsync.connector import HookTarget
@@ -39,7 +42,7 @@ class AsanaWebhooks:
         found = []
         workspace = await _workspace(config, http)
         for project in config.scope:
-            hook = await _hook_for(config, http, workspace, project, url)
+            hook = await _hook_for(config, http, workspace, project, target(url, project))
             if hook is not None:
                 found.append(HookTarget(project, str(hook.get("gid", "?"))))
         return found
@@ -50,15 +53,23 @@ class AsanaWebhooks:
         done = []
         workspace = await _workspace(config, http)
         for project in config.scope:
-            hook = await _hook_for(config, http, workspace, project, url)
+            where = target(url, project)
+            hook = await _hook_for(config, http, workspace, project, where)
             if hook is not None:
                 done.append(HookTarget(project, str(hook.get("gid", "?"))))
                 continue
-            body = {"data": {"resource": project, "target": url, "filters": FILTERS}}
+            body = {"data": {"resource": project, "target": where, "filters": FILTERS}}
             _, created = await http.request("POST", _api(config, "/webhooks"), json_body=body)
             data = created.get("data", {}) if isinstance(created, dict) else {}
             done.append(HookTarget(project, str(data.get("gid", "?")), created=True))
         return done
+
+
+def target(url: str, project: str) -> str:
+    """The webhook's target for `project`: the daemon's route with `?resource=<project gid>`,
+    under which the daemon keeps the secret of this webhook's handshake."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}{urllib.parse.urlencode({'resource': project})}"
 
 
 def _api(config: ConnectorConfig, path: str) -> str:

@@ -11,7 +11,7 @@ layer imports it, never `dispatch` (which reaches the pipeline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -27,16 +27,18 @@ class HookSink(Protocol):
         """The enabled connectors of the current configuration."""
         ...
 
-    def stored_secret(self, connector: str) -> str | None:
-        """The secret a handshake stored for `connector` (Asana), if any."""
+    def stored_secrets(self, connector: str) -> Mapping[str, str]:
+        """The secrets handshakes stored for `connector` (Asana), by resource (the project
+        gid a webhook watches; "" connector-wide)."""
         ...
 
-    def handshake_open(self, connector: str) -> bool:
-        """Whether an Asana handshake is expected for `connector` now."""
+    def handshake_open(self, connector: str, resource: str) -> bool:
+        """Whether an Asana handshake is expected for (`connector`, `resource`) now."""
         ...
 
-    def accept_handshake(self, connector: str, secret: str) -> bool:
-        """Store a handshake's secret while one is expected; False when none is."""
+    def accept_handshake(self, connector: str, resource: str, secret: str) -> bool:
+        """Store a handshake's secret for (`connector`, `resource`) while one is expected;
+        False when none is."""
         ...
 
     def first_delivery(self, connector: str, delivery_id: str) -> bool:

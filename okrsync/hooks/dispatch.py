@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,14 +73,14 @@ class Dispatcher:
     def connectors(self) -> Sequence[ConnectorConfig]:
         return [c for c in self.settings().connectors if c.enabled]
 
-    def stored_secret(self, connector: str) -> str | None:
-        return self.store.webhook_secret(connector)
+    def stored_secrets(self, connector: str) -> Mapping[str, str]:
+        return self.store.webhook_secrets(connector)
 
-    def handshake_open(self, connector: str) -> bool:
-        return self.store.webhook_handshake_open(connector)
+    def handshake_open(self, connector: str, resource: str) -> bool:
+        return self.store.webhook_handshake_open(connector, resource=resource)
 
-    def accept_handshake(self, connector: str, secret: str) -> bool:
-        return self.store.accept_webhook_handshake(connector, secret)
+    def accept_handshake(self, connector: str, resource: str, secret: str) -> bool:
+        return self.store.accept_webhook_handshake(connector, secret, resource=resource)
 
     def first_delivery(self, connector: str, delivery_id: str) -> bool:
         return self.store.remember_webhook_delivery(connector, delivery_id)

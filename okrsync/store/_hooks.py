@@ -2,9 +2,11 @@
 
     remember_delivery   insert-if-absent of (connector, delivery id): True the first time,
                         False for a replay; rows older than a day are pruned on the way
-    expect_handshake    open a connector's window for an Asana `X-Hook-Secret` handshake
-    accept_handshake    store the secret, only while the window is open (and close it)
-    stored_secret       the secret a handshake stored (None: none yet)
+    expect_handshake    open the window for an Asana `X-Hook-Secret` handshake of one
+                        (connector, resource): the project gid the webhook watches, "" for a
+                        connector-wide secret; Asana gives every webhook its own secret
+    accept_handshake    store the secret, only while that window is open (and close it)
+    stored_secrets      the secrets handshakes stored for a connector, by resource
 
 Each is one statement (or two) in the caller's transaction, so two replicas receiving the
 same delivery or handshake agree: one insert or update wins.
@@ -35,40 +37,47 @@ def remember_delivery(conn: Connection, connector: str, delivery_id: str, at: da
     return conn.execute(skip.returning(t.c.delivery_id)).first() is not None
 
 
-def expect_handshake(conn: Connection, connector: str, until: datetime, at: datetime) -> None:
-    """A handshake for `connector` is accepted until `until` (any stored secret is kept)."""
+def expect_handshake(
+    conn: Connection, connector: str, resource: str, until: datetime, at: datetime
+) -> None:
+    """A handshake for (`connector`, `resource`) is accepted until `until` (a stored secret
+    is kept until the handshake replaces it)."""
     t = WEBHOOK_SECRET
     ins = upsert(conn.dialect.name, t).values(
-        connector=connector, handshake_until=until, updated_at=at
+        connector=connector, resource=resource, handshake_until=until, updated_at=at
     )
     conn.execute(
         ins.on_conflict_do_update(
-            index_elements=["connector"], set_={"handshake_until": until, "updated_at": at}
+            index_elements=["connector", "resource"],
+            set_={"handshake_until": until, "updated_at": at},
         )
     )
 
 
-def handshake_open(conn: Connection, connector: str, at: datetime) -> bool:
-    """Whether a handshake for `connector` is expected at `at`."""
+def handshake_open(conn: Connection, connector: str, resource: str, at: datetime) -> bool:
+    """Whether a handshake for (`connector`, `resource`) is expected at `at`."""
     t = WEBHOOK_SECRET
-    q = sa.select(t.c.handshake_until).where(t.c.connector == connector)
+    q = sa.select(t.c.handshake_until).where(t.c.connector == connector, t.c.resource == resource)
     until = conn.execute(q).scalar()
     return until is not None and until > at
 
 
-def accept_handshake(conn: Connection, connector: str, secret: str, at: datetime) -> bool:
-    """Store `secret` and close the window, only if it is open at `at`; False otherwise."""
+def accept_handshake(
+    conn: Connection, connector: str, resource: str, secret: str, at: datetime
+) -> bool:
+    """Store `secret` for (`connector`, `resource`) and close that window, only if it is open
+    at `at`; False otherwise."""
     t = WEBHOOK_SECRET
     res = conn.execute(
         sa.update(t)
-        .where(t.c.connector == connector, t.c.handshake_until > at)
+        .where(t.c.connector == connector, t.c.resource == resource, t.c.handshake_until > at)
         .values(secret=secret, handshake_until=None, updated_at=at)
     )
     return bool(res.rowcount)
 
 
-def stored_secret(conn: Connection, connector: str) -> str | None:
-    """The secret a handshake stored for `connector` (None: none yet)."""
+def stored_secrets(conn: Connection, connector: str) -> dict[str, str]:
+    """The secrets handshakes stored for `connector`, by resource (empty: none yet)."""
     t = WEBHOOK_SECRET
-    value = conn.execute(sa.select(t.c.secret).where(t.c.connector == connector)).scalar()
-    return str(value) if value else None
+    q = sa.select(t.c.resource, t.c.secret).where(t.c.connector == connector)
+    return {str(r.resource): str(r.secret) for r in conn.execute(q) if r.secret}

@@ -633,37 +633,47 @@ class Store:
         with self.tx() as conn:
             return _hooks.remember_delivery(conn, connector, delivery_id, now())
 
-    def expect_webhook_handshake(self, connector: str, until: datetime) -> None:
-        """Accept an Asana `X-Hook-Secret` handshake for `connector` until `until`."""
+    def expect_webhook_handshake(
+        self, connector: str, until: datetime, *, resource: str = ""
+    ) -> None:
+        """Accept an Asana `X-Hook-Secret` handshake for (`connector`, `resource`: the
+        project gid the webhook watches, "" connector-wide) until `until`."""
         from okrsync.store import _hooks
 
         with self.tx() as conn:
-            _hooks.expect_handshake(conn, connector, until, now())
+            _hooks.expect_handshake(conn, connector, resource, until, now())
 
-    def webhook_handshake_open(self, connector: str) -> bool:
-        """Whether a handshake for `connector` is expected now."""
+    def webhook_handshake_open(self, connector: str, *, resource: str = "") -> bool:
+        """Whether a handshake for (`connector`, `resource`) is expected now."""
         from okrsync.store import _hooks
 
         with self.engine.connect() as conn:
-            return _hooks.handshake_open(conn, connector, now())
+            return _hooks.handshake_open(conn, connector, resource, now())
 
-    def accept_webhook_handshake(self, connector: str, secret: str) -> bool:
-        """Store the secret a tracker chose, only while a handshake is expected (and close
-        the window); False when none is. The secret is registered for redaction."""
+    def accept_webhook_handshake(self, connector: str, secret: str, *, resource: str = "") -> bool:
+        """Store the secret a tracker chose for (`connector`, `resource`), only while its
+        handshake is expected (and close the window); False when none is. The secret is
+        registered for redaction."""
         from okrsync.store import _hooks
 
         register_secret(secret)
         with self.tx() as conn:
-            return _hooks.accept_handshake(conn, connector, secret, now())
+            return _hooks.accept_handshake(conn, connector, resource, secret, now())
 
-    def webhook_secret(self, connector: str) -> str | None:
-        """The secret a handshake stored for `connector`, registered for redaction."""
+    def webhook_secrets(self, connector: str) -> dict[str, str]:
+        """The secrets handshakes stored for `connector`, by resource, registered for
+        redaction."""
         from okrsync.store import _hooks
 
         with self.engine.connect() as conn:
-            secret = _hooks.stored_secret(conn, connector)
-        register_secret(secret)
-        return secret
+            secrets = _hooks.stored_secrets(conn, connector)
+        for secret in secrets.values():
+            register_secret(secret)
+        return secrets
+
+    def webhook_secret(self, connector: str, *, resource: str = "") -> str | None:
+        """The secret a handshake stored for (`connector`, `resource`) (None: none yet)."""
+        return self.webhook_secrets(connector).get(resource)
 
     def delete_items(self, connector: str, external_ids: Collection[str]) -> int:
         """Mark these items of `connector` deleted, as the deletion census does; how many

@@ -2,8 +2,11 @@
 
     resolve    the enabled connectors of that type (or the one named) with webhooks on
     read       the body, streamed and refused (413) past `[service] webhook_max_body_kb`
-    handshake  Asana's `X-Hook-Secret`: stored and echoed only while one is expected
-    verify     the HMAC-SHA256 signature against each connector's secret (okrsync.hooks.verify)
+    handshake  Asana's `X-Hook-Secret`: stored under the URL's `resource` (the project gid
+               the webhook watches) and echoed, only while one is expected for it
+    verify     the HMAC-SHA256 signature against each connector's secret (okrsync.hooks.verify):
+               the configured one, else (Asana) the handshake's for `resource`, or without
+               `resource` each the connector holds
     meaning    okrsync.hooks.events: ping, ignored, or a sync hint with its scope and deletions
     hand over  each verifying connector whose scope covers the delivery, once per delivery id
                (a replay within a day: 200 duplicate), to the daemon's `HookSink`
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -29,7 +32,7 @@ from starlette.routing import Route
 from okrsync.errors import ConfigError, OkrsyncError
 from okrsync.hooks import KINDS, HookSink
 from okrsync.hooks.events import BadPayload, Delivery, parse
-from okrsync.hooks.verify import MISSING, check, signature_of
+from okrsync.hooks.verify import BAD, MISSING, check, signature_of
 
 if TYPE_CHECKING:
     from okrsync.config import ConnectorConfig
@@ -105,17 +108,27 @@ async def _handle(request: Request, sink: HookSink | None, seen: _Seen) -> tuple
         seen.connector = name
     limit = request.app.state.ctx.settings.service.webhook_max_body_kb * 1024
     body = await _read(request, limit)
+    resource = _resource(seen, request)
     handshake = request.headers.get("x-hook-secret")
     if seen.kind == "asana" and handshake is not None:
-        return await _handshake(sink, configs, handshake, seen)
-    verified = await _verified(sink, configs, seen.kind, request, body)
-    delivery = _meaning(seen.kind, request, body)
+        return await _handshake(sink, configs, handshake, resource or "", seen)
+    verified = await _verified(sink, configs, request, body, resource)
+    delivery = _meaning(seen.kind, request, body, resource)
     seen.event, seen.delivery = delivery.event, delivery.delivery_id
     seen.connector = ",".join(c.name for c in verified)
     if delivery.action != "sync":
         status = "pong" if delivery.action == "ping" else "ignored"
         return status, JSONResponse({"status": status})
     return await _hand_over(sink, verified, delivery, seen)
+
+
+def _resource(seen: _Seen, request: Request) -> str | None:
+    """Asana: the `resource` query parameter `hooks register` puts in each webhook's URL (the
+    project gid it watches); None when absent, and for the other trackers."""
+    resource = request.query_params.get("resource") if seen.kind == "asana" else None
+    if resource is not None:
+        seen.extra["resource"] = resource
+    return resource
 
 
 def _candidates(sink: HookSink | None, kind: str, name: str | None) -> list[ConnectorConfig]:
@@ -157,26 +170,29 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 async def _handshake(
-    sink: HookSink, configs: list[ConnectorConfig], secret: str, seen: _Seen
+    sink: HookSink, configs: list[ConnectorConfig], secret: str, resource: str, seen: _Seen
 ) -> tuple[str, Response]:
-    """Asana's `X-Hook-Secret`: stored and echoed for the one connector expecting it."""
-    waiting = [c for c in configs if await asyncio.to_thread(sink.handshake_open, c.name)]
+    """Asana's `X-Hook-Secret`: stored under `resource` and echoed, for the one connector
+    expecting a handshake for it."""
+    waiting = [c for c in configs if await asyncio.to_thread(sink.handshake_open, c.name, resource)]
     if len(waiting) > 1:
         names = ", ".join(f"/hooks/asana/{c.name}" for c in waiting)
         raise Refused(
             409, "handshake_ambiguous", f"several connectors wait for a handshake: use {names}"
         )
+    what = f"for resource {resource}" if resource else "without ?resource= in the URL"
     unexpected = Refused(
         401,
         "handshake_unexpected",
-        "no Asana handshake is expected: `okrsync hooks register` opens a window for one",
+        f"no Asana handshake is expected {what}: `okrsync hooks register` opens a window "
+        "for each project's webhook",
         seen.connector,
     )
     if not waiting or not secret.strip():
         raise unexpected
     cc = waiting[0]
     seen.connector = cc.name
-    if not await asyncio.to_thread(sink.accept_handshake, cc.name, secret.strip()):
+    if not await asyncio.to_thread(sink.accept_handshake, cc.name, resource, secret.strip()):
         raise unexpected
     answer = JSONResponse({"status": "handshake", "connector": cc.name})
     answer.headers["X-Hook-Secret"] = secret.strip()
@@ -184,40 +200,70 @@ async def _handshake(
 
 
 async def _verified(
-    sink: HookSink, configs: list[ConnectorConfig], kind: str, request: Request, body: bytes
+    sink: HookSink,
+    configs: list[ConnectorConfig],
+    request: Request,
+    body: bytes,
+    resource: str | None,
 ) -> list[ConnectorConfig]:
-    """The connectors whose secret signs `body` (401 when none does, 404 when none has one)."""
-    keyed = [(c, s) for c in configs if (s := await asyncio.to_thread(_secret, sink, c))]
+    """The connectors with a secret that signs `body` (401 when none does, 404 when none has
+    one)."""
+    kind = configs[0].type
+    keyed = [(c, s) for c in configs if (s := await asyncio.to_thread(_secrets, sink, c, resource))]
     if not keyed:
         one = configs[0].name if len(configs) == 1 else NO_CONNECTOR
-        raise Refused(404, "webhooks_off", f"webhooks are off for {kind} connectors here", one)
+        raise Refused(404, "webhooks_off", _off_message(kind, resource), one)
     signature = signature_of(kind, request.headers)
-    reasons = {c.name: check(kind, s, body, signature) for c, s in keyed}
-    verified = [c for c, _ in keyed if reasons[c.name] is None]
+    verified = [c for c, secrets in keyed if _signs(kind, secrets, body, signature)]
     if not verified:
-        reason = MISSING if signature is None else next(iter(reasons.values())) or MISSING
+        reason = MISSING if signature is None or not signature.strip() else BAD
         one = keyed[0][0].name if len(keyed) == 1 else NO_CONNECTOR
         raise Refused(401, reason, f"the {kind} webhook signature is missing or wrong", one)
     return verified
 
 
-def _secret(sink: HookSink, cc: ConnectorConfig) -> str | None:
-    """The connector's configured webhook secret, else (Asana) the handshake's."""
+def _signs(kind: str, secrets: list[str], body: bytes, signature: str | None) -> bool:
+    """Whether `signature` signs `body` with one of `secrets` (each compared in constant
+    time, and every one compared)."""
+    results = [check(kind, secret, body, signature) is None for secret in secrets]
+    return any(results)
+
+
+def _off_message(kind: str, resource: str | None) -> str:
+    if resource is not None:
+        return (
+            f"no webhook secret for {kind} resource {resource} here: `okrsync hooks register` "
+            "creates the project's webhook and its handshake stores one"
+        )
+    return f"webhooks are off for {kind} connectors here"
+
+
+def _secrets(sink: HookSink, cc: ConnectorConfig, resource: str | None) -> list[str]:
+    """The connector's configured webhook secret, else (Asana) the handshake's for
+    `resource`, or each the connector holds when the delivery names none."""
     try:
         configured = cc.webhook_secret()
     except ConfigError as exc:
         log.error("webhook.secret_unreadable", connector=cc.name, error=str(exc))  # noqa: TRY400 - config problem: the message is the story
-        return None
+        return []
     if configured or cc.type != "asana":
-        return configured
-    return sink.stored_secret(cc.name)
+        return [configured] if configured else []
+    stored = sink.stored_secrets(cc.name)
+    if resource is None:
+        return list(stored.values())
+    return [stored[resource]] if resource in stored else []
 
 
-def _meaning(kind: str, request: Request, body: bytes) -> Delivery:
+def _meaning(kind: str, request: Request, body: bytes, resource: str | None) -> Delivery:
+    """The delivery's meaning; one that names no scope is about its `resource` (Asana's
+    project), if the URL gives one."""
     try:
-        return parse(kind, request.headers, body)
+        delivery = parse(kind, request.headers, body)
     except BadPayload as exc:
         raise Refused(400, "bad_payload", f"not a {kind} webhook body: {exc}") from None
+    if delivery.scope is None and resource is not None:
+        return replace(delivery, scope=resource)
+    return delivery
 
 
 async def _hand_over(

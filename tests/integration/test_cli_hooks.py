@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -18,7 +19,7 @@ from okrsync.demo import sandbox_connectors, sandbox_env
 from okrsync.sandbox import Sandbox
 from okrsync.store import Store
 from tests.helpers import CliResult, run_cli, write
-from tests.integration.test_sandbox_hooks import Receiver
+from tests.integration.test_sandbox_hooks import Got, Receiver
 
 SIZES = {"jira": 10, "jira_dc": 0, "asana": 10, "github": 10}
 SECRETS = {"OKRSYNC_TEST_GH_HOOK": "gh-hook-secret-1", "OKRSYNC_TEST_JIRA_HOOK": "jira-hook-2"}
@@ -84,7 +85,7 @@ def test_show_prints_url_events_content_type_and_secret_source(tmp_path: Path, s
     assert "the variable OKRSYNC_TEST_GH_HOOK (webhook_secret_env)" in text
     assert "supported with this token (not registered yet)" in text
     assert "jira-dc (type jira): webhooks off" in text
-    assert "chosen by the tracker at its handshake" in text
+    assert "chosen by the tracker at each webhook's handshake" in text
     assert not any(secret in text + result.stderr for secret in SECRETS.values())
 
 
@@ -137,23 +138,59 @@ def test_a_token_without_hook_rights_is_one_line_with_the_fix_and_exit_1(
     assert "not with this token" in shown.stdout
 
 
-def test_asana_register_opens_the_daemons_handshake_window(tmp_path: Path, sb: Sandbox) -> None:
-    """Asana: `register` opens the handshake window in the store before Asana's POST, and
-    the project's webhook is created once the target echoes the handshake."""
+def test_asana_register_makes_one_webhook_per_project_each_inside_its_window(
+    tmp_path: Path, sb: Sandbox
+) -> None:
+    """Asana with two projects: `register` creates one webhook per project, targeting
+    `<url>?resource=<project gid>`; each handshake arrives while the store expects one for
+    that project, the windows are closed once register is done, and a second run creates
+    nothing."""
+    write_config(tmp_path, sb, asana_projects=2)
+    projects = sb.scopes("asana")[:2]
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
     receiver = Receiver()
+    open_at_handshake: dict[str, bool] = {}
+
+    def probe(got: Got) -> None:
+        resource = parse_qs(urlsplit(got.path).query)["resource"][0]
+        store = Store.open(url, upgrade=False)
+        try:
+            open_at_handshake[resource] = store.webhook_handshake_open("asana", resource=resource)
+        finally:
+            store.close()
+
+    receiver.on_post = probe
     try:
         base = receiver.url("").rstrip("/")
         result = hooks(tmp_path, sb, "register", "asana", "--base-url", base)
+        again = hooks(tmp_path, sb, "register", "asana", "--base-url", base)
     finally:
         receiver.close()
     assert result.code == 0, result.stderr
-    assert [s.scope for s in sb.hooks.subscriptions("asana")] == sb.scopes("asana")[:1]
-    assert receiver.got[0].path == "/hooks/asana/asana"
-    store = Store.open(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    subs = sb.hooks.subscriptions("asana")
+    assert {s.scope: s.url for s in subs} == {
+        p: f"{base}/hooks/asana/asana?resource={p}" for p in projects
+    }
+    assert [g.path for g in receiver.got] == [f"/hooks/asana/asana?resource={p}" for p in projects]
+    assert open_at_handshake == dict.fromkeys(projects, True)
+    assert result.stdout.count("created") == 2
+    assert (again.code, again.stdout.count("already registered")) == (0, 2), again.stderr
+    assert len(sb.hooks.subscriptions("asana")) == 2
+    store = Store.open(url, upgrade=False)
     try:
-        assert store.webhook_handshake_open("asana")
+        assert not any(store.webhook_handshake_open("asana", resource=p) for p in projects)
     finally:
         store.close()
+
+
+def test_show_lists_one_asana_url_per_project(tmp_path: Path, sb: Sandbox) -> None:
+    """`show` gives an Asana connector's URL once per project, each with its `resource`."""
+    write_config(tmp_path, sb, asana_projects=2)
+    result = hooks(tmp_path, sb, "show", "asana", "--base-url", BASE, "--no-check")
+    assert result.code == 0, result.stderr
+    a, b = sb.scopes("asana")[:2]
+    assert f"  url           {BASE}/hooks/asana/asana?resource={a}\n" in result.stdout
+    assert f"                {BASE}/hooks/asana/asana?resource={b}\n" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -174,18 +211,6 @@ def test_bad_input_exits_2_with_the_fix(
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_asana_with_several_projects_is_refused_before_any_handshake(
-    tmp_path: Path, sb: Sandbox
-) -> None:
-    """Asana gives each webhook its own secret and the daemon keeps one per connector:
-    registering a connector with several projects is refused (exit 2), nothing created."""
-    write_config(tmp_path, sb, asana_projects=2)
-    result = hooks(tmp_path, sb, "register", "asana", "--base-url", BASE)
-    assert result.code == 2
-    assert "one project in scope" in result.stderr
-    assert sb.hooks.subscriptions("asana") == []
 
 
 def test_default_url_is_the_public_url_else_the_service_host_and_port(

@@ -341,41 +341,176 @@ def test_a_handshake_secret_is_taken_only_inside_its_window(store: Store) -> Non
     assert store.webhook_secret("asana") == "second-secret-1234"
 
 
+def test_handshake_windows_and_secrets_are_kept_per_resource(store: Store) -> None:
+    """The store keys handshakes by (connector, resource) on SQLite and PostgreSQL: project
+    A's window takes no secret for B or for the connector as a whole, each project keeps its
+    own secret, and `webhook_secrets` returns them all by project."""
+    until = datetime.now(UTC) + timedelta(minutes=2)
+    store.expect_webhook_handshake("asana", until, resource="111")
+    assert store.webhook_handshake_open("asana", resource="111") is True
+    assert store.webhook_handshake_open("asana", resource="222") is False
+    assert store.webhook_handshake_open("asana") is False
+    assert store.accept_webhook_handshake("asana", "secret-b-12345678", resource="222") is False
+    assert store.accept_webhook_handshake("asana", "secret-all-123456") is False
+    assert store.accept_webhook_handshake("asana", "secret-a-12345678", resource="111") is True
+    store.expect_webhook_handshake("asana", until, resource="222")
+    assert store.webhook_secrets("asana") == {"111": "secret-a-12345678"}
+    assert store.accept_webhook_handshake("asana", "secret-b-12345678", resource="222") is True
+    assert store.webhook_secrets("asana") == {
+        "111": "secret-a-12345678",
+        "222": "secret-b-12345678",
+    }
+    assert store.webhook_secret("asana", resource="222") == "secret-b-12345678"
+    assert store.webhook_secrets("asana-other") == {}
+
+
 # -- Asana's handshake -------------------------------------------------------------------------
+
+
+def asana_body(name: str = "task_changed.json", task: str | None = None) -> bytes:
+    data = json.loads((FIXTURES / "asana" / name).read_text())
+    if task is not None:
+        data["events"][0]["resource"]["gid"] = task
+    return json.dumps(data).encode()
+
+
+def signed_asana(secret: str, body: bytes) -> dict[str, str]:
+    return {"x-hook-signature": sign("asana", secret, body)}
 
 
 def test_asana_handshake_only_inside_the_window_then_deliveries_verify_with_its_secret(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """X-Hook-Secret outside a window: 401, nothing stored. Inside (expect_webhook_handshake):
-    200 echoing the secret, which then verifies deliveries; the window closes after it."""
-    with daemon(monkeypatch, tmp_path, coalesce_s=0.05) as (svc, _sb):
+    """X-Hook-Secret outside a window: 401, nothing stored. Inside the window of the URL's
+    `resource` (expect_webhook_handshake): 200 echoing the secret, which then verifies that
+    project's deliveries; the window closes after it."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=0.05) as (svc, sb):
         chosen = "asana-chose-this-secret-4f9a"
-        body = (FIXTURES / "asana" / "task_changed.json").read_bytes()
+        project = sb.scopes("asana")[0]
+        url = f"/hooks/asana?resource={project}"
+        body = asana_body()
 
         async def work(client: httpx.AsyncClient) -> None:
-            early = await client.post("/hooks/asana", headers={"x-hook-secret": chosen})
+            early = await client.post(url, headers={"x-hook-secret": chosen})
             assert early.status_code == 401
             assert "x-hook-secret" not in early.headers
-            svc.store.expect_webhook_handshake("asana", datetime.now(UTC) + timedelta(minutes=5))
-            shake = await client.post("/hooks/asana", headers={"x-hook-secret": chosen})
+            until = datetime.now(UTC) + timedelta(minutes=5)
+            svc.store.expect_webhook_handshake("asana", until, resource=project)
+            shake = await client.post(url, headers={"x-hook-secret": chosen})
             assert shake.status_code == 200
             assert shake.headers["x-hook-secret"] == chosen
-            late = await client.post("/hooks/asana", headers={"x-hook-secret": "another-one-1234"})
+            late = await client.post(url, headers={"x-hook-secret": "another-one-1234"})
             assert late.status_code == 401
-            signed = {"x-hook-signature": sign("asana", chosen, body)}
-            forged = {"x-hook-signature": sign("asana", "another-one-1234", body)}
-            assert (
-                await client.post("/hooks/asana", content=body, headers=forged)
-            ).status_code == 401
-            ok = await client.post("/hooks/asana", content=body, headers=signed)
+            forged = signed_asana("another-one-1234", body)
+            assert (await client.post(url, content=body, headers=forged)).status_code == 401
+            ok = await client.post(url, content=body, headers=signed_asana(chosen, body))
             assert ok.status_code == 202, ok.text
             assert svc.hooks is not None
             await svc.hooks.idle()
 
         served(svc, work)
-        assert svc.store.webhook_secret("asana") == "asana-chose-this-secret-4f9a"
+        assert svc.store.webhook_secrets("asana") == {project: "asana-chose-this-secret-4f9a"}
         assert runs(svc, "asana") == [("webhook", "ok")]
+
+
+def test_each_asana_project_keeps_its_own_secret_and_a_delivery_is_checked_against_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two projects of one connector: each handshake stores its secret under its `resource`;
+    a delivery for each, signed with its own secret, is accepted; one signed with A's secret
+    but sent as B's is refused 401; without `resource` a delivery verifies against each
+    secret; a handshake without `resource` finds no window (only the projects' are open)."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=30) as (svc, sb):
+        a, b = sb.scopes("asana")[:2]
+        secrets = {a: "secret-of-project-a-1234", b: "secret-of-project-b-5678"}
+        until = datetime.now(UTC) + timedelta(minutes=2)
+        for project in (a, b):
+            svc.store.expect_webhook_handshake("asana", until, resource=project)
+
+        async def work(client: httpx.AsyncClient) -> None:
+            bare = await client.post("/hooks/asana/asana", headers={"x-hook-secret": "x" * 20})
+            assert (bare.status_code, bare.json()["error"].count("?resource=")) == (401, 1)
+            for project, secret in secrets.items():
+                url = f"/hooks/asana/asana?resource={project}"
+                shake = await client.post(url, headers={"x-hook-secret": secret})
+                assert shake.status_code == 200, shake.text
+            for n, project in enumerate((a, b)):
+                body = asana_body(task=f"90{n}")
+                headers = signed_asana(secrets[project], body)
+                url = f"/hooks/asana?resource={project}"
+                ok = await client.post(url, content=body, headers=headers)
+                assert ok.status_code == 202, ok.text
+            body = asana_body(task="903")
+            as_b = signed_asana(secrets[a], body)
+            crossed = await client.post(f"/hooks/asana?resource={b}", content=body, headers=as_b)
+            assert crossed.status_code == 401
+            by_b = signed_asana(secrets[b], body)
+            plain = await client.post("/hooks/asana", content=body, headers=by_b)
+            assert plain.status_code == 202, plain.text
+
+        with capture_logs() as logs:
+            served(svc, work)
+        assert svc.store.webhook_secrets("asana") == secrets
+        refused = [e for e in logs if e["event"] == "webhook.refused"]
+        assert [(e["reason"], e.get("resource")) for e in refused] == [
+            ("handshake_unexpected", None),
+            ("bad_signature", b),
+        ]
+        assert not any(s in json.dumps(logs, default=str) for s in secrets.values())
+
+
+def test_a_delivery_for_an_unknown_or_unscoped_asana_project_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A `resource` with no stored secret is 404 naming `hooks register`; a secret stored for
+    a project the connector no longer syncs verifies, but its delivery is not in scope (404)."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=30) as (svc, sb):
+        until = datetime.now(UTC) + timedelta(minutes=2)
+        svc.store.expect_webhook_handshake("asana", until, resource="404404")
+        svc.store.accept_webhook_handshake("asana", "stale-secret-123456", resource="404404")
+        body = asana_body()
+
+        async def work(client: httpx.AsyncClient) -> None:
+            url = f"/hooks/asana?resource={sb.scopes('asana')[0]}"
+            unknown = await client.post(url, content=body, headers=signed_asana("x" * 20, body))
+            assert unknown.status_code == 404
+            assert "okrsync hooks register" in unknown.json()["error"]
+            headers = signed_asana("stale-secret-123456", body)
+            stale = await client.post("/hooks/asana?resource=404404", content=body, headers=headers)
+            assert (stale.status_code, stale.json()["error"]) == (
+                404,
+                "no connector's scope covers 404404",
+            )
+
+        served(svc, work)
+        assert runs(svc, "asana") == []
+
+
+def test_a_configured_asana_secret_wins_over_the_handshakes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With `webhook_secret_env` set on an Asana connector, a delivery signed with a stored
+    handshake secret is refused and one signed with the configured secret accepted."""
+    with daemon(monkeypatch, tmp_path, coalesce_s=30) as (svc, sb):
+        project = sb.scopes("asana")[0]
+        configured = [
+            c.model_copy(update={"webhook_secret_env": SECRET_ENV}) if c.type == "asana" else c
+            for c in svc.settings.connectors
+        ]
+        svc.settings = svc.settings.model_copy(update={"connectors": configured})
+        until = datetime.now(UTC) + timedelta(minutes=2)
+        svc.store.expect_webhook_handshake("asana", until, resource=project)
+        svc.store.accept_webhook_handshake("asana", "handshake-secret-1234", resource=project)
+        body = asana_body()
+        url = f"/hooks/asana?resource={project}"
+
+        async def work(client: httpx.AsyncClient) -> None:
+            stored = signed_asana("handshake-secret-1234", body)
+            assert (await client.post(url, content=body, headers=stored)).status_code == 401
+            ok = await client.post(url, content=body, headers=signed_asana(SECRET, body))
+            assert ok.status_code == 202, ok.text
+
+        served(svc, work)
 
 
 def test_hooks_need_no_user_when_the_app_needs_tokens(

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,10 +34,12 @@ class Got:
 
 
 class Receiver:
-    """A loopback HTTP receiver recording POSTs; answers Asana's handshake when `echo`."""
+    """A loopback HTTP receiver recording POSTs; answers Asana's handshake when `echo`;
+    `on_post`, when set, is called with each POST before it is answered."""
 
     def __init__(self, echo: bool = True) -> None:
         self.echo = echo
+        self.on_post: Callable[[Got], None] | None = None
         self.gate = threading.Event()  # cleared: answers wait until it is set again
         self.gate.set()
         self.got: list[Got] = []
@@ -51,6 +53,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.got.append(Got(self.path, headers, body))
+                if receiver.on_post is not None:
+                    receiver.on_post(receiver.got[-1])
                 receiver.gate.wait(timeout=10)
                 self.send_response(200)
                 if receiver.echo and "x-hook-secret" in headers:
@@ -247,6 +251,31 @@ def test_asana_creates_a_webhook_only_after_the_target_echoes_the_handshake(
     assert got.headers["x-hook-signature"] == sig(secret, got.body)
     [event] = got.json()["events"]
     assert (event["action"], event["resource"]["gid"]) == ("deleted", task.external_id)
+
+
+def test_asana_webhooks_of_two_projects_keep_their_target_query_and_own_secrets(
+    sb: Sandbox, receiver: Receiver
+) -> None:
+    """Two projects' webhooks targeting `?resource=<gid>` (what `okrsync hooks register`
+    creates): each handshake and each delivery goes to its own target, query included, and
+    each project's deliveries are signed with the secret of its own handshake."""
+    projects = sb.scopes("asana")[:2]
+    for project in projects:
+        made = asana_hook(sb, receiver.url(f"/hooks/asana/x?resource={project}"), project)
+        assert made.status_code == 201
+    shakes = {g.path: g.headers["x-hook-secret"] for g in receiver.got}
+    assert sorted(shakes) == sorted(f"/hooks/asana/x?resource={p}" for p in projects)
+    assert len(set(shakes.values())) == 2
+    for project in projects:
+        task = next(
+            t for t in sb.truth("asana").values() if t.scope == project and t.kind == "task"
+        )
+        sb.update("asana", task.external_id, title=f"renamed in {project}")
+    assert sb.hooks.settle()
+    delivered = receiver.deliveries()
+    assert sorted(g.path for g in delivered) == sorted(shakes)
+    for got in delivered:
+        assert got.headers["x-hook-signature"] == sig(shakes[got.path], got.body)
 
 
 def test_faults_forge_the_signature_replay_a_delivery_and_pad_the_body(

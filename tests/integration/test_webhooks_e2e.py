@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 
 from okrsync.demo import sandbox_env
+from okrsync.hooks.verify import sign
 from okrsync.sandbox import Sandbox
 from okrsync.store import Store
 from tests.helpers import TREE, run_cli, write
 from tests.integration.test_service import Daemon, all_runs, daemon, wait_for
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 SIZES = {"jira": 20, "jira_dc": 0, "asana": 20, "github": 20}
 HOOK_ENV = {"OKRSYNC_E2E_GH_HOOK": "e2e-github-secret", "OKRSYNC_E2E_JIRA_HOOK": "e2e-jira-sec"}
 RULES = """
@@ -77,7 +79,7 @@ def connector_lines(sb: Sandbox, name: str, tracker: str, extra: dict[str, str])
         "name": name,
         "type": "jira" if tracker == "jira" else tracker,
         "base_url": sb.base_url(tracker),
-        "scope": sb.scopes(tracker)[:1] if tracker == "asana" else sb.scopes(tracker),
+        "scope": sb.scopes(tracker)[:2] if tracker == "asana" else sb.scopes(tracker),
         "schedule": "every 24h",  # the start-up sync, then nothing for a day
         "jitter_s": 0,
         "webhook_coalesce_s": 0.2,
@@ -147,9 +149,8 @@ def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) 
     """An issue closed in the fake GitHub shows in the signals within 5 s with no scheduled
     run, recorded as a webhook run; a Jira issue deleted leaves the signals at once; a forged
     delivery is refused (401) and syncs nothing, an oversize one 413, a replayed one is
-    answered once (202, then 200 duplicate); an Asana hook registered through
-    `okrsync hooks register` completes its handshake with the daemon, and its signed
-    deliveries are accepted (a deleted task leaves the signals)."""
+    answered once (202, then 200 duplicate). The Asana part is
+    `test_asana_webhooks_of_two_projects_each_verify_with_their_own_secret`."""
     with running(tmp_path) as w:
         before = w.counts("checkout")
         w.sb.update("github", open_issue(w.sb), status="done")
@@ -179,16 +180,32 @@ def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) 
         assert [d.status for d in w.sb.hooks.deliveries[-3:]] == [413, 202, 200]
         poll(lambda: w.counts("checkout")["items_done"] == done + 2, timeout=5)
 
+
+def test_asana_webhooks_of_two_projects_each_verify_with_their_own_secret(tmp_path: Path) -> None:
+    """An Asana connector with two projects: `okrsync hooks register` creates two webhooks,
+    both handshakes with the daemon succeed (each project's secret stored apart), a deleted
+    task in each project leaves the signals through its own signed delivery, and a delivery
+    signed with project A's secret but sent as project B's is refused (401)."""
+    with running(tmp_path) as w:
         w.register("asana")
-        assert [s.scope for s in w.sb.hooks.subscriptions("asana")] == w.sb.scopes("asana")[:1]
+        subs = {s.scope: s for s in w.sb.hooks.subscriptions("asana")}
+        projects = w.sb.scopes("asana")[:2]
+        assert sorted(subs) == sorted(projects)
         store = Store.open(w.url, upgrade=False)
         try:
-            assert store.webhook_secret("asana") == w.sb.hooks.subscriptions("asana")[0].secret
+            assert store.webhook_secrets("asana") == {p: subs[p].secret for p in projects}
         finally:
             store.close()
-        tasks_before = w.counts("tasks")["items_total"]
-        project = w.sb.scopes("asana")[0]
-        live = [t for t in w.sb.truth("asana").values() if t.kind == "task"]
-        task = next(t for t in live if t.scope == project and t.status != "dropped")
-        w.sb.delete("asana", task.external_id)
-        poll(lambda: w.counts("tasks")["items_total"] < tasks_before, timeout=5)
+        for project in projects:
+            before = w.counts("tasks")["items_total"]
+            live = [t for t in w.sb.truth("asana").values() if t.kind == "task"]
+            task = next(t for t in live if t.scope == project and t.status != "dropped")
+            w.sb.delete("asana", task.external_id)
+            poll(lambda before=before: w.counts("tasks")["items_total"] < before, timeout=5)
+        assert w.sb.hooks.settle()
+        assert {d.status for d in w.sb.hooks.deliveries if d.tracker == "asana"} == {202}
+        a, b = projects
+        body = (FIXTURES / "asana" / "task_changed.json").read_bytes()
+        as_b = {"X-Hook-Signature": sign("asana", subs[a].secret, body)}
+        crossed = httpx.post(subs[b].url, content=body, headers=as_b, timeout=10)
+        assert crossed.status_code == 401

@@ -6,9 +6,11 @@
 - `webhook_delivery`: one row per tracker delivery handled, by connector and the tracker's
   delivery id, kept for a day: a replayed delivery finds its row and does nothing. The primary
   key makes the check atomic across replicas sharing one PostgreSQL store.
-- `webhook_secret`: the secret a tracker chose for a connector's webhook (Asana sends it in
-  the `X-Hook-Secret` handshake), and until when a handshake is expected (`okrsync hooks
-  register` opens that window; outside it a handshake is refused).
+- `webhook_secret`: the secret a tracker chose for one webhook of a connector (Asana sends it
+  in the `X-Hook-Secret` handshake, one per webhook), keyed by (connector, resource): the
+  resource is the Asana project gid the webhook watches ("" for a connector-wide secret); and
+  until when a handshake is expected for it (`okrsync hooks register` opens that window;
+  outside it a handshake is refused).
 
 Revision ID: 0006
 Revises: 0005
@@ -45,10 +47,11 @@ def upgrade() -> None:
     op.create_table(
         "webhook_secret",
         sa.Column("connector", sa.String(), nullable=False),
+        sa.Column("resource", sa.String(), nullable=False),
         sa.Column("secret", sa.String(), nullable=True),
         sa.Column("handshake_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("connector"),
+        sa.PrimaryKeyConstraint("connector", "resource"),
     )
 
 
