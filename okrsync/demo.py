@@ -335,11 +335,13 @@ async def register_github(console: Console, settings: Settings, base: str) -> li
     from okrsync.cli_hooks import _register, _with_http, plans_for, refusal
 
     (plan,) = plans_for(settings, "github", base)
+    registering = _with_http(plan.config, partial(_register, plan))
     try:
-        targets = await _with_http(plan.config, partial(_register, plan))
+        targets = await asyncio.wait_for(registering, WEBHOOK_WAIT_S)
     except Exception as exc:  # a refusal is a line: the re-sync still brings the change in
+        why = f"no answer within {WEBHOOK_WAIT_S:g} s" if isinstance(exc, TimeoutError) else None
         console.print(
-            f"webhook: registering the GitHub hooks failed: {safe(refusal(plan, exc))}; "
+            f"webhook: registering the GitHub hooks failed: {safe(why or refusal(plan, exc))}; "
             "the re-sync below brings the changes in",
             soft_wrap=True,
         )

@@ -119,3 +119,34 @@ def test_demo_says_when_no_webhook_arrives_and_resyncs_anyway(
         store.close()
     assert triggers == ["manual", "manual"]
     assert [i.status for i in closed] == ["done"]
+
+
+class RefusingSandbox(Sandbox):
+    """The sandbox whose GitHub token may not manage webhooks (403)."""
+
+    def start(self) -> Sandbox:
+        started = super().start()
+        self.hooks.forbidden.add("github")
+        return started
+
+
+@pytest.mark.usefixtures("demo_env")
+def test_demo_says_when_the_tracker_refuses_its_hooks_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracker that refuses the hooks: one line with its status and the fix, then as before."""
+    monkeypatch.setattr(demo, "Sandbox", RefusingSandbox)
+    out = io.StringIO()
+    workdir = tmp_path / "demo"
+    demo.run_demo(Console(file=out, width=200, no_color=True), workdir, SMALL)
+    text = out.getvalue()
+    (line,) = [x for x in text.splitlines() if x.startswith("webhook")]
+    assert line.startswith("webhook: registering the GitHub hooks failed: connector 'github': ")
+    assert "(HTTP 403); the token needs a classic token with admin:repo_hook" in line
+    assert line.endswith("; the re-sync below brings the changes in")
+    assert "3. the OKR report" in text
+    store = stored(workdir)
+    try:
+        assert [g.trigger for g in store.runs("github")] == ["manual", "manual"]
+    finally:
+        store.close()
