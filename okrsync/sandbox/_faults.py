@@ -4,7 +4,8 @@ Transport faults ("403"/"404", "429" (`retry_after`: seconds or None, `reset_aft
 "500"/"502"/"503", "slow", "reset", "truncate", "invalid_json",
 "expire_token") are taken by the server before routing; cursor faults ("expire_page_token",
 "expire_offset", "expire_sync_token") are taken by the vendor handler only when the request
-actually carries such a token.
+actually carries such a token. GitHub's GraphQL faults ("graphql_rate_limited",
+"graphql_secondary", "graphql_partial") are taken by `POST /graphql` only (see `_graphql.py`).
 
 Hostile faults make a tracker lie on purpose, in the vendor's own response shapes; each is
 taken by the vendor handler on the requests it can affect (`HOSTILE_TRACKERS` says where):
@@ -70,6 +71,8 @@ TRANSPORT_FAULTS = frozenset(
     }
 )
 CURSOR_FAULTS = frozenset({"expire_page_token", "expire_offset", "expire_sync_token"})
+# GitHub GraphQL (`_graphql.py` describes them): taken only by `POST /graphql`.
+GRAPHQL_FAULTS = frozenset({"graphql_rate_limited", "graphql_secondary", "graphql_partial"})
 _EVERY = frozenset({"jira", "jira_dc", "asana", "github"})
 # The metric servers (`metrics.py`) take the transport faults, `offorigin_link` (a redirect)
 # and their own metric faults, described there.
@@ -94,7 +97,13 @@ HOSTILE_TRACKERS: dict[str, frozenset[str]] = {
 }
 HOSTILE_FAULTS = frozenset(HOSTILE_TRACKERS)
 ITEM_FAULTS = frozenset({"huge_field", "escapes", "missing_fields"})
-ALL_FAULTS = TRANSPORT_FAULTS | CURSOR_FAULTS | HOSTILE_FAULTS | frozenset(METRIC_FAULT_TRACKERS)
+ALL_FAULTS = (
+    TRANSPORT_FAULTS
+    | CURSOR_FAULTS
+    | HOSTILE_FAULTS
+    | GRAPHQL_FAULTS
+    | frozenset(METRIC_FAULT_TRACKERS)
+)
 
 HUGE_PAGE_ITEMS = 200_000
 HUGE_FIELD_CHARS = 5 * 1024 * 1024
@@ -121,6 +130,8 @@ def applies_to(kind: str) -> frozenset[str]:
         return METRIC_FAULT_TRACKERS[kind]
     if kind in TRANSPORT_FAULTS:
         return _EVERY | METRIC_TRACKERS
+    if kind in GRAPHQL_FAULTS:
+        return frozenset({"github"})
     return HOSTILE_TRACKERS.get(kind, _EVERY)
 
 

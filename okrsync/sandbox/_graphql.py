@@ -143,7 +143,8 @@ from graphql.execution.values import (
 
 from okrsync.sandbox._core import Env, Request, Response, dumps, json_response
 from okrsync.sandbox._data import Rec, iso_s
-from okrsync.sandbox._github import RateCounter, gql_repo
+from okrsync.sandbox._faults import GRAPHQL_FAULTS
+from okrsync.sandbox._github import AUTHORS, RateCounter, gql_repo, user_id
 from okrsync.sandbox._projects import (
     VALUE_TYPES,
     Field,
@@ -168,7 +169,6 @@ TIMEOUT = (
     "or it could be a GitHub bug. Please include `0000:0000:0000000:0000000:00000000` when "
     "reporting this issue."
 )
-FAULTS = frozenset({"graphql_rate_limited", "graphql_secondary", "graphql_partial"})
 
 
 @functools.cache
@@ -253,7 +253,7 @@ def _payload(body: bytes) -> tuple[str, dict[str, Any], str | None]:
 
 
 def _transport_fault(req: Request, env: Env) -> Response | None:
-    fault = env.faults.take("github", req.path, FAULTS - {"graphql_partial"})
+    fault = env.faults.take("github", req.path, GRAPHQL_FAULTS - {"graphql_partial"})
     if fault is None:
         return None
     if fault.kind == "graphql_secondary":
@@ -353,18 +353,18 @@ def _parse_error(query: str, exc: GraphQLError) -> dict[str, Any]:
 # graphql-core's message → GitHub's (graphql-ruby's) message and extensions.
 _VALIDATION: list[tuple[re.Pattern[str], str, str]] = [
     (
-        re.compile(r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'"),
-        "Field '{field}' doesn't exist on type '{type}'",
+        re.compile(r"Cannot query field '(?P<fieldName>\w+)' on type '(?P<typeName>\w+)'"),
+        "Field '{fieldName}' doesn't exist on type '{typeName}'",
         "undefinedField",
     ),
     (
-        re.compile(r"Unknown argument '(?P<arg>\w+)' on field '\w+\.(?P<field>\w+)'"),
-        "Field '{field}' doesn't accept argument '{arg}'",
+        re.compile(r"Unknown argument '(?P<argumentName>\w+)' on field '\w+\.(?P<name>\w+)'"),
+        "Field '{name}' doesn't accept argument '{argumentName}'",
         "argumentNotAccepted",
     ),
     (
-        re.compile(r"Field '(?P<field>\w+)' argument '(?P<arg>\w+)' of type .* is required"),
-        "Field '{field}' is missing required arguments: {arg}",
+        re.compile(r"Argument '\w+\.(?P<name>\w+)\((?P<arguments>\w+):\)' of type .* is required"),
+        "Field '{name}' is missing required arguments: {arguments}",
         "missingRequiredArguments",
     ),
     (
@@ -1032,6 +1032,7 @@ def _content(ex: Executor, rec: Rec) -> Obj:
     milestone = ex._milestones.get((rec.scope, rec.milestone)) if rec.milestone else None
     values["milestone"] = None if milestone is None else _milestone(milestone)
     values["repository"] = _repository(ex, *rec.scope.split("/"))
+    values["author"] = Obj("User", _user_values(AUTHORS[rec.id % len(AUTHORS)]))
     labels = [Obj("Label", v) for v in cached["_labels"]]
     users = [Obj("User", v) for v in cached["_assignees"]]
     lazy = {
@@ -1082,9 +1083,7 @@ def _content_values(rec: Rec) -> dict[str, Any]:
     }
     if rec.assignee:
         login = rec.assignee.split()[0].lower()
-        values["_assignees"] = [
-            {"id": f"U_kgDO{_b64(login)}", "login": login, "name": rec.assignee}
-        ]
+        values["_assignees"] = [{**_user_values(login), "name": rec.assignee}]
     if is_pr:
         merged = rec.status == "done"
         values.update(
@@ -1098,6 +1097,11 @@ def _content_values(rec: Rec) -> dict[str, Any]:
     return values
 
 
+def _user_values(login: str) -> dict[str, Any]:
+    """A user as GraphQL shows it: the same `databaseId` the REST API gives as `id`."""
+    return {"id": f"U_kgDO{_b64(login)}", "login": login, "databaseId": user_id(login)}
+
+
 def _milestone(m: Rec) -> Obj:
     values = {
         "id": f"MI_kwDO{m.id}",
@@ -1106,6 +1110,9 @@ def _milestone(m: Rec) -> Obj:
         "state": "CLOSED" if m.status == "done" else "OPEN",
         "dueOn": f"{m.due}T07:00:00Z" if m.due else None,
         "url": f"https://github.com/{m.scope}/milestone/{m.number}",
+        "createdAt": iso_s(m.created_ms),  # as the REST milestone (`render_milestone`)
+        "updatedAt": iso_s(m.updated_ms),
+        "closedAt": iso_s(m.updated_ms) if m.status == "done" else None,
     }
     return Obj("Milestone", values)
 

@@ -254,6 +254,38 @@ class Sandbox:
             for external_id in external_ids:
                 self.world.change(self.world.rec(tracker, external_id), {}, when_ms=ms)
 
+    # --- GitHub Projects (v2): the boards `_projects.py` holds ---------------------------
+
+    def project_truth(self, project: str) -> list[dict[str, Any]]:
+        """The board `owner/number` (or `project:owner/number`) as a correct connector sees
+        it: one dict per item (id, type, external_id, key, title, archived, values by name)."""
+        with self.world.lock:
+            return self.world.projects.truth(project)
+
+    def project_set(self, project: str, item: int, field: str, value: Any) -> None:
+        """Set a board field of an item (None clears it): an option's name ("Done"), an
+        iteration's title ("Sprint 15"), a number, a text or an ISO date. Bumps the item's and
+        the project's `updatedAt`, not the issue's."""
+        with self.world.lock:
+            self.world.projects.set_value(project, int(item), field, value)
+
+    def project_add(self, project: str, external_id: str | None = None, draft: str = "") -> int:
+        """Add the GitHub issue or PR `external_id`, or a draft titled `draft`, at the end of
+        the board; the new item's database id."""
+        with self.world.lock:
+            rec = self.world.rec("github", external_id) if external_id else None
+            if rec is None and not draft:
+                raise ValueError("project_add needs external_id or draft")
+            return self.world.projects.add(project, rec, draft).database_id
+
+    def project_remove(self, project: str, item: int) -> None:
+        with self.world.lock:
+            self.world.projects.remove(project, int(item))
+
+    def project_archive(self, project: str, item: int, archived: bool = True) -> None:
+        with self.world.lock:
+            self.world.projects.archive(project, int(item), archived)
+
     # --- access and faults --------------------------------------------------------------
 
     def inject(self, tracker: str, fault: str, count: int = 1, **params: Any) -> None:
@@ -331,6 +363,8 @@ class Sandbox:
             return {"ok": True}
         if name in ("hooks", "hook_fault"):
             return self._admin_hooks(name, tracker, a)
+        if name.startswith("project_"):
+            return self._admin_project(name, a)
         if name == "mutate":
             return self.mutate(tracker, int(a.get("n", 1)), a.get("rng_seed"))
         if name == "create":
@@ -376,6 +410,29 @@ class Sandbox:
         ]
         sent = [dataclasses.asdict(d) for d in self.hooks.deliveries if tracker in ("", d.tracker)]
         return {"subscriptions": subs, "deliveries": sent}
+
+    def _admin_project(self, name: str, a: dict[str, Any]) -> Any:
+        """`project_truth` {"project"}; `project_set` {"project", "item", "field", "value"};
+        `project_add` {"project", "external_id" | "draft"} → {"item"}; `project_remove` and
+        `project_archive` {"project", "item"(, "archived")}."""
+        project = str(a["project"])
+        if name == "project_truth":
+            return self.project_truth(project)
+        if name == "project_set":
+            self.project_set(project, int(a["item"]), str(a["field"]), a.get("value"))
+        elif name == "project_add":
+            ext = a.get("external_id")
+            item = self.project_add(
+                project, None if ext is None else str(ext), str(a.get("draft", ""))
+            )
+            return {"item": item}
+        elif name == "project_remove":
+            self.project_remove(project, int(a["item"]))
+        elif name == "project_archive":
+            self.project_archive(project, int(a["item"]), bool(a.get("archived", True)))
+        else:
+            return NotImplemented
+        return {"ok": True}
 
     def _admin_item(self, name: str, tracker: str, a: dict[str, Any]) -> None:
         if name == "delete":
