@@ -61,7 +61,7 @@ class ProjectsPull:
         for owner in order:
             try:
                 data = await self.gql.query(
-                    f"{scope}", project_query(owner), {"login": login, "number": number}
+                    f"the board {scope}", project_query(owner), {"login": login, "number": number}
                 )
             except GraphQLNotFound:
                 continue

@@ -152,9 +152,14 @@ PR_BODIES = (
 LABEL_COLORS = ("d73a4a", "0075ca", "a2eeef", "7057ff", "008672", "e4e669", "d876e3", "cfd3d7")
 
 
+def user_id(login: str) -> int:
+    """A user's numeric id (REST `id`, GraphQL `databaseId`)."""
+    return int(short_hash(login)[:6], 16)
+
+
 def _user(login: str, base: str = "https://api.github.com") -> dict[str, Any]:
     """A `simple-user` object with every URL field, as GitHub embeds it."""
-    uid = int(short_hash(login)[:6], 16)
+    uid = user_id(login)
     api = f"{base}/users/{login}"
     return {
         "login": login,

@@ -268,6 +268,7 @@ class Run:
     pages: list[Page] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     http: Http | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
 
     @property
     def items(self) -> list[WorkItem]:
@@ -671,3 +672,93 @@ def test_several_boards_make_every_item_complete() -> None:
     assert ones[0].boards == (BOARD, "project:acme/13")
     assert ones[0].board_names == ("Payments roadmap", "Platform board")
     assert ones[0].status_names[-2:] == ("In Progress", "Doing")
+
+
+# --- against the sandbox's GitHub (REST and GraphQL, in process) ----------------------
+
+
+def sandbox_pull(box: Sandbox, config: GitHubConfig, cursor: Json | None = None) -> Run:
+    """One pull of `config` served wholly by the sandbox (REST and `/graphql`)."""
+    run = Run()
+    inner = box.transport()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        run.requests.append(request)
+        return inner.handle_request(request)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+            run.http = Http(client, connector="gh", sleep=run.sleep)
+            async for page in GitHubConnector(config, run.http).pull(cursor):
+                run.pages.append(page)
+
+    asyncio.run(go())
+    return run
+
+
+def test_sandbox_board_is_read_as_its_truth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every live item of the sandbox's board arrives once with its values by field name."""
+    box, base = sandbox_rest(monkeypatch)
+    run = sandbox_pull(box, base.model_copy(update={"scope": [BOARD]}))
+    truth = {t["key"] or f"{BOARD}#draft-{t['id']}": t for t in box.project_truth(BOARD)}
+    got = {i.key: i for i in run.items if not i.kind.is_container}
+    assert sorted(got) == sorted(k for k, t in truth.items() if not t["archived"])
+    for key, item in got.items():
+        values = {k: str(v).removesuffix(".0") for k, v in truth[key]["values"].items()}
+        board_values = {k: v for k, v in item.custom.items() if k not in ("repo", "author")}
+        assert board_values == values, key
+        assert item.boards == (BOARD,)
+
+
+def test_sandbox_repo_and_board_passes_give_one_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every repo and the board in scope, an issue's REST and board versions are equal."""
+    box, base = sandbox_rest(monkeypatch)
+    config = base.model_copy(update={"scope": [*box.scopes("github"), BOARD]})
+    run = sandbox_pull(box, config)
+    seen: dict[str, WorkItem] = {}
+    twice = 0
+    for item in run.items:
+        if item.external_id in seen and item.kind is not ItemKind.MILESTONE:
+            assert seen[item.external_id] == item, item.key
+            twice += 1
+        seen[item.external_id] = item
+    assert twice >= 40  # the board's issues and PRs, each from its repo and from the board
+
+
+def test_sandbox_status_change_on_the_board_moves_the_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A board status set to "In Progress" reaches the next run; then a re-sync costs one
+    request and brings nothing."""
+    box, base = sandbox_rest(monkeypatch)
+    config = base.model_copy(update={"scope": [BOARD]})
+    first = sandbox_pull(box, config)
+    todo = next(
+        i
+        for i in first.items
+        if i.status is StatusCategory.TODO and i.kind is ItemKind.ISSUE and i.boards
+    )
+    (row,) = [t for t in box.project_truth(BOARD) if t["external_id"] == todo.external_id]
+    box.project_set(BOARD, row["id"], "Status", "In Progress")
+    second = sandbox_pull(box, config, first.cursor)
+    moved = [i for i in second.items if i.external_id == todo.external_id]
+    assert [i.status for i in moved] == [StatusCategory.IN_PROGRESS]
+    assert len(second.items) < 5  # the change (and the watermark's ties), not the board
+    third = sandbox_pull(box, config, second.cursor)
+    assert len(third.requests) == 1
+    assert third.items == []
+
+
+def test_sandbox_partial_error_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's `graphql_partial` (GitHub's "Something went wrong" error) fails the run
+    naming the error; `graphql_rate_limited` is waited out."""
+    box, base = sandbox_rest(monkeypatch)
+    config = base.model_copy(update={"scope": [BOARD]})
+    box.inject("github", "graphql_partial", mode="timeout")
+    with pytest.raises(ConnectorError, match="GitHub GraphQL error on the board project:acme/12: "):
+        sandbox_pull(box, config)
+    box.inject("github", "graphql_rate_limited", reset_after=5)
+    run = sandbox_pull(box, config)
+    assert run.items
+    assert run.sleeps
+    assert run.sleeps[0] >= 3
