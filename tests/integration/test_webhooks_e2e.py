@@ -130,6 +130,11 @@ def running(tmp_path: Path) -> Iterator[World]:
             yield w
 
 
+# A bound that only a missing delivery reaches: the 5 s target of issue 18 is a speed figure,
+# measured by `python -m bench.bench_webhooks` (p50/p95), never asserted here.
+ARRIVAL_S = 30.0
+
+
 def poll(check: Callable[[], bool], timeout: float) -> float:
     """Seconds until `check` held (polling every 50 ms); fails after `timeout`."""
     started = time.monotonic()
@@ -146,22 +151,22 @@ def open_issue(sb: Sandbox) -> str:
 
 
 def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) -> None:
-    """An issue closed in the fake GitHub shows in the signals within 5 s with no scheduled
-    run, recorded as a webhook run; a Jira issue deleted leaves the signals at once; a forged
-    delivery is refused (401) and syncs nothing, an oversize one 413, a replayed one is
-    answered once (202, then 200 duplicate). The Asana part is
+    """An issue closed in the fake GitHub shows in the signals with no scheduled run (the
+    schedules are far off), recorded as a webhook run; a Jira issue deleted leaves the
+    signals at once; a forged delivery is refused (401) and syncs nothing, an oversize one
+    413, a replayed one is answered once (202, then 200 duplicate). The Asana part is
     `test_asana_webhooks_of_two_projects_each_verify_with_their_own_secret`."""
     with running(tmp_path) as w:
         before = w.counts("checkout")
         w.sb.update("github", open_issue(w.sb), status="done")
         done = before["items_done"] + 1
-        poll(lambda: w.counts("checkout")["items_done"] == done, timeout=5)
+        poll(lambda: w.counts("checkout")["items_done"] == done, timeout=ARRIVAL_S)
         assert w.runs("github")[0].trigger == "webhook"
 
         jira_before = w.counts("ops")["items_total"]
         gone = next(t for t in w.sb.truth("jira").values() if t.kind == "issue")
         w.sb.delete("jira", gone.external_id)
-        poll(lambda: w.counts("ops")["items_total"] < jira_before, timeout=5)
+        poll(lambda: w.counts("ops")["items_total"] < jira_before, timeout=ARRIVAL_S)
 
         github_runs = len(w.runs("github"))
         w.sb.hooks.inject("github", "forged_signature")
@@ -178,7 +183,7 @@ def test_webhooks_bring_changes_in_at_once_and_refuse_forgeries(tmp_path: Path) 
         w.sb.update("github", open_issue(w.sb), status="done")
         assert w.sb.hooks.settle()
         assert [d.status for d in w.sb.hooks.deliveries[-3:]] == [413, 202, 200]
-        poll(lambda: w.counts("checkout")["items_done"] == done + 2, timeout=5)
+        poll(lambda: w.counts("checkout")["items_done"] == done + 2, timeout=ARRIVAL_S)
 
 
 def test_asana_webhooks_of_two_projects_each_verify_with_their_own_secret(tmp_path: Path) -> None:
@@ -201,7 +206,7 @@ def test_asana_webhooks_of_two_projects_each_verify_with_their_own_secret(tmp_pa
             live = [t for t in w.sb.truth("asana").values() if t.kind == "task"]
             task = next(t for t in live if t.scope == project and t.status != "dropped")
             w.sb.delete("asana", task.external_id)
-            poll(lambda before=before: w.counts("tasks")["items_total"] < before, timeout=5)
+            poll(lambda before=before: w.counts("tasks")["items_total"] < before, timeout=ARRIVAL_S)
         assert w.sb.hooks.settle()
         assert {d.status for d in w.sb.hooks.deliveries if d.tracker == "asana"} == {202}
         a, b = projects
