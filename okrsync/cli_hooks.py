@@ -122,7 +122,7 @@ def _register_one(plan: Plan) -> bool:
     """Register `plan`'s hooks and print them; False (one error line) when the tracker
     refused or failed."""
     try:
-        done = _run(_with_http(plan.config, functools.partial(_register, plan)))
+        done = _run(register_plan(plan))
     except ConfigError:
         raise
     except Exception as exc:
@@ -246,6 +246,12 @@ async def _with_http(cc: ConnectorConfig, work: Callable[[Http], Awaitable[T]]) 
         )
         load(cc.type)(cc, http)
         return await work(http)
+
+
+async def register_plan(plan: Plan) -> list[HookTarget]:
+    """Register `plan`'s hooks through its tracker's API with the connector's token, as
+    `okrsync hooks register` does (the demo calls it too); raises what the tracker refused."""
+    return await _with_http(plan.config, functools.partial(_register, plan))
 
 
 async def _register(plan: Plan, http: Http) -> list[HookTarget]:

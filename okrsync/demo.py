@@ -330,12 +330,10 @@ async def register_github(console: Console, settings: Settings, base: str) -> li
     """The GitHub connector's hooks, registered as `okrsync hooks register github
     --base-url BASE` does (okrsync.cli_hooks, connectors/github/hooks.py); none, with a
     line, when the tracker refused."""
-    from functools import partial
-
-    from okrsync.cli_hooks import _register, _with_http, plans_for, refusal
+    from okrsync.cli_hooks import plans_for, refusal, register_plan
 
     (plan,) = plans_for(settings, "github", base)
-    registering = _with_http(plan.config, partial(_register, plan))
+    registering = register_plan(plan)
     try:
         targets = await asyncio.wait_for(registering, WEBHOOK_WAIT_S)
     except Exception as exc:  # a refusal is a line: the re-sync still brings the change in
