@@ -1,0 +1,171 @@
+"""GitHub Projects end to end on the sandbox (issue 19): a rule on a board's iteration attaches
+the board's items in the current iteration, and a status change on the board moves the
+tactic's counts at the next run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from okrsync import signals
+from okrsync.config import Settings, SignalsConfig
+from okrsync.demo import sandbox_connectors, sandbox_env
+from okrsync.mapping import Matcher
+from okrsync.okrfile import load_tree
+from okrsync.pipeline import MappingState, sync_and_recompute
+from okrsync.sandbox import Sandbox
+from okrsync.sandbox._projects import Iteration, current_iteration
+from okrsync.signal_types import ItemCounts
+from okrsync.store import Store
+from tests.helpers import write
+
+BOARD = "project:acme/12"
+
+
+def okr_tree(rules: str) -> str:
+    """One objective of this year with one tactic, `board-sprint`, holding `rules`."""
+    year = signals.today().year
+    return f"""
+[[objective]]
+id = "ship"
+title = "Ship the payments roadmap"
+period = "{year}"
+
+[[key_result]]
+id = "nps"
+objective = "ship"
+title = "NPS"
+start = 30
+target = 40
+
+[[tactic]]
+id = "board-sprint"
+key_result = "nps"
+title = "The roadmap's current sprint"
+{rules}"""
+
+
+@contextmanager
+def board_world(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rules: str
+) -> Iterator[tuple[Sandbox, Settings, Store, MappingState]]:
+    """The sandbox, a GitHub connector on its repositories and board acme/12, an empty
+    store, and the mapping applied."""
+    with Sandbox(seed=5, sizes={"jira": 1, "jira_dc": 1, "asana": 1, "github": 80}) as sb:
+        for k, v in sandbox_env(sb).items():
+            monkeypatch.setenv(k, v)
+        # The board's Status feeds the status category through the connector's status_map.
+        keys = {"scope": [*sb.scopes("github"), BOARD], "status_map": {"Done": "done"}}
+        (github,) = [c for c in sandbox_connectors(sb, {"github": keys}) if c.name == "github"]
+        settings = Settings(
+            store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"}, connectors=[github]
+        )
+        tree = load_tree([write(tmp_path / "mappings" / "okrs.toml", okr_tree(rules))])
+        state = MappingState(tree, Matcher.from_tree(tree), "", datetime.now(UTC))
+        store = Store.open(settings.store_url())
+        try:
+            state.apply(store, settings, allow_empty=True)
+            yield sb, settings, store, state
+        finally:
+            store.close()
+
+
+def run(settings: Settings, store: Store, state: MappingState) -> None:
+    done = asyncio.run(sync_and_recompute(settings, store, state))
+    assert [r.status for r in done.results] == ["ok"], [r.error for r in done.results]
+
+
+def counts(store: Store) -> ItemCounts:
+    _, by_tactic, _ = store.signal_inputs(signals.today(), SignalsConfig(), ["board-sprint"])
+    return by_tactic.get("board-sprint", ItemCounts())
+
+
+def linked_keys(store: Store) -> set[str]:
+    structure, _, _ = store.signal_inputs(signals.today(), SignalsConfig())
+    found = store.tactic_items(structure, signals.today(), SignalsConfig(), ["board-sprint"])
+    return {i.key for i in found["board-sprint"]}
+
+
+def current_sprint(sb: Sandbox) -> Iteration:
+    board = sb.world.projects.get(BOARD)
+    sprint = current_iteration(board.field("Iteration"), signals.today())
+    assert sprint is not None
+    return sprint
+
+
+def keys_in(sb: Sandbox, title: str) -> set[str]:
+    """The keys of the board's items in iteration `title` (drafts as the connector keys them)."""
+    truth = [t for t in sb.project_truth(BOARD) if not t["archived"]]
+    return {t["key"] or f"{BOARD}#draft-{t['id']}" for t in truth
+            if t["values"].get("Iteration") == title}  # fmt: skip
+
+
+def test_iteration_rule_attaches_the_current_sprint_and_follows_the_board_status(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`container = <board title>` + `iteration = "@current"` attaches exactly the board's
+    items in the sprint holding today (issues, PRs and drafts); moving one to Done on the
+    board moves the tactic's counts at the next run."""
+    rules = '[[tactic.rule]]\ncontainer = "Payments roadmap"\niteration = "@current"\n'
+    with board_world(monkeypatch, tmp_path, rules) as (sb, settings, store, state):
+        run(settings, store, state)
+        sprint = current_sprint(sb).title
+        truth = [t for t in sb.project_truth(BOARD) if not t["archived"]]
+        in_sprint = [t for t in truth if t["values"].get("Iteration") == sprint]
+        assert in_sprint, "the sandbox's board has items in the current sprint"
+        expected = {t["key"] or f"{BOARD}#draft-{t['id']}" for t in in_sprint}
+        assert linked_keys(store) == expected
+        before = counts(store)
+        assert before.total > 0
+
+        moved = next(
+            t for t in in_sprint if t["key"] and t["values"].get("Status") in ("Todo", None)
+        )
+        sb.project_set(BOARD, moved["id"], "Status", "Done")
+        run(settings, store, state)
+        after = counts(store)
+        assert (after.total, after.done) == (before.total, before.done + 1)
+        assert after.todo + after.in_progress == before.todo + before.in_progress - 1
+
+
+def test_rule_on_a_board_field_attaches_the_right_items(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`custom = { Team = "Payments" }` on the board id attaches the board's items of that
+    team, and only those."""
+    rules = f'[[tactic.rule]]\ncontainer = "{BOARD}"\ncustom = {{ Team = "Payments" }}\n'
+    with board_world(monkeypatch, tmp_path, rules) as (sb, settings, store, state):
+        run(settings, store, state)
+        truth = [t for t in sb.project_truth(BOARD) if not t["archived"]]
+        team = {t["key"] or f"{BOARD}#draft-{t['id']}" for t in truth
+                if t["values"].get("Team") == "Payments"}  # fmt: skip
+        assert team
+        assert linked_keys(store) == team
+
+
+def test_a_new_day_moves_current_iteration_links_at_the_next_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Once the current sprint has ended, the next run (nothing changed on the board)
+    re-derives the links: the tactic now holds the next sprint's items, and its counts
+    (recomputed for every tactic) follow."""
+    rules = '[[tactic.rule]]\ncontainer = "Payments roadmap"\niteration = "@current"\n'
+    with board_world(monkeypatch, tmp_path, rules) as (sb, settings, store, state):
+        run(settings, store, state)
+        sprint = current_sprint(sb)
+        assert linked_keys(store) == keys_in(sb, sprint.title)
+        ended = sprint.start + timedelta(days=sprint.duration)
+        monkeypatch.setattr(signals, "today", lambda: ended)
+        following = current_sprint(sb)
+        assert following.title != sprint.title
+        run(settings, store, state)
+        assert linked_keys(store) == keys_in(sb, following.title)
+        assert state.today_matcher.today == ended
+        newest = store.snapshot_history("board-sprint", limit=1)[-1]
+        assert (newest.as_of, newest.values["items_total"]) == (ended, counts(store).total)
+        assert newest.values["items_total"] > 0
