@@ -645,3 +645,96 @@ def test_census_does_not_rewrite_unchanged_asana_sections(
         result = run(settings, store, "asana")
         assert result.status == "ok", result.error
         assert (result.created, result.updated, result.deleted) == (0, 0, 0)
+
+
+# --- GitHub Projects (GraphQL): rate limits and errors beside data ---------------------------
+
+BOARD = "project:acme/12"
+
+
+@contextmanager
+def board_world(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[Sandbox, Settings, Store]]:
+    """The GitHub connector over the sandbox's board `acme/12` only."""
+    with world(monkeypatch, tmp_path, "github") as (sb, settings, store):
+        connectors = [
+            c.model_copy(update={"scope": [BOARD]}) if c.name == "github" else c
+            for c in settings.connectors
+        ]
+        yield sb, Settings(store=settings.store, connectors=connectors), store
+
+
+def assert_board_converged(sb: Sandbox, settings: Settings, store: Store) -> None:
+    """The stored work is the board's live items, each once; a follow-up run with nothing
+    changed changes nothing and costs one request (the board's `updatedAt`)."""
+    truth = {
+        t["key"] or f"{BOARD}#draft-{t['id']}" for t in sb.project_truth(BOARD) if not t["archived"]
+    }
+    stored = [i for i in store.items("github") if i.deleted_at is None and i.kind != "milestone"]
+    assert sorted(i.key for i in stored) == sorted(truth)
+    assert_no_duplicates(store, "github")
+    settle()
+    sb.clear_requests()
+    result = run(settings, store, "github")
+    assert result.status == "ok", result.error
+    assert (result.created, result.updated, result.deleted) == (0, 0, 0)
+    assert [r.path for r in sb.requests if r.tracker == "github"] == ["/graphql"]
+
+
+GRAPHQL_LIMITS = [
+    case("graphql_rate_limited", 200, fast=True),
+    case("graphql_rate_limited", 403),
+    case("graphql_secondary", 403),
+]
+
+
+@pytest.mark.parametrize(("fault", "status"), GRAPHQL_LIMITS)
+def test_graphql_rate_limit_burst_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fault: str,
+    status: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A burst of GraphQL `RATE_LIMITED` answers (HTTP 200 or 403) or secondary-limit 403s:
+    no GraphQL request before the stated wait is over, then the board converges."""
+    with board_world(monkeypatch, tmp_path) as (sb, settings, store):
+        n = burst(request)
+        sb.inject("github", fault, count=n, status=status, reset_after=1, retry_after=1)
+        clock = time.time() - time.monotonic()
+        result = run(settings, store, "github")
+        assert result.status == "ok", result.error
+        assert result.retries >= n
+        assert result.rate_limit_wait_s > 0
+        log = of(sb, "github")
+        assert sb.faults.fired.get(fault) == n
+        for hit in log[:n]:
+            later = [r.started for r in log if r.started > hit.started]
+            assert later, "the rate-limited request was never retried"
+            # reset: whole epoch seconds, ≥ int(wall clock at the answer) + 1
+            earliest = (
+                int(hit.started + clock) + 1 - clock
+                if fault != "graphql_secondary"
+                else (hit.started + 1)
+            )
+            assert min(later) >= earliest, f"retried {earliest - min(later):.3f}s early"
+        assert_board_converged(sb, settings, store)
+
+
+def test_graphql_error_fails_the_run_clearly_then_next_converges(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An answer with `errors` fails the run with one line naming the GraphQL error (nothing
+    of that page stored); the next run converges."""
+    with board_world(monkeypatch, tmp_path) as (sb, settings, store):
+        sb.inject("github", "graphql_partial", mode="timeout")
+        failed = run(settings, store, "github")
+        assert failed.status == "failed"
+        assert failed.error is not None
+        assert "GitHub GraphQL error on the board project:acme/12" in failed.error
+        assert "\n" not in failed.error
+        assert store.items("github") == []
+        result = run(settings, store, "github")
+        assert result.status == "ok", result.error
+        assert_board_converged(sb, settings, store)
