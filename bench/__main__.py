@@ -4,10 +4,11 @@
                                            # signals 1M, okrsync vs the Singer GitHub tap (100k),
                                            # start-up of --version, --help, mappings check,
                                            # read API 1M items / 10k tactics (web),
-                                           # tracker change → signal by webhook (webhooks)
+                                           # tracker change → signal by webhook (webhooks),
+                                           # a 10k-item GitHub Projects board (projects)
     python -m bench --quick                # small sizes: a smoke run
     python -m bench --only sync,singer     # a subset (sync, mapping, signals, singer, startup,
-                                           # web, webhooks)
+                                           # web, webhooks, projects)
     python -m bench -v                     # also show each benchmark's own output
     python -m bench --json all.json        # also write the combined rows
 
@@ -66,6 +67,7 @@ BENCHES = (
     Bench("startup", "bench.bench_startup", (), ("--repeat", "3")),
     Bench("web", "bench.bench_web", (), ("--small",)),
     Bench("webhooks", "bench.bench_webhooks", (), ("--changes", "5", "--items", "200")),
+    Bench("projects", "bench.bench_projects", (), ("--size", "1000", "--repeat", "1")),
 )
 
 
@@ -227,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--only",
         metavar="NAME[,NAME]",
-        help="sync, mapping, signals, singer, startup, web, webhooks",
+        help="sync, mapping, signals, singer, startup, web, webhooks, projects",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show each module's output")
     p.add_argument("--json", type=Path, help="also write the combined rows here")

@@ -137,6 +137,7 @@ def test_only_selects_and_rejects_unknown_names() -> None:
         "startup",
         "web",
         "webhooks",
+        "projects",
     ]
     with pytest.raises(SystemExit, match="unknown bench nope"):
         select("sync,nope")
