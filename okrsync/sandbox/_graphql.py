@@ -105,8 +105,10 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import json
 import re
+import secrets
 import time
 from bisect import bisect_right
 from collections.abc import Callable
@@ -142,7 +144,8 @@ from graphql.execution.values import (
 )
 
 from okrsync.sandbox._core import Env, Request, Response, dumps, json_response
-from okrsync.sandbox._data import Rec, iso_s
+from okrsync.sandbox._data import Rec
+from okrsync.sandbox._data import iso_s as _iso_s
 from okrsync.sandbox._faults import GRAPHQL_FAULTS
 from okrsync.sandbox._github import AUTHORS, RateCounter, gql_repo, user_id
 from okrsync.sandbox._projects import (
@@ -152,10 +155,10 @@ from okrsync.sandbox._projects import (
     Project,
     Projects,
     display,
-    live,
 )
 
 LIMIT = 5_000
+iso_s = functools.lru_cache(maxsize=1 << 16)(_iso_s)  # GitHub's timestamps, formatted once
 MAX_PAGE = 100
 MAX_NODES = 500_000
 DOCS = "https://docs.github.com/graphql"
@@ -229,7 +232,7 @@ def _run(
     body = {"data": data}
     if ex.errors:
         body["errors"] = ex.errors
-    return Response(200, dumps(body), budget.headers(count=False))
+    return Response(200, ex.encode(body), budget.headers(count=False))
 
 
 class _BadRequest(Exception):
@@ -305,6 +308,8 @@ class Prepared:
 
     operations: dict[str | None, OperationDefinitionNode]
     fragments: dict[str, FragmentDefinitionNode]
+    serial: int = 0  # unique for the life of the process: keys rendered-item caches
+    cacheable: bool = True  # no @skip / @include: a rendering depends on the item only
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
         if name is None and len(self.operations) > 1:
@@ -315,6 +320,9 @@ class Prepared:
         if op.operation.value != "query":
             raise _Refused([{"message": "Schema is not configured for mutations"}])
         return op
+
+
+_SERIALS = itertools.count(1)
 
 
 @functools.lru_cache(maxsize=256)
@@ -335,7 +343,7 @@ def prepare(query: str) -> Prepared | list[dict[str, Any]]:
         if isinstance(d, OperationDefinitionNode)
     }
     frags = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)}
-    return Prepared(ops, frags)
+    return Prepared(ops, frags, next(_SERIALS), "@" not in query)
 
 
 def _parse_error(query: str, exc: GraphQLError) -> dict[str, Any]:
@@ -568,9 +576,12 @@ class _Null(Exception):
 
 
 class Obj:
-    """A resolved object: its type's name, plain values and lazy fields (args, executor)."""
+    """A resolved object: its type's name, plain values and lazy fields (args, path).
 
-    __slots__ = ("lazy", "typename", "values")
+    `cache` (a board item's): where its rendering for a query is kept, and the version it
+    is valid for; a page of unchanged items is then a hundred dictionary look-ups."""
+
+    __slots__ = ("cache", "lazy", "typename", "values")
 
     def __init__(
         self,
@@ -579,6 +590,7 @@ class Obj:
         lazy: dict[str, Callable[[dict[str, Any], list[Any]], Any]] | None = None,
     ) -> None:
         self.typename, self.values, self.lazy = typename, values, lazy
+        self.cache: tuple[dict[Any, Any], tuple[Any, ...]] | None = None
 
 
 class FieldError(Exception):
@@ -587,6 +599,13 @@ class FieldError(Exception):
     def __init__(self, message: str, kind: str = "") -> None:
         super().__init__(message)
         self.message, self.kind = message, kind
+
+
+# A cached rendering's stand-in in the tree; its JSON form is replaced by the bytes.
+# (A random tag, so no tracker text can pass for one.)
+_TAG = secrets.token_hex(6)
+_RAW = f"\x00raw:{_TAG}:%d\x00"
+_RAW_MARK = re.compile(rb'"\\u0000raw:' + _TAG.encode() + rb':(\d+)\\u0000"')
 
 
 class Executor:
@@ -605,74 +624,107 @@ class Executor:
         self.errors: list[dict[str, Any]] = []
         self.projects: Projects = env.world.projects
         self.github = env.world.state("github")
-        self._collected: dict[tuple[str, tuple[int, ...]], list[tuple[str, list[FieldNode]]]] = {}
+        self._collected: dict[tuple[str, int], list[Any]] = {}
         self._args: dict[int, dict[str, Any]] = {}
-        self._plans: dict[tuple[str, str], tuple[Any, bool, bool]] = {}
+        self.path: list[Any] = []
+        self.raw: list[bytes] = []  # cached renderings, spliced in by `encode`
+        self.caching = False
+        self.memo: dict[tuple[str, int], Obj] = {}  # fields, projects: one object per request
         self._milestones = {(m.scope, m.number): m for m in self.github.containers}
         self._schema = schema()
 
     def run(self, op: OperationDefinitionNode) -> dict[str, Any] | None:
         try:
-            return self.object(_query_root(self), [op.selection_set], [])
+            return self.object(_query_root(self), [op.selection_set])
         except _Null:
             return None
 
-    def object(self, obj: Obj, sets: list[SelectionSetNode], path: list[Any]) -> dict[str, Any]:
+    def object(self, obj: Obj, sets: list[SelectionSetNode]) -> dict[str, Any]:
+        """The object's selected fields (from its cache when it has one for this query)."""
+        if obj.cache is None or self.caching or not self.prepared.cacheable:
+            return self.render(obj, sets)
+        store, version = obj.cache
+        key = (self.prepared.serial, *map(id, sets))
+        hit = store.get(key)
+        if hit is None or hit[0] != version:
+            errors = len(self.errors)
+            self.caching = True
+            try:
+                out = self.render(obj, sets)
+            finally:
+                self.caching = False
+            if len(self.errors) != errors:
+                return out
+            hit = store[key] = (version, dumps(out))
+        self.raw.append(hit[1])
+        return _RAW % (len(self.raw) - 1)  # type: ignore[return-value]
+
+    def render(self, obj: Obj, sets: list[SelectionSetNode]) -> dict[str, Any]:
+        """The object's selected fields; `self.path` is the path to it (a shared stack)."""
         out: dict[str, Any] = {}
-        for key, nodes in self.collect(obj.typename, sets):
-            node = nodes[0]
-            name = node.name.value
+        lazy, values, path = obj.lazy, obj.values, self.path
+        for key, name, node, composite, non_null, is_list, subsets in self.collect(
+            obj.typename, sets
+        ):
             if name == "__typename":
                 out[key] = obj.typename
                 continue
-            ftype, non_null, is_list = self.plan(obj.typename, name)
+            is_lazy = lazy is not None and name in lazy
+            if not is_lazy and not composite:
+                value = out[key] = values.get(name)
+                if value is None and non_null:
+                    raise _Null
+                continue
+            path.append(key)
             try:
-                value = self.resolve(obj, name, node, [*path, key])
-                out[key] = self.complete(ftype, value, nodes, [*path, key], is_list)
+                value = (
+                    cast(dict[str, Any], lazy)[name](self.args(obj.typename, node), path)
+                    if is_lazy
+                    else values.get(name)
+                )
+                if value is not None and composite:
+                    value = self.many(value, subsets) if is_list else self.object(value, subsets)
             except FieldError as exc:
-                self.errors.append(self._error(exc, node, [*path, key]))
-                out[key] = None
+                self.errors.append(self._error(exc, node, list(path)))
+                value = None
             except _Null:
-                out[key] = None
-            if out[key] is None and non_null:
+                value = None
+            finally:
+                path.pop()
+            out[key] = value
+            if value is None and non_null:
                 raise _Null
         return out
 
-    def resolve(self, obj: Obj, name: str, node: FieldNode, path: list[Any]) -> Any:
-        lazy = obj.lazy
-        if lazy is not None and name in lazy:
-            return lazy[name](self.args(obj.typename, node), path)
-        return obj.values.get(name)
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """The response's JSON with the cached renderings in place of their markers."""
+        encoded = dumps(body)
+        if not self.raw:
+            return encoded
+        raw = self.raw
+        return _RAW_MARK.sub(lambda m: raw[int(m.group(1))], encoded)
 
-    def complete(
-        self, ftype: Any, value: Any, nodes: list[FieldNode], path: list[Any], is_list: bool
-    ) -> Any:
-        if value is None or ftype is None:
-            return value
-        sets = [n.selection_set for n in nodes if n.selection_set is not None]
-        if is_list:
-            return [
-                None if v is None else self.object(v, sets, [*path, i]) for i, v in enumerate(value)
-            ]
-        return self.object(value, sets, path)
+    def many(self, values: list[Any], sets: list[SelectionSetNode]) -> list[Any]:
+        out: list[Any] = []
+        path = self.path
+        for i, v in enumerate(values):
+            path.append(i)
+            try:
+                out.append(None if v is None else self.object(v, sets))
+            except _Null:
+                out.append(None)
+            finally:
+                path.pop()
+        return out
 
-    def plan(self, typename: str, name: str) -> tuple[Any, bool, bool]:
-        """(named type if composite else None, non-null, list) of `typename.name`."""
-        key = (typename, name)
-        found = self._plans.get(key)
-        if found is None:
-            t = cast(GraphQLObjectType, self._schema.get_type(typename))
-            ftype = t.fields[name].type
-            non_null = isinstance(ftype, GraphQLNonNull)
-            inner = ftype.of_type if non_null else ftype
-            named = get_named_type(ftype)
-            found = (
-                None if is_leaf_type(named) else named,
-                non_null,
-                isinstance(inner, GraphQLList),
-            )
-            self._plans[key] = found
-        return found
+    def plan(self, typename: str, name: str) -> tuple[bool, bool, bool]:
+        """(composite, non-null, list) of `typename.name`."""
+        t = cast(GraphQLObjectType, self._schema.get_type(typename))
+        ftype = t.fields[name].type
+        non_null = isinstance(ftype, GraphQLNonNull)
+        inner = ftype.of_type if non_null else ftype
+        named = get_named_type(ftype)
+        return not is_leaf_type(named), non_null, isinstance(inner, GraphQLList)
 
     def args(self, typename: str, node: FieldNode) -> dict[str, Any]:
         found = self._args.get(id(node))
@@ -682,16 +734,21 @@ class Executor:
             self._args[id(node)] = found
         return found
 
-    def collect(
-        self, typename: str, sets: list[SelectionSetNode]
-    ) -> list[tuple[str, list[FieldNode]]]:
-        key = (typename, tuple(id(s) for s in sets))
+    def collect(self, typename: str, sets: list[SelectionSetNode]) -> list[Any]:
+        """The fields selected on `typename`, merged by response key, each with its plan:
+        (key, name, node, composite, non-null, list, sub-selections)."""
+        key = (typename, id(sets))  # `sets` lists live in this cache: their ids stay unique
         found = self._collected.get(key)
         if found is None:
             fields: dict[str, list[FieldNode]] = {}
             for s in sets:
                 self._collect_into(typename, s, fields)
-            found = list(fields.items())
+            found = []
+            for response_key, nodes in fields.items():
+                name = nodes[0].name.value
+                plan = (False, False, False) if name == "__typename" else self.plan(typename, name)
+                subsets = [n.selection_set for n in nodes if n.selection_set is not None]
+                found.append((response_key, name, nodes[0], *plan, subsets))
             self._collected[key] = found
         return found
 
@@ -788,6 +845,14 @@ def _project_of(ex: Executor, login: str, number: int) -> Obj:
 
 
 def _repository(ex: Executor, owner: str, name: str) -> Obj:
+    key = ("repository", hash(f"{owner}/{name}".lower()))
+    found = ex.memo.get(key)
+    if found is None:
+        found = ex.memo[key] = _repository_obj(ex, owner, name)
+    return found
+
+
+def _repository_obj(ex: Executor, owner: str, name: str) -> Obj:
     visible = {s.lower(): s for s in ex.github.scopes if s not in ex.github.hidden}
     repo = visible.get(f"{owner}/{name}".lower())
     if repo is None:
@@ -826,7 +891,7 @@ def _find_node(ex: Executor, node_id: str) -> Obj | None:
         if prefix == "PVT" and project.database_id == ident:
             return _project(ex, project)
         if prefix == "PVTI":
-            item = next((i for i in project.items if i.database_id == ident and live(i)), None)
+            item = next((i for i in project.items if i.database_id == ident), None)
             if item is not None:
                 return _item(ex, project, item)
         if prefix in ("PVTF", "PVTSSF", "PVTIF"):
@@ -840,6 +905,13 @@ def _find_node(ex: Executor, node_id: str) -> Obj | None:
 
 
 def _project(ex: Executor, project: Project) -> Obj:
+    found = ex.memo.get(("project", id(project)))
+    if found is None:
+        found = ex.memo[("project", id(project))] = _project_obj(ex, project)
+    return found
+
+
+def _project_obj(ex: Executor, project: Project) -> Obj:
     where = "orgs" if project.owner_type == "Organization" else "users"
     values = {
         "id": project.node_id,
@@ -877,6 +949,13 @@ _FIELD_TYPES = {
 
 
 def _field(ex: Executor, project: Project, f: Field) -> Obj:
+    found = ex.memo.get(("field", id(f)))
+    if found is None:
+        found = ex.memo[("field", id(f))] = _field_obj(ex, project, f)
+    return found
+
+
+def _field_obj(ex: Executor, project: Project, f: Field) -> Obj:
     values: dict[str, Any] = {
         "id": f.node_id,
         "databaseId": f.database_id,
@@ -918,14 +997,15 @@ def _iteration(it: Any) -> Obj:
 
 
 def _items(ex: Executor, project: Project, args: dict[str, Any], path: list[Any]) -> Obj:
-    entries = [(it.position, it) for it in project.items if live(it)]
-    conn = _connection("ProjectV2Item", entries, args, lambda it: _item(ex, project, it))
+    make: Callable[[Any], Obj] = lambda it: _item(ex, project, it)  # noqa: E731
+    conn = _paged("ProjectV2Item", project.keys(), project.items, args, make)
     fault = ex.fault
     if fault is not None and conn.values["nodes"]:
         ex.fault = None  # one item, on the first items page of this request
         index = min(int(fault.params.get("item", 0)), len(conn.values["nodes"]) - 1)
         victim: Obj = conn.values["nodes"][index]
         where = [*path, "nodes", index, "content"]
+        victim.cache = None  # this rendering is the fault's, not the item's
         cast(dict[str, Any], victim.lazy)["content"] = lambda a, p: _forbidden(ex, where)
     return conn
 
@@ -962,7 +1042,11 @@ def _item(ex: Executor, project: Project, item: Item) -> Obj:
         ),
         "project": lambda a, p: _project(ex, project),
     }
-    return Obj("ProjectV2Item", values, lazy)
+    obj = Obj("ProjectV2Item", values, lazy)
+    rec = item.rec
+    version = (item.updated_ms, project.updated_ms, rec.updated_ms if rec else 0, redacted)
+    obj.cache = (item.cache, version)
+    return obj
 
 
 def _item_content(ex: Executor, item: Item) -> Obj:
@@ -1128,8 +1212,18 @@ def _connection(
 ) -> Obj:
     """A Relay connection over `entries` ((position, thing), ascending); `make` turns the
     page's things into objects (only the page's)."""
-    keys = [k for k, _ in entries]
-    start, end = 0, len(entries)
+    return _paged(node_type, [k for k, _ in entries], [x for _, x in entries], args, make)
+
+
+def _paged(
+    node_type: str,
+    keys: list[int],
+    things: list[Any],
+    args: dict[str, Any],
+    make: Callable[[Any], Obj] | None = None,
+) -> Obj:
+    """`_connection` over `keys` (ascending positions) and the `things` at them."""
+    start, end = 0, len(keys)
     if args.get("after") is not None:
         start = bisect_right(keys, _decode(args["after"]))
     if args.get("before") is not None:
@@ -1138,23 +1232,21 @@ def _connection(
         end = min(end, start + args["first"])
     if args.get("last") is not None:
         start = max(start, end - args["last"])
-    page = entries[start:end]
-    nodes = [make(x) if make else x for _, x in page]
-    cursors = [_encode(k) for k, _ in page]
+    page = keys[start:end]
+    nodes = [make(x) if make else x for x in things[start:end]]
     edge = f"{node_type}Edge"
-    info = {
-        "hasNextPage": end < len(entries),
-        "hasPreviousPage": start > 0,
-        "startCursor": cursors[0] if cursors else None,
-        "endCursor": cursors[-1] if cursors else None,
+    info = {"hasNextPage": end < len(keys), "hasPreviousPage": start > 0}
+    cursors = {
+        "startCursor": lambda a, p: _encode(page[0]) if page else None,
+        "endCursor": lambda a, p: _encode(page[-1]) if page else None,
     }
-    values = {
-        "nodes": nodes,
-        "edges": [Obj(edge, {"cursor": c, "node": n}) for c, n in zip(cursors, nodes, strict=True)],
-        "pageInfo": Obj("PageInfo", info),
-        "totalCount": len(entries),
+    values = {"nodes": nodes, "pageInfo": Obj("PageInfo", info, cursors), "totalCount": len(keys)}
+    lazy = {
+        "edges": lambda a, p: [
+            Obj(edge, {"cursor": _encode(k), "node": n}) for k, n in zip(page, nodes, strict=True)
+        ]
     }
-    return Obj(f"{node_type}Connection", values)
+    return Obj(f"{node_type}Connection", values, lazy)
 
 
 def _encode(position: int) -> str:

@@ -18,7 +18,8 @@ the iteration's id. A board change (a field value set, an item added, removed or
 bumps the item's and the project's `updatedAt`, and not the issue's `updated_at`: GitHub keeps
 project events out of the issue's own timestamp, so the sandbox keeps them separate too.
 A change to the issue itself (title, state) bumps neither. An item whose issue is deleted
-leaves the board (GitHub removes it); one in a hidden repository is served `REDACTED`.
+leaves the board (`Projects.listen`; GitHub removes it); one in a hidden repository is served
+`REDACTED`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Item:
     updated_ms: int
     values: dict[str, Any] = field(default_factory=dict)
     archived: bool = False
+    cache: dict[Any, Any] = field(default_factory=dict)  # rendered per query (`_graphql`)
 
     @property
     def node_id(self) -> str:
@@ -151,6 +153,13 @@ class Project:
     fields: list[Field] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)  # by position
     closed: bool = False
+    _keys: list[int] | None = None  # the items' positions, kept until the items change
+
+    def keys(self) -> list[int]:
+        """The items' positions (ascending): what cursors hold."""
+        if self._keys is None or len(self._keys) != len(self.items):
+            self._keys = [it.position for it in self.items]
+        return self._keys
 
     @property
     def key(self) -> str:
@@ -241,11 +250,23 @@ class Projects:
         project = self.get(key)
         item = project.item(item_id)
         project.items.remove(item)
+        project._keys = None
         if item.rec is not None:
             self.by_rec[item.rec.id] = [
                 (p, i) for p, i in self.by_rec.get(item.rec.id, []) if i is not item
             ]
         project.updated_ms = max(_now_s(), project.updated_ms + 1000)
+
+    def listen(self, action: str, rec: Rec, old: dict[str, Any]) -> None:
+        """A `World` listener: a deleted issue or PR leaves every board it was on, as on
+        GitHub (the board's `updatedAt` moves)."""
+        if action != "deleted":
+            return
+        for project, item in self.by_rec.pop(rec.id, []):
+            if item in project.items:
+                project.items.remove(item)
+                project._keys = None
+                project.updated_ms = max(_now_s(), project.updated_ms + 1000)
 
     def archive(self, key: str, item_id: int, archived: bool = True) -> None:
         project = self.get(key)
@@ -262,12 +283,7 @@ class Projects:
         """The board as a correct connector sees it: one dict per item, values by name
         (options and iterations by name, drafts without `external_id`)."""
         project = self.get(key)
-        return [_item_truth(project, it) for it in project.items if live(it)]
-
-
-def live(item: Item) -> bool:
-    """Still on the board: a draft, or an issue / PR not deleted."""
-    return item.rec is None or not item.rec.deleted
+        return [_item_truth(project, it) for it in project.items]
 
 
 def current_iteration(f: Field, today: date) -> Iteration | None:

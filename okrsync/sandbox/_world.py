@@ -84,6 +84,7 @@ class World:
         self.events: list[AsanaEvent] = []
         self.sync_tokens: dict[str, tuple[str, int, int]] = {}
         self.listeners: list[Listener] = []  # the sandbox's webhooks (`_hooks.py`)
+        self.listeners.append(self.projects.listen)  # deleted issues leave their boards
 
     def _load_jira(self, gen: Generator, tracker: str, n: int) -> None:
         recs = gen.jira(tracker, n)

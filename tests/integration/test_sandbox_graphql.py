@@ -399,3 +399,26 @@ def test_sizes_knob_sets_the_board_size() -> None:
         post(sb, ITEMS, n=1).json()["data"]["organization"]["projectV2"]["items"]["totalCount"]
         == 120
     )
+
+
+def test_repeated_query_shows_every_change(sb: Sandbox) -> None:
+    """The same query sent again (its items served from cache) shows an issue's new title, a
+    board value set since, and drops an issue deleted since (GitHub removes it from boards)."""
+    query = """{ organization(login: "acme") { projectV2(number: 12) { updatedAt
+      items(first: 100) { totalCount nodes { databaseId
+        content { ... on Issue { databaseId title } }
+        fieldValueByName(name: "Points") { ... on ProjectV2ItemFieldNumberValue { number } } } }
+    } } }"""
+    before = post(sb, query).json()["data"]["organization"]["projectV2"]
+    issues = [n for n in before["items"]["nodes"] if n["content"] and "title" in n["content"]]
+    renamed, valued, deleted = issues[0], issues[1], issues[2]
+    sb.update("github", str(renamed["content"]["databaseId"]), title="Renamed on GitHub")
+    sb.project_set("acme/12", valued["databaseId"], "Points", 13)
+    sb.delete("github", str(deleted["content"]["databaseId"]))
+    after = post(sb, query).json()["data"]["organization"]["projectV2"]
+    nodes = {n["databaseId"]: n for n in after["items"]["nodes"]}
+    assert nodes[renamed["databaseId"]]["content"]["title"] == "Renamed on GitHub"
+    assert nodes[valued["databaseId"]]["fieldValueByName"] == {"number": 13.0}
+    assert deleted["databaseId"] not in nodes
+    assert after["items"]["totalCount"] == before["items"]["totalCount"] - 1
+    assert after["updatedAt"] > before["updatedAt"]
