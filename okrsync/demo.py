@@ -79,6 +79,10 @@ ENV = {
 # before its run (the connector's webhook_coalesce_s) and the most the demo waits for it
 DEMO_HOOK_ENV = "OKRSYNC_DEMO_GITHUB_WEBHOOK_SECRET"
 DEMO_HOOK_KEYS = {"webhook_secret_env": DEMO_HOOK_ENV, "webhook_coalesce_s": 0.2}
+# The GitHub Projects board the demo's github connector also pulls (its "payments-sprint"
+# tactic maps the board's current iteration); the board's Done column counts as done.
+DEMO_BOARD = "project:acme/12"
+DEMO_BOARD_KEYS = {"status_map": {"Done": "done"}}
 WEBHOOK_WAIT_S = 10.0
 
 
@@ -118,6 +122,11 @@ def sandbox_connectors(
         )
         for name, kind, tracker, keys in specs
     ]
+
+
+def demo_github_keys(sb: Sandbox) -> dict[str, object]:
+    """The demo's github connector: webhooks in, and the board beside the repositories."""
+    return {**DEMO_HOOK_KEYS, **DEMO_BOARD_KEYS, "scope": [*sb.scopes("github"), DEMO_BOARD]}
 
 
 def earlier_readings(tree: OkrTree, kr_id: str, value: float) -> list[tuple[datetime, float]]:
@@ -201,7 +210,7 @@ def run_demo(
         settings = Settings(
             store={"url": f"sqlite:///{db}"},
             mappings={"paths": [str(demo_mappings(workdir))]},
-            connectors=sandbox_connectors(sb, {"github": DEMO_HOOK_KEYS}),
+            connectors=sandbox_connectors(sb, {"github": demo_github_keys(sb)}),
             base_dir=workdir.resolve(),
         )
         store = Store.open(settings.store_url())

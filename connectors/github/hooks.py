@@ -37,7 +37,7 @@ class GitHubWebhooks:
 
     async def existing(self, config: ConnectorConfig, http: Http, url: str) -> list[HookTarget]:
         found = []
-        for repo in config.scope:
+        for repo in _repos(config):
             hook = await _hook_for(config, http, repo, url)
             if hook is not None:
                 found.append(HookTarget(repo, str(hook["id"])))
@@ -47,7 +47,7 @@ class GitHubWebhooks:
         self, config: ConnectorConfig, http: Http, url: str, secret: str | None
     ) -> list[HookTarget]:
         done = []
-        for repo in config.scope:
+        for repo in _repos(config):
             hook = await _hook_for(config, http, repo, url)
             if hook is None:
                 hook = await _create(config, http, repo, url, secret)
@@ -55,6 +55,12 @@ class GitHubWebhooks:
             else:
                 done.append(HookTarget(repo, str(hook["id"])))
         return done
+
+
+def _repos(config: ConnectorConfig) -> list[str]:
+    """The repositories of the scope: a project board (`project:acme/12`) has no repository
+    hooks, its issues' changes arrive through their repositories' hooks."""
+    return [s for s in config.scope if not s.startswith("project:")]
 
 
 def _hooks_url(config: ConnectorConfig, repo: str) -> str:

@@ -14,7 +14,13 @@ import pytest
 
 from okrsync import signals
 from okrsync.config import Settings, SignalsConfig
-from okrsync.demo import sandbox_connectors, sandbox_env
+from okrsync.demo import (
+    DEMO_HOOK_ENV,
+    MAPPINGS,
+    demo_github_keys,
+    sandbox_connectors,
+    sandbox_env,
+)
 from okrsync.mapping import Matcher
 from okrsync.okrfile import load_tree
 from okrsync.pipeline import MappingState, sync_and_recompute
@@ -169,3 +175,53 @@ def test_a_new_day_moves_current_iteration_links_at_the_next_run(
         newest = store.snapshot_history("board-sprint", limit=1)[-1]
         assert (newest.as_of, newest.values["items_total"]) == (ended, counts(store).total)
         assert newest.values["items_total"] > 0
+
+
+def test_hooks_register_skips_project_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a GitHub connector's hooks (as `okrsync hooks register` and the demo do)
+    with a board in its scope makes one hook per repository and none for the board, which
+    has no repository hooks (it was a 404 that failed the whole registration)."""
+    from okrsync.cli_hooks import plans_for, register_plan
+
+    with Sandbox(seed=5, sizes={"jira": 1, "jira_dc": 1, "asana": 1, "github": 10}) as sb:
+        for k, v in {**sandbox_env(sb), "OKRSYNC_TEST_GH_HOOK": "a-webhook-secret"}.items():
+            monkeypatch.setenv(k, v)
+        keys = {
+            "scope": [*sb.scopes("github"), BOARD],
+            "webhook_secret_env": "OKRSYNC_TEST_GH_HOOK",
+        }
+        (github,) = [c for c in sandbox_connectors(sb, {"github": keys}) if c.name == "github"]
+        settings = Settings(store={"url": "sqlite:///:memory:"}, connectors=[github])
+        (plan,) = plans_for(settings, "github", "http://127.0.0.1:9")
+        targets = asyncio.run(register_plan(plan))
+        assert sorted(t.where for t in targets) == sorted(sb.scopes("github"))
+        subs = sb.hooks.subscriptions("github")
+        assert sorted(s.scope or "" for s in subs) == sorted(sb.scopes("github"))
+
+
+def test_the_demo_maps_a_tactic_by_the_boards_current_iteration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The example mappings' `payments-sprint` tactic, synced with the demo's github connector
+    (board in scope), holds exactly the board's items in the current sprint."""
+    with Sandbox(seed=7, sizes={"jira": 1, "jira_dc": 1, "asana": 1, "github": 80}) as sb:
+        for k, v in {**sandbox_env(sb), DEMO_HOOK_ENV: "a-webhook-secret"}.items():
+            monkeypatch.setenv(k, v)
+        settings = Settings(
+            store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
+            mappings={"paths": [str(MAPPINGS)]},
+            connectors=sandbox_connectors(sb, {"github": demo_github_keys(sb)}),
+        )
+        state = MappingState.load(settings)
+        store = Store.open(settings.store_url())
+        try:
+            state.apply(store, settings)
+            done = asyncio.run(sync_and_recompute(settings, store, state, "github"))
+            assert [r.status for r in done.results] == ["ok"]
+            structure, _, _ = store.signal_inputs(signals.today(), SignalsConfig())
+            found = store.tactic_items(structure, signals.today(), SignalsConfig())
+            got = {i.key for i in found["payments-sprint"]}
+            assert got == keys_in(sb, current_sprint(sb).title)
+            assert got
+        finally:
+            store.close()
