@@ -20,7 +20,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--sizes", default="", help="tracker=n,... (defaults as Sandbox)")
+    parser.add_argument(
+        "--sizes",
+        default="",
+        help="tracker=n,... (defaults as Sandbox); github_project=n: items on the acme/12 board",
+    )
     parser.add_argument("--warm", action="store_true", help="pre-render every item's JSON")
     args = parser.parse_args()
     serve(args.port, args.seed, parse_sizes(args.sizes), host=args.host, warm=args.warm)
