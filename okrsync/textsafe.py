@@ -80,10 +80,13 @@ def _is_clean(item: WorkItem) -> bool:
         return False
     if len(item.assignee_ids) > LABELS_LIMIT or len(item.status_names) > LABELS_LIMIT:
         return False
+    if len(item.boards) > LABELS_LIMIT or len(item.board_names) > LABELS_LIMIT:
+        return False
     short = (item.key, item.parent_key or "", item.status_raw, item.item_type or "",
              item.container or "", item.milestone or "", item.section or "",
              item.assignee or "", item.container_name or "", *item.labels,
-             *item.assignee_ids, *item.status_names, *custom, *custom.values())  # fmt: skip
+             *item.assignee_ids, *item.status_names, *custom, *custom.values(),
+             *item.boards, *item.board_names, item.iteration or "")  # fmt: skip
     rest = "".join(short)
     if not (title + url + rest).isprintable():
         return False
@@ -111,4 +114,7 @@ def clean_item(item: WorkItem) -> WorkItem:
         container_name=_clean_opt(item.container_name),
         assignee_ids=_labels(item.assignee_ids),
         status_names=_labels(item.status_names),
+        boards=_labels(item.boards),
+        board_names=_labels(item.board_names),
+        iteration=_clean_opt(item.iteration),
     )

@@ -17,6 +17,7 @@ from okrsync.pipeline import MappingState, remap
 from okrsync.store import Store
 from okrsync.store.migrate import current_revision, upgrade
 from okrsync.store.tables import ITEM_LINK, WORK_ITEM
+from okrsync.textsafe import clean_item
 from tests.helpers import TREE, write
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -153,3 +154,18 @@ def _row(it: WorkItem) -> dict[str, Any]:
                first_seen=T0, last_seen=T0, status_basis=None, status_names=[],
                assignee_ids=[], deleted_at=None, lost_at=None)  # fmt: skip
     return row
+
+
+def test_board_titles_and_iteration_are_cleaned_before_the_store(store: Store) -> None:
+    """A board title or iteration title carrying terminal escapes or control characters is
+    stored printable, as every other tracker text is (`textsafe.clean_item`)."""
+    hostile = item(1, board_names=("Road\x1b[31mmap\x07",), iteration="Sprint\x1b]0;x\x07 14")
+    clean = clean_item(hostile)
+    store.commit_page("gh", Page([clean], {}))
+    (stored,) = store.stored_items()
+    assert stored.board_names[0].isprintable()
+    assert "Road" in stored.board_names[0]
+    assert stored.iteration is not None
+    assert stored.iteration.isprintable()
+    assert "\x1b" not in stored.iteration
+    assert clean_item(item(2)) == item(2)  # clean text is left as it is
