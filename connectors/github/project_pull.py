@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from okrsync.models import IdList, ItemKind, Page, WorkItem
+from okrsync.statuses import fold
 
 from .._guard import PageGuard
 from .config import project_of
@@ -149,6 +150,8 @@ class ProjectsPull:
         whole in this run: their items on no board any more are deleted."""
         if not census.complete:
             return None
+        listed = self.reader.repos  # a repo now in the repo scopes has its own census
+        state.board_repos = [r for r in state.board_repos if fold(r) not in listed]
         present = {r: census.ids.get(r, IdList()) for r in state.board_repos}
         state.board_repos = [r for r in state.board_repos if len(present[r])]
         state.project_runs = 0

@@ -762,3 +762,17 @@ def test_sandbox_partial_error_fails_the_run(monkeypatch: pytest.MonkeyPatch) ->
     assert run.items
     assert run.sleeps
     assert run.sleeps[0] >= 3
+
+
+def test_board_census_leaves_repos_now_in_the_repo_scopes_alone() -> None:
+    """A repo seen on a board and later listed in `scope` gets no board census (its own REST
+    census decides its deletions)."""
+    fake = org(acme_board())
+    first = pull(fake, cfg(census_every=2))
+    assert "acme/web" in first.cursor["board_repos"]
+    empty_repo = httpx.MockTransport(lambda request: httpx.Response(200, json=[]))
+    second = pull(fake, cfg(["acme/web", BOARD], census_every=2), first.cursor, rest=empty_repo)
+    census = second.pages[-1].census
+    assert "acme/web" not in census
+    assert list(census["acme/api"]) == ["9002"]
+    assert second.cursor["board_repos"] == ["acme/api"]
