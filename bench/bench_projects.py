@@ -29,9 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.bench_sync import peak_rss_mb, sandbox_settings
 from bench.sandbox_proc import sandbox_process
+
+if TYPE_CHECKING:
+    import httpx
+
+    from okrsync.config import ConnectorConfig
 
 BOARD = "project:acme/12"
 
@@ -101,15 +107,14 @@ def replayed(base_url: str, creds: dict[str, str]) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def _pull(cc: object, transport: object) -> int:
+async def _pull(cc: ConnectorConfig, transport: httpx.MockTransport) -> int:
     import httpx
     from okrsync_connectors.github import GitHubConnector
 
     from okrsync.http import Http
 
-    assert isinstance(transport, httpx.MockTransport)
     async with httpx.AsyncClient(transport=transport) as client:
-        connector = GitHubConnector(cc, Http(client, connector="bench"))  # type: ignore[arg-type]
+        connector = GitHubConnector(cc, Http(client, connector="bench"))
         return sum([len(page.items) async for page in connector.pull(None)])
 
 

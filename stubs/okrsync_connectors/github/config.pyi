@@ -1,0 +1,1 @@
+from connectors.github.config import *  # noqa: F403

@@ -1,0 +1,1 @@
+from connectors.github.graphql import *  # noqa: F403

@@ -1,0 +1,1 @@
+from connectors.github.project_pull import *  # noqa: F403

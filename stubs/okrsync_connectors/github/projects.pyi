@@ -1,0 +1,1 @@
+from connectors.github.projects import *  # noqa: F403
