@@ -422,3 +422,20 @@ def test_repeated_query_shows_every_change(sb: Sandbox) -> None:
     assert deleted["databaseId"] not in nodes
     assert after["items"]["totalCount"] == before["items"]["totalCount"] - 1
     assert after["updatedAt"] > before["updatedAt"]
+
+
+def test_edges_and_backward_paging(sb: Sandbox) -> None:
+    """`edges { cursor node }` carry each item's cursor; `last` + `before` pages backwards."""
+    query = """query($before: String) { organization(login: "acme") { projectV2(number: 12) {
+      items(last: 3, before: $before) {
+        pageInfo { hasPreviousPage hasNextPage startCursor }
+        edges { cursor node { databaseId } } } } } }"""
+    ids = [t["id"] for t in sb.project_truth("acme/12")]
+    tail = post(sb, query).json()["data"]["organization"]["projectV2"]["items"]
+    assert [e["node"]["databaseId"] for e in tail["edges"]] == ids[-3:]
+    assert tail["pageInfo"]["hasPreviousPage"] is True
+    assert tail["pageInfo"]["startCursor"] == tail["edges"][0]["cursor"]
+    before = post(sb, query, before=tail["pageInfo"]["startCursor"]).json()
+    page = before["data"]["organization"]["projectV2"]["items"]
+    assert [e["node"]["databaseId"] for e in page["edges"]] == ids[-6:-3]
+    assert page["pageInfo"]["hasNextPage"] is True
