@@ -53,6 +53,11 @@ todo / in_progress / done / dropped.
   key "owner/repo#mN", status open → todo / closed → done, updated = the milestone's
   `updated_at` (never changes); each is referenced by at least one issue at generation. A
   transferred issue gets a new repo and number, same id; it loses its milestone.
+* GitHub Projects (v2) (`POST /github/graphql`, `_graphql.py`; boards in `_projects.py`):
+  `sb.project_truth("acme/12")` lists a board's items (id, type, external_id of the issue or
+  PR, values by field name); `project_set`, `project_add`, `project_remove`,
+  `project_archive` change it (also `POST /_sandbox/project_*`); GraphQL faults
+  `graphql_rate_limited`, `graphql_secondary`, `graphql_partial`.
 
 Behaviour details per tracker live in `_jira`, `_jql`, `_asana` and `_github`; faults in
 `_faults`; the HTTP layer in `_server`.
