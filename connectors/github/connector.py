@@ -344,7 +344,7 @@ class GitHubConnector:
         """A REST page's work items, with their boards when project scopes are configured."""
         items = self._normalise(issues, scope)
         if self._projects is not None:
-            await self._projects.enrich(issues, items)
+            await self._projects.enrich(scope, issues, items)
         return items
 
     def _normalise(self, issues: list[Json], scope: str) -> list[WorkItem]:

@@ -158,7 +158,7 @@ class ProjectsPull:
         log.info("github.board_census", connector=self.connector, repos=len(present))
         return Page(items=[], cursor=state.dump(), scope="projects", census=present)
 
-    async def enrich(self, issues: list[Json], items: list[WorkItem]) -> None:
+    async def enrich(self, scope: str, issues: list[Json], items: list[WorkItem]) -> None:
         """Give a REST page's issues and PRs their boards (one `nodes(ids:)` request)."""
         node_of = {
             str(raw["id"]): raw["node_id"]
@@ -168,7 +168,7 @@ class ProjectsPull:
         if not node_of or not self.reader.boards:
             return
         data = await self.gql.query(
-            "the boards of a page of issues", NODES_QUERY, {"ids": list(node_of.values())}
+            f"the boards of {scope}'s issues", NODES_QUERY, {"ids": list(node_of.values())}
         )
         found = {n["id"]: n for n in data.get("nodes") or [] if isinstance(n, dict) and "id" in n}
         for item in items:

@@ -776,3 +776,23 @@ def test_board_census_leaves_repos_now_in_the_repo_scopes_alone() -> None:
     assert "acme/web" not in census
     assert list(census["acme/api"]) == ["9002"]
     assert second.cursor["board_repos"] == ["acme/api"]
+
+
+def test_an_error_reading_a_rest_pages_boards_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An `errors` answer to a REST page's boards (nodes) fails the run naming the repo;
+    that page is not yielded without its boards."""
+    box, base = sandbox_rest(monkeypatch)
+    fake = org(Board(PID, "Payments roadmap", T0))
+
+    def failed(out: Json) -> Json:
+        out["errors"] = [{"type": "SERVICE_UNAVAILABLE", "message": "try later"}]
+        return out
+
+    fake.faults = [lambda out: out, failed]
+    run = Run()
+    config = base.model_copy(update={"scope": ["acme/web", BOARD]})
+    with pytest.raises(ConnectorError, match="on the boards of acme/web's issues: SERVICE_"):
+        pull(fake, config, rest=box.transport(), into=run)
+    assert run.items == []
