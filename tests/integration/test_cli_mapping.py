@@ -115,7 +115,7 @@ def test_check_reports_every_error_with_file_line_and_exits_2(tmp_path: Path) ->
         f"error: {path}:{line}: rule 'checkout#1' of tactic 'checkout': has no "
         "condition, so it would attach nothing; add at least one of connector, container, "
         "epic, parent, labels_any, labels_all, milestone, section, type, keys, assignee, "
-        "title, custom (an 'exclude' alone selects nothing)",
+        "iteration, title, custom (an 'exclude' alone selects nothing)",
         f"error: {path}:{line + 1}: rule 'checkout#1' of tactic 'checkout': unknown key "
         "'conector' in a rule; did you mean 'connector'?",
         f"error: {path}:{line + 3}: rule 'checkout#2' of tactic 'checkout': connector "
