@@ -221,6 +221,12 @@ class Service:
         log.info("service.once_done", runs=len(results), failed=failed)
         return 1 if failed else 0
 
+    def plan_new_day(self) -> None:
+        """The daily job re-deriving date-relative links (`iteration = "@current"`)."""
+        assert self.scheduler is not None  # noqa: S101 - started in serve()
+        when = CronTrigger(hour=0, minute=0, second=5, timezone=UTC)
+        self.scheduler.add_job(self.day_job, when, id=NEW_DAY_JOB, replace_existing=True)
+
     async def day_job(self) -> None:
         """Re-derive date-relative links once the day has changed (`pipeline.new_day`)."""
         work = asyncio.to_thread(new_day, self.store, self.settings, self.mapping)
@@ -325,9 +331,7 @@ class Service:
         self.scheduler.start()
         self.schedule(self.enabled())
         self.plan_sources()
-        self.scheduler.add_job(  # date-relative links (iteration = "@current") each new day
-            self.day_job, CronTrigger(hour=0, minute=0, second=5, timezone=UTC), id=NEW_DAY_JOB
-        )
+        self.plan_new_day()
         from okrsync.notify.daemon import plan as plan_notify  # lazy: only with [[notify]]
 
         plan_notify(self)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from okrsync import signals
 from okrsync.config import Settings, SignalsConfig
@@ -26,6 +27,7 @@ from okrsync.okrfile import load_tree
 from okrsync.pipeline import MappingState, sync_and_recompute
 from okrsync.sandbox import Sandbox
 from okrsync.sandbox._projects import Iteration, current_iteration
+from okrsync.service import NEW_DAY_JOB, Service
 from okrsync.signal_types import ItemCounts
 from okrsync.store import Store
 from tests.helpers import write
@@ -225,3 +227,44 @@ def test_the_demo_maps_a_tactic_by_the_boards_current_iteration(
             assert got
         finally:
             store.close()
+
+
+async def day_jobs(service: Service) -> tuple[list[str], datetime | None]:
+    """The daemon's jobs after planning and a config reload, and the new-day job's next fire."""
+    service.scheduler = AsyncIOScheduler(timezone=UTC)
+    service.scheduler.start(paused=True)
+    service.schedule(service.enabled())
+    service.plan_new_day()
+    service._adopt(service.settings)  # a config reload prunes jobs here
+    jobs = [j.id for j in service.scheduler.get_jobs()]
+    job = service.scheduler.get_job(NEW_DAY_JOB)
+    fire = job.trigger.get_next_fire_time(None, datetime.now(UTC)) if job else None
+    service.scheduler.shutdown(wait=False)
+    return jobs, fire
+
+
+def test_the_daemon_rederives_links_daily_even_without_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The daemon plans a job at 00:00:05 UTC every day that a config reload keeps; run on a
+    new day, it re-derives the date-relative links and recomputes the signals, no sync run
+    needed."""
+    rules = '[[tactic.rule]]\ncontainer = "Payments roadmap"\niteration = "@current"\n'
+    with board_world(monkeypatch, tmp_path, rules) as (sb, settings, store, state):
+        run(settings, store, state)
+        service = Service(settings, store, state, None)
+        try:
+            jobs, fire = asyncio.run(day_jobs(service))
+            assert NEW_DAY_JOB in jobs
+            assert fire is not None
+            assert (fire.hour, fire.minute, fire.second) == (0, 0, 5)
+            sprint = current_sprint(sb)
+            ended = sprint.start + timedelta(days=sprint.duration)
+            monkeypatch.setattr(signals, "today", lambda: ended)
+            runs = len(store.runs("github", limit=100))
+            asyncio.run(service.day_job())
+            assert linked_keys(store) == keys_in(sb, current_sprint(sb).title)
+            assert store.snapshot_history("board-sprint", limit=1)[-1].as_of == ended
+            assert len(store.runs("github", limit=100)) == runs  # no sync run was made
+        finally:
+            service.locks.close()
