@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from rich.console import Console
 
+from okrsync.cli_items import items_table
 from okrsync.mapping import Matcher
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.pipeline import MappingState, remap
-from okrsync.store import Store
+from okrsync.report import _board_fields
+from okrsync.store import ListedItem, Store
 from okrsync.store.migrate import current_revision, upgrade
 from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 from okrsync.textsafe import clean_item
@@ -169,3 +172,31 @@ def test_board_titles_and_iteration_are_cleaned_before_the_store(store: Store) -
     assert stored.iteration.isprintable()
     assert "\x1b" not in stored.iteration
     assert clean_item(item(2)) == item(2)  # clean text is left as it is
+
+
+def listed(**kw: Any) -> ListedItem:
+    base: dict[str, Any] = {
+        "tactic_id": "checkout", "rule_id": "checkout#1", "connector": "gh",
+        "key": "acme/web#1", "title": "Item 1", "status": "todo", "assignee": None,
+        "created": T0, "updated": T0, "due": None, "completed_at": None, "url": None,
+    }  # fmt: skip
+    return ListedItem(**{**base, **kw})
+
+
+def shown(found: list[ListedItem]) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    console.print(items_table(console, found, with_rule=False))
+    return console.export_text()
+
+
+def test_items_table_and_export_show_the_board_and_iteration_when_set() -> None:
+    """`okrsync items` adds a board column (board titles · iteration) only when a listed item
+    is on a board; the export adds boards and iteration to such items only."""
+    on_board = listed(boards=[BOARD], board_names=["Payments roadmap"], iteration="Sprint 14")
+    table = shown([on_board, listed(key="acme/web#2")])
+    assert "board" in table.splitlines()[1]
+    assert "Payments roadmap · Sprint 14" in table
+    assert "board" not in shown([listed()])
+    assert on_board.as_json()["boards"] == [BOARD]
+    assert _board_fields(on_board) == {"boards": ["Payments roadmap"], "iteration": "Sprint 14"}
+    assert _board_fields(listed()) == {}
