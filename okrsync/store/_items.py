@@ -160,6 +160,7 @@ def _upsert_items_generic(
             WI.c.lost_at,
             WI.c.first_seen,
             WI.c.title,
+            WI.c.boards,
         ).where(WI.c.connector == connector, WI.c.external_id.in_(chunk))
         existing.update({r.external_id: r for r in conn.execute(q)})
     rows: dict[str, dict[str, Any]] = {}
@@ -171,6 +172,7 @@ def _upsert_items_generic(
             and old.key == item.key
             and old.container == item.container
             and old.title == item.title
+            and _same_boards(old.boards, item.boards)
             and (old.deleted_at is None and old.lost_at is None)
         ):
             result.unchanged += 1
@@ -313,9 +315,17 @@ def sqlite_dt(v: datetime | None) -> str | None:
     )
 
 
+def _same_boards(stored: Any, boards: Sequence[str]) -> bool:
+    """Whether the stored `boards` (a list, or SQLite's JSON text) are `boards`: an item that
+    left or joined a board is rewritten even when its `updated` did not move."""
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    return list(stored or ()) == list(boards)
+
+
 _SQLITE_EXISTING = (
     "SELECT external_id, updated, key, container, previous_keys, deleted_at, lost_at, "
-    "first_seen, title FROM work_item WHERE connector = ? AND external_id IN ({})"
+    "first_seen, title, boards FROM work_item WHERE connector = ? AND external_id IN ({})"
 )
 
 
@@ -353,6 +363,7 @@ def _upsert_items_sqlite(
             old is not None
             and old[1:4] == (updated, item.key, item.container)
             and old[8] == item.title
+            and _same_boards(old[9], item.boards)
             and (old[5] is None and old[6] is None)
         ):
             result.unchanged += 1
@@ -374,6 +385,7 @@ def _upsert_items_sqlite(
             None,
             row[_COL_FIRST_SEEN],
             item.title,
+            list(item.boards),
         )
     values = list(rows.values())
     start = 0

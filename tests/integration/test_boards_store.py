@@ -83,6 +83,20 @@ def test_commit_reads_back_boards_and_iteration(store: Store) -> None:
     assert (moved.boards, moved.iteration, moved.iteration_start) == ((), "Sprint 15", S14[1])
 
 
+def test_an_item_taken_off_its_board_is_rewritten_though_its_updated_did_not_move(
+    store: Store,
+) -> None:
+    """Leaving a board does not move the issue's own `updated`: the commit still sees a change
+    (the boards differ) and stores it, instead of counting the item unchanged."""
+    store.commit_page("gh", Page([item(1)], {}))
+    off = item(1, boards=(), board_names=())  # same updated, key, container, title
+    (result,) = store.commit_pages("gh", [Page([off], {})])
+    assert result.unchanged == 0
+    assert next(i for i in store.stored_items() if i.external_id == "1").boards == ()
+    (again,) = store.commit_pages("gh", [Page([off], {})])
+    assert again.unchanged == 1
+
+
 def test_remap_links_by_board_and_current_iteration(store: Store, tmp_path: Path) -> None:
     """Remapping stored items with a board + @current rule links the items on the board in
     the iteration running that day, and unlinks them once it has ended."""
