@@ -729,6 +729,7 @@ def scope_problem(kind: str, scope: str) -> str | None:
 
 def _resolve_token_files(settings: Settings) -> Settings:
     """A relative `token_file` is read from the config file's folder, as the store is."""
+
     def resolved(cc: ConnectorConfig) -> ConnectorConfig:
         keys = ("token_file", "webhook_secret_file")
         files = {k: getattr(cc, k) for k in keys if getattr(cc, k)}

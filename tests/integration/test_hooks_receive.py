@@ -51,8 +51,11 @@ def daemon(
         for k, v in sandbox_env(sb).items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv(SECRET_ENV, SECRET)
-        hooks = {"webhook_secret_env": SECRET_ENV, "webhook_coalesce_s": coalesce_s}
-        connectors = [_shaped(c) for c in sandbox_connectors(sb, **hooks)]
+        hooks: dict[str, object] = {
+            "webhook_secret_env": SECRET_ENV,
+            "webhook_coalesce_s": coalesce_s,
+        }
+        connectors = [_shaped(c) for c in sandbox_connectors(sb, None, **hooks)]
         settings = Settings(
             store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
             mappings={"paths": [str(MAPPINGS)]},

@@ -313,7 +313,7 @@ def test_at_risk_sends_one_email_over_starttls(
     assert (
         mail["Subject"] == "[okrsync] Key result conv “Trial conversion”: status on track → at risk"
     )
-    assert "https://okr.example.com/kr/conv" in mail.get_content()  # type: ignore[attr-defined]
+    assert "https://okr.example.com/kr/conv" in mail.get_content()
 
 
 def test_notify_test_sends_a_sample_and_fails_with_one_line(

@@ -6,6 +6,7 @@ keys (the outbox keeps one row per event and channel) and a row is claimed by on
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -174,7 +175,7 @@ def test_two_daemons_on_postgres_send_at_risk_once(
         env = {**env, "OKRSYNC_TEST_SLACK_URL": receiver.url + "/hook"}
         with daemon(cfg_a, env, log_a) as a, daemon(cfg_b, env, log_b) as b:
             for log in (log_a, log_b):
-                wait_for(lambda log=log: _scanned(log), f"{log.name}'s first notification pass")
+                wait_for(functools.partial(_scanned, log), f"{log.name}'s first notification pass")
             assert (
                 run_cli("-c", str(cfg_a), "checkin", "conv", "--value", "60", cwd=tmp_path).code
                 == 0
@@ -188,7 +189,11 @@ def test_two_daemons_on_postgres_send_at_risk_once(
             wait_for(lambda: _mails(mailbox, "at risk"), "the at-risk e-mail")
             for log in (log_a, log_b):  # two more passes of each: nothing else goes out
                 seen = len(_passes(log))
-                wait_for(lambda log=log, seen=seen: len(_passes(log)) > seen + 1, "more passes")
+
+                def more(log: Path = log, seen: int = seen) -> bool:
+                    return len(_passes(log)) > seen + 1
+
+                wait_for(more, "more passes")
             assert a.stop() == 0
             assert b.stop() == 0
     assert len(_slack(receiver, "→ at risk")) == 1

@@ -84,8 +84,8 @@ def test_piped_output_honours_columns(cwd: Path) -> None:
     wide = cli(cwd, 175, "runs")
     assert 120 < widest(wide.stdout) <= 175, wide.stdout
     assert header(wide.stdout) == ["id", "connector", "started (UTC)", "took", "status",
-                                   "trigger", "pages", "requests", "retries", "rl wait", "+/~/-", "host",
-                                   "error"]  # fmt: skip
+                                   "trigger", "pages", "requests", "retries", "rl wait",
+                                   "+/~/-", "host", "error"]  # fmt: skip
     assert widest(cli(cwd, 80, "runs").stdout) <= 80
 
 

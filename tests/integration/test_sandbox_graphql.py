@@ -5,7 +5,6 @@ Served in process (`Sandbox.transport()`, no socket); see `okrsync/sandbox/_grap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,7 +37,7 @@ STATUS = """query($id: ID!) { node(id: $id) { ... on ProjectV2Item {
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
+def sb() -> Sandbox:
     return Sandbox(seed=5, sizes=SIZES)
 
 
