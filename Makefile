@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml
 demo: setup  ## sandbox + sync + OKR report on the embedded SQLite store
 	$(BIN)/okrsync demo
 
-test: setup  ## the whole test suite (SQLite and a throwaway PostgreSQL)
-	$(BIN)/pytest -q
+test: setup  ## the whole test suite (SQLite and a throwaway PostgreSQL), one worker per core
+	$(BIN)/pytest -q -n auto
 
 test-full: setup  ## also the long fault-matrix cases
-	$(BIN)/pytest -q --run-slow
+	$(BIN)/pytest -q -n auto --run-slow
 
 faults: setup  ## the whole fault matrix and the kill -9 loop against the sandbox
-	$(BIN)/pytest -q --run-slow tests/integration/test_faults.py tests/integration/test_hostile.py tests/integration/test_kill9.py
+	$(BIN)/pytest -q -n auto --run-slow tests/integration/test_faults.py tests/integration/test_hostile.py tests/integration/test_kill9.py
 
 lint: setup
 	$(BIN)/ruff check .
