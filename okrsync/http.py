@@ -340,13 +340,33 @@ def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
+SECONDARY_LIMIT_WAIT_S = 60.0  # a 403 that says "rate limit" and not how long to wait
+_RATE_LIMIT_WORDS = (b"secondary rate limit", b"rate limit exceeded", b"abuse detection")
+
+
+def _says_rate_limit(resp: httpx.Response) -> bool:
+    """A 403 whose (already read, capped) body says it is a rate limit, not a refusal."""
+    try:
+        head = resp.content[:2048].lower()
+    except httpx.ResponseNotRead:
+        return False
+    return any(words in head for words in _RATE_LIMIT_WORDS)
+
+
 def translate(resp: httpx.Response, connector: str) -> ConnectorError:
     """Map an error response to the exception that says what the caller should do."""
     status = resp.status_code
     url = redact_url(str(resp.request.url))
     wait = retry_after(resp.headers, use_reset=status in (403, 429))
     remaining = resp.headers.get("x-ratelimit-remaining")
-    if status == 429 or (status == 403 and (remaining == "0" or "retry-after" in resp.headers)):
+    if status == 403 and wait is None and _says_rate_limit(resp):
+        # GitHub's secondary limits may come with no header saying how long: "wait at least
+        # one minute" (docs.github.com, "Rate limits for the REST API").
+        wait = SECONDARY_LIMIT_WAIT_S
+    if status == 429 or (
+        status == 403
+        and (remaining == "0" or "retry-after" in resp.headers or wait == SECONDARY_LIMIT_WAIT_S)
+    ):
         return TransientError(
             f"rate limited (HTTP {status})",
             connector=connector,

@@ -783,7 +783,8 @@ def rate_limited(params: dict[str, Any], rate: RateCounter) -> Response:
         ("x-ratelimit-resource", "core"),
     ]
     if params.get("secondary"):
-        headers = [("retry-after", str(wait))]
+        # GitHub may also send a secondary limit with no Retry-After at all ("bare").
+        headers = [] if params.get("bare") else [("retry-after", str(wait))]
         return error(
             status,
             "You have exceeded a secondary rate limit. Please wait a few "

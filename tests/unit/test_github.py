@@ -24,7 +24,7 @@ from okrsync_connectors.github.normalise import Normaliser, Skipped
 from okrsync.config import ConnectorConfig
 from okrsync.demo import sandbox_connectors, sandbox_env
 from okrsync.errors import AuthError, CursorRejected
-from okrsync.http import Http
+from okrsync.http import Http, translate
 from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
 from okrsync.sandbox import Sandbox, TruthItem
 from tests.vendor import VENDOR_API
@@ -641,6 +641,24 @@ def test_secondary_limit_waits_for_retry_after(sb: Sandbox, status: int) -> None
     assert run.http.stats.rate_limit_wait_s >= 7
     assert len(run.pages) == 1
     assert len(issues_of(run.pages)) == 13
+
+
+def test_secondary_limit_without_retry_after_waits_a_minute(sb: Sandbox) -> None:
+    """A 403 that says "secondary rate limit" but not how long is waited out for a minute
+    and retried, as GitHub asks, instead of failing the run as refused credentials."""
+    sb.inject("github", "429", secondary=True, bare=True, status=403)
+    run = pull(sb, config(sb), cursor_for(EARLY))
+    assert "retry-after" not in run.responses[0].headers
+    assert _kinds(run) == ["request", "sleep", "request"]
+    assert run.sleeps[0] >= 60
+    assert len(issues_of(run.pages)) == 13
+
+
+def test_a_plain_403_is_still_a_refusal(sb: Sandbox) -> None:
+    """A 403 that says nothing of a rate limit is not retried."""
+    resp = httpx.Response(403, json={"message": "Resource not accessible by integration"},
+                          request=httpx.Request("GET", "https://api.github.com/x"))  # fmt: skip
+    assert isinstance(translate(resp, "gh"), AuthError)
 
 
 def test_403_primary_rate_limit_waits_until_reset(sb: Sandbox) -> None:
