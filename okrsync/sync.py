@@ -18,7 +18,6 @@ reaches the store.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import dataclasses
 import gc
 import hashlib
@@ -158,30 +157,7 @@ def settle_heap() -> None:
     if not _heap_settled:
         gc.collect()
         gc.freeze()
-        fixed_mmap_threshold()
         _heap_settled = True
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-MMAP_THRESHOLD_BYTES = 256 * 1024
-
-
-def fixed_mmap_threshold() -> bool:
-    """glibc only: serve every block over 256 KiB by its own mmap, unmapped when freed.
-
-    By default glibc raises that threshold each time such a block is freed (up to 32 MiB), so
-    after the first page a response body of ~0.5 MB is carved from the heap, and the heap,
-    fragmented by the small objects parsed from it, never shrinks back: a 100k-item sync ends
-    5-8 MB larger for it (bench_singer). A fixed threshold keeps the heap to what is in use,
-    for one mmap and munmap per page. False where there is no glibc `mallopt` (musl, macOS).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def new_client(*, tls: bool = True) -> httpx.AsyncClient:
