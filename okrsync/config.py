@@ -271,38 +271,36 @@ class ConnectorConfig(_Strict):
     def webhook_secret(self) -> str | None:
         """The webhook secret from `webhook_secret_env` / `_file` (None: neither is set);
         registered for redaction."""
-        if self.webhook_secret_env:
-            value = os.environ.get(self.webhook_secret_env, "").strip()
-            if not value:
-                raise ConfigError(
-                    f"connector {self.name!r}: environment variable {self.webhook_secret_env} "
-                    "(named by webhook_secret_env) is not set; export it before starting okrsync"
-                )
-        elif self.webhook_secret_file:
-            value = _read_token_file(self.name, self.webhook_secret_file, "webhook_secret_file")
-        else:
-            return None
-        register_secret(value)
-        return value
+        return _read_secret(self.name, "webhook_secret", self.webhook_secret_env,
+                            self.webhook_secret_file)  # fmt: skip
 
     def secret(self) -> str:
         """The API token, from `token_env` or `token_file`; registered for redaction."""
-        if self.token_env:
-            value = os.environ.get(self.token_env, "").strip()
-            if not value:
-                raise ConfigError(
-                    f"connector {self.name!r}: environment variable {self.token_env} "
-                    "(named by token_env) is not set; export it before starting okrsync"
-                )
-        elif self.token_file:
-            value = _read_token_file(self.name, self.token_file)
-        else:
+        value = _read_secret(self.name, "token", self.token_env, self.token_file)
+        if value is None:
             raise ConfigError(
                 f"connector {self.name!r}: no credentials; set token_env (an environment "
                 "variable name) or token_file"
             )
-        register_secret(value)
         return value
+
+
+def _read_secret(name: str, key: str, env: str | None, file: str | None) -> str | None:
+    """A connector's secret `key` from the variable `<key>_env` names, else the file
+    `<key>_file` names (None: neither is set); registered for redaction."""
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"connector {name!r}: environment variable {env} (named by {key}_env) is not "
+                "set; export it before starting okrsync"
+            )
+    elif file:
+        value = _read_token_file(name, file, f"{key}_file")
+    else:
+        return None
+    register_secret(value)
+    return value
 
 
 def _read_token_file(name: str, path: str, key: str = "token_file") -> str:
