@@ -72,6 +72,7 @@ class Side:
     name: str
     wall_s: float = 0.0
     rss_mb: float = 0.0
+    cpu_s: float = 0.0  # user + system CPU of the process (its own rusage, from wait4)
     items: int = 0
     distinct: int = 0
     requests: int = 0
@@ -81,6 +82,12 @@ class Side:
     @property
     def items_per_s(self) -> float:
         return self.items / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def items_per_cpu_s(self) -> float:
+        """Items per CPU second: what the client costs, whatever else the machine runs (the
+        sandbox shares its cores), so steadier than items/s from run to run."""
+        return self.items / self.cpu_s if self.cpu_s else 0.0
 
 
 # --- the tap's virtualenv --------------------------------------------------------------
@@ -138,8 +145,9 @@ def tap_files(sb: SandboxProc, python: Path, tmp: Path) -> tuple[Path, Path]:
 
 def run_process(
     cmd: list[str], env: dict[str, str], stderr: Path, consume: Callable[[Iterable[bytes]], None]
-) -> tuple[float, float, int]:
-    """Run `cmd`, feeding its stdout lines to `consume`: (wall s, peak RSS MB, exit code).
+) -> tuple[float, float, int, float]:
+    """Run `cmd`, feeding its stdout lines to `consume`: (wall s, peak RSS MB, exit code,
+    CPU s).
 
     The peak RSS is the one the process writes at exit (`write_peak_rss`), its own alone."""
     peak = stderr.with_suffix(".peak")
@@ -151,14 +159,14 @@ def run_process(
         )
         assert proc.stdout is not None
         consume(proc.stdout)
-        _, status, _usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         proc.stdout.close()
     if proc.returncode == 0 and not peak.exists():
         raise RuntimeError(f"{cmd[0]} wrote no peak RSS to {peak} (see write_peak_rss)")
     rss_mb = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
-    return wall, rss_mb, proc.returncode
+    return wall, rss_mb, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def write_peak_rss() -> None:
@@ -191,7 +199,7 @@ def run_tap(sb: SandboxProc, python: Path, tmp: Path) -> Side:
     sb.admin("clear_requests", {})
     env = {**os.environ, "BENCH_GITHUB_API": sb.base_urls["github"]}
     cmd = [str(python), str(RUNNER), "--config", str(config), "--catalog", str(catalog)]
-    side.wall_s, side.rss_mb, code = run_process(cmd, env, tmp / "tap.err", consume)
+    side.wall_s, side.rss_mb, code, side.cpu_s = run_process(cmd, env, tmp / "tap.err", consume)
     if code != 0:
         raise failed("tap-github", code, tmp / "tap.err")
     side.distinct = len(ids)
@@ -280,7 +288,8 @@ def run_okrsync(sb: SandboxProc, tmp: Path) -> Side:
     env = {**os.environ, "BENCH_GITHUB_TOKEN": sb.credentials["github_token"]}
     cmd = [sys.executable, "-m", "bench.bench_singer", "--child", sb.base_urls["github"]]
     cmd += [",".join(sb.scopes["github"]), str(db)]
-    side.wall_s, side.rss_mb, code = run_process(cmd, env, tmp / "okrsync.err", out.extend)
+    ran = run_process(cmd, env, tmp / "okrsync.err", out.extend)
+    side.wall_s, side.rss_mb, code, side.cpu_s = ran
     if code != 0:
         raise failed("okrsync", code, tmp / "okrsync.err")
     side.extra = json.loads(b"".join(out).decode().strip().splitlines()[-1])
@@ -375,6 +384,8 @@ def rows(ours: Side, tap: Side, expected: int) -> list[dict[str, Any]]:
         row(f"{side.name} wall time", side.wall_s, "s")
         row(f"{side.name} in-process sync", side.extra["sync_s"], "s")
         row(f"{side.name} items/s", side.items_per_s, "items/s")
+        row(f"{side.name} CPU", side.cpu_s, "s")
+        row(f"{side.name} items per CPU second", side.items_per_cpu_s, "items/s")
         row(f"{side.name} requests", side.requests, "req")
         row(f"{side.name} peak RSS", side.rss_mb, "MB")
         complete = side.items == side.distinct == expected
@@ -382,6 +393,7 @@ def rows(ours: Side, tap: Side, expected: int) -> list[dict[str, Any]]:
     row("in-process sync okrsync/tap", ratio(ours.extra["sync_s"], tap.extra["sync_s"]), "×")
     row("wall time okrsync/tap", ratio(ours.wall_s, tap.wall_s), "×")
     row("requests okrsync/tap", ratio(ours.requests, tap.requests), "×")
+    row("items per CPU second okrsync/tap", ratio(ours.items_per_cpu_s, tap.items_per_cpu_s), "×")
     speed, rss = targets(ours, tap)
     row("peak RSS okrsync/tap", ratio(ours.rss_mb, tap.rss_mb), "×", rss, "<= 1")
     row(
@@ -410,6 +422,8 @@ def report(ours: Side, tap: Side, expected: int, runs: int = 1) -> str:
         ("wall s", ours.wall_s, tap.wall_s, "{:.2f}"),
         ("  in-process s", ours.extra["sync_s"], tap.extra["sync_s"], "{:.2f}"),
         ("items/s", ours.items_per_s, tap.items_per_s, "{:.0f}"),
+        ("CPU s", ours.cpu_s, tap.cpu_s, "{:.2f}"),
+        ("items/CPU s", ours.items_per_cpu_s, tap.items_per_cpu_s, "{:.0f}"),
         ("requests", ours.requests, tap.requests, "{:.0f}"),
         ("peak RSS MB", ours.rss_mb, tap.rss_mb, "{:.1f}"),
         ("issues+PRs", ours.items, tap.items, "{:.0f}"),
@@ -419,7 +433,7 @@ def report(ours: Side, tap: Side, expected: int, runs: int = 1) -> str:
         lines.append(f"{label:14} {cells} {ratio(a, b):>12.3f}")
     lines.append(
         "wall: process start to exit; in-process: okrsync's sync_once, the tap's "
-        "sync_duration timers of stream issues"
+        "sync_duration timers of stream issues; CPU: the process's user + system time"
     )
     lines.append(
         f"counted: okrsync stored {ours.items} issues/PRs (+ {ours.extra['milestones']} "
