@@ -32,7 +32,7 @@ EVENTS: tuple[EventName, ...] = (
     "connector_recovered",  # it succeeded again after such a streak
 )
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 
 
 class _Strict(BaseModel):
@@ -138,12 +138,13 @@ class EmailChannel(NotifyChannel):
     password_env: str | None = None
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
+    remind_owners: bool = False  # checkin_reminder also to the key result's owner's address
 
     @field_validator("sender", "to")
     @classmethod
     def _addresses(cls, v: str | list[str]) -> str | list[str]:
         for address in [v] if isinstance(v, str) else v:
-            if not _ADDRESS.fullmatch(address.strip()):
+            if not ADDRESS.fullmatch(address.strip()):
                 raise ValueError(f"{address!r} is not an e-mail address such as okr@example.com")
         return v
 

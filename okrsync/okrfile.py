@@ -3,7 +3,8 @@
     [[objective]]          id, title, owner, period ("2026-Q4", "2026-H1", "2026-11", "2026";
                            q/h in either case) or start/end dates, parent (objective id), weight
     [[key_result]]         id, objective, title, unit, start, target, direction, weight,
-                           source (where its metric is read: docs/sources.md)
+                           owner (a name, an e-mail address or both; default: the
+                           objective's), source (where its metric is read: docs/sources.md)
     [[tactic]]             id, key_result, title, weight
     [[tactic.rule]]        a mapping rule of the tactic above (see okrsync.mapping)
 
@@ -60,6 +61,7 @@ KEY_RESULT_KEYS = {
     "weight",
     "description",
     "source",
+    "owner",
 }
 TACTIC_KEYS = {"id", "key_result", "title", "weight", "owner", "description", "rule"}
 TOP_KEYS = {"objective", "key_result", "tactic"}
@@ -139,6 +141,7 @@ class KeyResult:
     weight: float
     source: Source  # where the key result is written (file:line)
     metric_source: MetricSource | None = field(default=None, compare=False)
+    owner: str | None = None  # "Dana <dana@acme.com>", "dana@acme.com" or "Dana"
 
 
 @dataclass(frozen=True)
@@ -565,6 +568,7 @@ class _File:
             return
         n = len(self.loader.problems)
         metric = self.metric_source(i, entry["source"]) if "source" in entry else None
+        owner = self.owner(("key_result", i, "owner"), entry.get("owner"))
         if len(self.loader.problems) > n:
             return
         src = self.src(("key_result", i))
@@ -580,7 +584,21 @@ class _File:
                 weight,
                 src,
                 metric,
+                owner,
             )
+
+    def owner(self, loc: tuple[str | int, ...], value: Any) -> str | None:
+        """A key result's `owner`: a non-empty one-line string, or None when absent."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            self.problem(
+                loc,
+                "'owner' must be one line of text such as \"Dana <dana@acme.com>\", "
+                f'"dana@acme.com" or "Dana", got {value!r}',
+            )
+            return None
+        return value.strip()
 
     def tactic(self, i: int, entry: Any) -> None:
         ident = self._common("tactic", i, entry, TACTIC_KEYS, ("id", "key_result", "title"))

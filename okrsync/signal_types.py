@@ -83,6 +83,7 @@ class KeyResultInfo:
     target: float
     direction: str
     weight: float
+    owner: str | None = None  # 0009: its own owner (None: the objective's owner answers)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any
 
 import httpx
 
 from okrsync.config_notify import (
+    ADDRESS,
     EmailChannel,
     NotifyChannel,
     SlackChannel,
@@ -189,11 +191,31 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def email_message(m: Message, channel: EmailChannel) -> EmailMessage:
+def owner_addresses(owner: str | None) -> list[str]:
+    """The e-mail addresses in an owner's text ("Dana <dana@acme.com>", "dana@acme.com");
+    none in a bare name ("Dana")."""
+    found = [addr.strip() for _, addr in getaddresses([owner or ""])]
+    return [a for a in found if ADDRESS.fullmatch(a)]
+
+
+def recipients(channel: EmailChannel, event: Event) -> list[str]:
+    """The channel's `to`, and for a check-in reminder on a channel with `remind_owners`
+    the owner's address as well (once: an address already in `to` is not repeated)."""
+    to = list(channel.to)
+    if channel.remind_owners and event.kind == "checkin_reminder":
+        known = {a.strip().lower() for a in to}
+        for address in owner_addresses(event.figures.get("owner")):
+            if address.lower() not in known:
+                to.append(address)
+                known.add(address.lower())
+    return to
+
+
+def email_message(m: Message, channel: EmailChannel, to: list[str] | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = f"[okrsync] {m.headline}"[:200]
     msg["From"] = channel.sender
-    msg["To"] = ", ".join(channel.to)
+    msg["To"] = ", ".join(to or channel.to)
     msg.set_content(m.text + "\n")
     return msg
 
@@ -212,7 +234,10 @@ async def send(
     try:
         if isinstance(channel, EmailChannel):
             await asyncio.wait_for(
-                asyncio.to_thread(_smtp_send, channel, message, timeout_s), timeout_s * 2
+                asyncio.to_thread(
+                    _smtp_send, channel, message, recipients(channel, event), timeout_s
+                ),
+                timeout_s * 2,
             )
             return
         assert isinstance(channel, UrlChannel)  # noqa: S101 - every other kind posts to a URL
@@ -265,7 +290,7 @@ async def _post(
         raise SendFailed(f"the {channel.kind} webhook answered HTTP {response.status_code}")
 
 
-def _smtp_send(channel: EmailChannel, m: Message, timeout_s: float) -> None:
+def _smtp_send(channel: EmailChannel, m: Message, to: list[str], timeout_s: float) -> None:
     """One message over SMTP (blocking: run in a thread)."""
     credentials = channel.credentials()
     context = ssl.create_default_context(cafile=channel.ca_file)
@@ -275,7 +300,7 @@ def _smtp_send(channel: EmailChannel, m: Message, timeout_s: float) -> None:
                 smtp.starttls(context=context)
             if credentials is not None:
                 smtp.login(*credentials)
-            smtp.send_message(email_message(m, channel))
+            smtp.send_message(email_message(m, channel, to))
     except smtplib.SMTPException as exc:
         raise SendFailed(f"the SMTP server refused: {type(exc).__name__}") from None
     except ssl.SSLError as exc:

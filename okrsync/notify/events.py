@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from okrsync.signal_types import Snapshot, Structure
+from okrsync.signal_types import KeyResultInfo, Snapshot, Structure
 
 NumberedSnapshot = tuple[int, Snapshot]
 
@@ -235,9 +235,14 @@ def reminder_events(
     return events
 
 
+def owner_of(kr: KeyResultInfo, structure: Structure) -> str | None:
+    """Who a key result's reminder is for: its own owner, else its objective's."""
+    return kr.owner or structure.objectives[kr.objective_id].owner
+
+
 def _reminder(s: Silence, structure: Structure, today: date, days: int, nth: int) -> Event:
     kr = structure.key_results[s.key_result_id]
-    owner = structure.objectives[kr.objective_id].owner
+    owner = owner_of(kr, structure)
     return Event(
         key=f"checkin_reminder:{kr.id}:{s.checkin_id or 0}:{nth}",
         kind="checkin_reminder",

@@ -377,6 +377,7 @@ def _kr_values(k: Any) -> dict[str, Any]:
         "target_value": k.target,
         "direction": k.direction,
         "weight": k.weight,
+        "owner": k.owner,
         "source": str(k.source),
     }
 

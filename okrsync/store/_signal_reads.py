@@ -55,7 +55,8 @@ OBJECTIVE_COLS = (
     "weight",
 )
 KEY_RESULT_COLS = (
-    "id", "objective_id", "title", "unit", "start_value", "target_value", "direction", "weight"
+    "id", "objective_id", "title", "unit", "start_value", "target_value", "direction", "weight",
+    "owner",
 )  # fmt: skip
 
 

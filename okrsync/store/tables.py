@@ -104,6 +104,7 @@ KEY_RESULT = sa.Table(
     _str("source", default=""),
     _utc("archived_at"),
     _utc("updated_at"),
+    _opt("owner"),  # 0009: who answers for it (a name, an e-mail address or both)
 )
 
 CHECKIN = sa.Table(

@@ -100,7 +100,7 @@ def test_db_upgrade(tmp_path: Path) -> None:
     cwd = setup(tmp_path)
     r = run_cli("db", "upgrade", cwd=cwd)
     assert r.code == 0
-    assert "revision 0008" in r.stdout
+    assert "revision 0009" in r.stdout
     assert (cwd / "data" / "okrsync.db").exists()
 
 

@@ -11,18 +11,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from okrsync.okrfile import load_tree
+from okrsync.okrfile import OkrTree, load_tree
 from okrsync.store import Store
 from okrsync.store.migrate import current_revision, upgrade
-from okrsync.store.tables import CHECKIN, SYNC_RUN, WORK_ITEM
+from okrsync.store.tables import CHECKIN, KEY_RESULT, OBJECTIVE, SYNC_RUN, WORK_ITEM
 from tests.helpers import TREE, run_cli, write
 
-HEAD = "0008"
+HEAD = "0009"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # The child: upgrade the store, pausing forever after the first statement holding MARKER.
 PAUSING_UPGRADE = textwrap.dedent(
@@ -97,9 +97,10 @@ def fill_previous_schema(url: str, mapping_dir: Path) -> None:
     try:
         upgrade(store.engine, "0002")
         write(mapping_dir / "okrs.toml", TREE)
-        store.apply_okr_tree(load_tree([mapping_dir]))
-        # 0002's tables and columns only: commits, start_run and add_checkin write later ones
+        # 0002's tables and columns only: commits, start_run, add_checkin and the tree's
+        # load (a key result's owner, 0009) write later ones
         with store.tx() as conn:
+            insert_old_tree(conn, load_tree([mapping_dir]))
             conn.execute(sa.insert(CHECKIN).values(key_result_id="conv", value=9.5, recorded_at=T0))
             conn.execute(sa.insert(OLD_WORK_ITEM), [OLD_ITEM, ASANA_ITEM])
             store._save_cursor(conn, "gh", {"since": "a"}, T0, None)
@@ -123,6 +124,26 @@ def fill_previous_schema(url: str, mapping_dir: Path) -> None:
         store.close()
 
 
+def insert_old_tree(conn: sa.Connection, tree: OkrTree) -> None:
+    """The objectives and key results of `tree` in the columns 0002 has."""
+    conn.execute(
+        sa.insert(OBJECTIVE),
+        [{"id": o.id, "title": o.title, "owner": o.owner, "period": o.period,
+          "period_start": o.start, "period_end": o.end, "weight": o.weight, "updated_at": T0}
+         for o in tree.objectives.values()],
+    )  # fmt: skip
+    conn.execute(
+        sa.insert(OLD_KEY_RESULT),
+        [{"id": k.id, "objective_id": k.objective, "title": k.title, "unit": k.unit,
+          "start_value": k.start, "target_value": k.target, "direction": k.direction,
+          "weight": k.weight, "source": "", "updated_at": T0}
+         for k in tree.key_results.values()],
+    )  # fmt: skip
+
+
+OLD_KEY_RESULT = sa.table(
+    "key_result", *(sa.column(c.name, c.type) for c in KEY_RESULT.columns if c.name != "owner")
+)
 OLD_ITEM = {
     "connector": "gh",
     "external_id": "1",
@@ -214,5 +235,27 @@ def test_0004_fills_container_names_from_custom_project(
         with store.engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT status_basis, status_names FROM work_item"))
             assert {(basis, str(names)) for basis, names in rows} == {(None, "[]")}
+    finally:
+        store.close()
+
+
+def test_0009_keeps_key_results_without_an_owner_until_the_next_load(
+    tmp_path: Path, store_url: str, mapping_dir: Path
+) -> None:
+    """After 0009 a key result stored before has no owner (the objective's answers); the next
+    load of a file giving it `owner` stores it, and the tree the reminder reads carries it."""
+    fill_previous_schema(store_url, mapping_dir)
+    upgrade_with_cli(tmp_path, store_url)
+    store = Store.open(store_url, upgrade=False)
+    try:
+        day = date(2026, 11, 2)
+        assert store.current_inputs(day)[0].key_results["conv"].owner is None
+        owned = TREE.replace('unit = "%"', 'unit = "%"\nowner = "Lee <lee@example.com>"')
+        write(mapping_dir / "okrs.toml", owned)
+        report = store.apply_okr_tree(load_tree([mapping_dir]))
+        assert "key_result:conv" in report.updated
+        krs = store.current_inputs(day)[0].key_results
+        assert (krs["conv"].owner, krs["latency"].owner) == ("Lee <lee@example.com>", None)
+        assert [c.value for c in store.checkins("conv")] == [9.5]
     finally:
         store.close()

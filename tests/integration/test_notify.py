@@ -27,10 +27,11 @@ from okrsync.store import Store
 from tests.helpers import run_cli, write
 
 
-def tree_text(today: date) -> str:
+def tree_text(today: date, kr_owner: str | None = None) -> str:
     """One objective running 50 days either side of today (expected progress 0.5), one key
-    result from 0 to 100: 60 is on track, 40 at risk, 20 off track."""
+    result from 0 to 100: 60 is on track, 40 at risk, 20 off track (owned by `kr_owner`)."""
     start, end = today - timedelta(days=50), today + timedelta(days=50)
+    owner = f'owner = "{kr_owner}"' if kr_owner else ""
     return f"""
     [[objective]]
     id = "grow"
@@ -45,6 +46,7 @@ def tree_text(today: date) -> str:
     title = "Trial conversion"
     start = 0
     target = 100
+    {owner}
     """
 
 
@@ -87,6 +89,7 @@ class Mailbox:
     port: int
     ca_file: str
     messages: list[bytes] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)  # each message's RCPT TO
 
 
 def free_port() -> int:
@@ -123,6 +126,7 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             box.messages.append(envelope.content)
+            box.recipients.append(list(envelope.rcpt_tos))
             return "250 OK"
 
     box.port = free_port()
@@ -134,7 +138,14 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
     controller.stop()
 
 
-def config(tmp_path: Path, url: str, receiver: Receiver, mailbox: Mailbox | None) -> Path:
+def config(
+    tmp_path: Path,
+    url: str,
+    receiver: Receiver,
+    mailbox: Mailbox | None,
+    *,
+    remind_owners: bool = False,
+) -> Path:
     mail = (
         f"""
     [[notify]]
@@ -145,6 +156,7 @@ def config(tmp_path: Path, url: str, receiver: Receiver, mailbox: Mailbox | None
     ca_file = "{mailbox.ca_file}"
     from = "okrsync@example.com"
     to = ["dana@example.com"]
+    remind_owners = {str(remind_owners).lower()}
     """
         if mailbox
         else ""
@@ -383,3 +395,49 @@ def test_a_channel_that_never_answers_is_cut_at_its_timeout(
         silent.close()
     [row] = store.notify_log()
     assert (row.status, row.last_error) == ("pending", "no answer within 1 s")
+
+
+@pytest.mark.parametrize(
+    ("kr_owner", "remind_owners", "rcpt"),
+    [
+        ("Lee <lee@example.com>", True, ["dana@example.com", "lee@example.com"]),
+        ("lee@example.com", True, ["dana@example.com", "lee@example.com"]),
+        ("Lee <lee@example.com>", False, ["dana@example.com"]),
+        ("Lee", True, ["dana@example.com"]),
+    ],
+    ids=["name-and-address", "address", "remind-owners-off", "no-address"],
+)
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_checkin_reminder_reaches_the_key_result_owner_by_email(
+    tmp_path: Path,
+    store_url: str,
+    receiver: Receiver,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+    kr_owner: str,
+    remind_owners: bool,
+    rcpt: list[str],
+) -> None:
+    """A key result never checked in, 50 days into its period: one reminder e-mail naming
+    its owner, sent to `to` and, with remind_owners, to the owner's address too (one
+    message, one outbox row); without remind_owners or an address, to `to` alone."""
+    monkeypatch.setenv("OKRSYNC_TEST_SLACK_URL", receiver.url + "/services/T/B/secret")
+    write(tmp_path / "mappings" / "okrs.toml", tree_text(datetime.now(UTC).date(), kr_owner))
+    cfg = config(tmp_path, store_url, receiver, mailbox, remind_owners=remind_owners)
+    settings = load_settings(cfg)
+    store = Store.open(store_url)
+    try:
+        store.apply_okr_tree(load_tree(settings.mapping_paths()))
+        tick(Notifier(store, lambda: settings, "a"))
+        tick(Notifier(store, lambda: settings, "b"))  # a restart: nothing again
+        assert mailbox.recipients == [rcpt]
+        mail = message_from_bytes(mailbox.messages[0], policy=policy.default)
+        assert mail["To"] == ", ".join(rcpt)
+        assert mail["Subject"] == (
+            "[okrsync] Key result conv “Trial conversion”: no check-in for 50 days"
+        )
+        assert f"owner: {kr_owner}" in mail.get_content()
+        mails = [r for r in store.notify_log() if r.channel == "mail"]
+        assert [(r.status, r.event["kind"]) for r in mails] == [("sent", "checkin_reminder")]
+    finally:
+        store.close()

@@ -3,9 +3,15 @@ sync runs and check-in dates, with keys derived from the rows they were read fro
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from okrsync.config_notify import EmailChannel
+from okrsync.notify.channels import owner_addresses, recipients
 from okrsync.notify.events import (
     RunFact,
     Silence,
@@ -13,7 +19,9 @@ from okrsync.notify.events import (
     run_events,
     snapshot_events,
 )
+from okrsync.okrfile import OkrFileError, load_tree
 from okrsync.signal_types import KeyResultInfo, ObjectiveInfo, Snapshot, Structure, TacticInfo
+from tests.helpers import TREE, write
 
 START, END = date(2026, 10, 1), date(2026, 12, 31)
 AT = datetime(2026, 11, 15, 12, tzinfo=UTC)
@@ -140,3 +148,77 @@ def test_a_reminder_is_sent_once_per_n_days_of_silence() -> None:
     assert (
         reminder_events([Silence("conv", None, None, START, END)], structure(), AT.date(), 0) == []
     )
+
+
+def test_a_key_result_owner_is_read_from_the_mapping_file(mapping_dir: Path) -> None:
+    """`owner` on a [[key_result]] is kept as written (trimmed); without it, None."""
+    write(
+        mapping_dir / "okrs.toml",
+        TREE.replace('unit = "%"', 'unit = "%"\nowner = " Lee <lee@acme.com> "'),
+    )
+    tree = load_tree([mapping_dir])
+    assert tree.key_results["conv"].owner == "Lee <lee@acme.com>"
+    assert tree.key_results["latency"].owner is None
+
+
+@pytest.mark.parametrize("value", ["42", '""', '"Lee\\nBcc: x@evil.com"'])
+def test_a_key_result_owner_that_is_not_one_line_of_text_is_refused(
+    mapping_dir: Path, value: str
+) -> None:
+    """A number, an empty string or a line break as `owner`: a problem at its file:line."""
+    write(mapping_dir / "okrs.toml", TREE.replace('unit = "%"', f'unit = "%"\nowner = {value}'))
+    with pytest.raises(OkrFileError) as info:
+        load_tree([mapping_dir])
+    (msg,) = info.value.problems
+    assert msg.startswith(f"{mapping_dir / 'okrs.toml'}:12: 'owner' must be one line of text")
+
+
+def owned(kr_owner: str | None, objective_owner: str | None = "Dana") -> Structure:
+    s = structure()
+    obj, k = s.objectives["grow"], s.key_results["conv"]
+    s.objectives["grow"] = ObjectiveInfo(obj.id, obj.title, objective_owner, obj.period,
+                                         obj.start, obj.end, obj.parent, obj.weight)  # fmt: skip
+    s.key_results["conv"] = KeyResultInfo(k.id, k.objective_id, k.title, k.unit, k.start,
+                                          k.target, k.direction, k.weight, kr_owner)  # fmt: skip
+    return s
+
+
+def test_a_reminder_names_the_key_result_owner_else_the_objective_owner() -> None:
+    """The key result's own owner when it has one; the objective's owner otherwise."""
+
+    def owner(s: Structure) -> Any:
+        [event] = reminder_events([Silence("conv", None, None, START, END)], s, AT.date(), 7)
+        return event.figures["owner"]
+
+    assert owner(owned("Lee <lee@acme.com>")) == "Lee <lee@acme.com>"
+    assert owner(owned(None)) == "Dana"
+    assert owner(owned(None, None)) is None
+
+
+def test_owner_addresses_are_parsed_from_the_owner_text() -> None:
+    """ "Name <address>" and a bare address give the address; a bare name gives none."""
+    assert owner_addresses("Dana <dana@acme.com>") == ["dana@acme.com"]
+    assert owner_addresses("dana@acme.com") == ["dana@acme.com"]
+    assert owner_addresses("Dana") == []
+    assert owner_addresses(None) == []
+
+
+def test_a_reminder_adds_the_owner_to_the_recipients_only_with_remind_owners() -> None:
+    """remind_owners: the owner's address joins `to` for a reminder (once), not for other
+    events; without it, or for an owner without an address, `to` alone."""
+    base = {"name": "mail", "kind": "email", "smtp_host": "localhost",
+            "from": "okr@acme.com", "to": ["team@acme.com", "Lead@acme.com"]}  # fmt: skip
+    on, off = EmailChannel(**base, remind_owners=True), EmailChannel(**base)
+    [event] = reminder_events(
+        [Silence("conv", None, None, START, END)], owned("Lee <lee@acme.com>"), AT.date(), 7
+    )
+    assert recipients(on, event) == ["team@acme.com", "Lead@acme.com", "lee@acme.com"]
+    assert recipients(off, event) == ["team@acme.com", "Lead@acme.com"]
+    lead = reminder_events(
+        [Silence("conv", None, None, START, END)], owned("lead@acme.com"), AT.date(), 7
+    )
+    assert recipients(on, lead[0]) == ["team@acme.com", "Lead@acme.com"]
+    bare = reminder_events([Silence("conv", None, None, START, END)], owned("Lee"), AT.date(), 7)
+    assert recipients(on, bare[0]) == ["team@acme.com", "Lead@acme.com"]
+    status = dataclasses.replace(event, kind="status")  # the same owner, another event
+    assert recipients(on, status) == ["team@acme.com", "Lead@acme.com"]
