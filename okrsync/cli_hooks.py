@@ -52,8 +52,8 @@ BaseUrl = Annotated[
     typer.Option(
         "--base-url",
         metavar="URL",
-        help="The daemon's address as the tracker reaches it (default: [web] public_url, "
-        "else http://<[service] host>:<port>).",
+        help="The daemon's address as the tracker reaches it (default: \\[web] public_url, "
+        "else http://<\\[service] host>:<port>).",
     ),
 ]
 

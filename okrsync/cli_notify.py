@@ -63,7 +63,7 @@ def channel_of(settings: Settings, name: str) -> NotifyChannel:
 @notify_app.command("test")
 def notify_test(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="The [[notify]] channel's name.")],
+    channel: Annotated[str, typer.Argument(help="The \\[\\[notify]] channel's name.")],
 ) -> None:
     """Send a sample message on CHANNEL now (exit 1 if the channel does not take it)."""
     import asyncio

@@ -72,7 +72,7 @@ LogLevelOpt = Annotated[
     typer.Option(
         "--log-level",
         case_sensitive=False,
-        help="Log level of this command; wins over OKRSYNC_LOGGING__LEVEL and [logging].level.",
+        help="Log level of this command; wins over OKRSYNC_LOGGING__LEVEL and \\[logging] level.",
     ),
 ]
 
