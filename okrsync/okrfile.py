@@ -494,6 +494,7 @@ class _File:
             return
         period = self.period(i, entry)
         weight = self.weight("objective", i, entry)
+        owner = self.owner(("objective", i, "owner"), entry.get("owner"))
         if period is None or weight is None:
             return
         src = self.src(("objective", i))
@@ -501,7 +502,7 @@ class _File:
             self.loader.tree.objectives[ident] = Objective(
                 ident,
                 entry["title"],
-                entry.get("owner"),
+                owner,
                 period[0],
                 period[1],
                 period[2],
@@ -588,7 +589,8 @@ class _File:
             )
 
     def owner(self, loc: tuple[str | int, ...], value: Any) -> str | None:
-        """A key result's `owner`: a non-empty one-line string, or None when absent."""
+        """An objective's or key result's `owner`: a non-empty one-line string, or None when
+        absent."""
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip() or not value.isprintable():

@@ -126,3 +126,16 @@ def test_parent_cycle(mapping_dir: Path) -> None:
     """
     msgs = problems(mapping_dir, text)
     assert any("its own ancestor" in m for m in msgs)
+
+
+def test_an_objective_owner_that_is_not_one_line_of_text_is_refused(mapping_dir: Path) -> None:
+    """`owner = 5` on an objective is a problem at its file:line, as on a key result; it never
+    reaches the store as a number."""
+    text = TREE.replace('owner = "Dana"', "owner = 5", 1)
+    assert text != TREE
+    path = write(mapping_dir / "okrs.toml", text)
+    line = path.read_text().splitlines().index("owner = 5") + 1
+    with pytest.raises(OkrFileError) as info:
+        load_tree([mapping_dir])
+    (msg,) = info.value.problems
+    assert msg.startswith(f"{path}:{line}: 'owner' must be one line of text")
