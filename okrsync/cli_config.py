@@ -37,6 +37,7 @@ def show(
             "config_file": str(settings.config_file) if settings.config_file else None,
             **{name: _json_table(rows) for name, rows in tables.items() if name in SECTIONS},
             "connectors": [_json_table(rows) for _, rows in _connector_tables(tables)],
+            "notify": [_json_table(rows) for _, rows in _channel_tables(tables)],
         }
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -52,6 +53,8 @@ def effective(settings: Settings) -> dict[str, list[Row]]:
         tables[name] = _rows(settings, model, (name,))
     for cc in settings.connectors:
         tables[f"connectors.{cc.name}"] = _rows(settings, cc, ("connectors", cc.name))
+    for ch in settings.notify:
+        tables[f"notify.{ch.name}"] = _rows(settings, ch, ("notify", ch.name))
     return tables
 
 
@@ -73,6 +76,10 @@ def _connector_tables(tables: dict[str, list[Row]]) -> list[tuple[str, list[Row]
     return [(n, rows) for n, rows in tables.items() if n.startswith("connectors.")]
 
 
+def _channel_tables(tables: dict[str, list[Row]]) -> list[tuple[str, list[Row]]]:
+    return [(n, rows) for n, rows in tables.items() if n.startswith("notify.")]
+
+
 def _json_table(rows: list[Row]) -> dict[str, dict[str, object]]:
     return {key: {"value": _jsonable(value), "source": origin} for key, value, origin in rows}
 
@@ -92,7 +99,7 @@ def _text(settings: Settings, tables: dict[str, list[Row]]) -> list[str]:
     where = settings.config_file
     lines = [f"# config file: {where}" if where else "# no config file: defaults and env only"]
     for name, rows in tables.items():
-        header = "[[connectors]]" if name.startswith("connectors.") else f"[{name}]"
+        header = f"[[{name.split('.')[0]}]]" if "." in name else f"[{name}]"
         lines += ["", header]
         width = min(40, max(len(_assignment(k, v)) for k, v, _ in rows))
         for key, value, origin in rows:

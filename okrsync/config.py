@@ -693,6 +693,12 @@ class _Loader:
                 out[("connectors", cc.name, key)] = self._origin_if(
                     ("connectors", i, key), key in raw[i]
                 )
+        channels = self.data.get("notify", [])
+        for i, table in enumerate(channels if isinstance(channels, list) else []):
+            if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+                continue
+            for key in table:
+                out[("notify", table["name"], key)] = self._origin(("notify", i, key))
         return out
 
     def _origin_if(self, loc: Loc, in_file: bool) -> Origin:

@@ -255,6 +255,24 @@ def test_config_show_prints_origins_and_masks_secrets(tmp_path: Path) -> None:
     assert gh["schedule"]["source"] == "env OKRSYNC_CONNECTORS__GH__SCHEDULE"
 
 
+def test_config_show_lists_each_notify_channel_with_its_origins(tmp_path: Path) -> None:
+    """Each [[notify]] channel is shown, its keys' origins at their lines; the webhook URL is
+    named by its variable, never shown (it is a secret)."""
+    channel = '\n[[notify]]\nname = "ops"\nkind = "slack"\nurl_env = "OKRSYNC_TEST_SLACK"\n'
+    cfg(tmp_path, TEXT + channel)
+    env = cli_env(OKRSYNC_TEST_SLACK="https://hooks.slack.com/services/T0/B0/verysecret")
+    res = run_cli("config", "show", cwd=tmp_path, env=env)
+    assert res.code == 0, res.stderr
+    assert "[[notify]]" in res.stdout
+    assert "verysecret" not in res.stdout
+    assert 'url_env = "OKRSYNC_TEST_SLACK"' in res.stdout
+    doc = json.loads(run_cli("config", "show", "--json", cwd=tmp_path, env=env).stdout)
+    (ops,) = doc["notify"]
+    assert ops["name"] == {"value": "ops", "source": "file okrsync.toml:20"}
+    assert ops["url_env"]["source"] == "file okrsync.toml:22"
+    assert ops["enabled"] == {"value": True, "source": "default"}
+
+
 def test_log_level_flag_wins_over_environment_and_file(tmp_path: Path) -> None:
     """`--log-level` is a root option of every command and beats OKRSYNC_LOGGING__LEVEL."""
     cfg(tmp_path)
