@@ -567,7 +567,8 @@ def run_page(request: Request) -> HTMLResponse:
     lines, note = log_lines(ctx.settings.logging.file, run_id)
     row = _run_row(r)
     fields = [
-        ("connector", r["connector"]), ("status", r["status"]), ("started", r["started_at"]),
+        ("connector", r["connector"]), ("trigger", r["trigger"]), ("status", r["status"]),
+        ("started", r["started_at"]),
         ("ended", r["ended_at"] or "—"), ("took", row["took"]), ("host", r["host"] or "—"),
         ("pages", r["pages"]), ("requests", r["requests"]), ("retries", r["retries"]),
         ("rate-limit wait", row["wait"]),

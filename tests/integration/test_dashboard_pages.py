@@ -296,3 +296,15 @@ def test_pages_opened_from_an_as_of_tree_keep_its_date_and_period(
     bad = call(app, "GET", "/kr/conv?as_of=yesterday")
     assert bad.status_code == 400
     assert "as_of must be a date" in bad.text
+
+
+def test_admin_and_run_pages_show_what_triggered_each_run(world: tuple[Store, Path]) -> None:
+    """/admin's runs table and a run's page say whether the timer, a person or a webhook
+    started it."""
+    store, root = world
+    run_id = store.start_run("gh", trigger="webhook")
+    store.finish_run(run_id, "ok")
+    admin = call(app_of(store, root), "GET", "/admin").text
+    assert '<td class="run-trigger">webhook</td>' in admin
+    page = call(app_of(store, root), "GET", f"/admin/runs/{run_id}").text
+    assert re.search(r"trigger</\w+>\s*<\w+[^>]*>webhook<", page), page
