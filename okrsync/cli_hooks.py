@@ -170,13 +170,6 @@ def daemon_url(settings: Settings, base_url: str | None) -> str:
     return f"http://{host}:{service.port}"
 
 
-def resource_url(url: str, resource: str) -> str:
-    """A handshake tracker's (Asana's) URL for one resource: `<url>?resource=<gid>`, under
-    which the daemon keeps that webhook's secret."""
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}{urllib.parse.urlencode({'resource': resource})}"
-
-
 def hook_url(base: str, cc: ConnectorConfig) -> str:
     """The daemon's route for this one connector: `<base>/hooks/<type>/<name>`."""
     from okrsync.connector import webhooks
@@ -346,6 +339,8 @@ def describe(plan: Plan, check: str | None) -> list[str]:
 
 def _url_lines(plan: Plan) -> list[str]:
     """The URL to register; a handshake tracker's (Asana's) once per project in scope."""
+    from okrsync.connector import resource_url
+
     urls = [plan.url]
     if plan.support is not None and plan.support.handshake:
         urls = [resource_url(plan.url, r) for r in plan.config.scope]
@@ -367,6 +362,8 @@ def _secret_source(plan: Plan) -> str:
 
 
 def _registered(plan: Plan, target: HookTarget) -> str:
+    from okrsync.connector import resource_url
+
     what = "created" if target.created else "already registered"
     url = plan.url
     if plan.support is not None and plan.support.handshake:

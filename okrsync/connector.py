@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -151,6 +152,13 @@ class Webhooks(Protocol):
     ) -> list[HookTarget]:
         """Create the hooks missing for `url` (one per scope, or one filtered); idempotent."""
         ...
+
+
+def resource_url(url: str, resource: str) -> str:
+    """A handshake tracker's hook target for one scope entry: `<url>?resource=<entry>`, under
+    which the daemon keeps that hook's secret (`Webhooks.handshake`)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}{urllib.parse.urlencode({'resource': resource})}"
 
 
 def webhooks(kind: str) -> Webhooks | None:

@@ -12,10 +12,9 @@ the project may create its webhooks.
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from okrsync.connector import HookTarget
+from okrsync.connector import HookTarget, resource_url
 
 if TYPE_CHECKING:
     from okrsync.config import ConnectorConfig
@@ -42,7 +41,7 @@ class AsanaWebhooks:
         found = []
         workspace = await _workspace(config, http)
         for project in config.scope:
-            hook = await _hook_for(config, http, workspace, project, target(url, project))
+            hook = await _hook_for(config, http, workspace, project, resource_url(url, project))
             if hook is not None:
                 found.append(HookTarget(project, str(hook.get("gid", "?"))))
         return found
@@ -53,7 +52,7 @@ class AsanaWebhooks:
         done = []
         workspace = await _workspace(config, http)
         for project in config.scope:
-            where = target(url, project)
+            where = resource_url(url, project)
             hook = await _hook_for(config, http, workspace, project, where)
             if hook is not None:
                 done.append(HookTarget(project, str(hook.get("gid", "?"))))
@@ -63,13 +62,6 @@ class AsanaWebhooks:
             data = created.get("data", {}) if isinstance(created, dict) else {}
             done.append(HookTarget(project, str(data.get("gid", "?")), created=True))
         return done
-
-
-def target(url: str, project: str) -> str:
-    """The webhook's target for `project`: the daemon's route with `?resource=<project gid>`,
-    under which the daemon keeps the secret of this webhook's handshake."""
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}{urllib.parse.urlencode({'resource': project})}"
 
 
 def _api(config: ConnectorConfig, path: str) -> str:
