@@ -207,49 +207,51 @@ class MappingState:
         store.apply_okr_tree(self.tree)
         if settings is not None:
             restatus(store, settings)
-        with self._day.lock:
-            matcher = self._day.matcher.on(signals.today())
-            links = remap(store, matcher)
-            self._day.matcher = matcher
+        links = self._relink(store, signals.today(), always=True)
+        assert links is not None  # noqa: S101 - `always` derives them
         return Applied(links, recompute(store, settings.signals if settings else None, as_of))
 
     def new_day(self, store: Store, today: date | None = None) -> RemapReport | None:
         """Re-derive every link as of `today` (default: today, UTC) when some rule is
         date-relative (`iteration = "@current"`, ...) and the links were derived on another
         day; once, whoever asks first. None when there was nothing to do."""
-        day, cell = today or signals.today(), self._day
-        if not self.matcher.dated or cell.matcher.today == day:
+        day = today or signals.today()
+        if not self.matcher.dated or self._day.matcher.today == day:
             return None
-        with cell.lock:
-            if cell.matcher.today == day:
-                return None
-            matcher = cell.matcher.on(day)
-            report = remap(store, matcher)
-            cell.matcher = matcher
+        report = self._relink(store, day)
+        if report is None:
+            return None
         log.info("links.new_day", day=day.isoformat(), added=report.added, removed=report.removed)
+        return report
+
+    def _relink(self, store: Store, day: date, *, always: bool = False) -> RemapReport | None:
+        """Every link re-derived as of `day` under the lock, unless (without `always`) another
+        caller got there first; the day's matcher then links the pages that follow."""
+        with self._day.lock:
+            if not always and self._day.matcher.today == day:
+                return None
+            matcher = self._day.matcher.on(day)
+            report = remap(store, matcher)
+            self._day.matcher = matcher
         return report
 
     def linker(self, store: Store) -> Linker:
         """The per-page linker for sync runs under this mapping: each page is linked with
         the matcher of the day the stored links were derived on."""
         day = self._day
-
-        def link(items: Sequence[WorkItem]) -> dict[str, list[Link]]:
-            return link_page(items, store.lineage(items), day.matcher) if items else {}
-
-        return link
+        return page_linker(store, lambda: day.matcher)
 
     def stale(self, settings: Settings) -> bool:
         """True when the mapping files changed on disk since this state was loaded."""
         return files_digest(settings) != self.digest
 
 
-def page_linker(store: Store, matcher: Matcher) -> Linker:
+def page_linker(store: Store, matcher: Callable[[], Matcher]) -> Linker:
     """Links of each synced page: the store reads what they depend on (`Store.lineage`),
-    `linking.link_page` derives them."""
+    `linking.link_page` derives them with the matcher current when the page is linked."""
 
     def link(items: Sequence[WorkItem]) -> dict[str, list[Link]]:
-        return link_page(items, store.lineage(items), matcher) if items else {}
+        return link_page(items, store.lineage(items), matcher()) if items else {}
 
     return link
 

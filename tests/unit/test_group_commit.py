@@ -186,7 +186,8 @@ def test_a_group_links_items_whose_parent_or_old_key_came_earlier_in_it(
     """An epic on one page and its story on the next, or an item that moves between them, link
     the same whether the pages commit one by one or together (then the group is linked as one:
     the earlier page is not in the store yet when the later one is linked)."""
-    linker = page_linker(store, Matcher(load(tmp_path, EPIC_RULES)))
+    matcher = Matcher(load(tmp_path, EPIC_RULES))
+    linker = page_linker(store, lambda: matcher)
     later = datetime(2026, 10, 6, tzinfo=UTC)
     pages = [
         Page([jira_item("ALPHA-1"), jira_item("OLD-9", external_id="77")], {"page": 1}),

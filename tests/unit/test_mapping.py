@@ -412,7 +412,8 @@ def test_linker_resolves_ancestors_and_moves_through_the_store(
     """A page's sub-task finds its epic through stored parents; a moved item keeps its keys."""
     store.commit_page("jira", Page([item("ALPHA-1"), item("ALPHA-2", parent_key="ALPHA-1")], {}))
     store.commit_page("jira", Page([item("OLD-9", external_id="77")], {}))
-    linker = page_linker(store, Matcher(load(tmp_path, EPIC_RULES)))
+    matcher = Matcher(load(tmp_path, EPIC_RULES))
+    linker = page_linker(store, lambda: matcher)
     page = [item("ALPHA-3", parent_key="ALPHA-2"), item("NEW-1", external_id="77")]
     assert linker(page) == {
         "ALPHA-3": [("checkout", "checkout#1")],
