@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from okrsync.signal_types import Snapshot
-from okrsync.store._sql import upsert
+from okrsync.store._snapshots import CHUNK
+from okrsync.store._sql import chunks, upsert
 from okrsync.store.tables import NOTIFY_OUTBOX, NOTIFY_WATERMARK, SNAPSHOT, SYNC_RUN, SyncRunRow
 
 OB = NOTIFY_OUTBOX
@@ -99,19 +100,33 @@ def snapshots_after(
     cols = (s.c.id, s.c.subject_type, s.c.subject_id, s.c.as_of, s.c.computed_at, s.c["values"])
     q = sa.select(*cols).where(s.c.id > after_id).order_by(s.c.id).limit(limit)
     batch = [_snapshot(r) for r in conn.execute(q)]
-    last: dict[tuple[str, str], NumberedSnapshot | None] = {}
+    last = _newest_upto(
+        conn, cols, {(snap.subject_type, snap.subject_id) for _, snap in batch}, after_id
+    )
     pairs: list[tuple[NumberedSnapshot | None, NumberedSnapshot]] = []
     for sid, snap in batch:
         subject = (snap.subject_type, snap.subject_id)
-        if subject not in last:
-            prev = sa.select(*cols).where(
-                s.c.subject_type == subject[0], s.c.subject_id == subject[1], s.c.id < sid
-            )
-            found = conn.execute(prev.order_by(s.c.id.desc()).limit(1)).first()
-            last[subject] = _snapshot(found) if found else None
-        pairs.append((last[subject], (sid, snap)))
+        pairs.append((last.get(subject), (sid, snap)))
         last[subject] = (sid, snap)
     return pairs
+
+
+def _newest_upto(
+    conn: Connection, cols: Sequence[Any], subjects: set[tuple[str, str]], upto: int
+) -> dict[tuple[str, str], NumberedSnapshot]:
+    """Each subject's newest snapshot with an id up to `upto`: the one before a subject's
+    first in a batch of every id after `upto` (one index probe per subject, per kind and
+    chunk of ids in one statement)."""
+    s = SNAPSHOT
+    found: dict[tuple[str, str], NumberedSnapshot] = {}
+    for kind in sorted({k for k, _ in subjects}):
+        ids = sorted(i for k, i in subjects if k == kind)
+        newest = sa.select(sa.func.max(s.c.id)).where(s.c.subject_type == kind, s.c.id <= upto)
+        for chunk in chunks(ids, CHUNK):
+            sub = newest.where(s.c.subject_id.in_(chunk)).group_by(s.c.subject_id)
+            for r in conn.execute(sa.select(*cols).where(s.c.id.in_(sub))):
+                found[(r.subject_type, r.subject_id)] = _snapshot(r)
+    return found
 
 
 def runs_after(conn: Connection, after_id: int, limit: int) -> list[SyncRunRow]:
