@@ -146,16 +146,18 @@ class Service:
     async def job(self, name: str, trigger: str = "schedule") -> RunResult | None:
         """One run of connector `name` (scheduled unless `trigger` says otherwise); never
         raises (the scheduler must live)."""
-        structlog.contextvars.bind_contextvars(connector=name)
-        done = await self._guarded(self._locked_run(name, trigger), "sync", connector=name)
+        done = await self._run(name, trigger)
         return done.results[0] if done is not None and done.results else None
 
     async def hinted_run(self, name: str) -> bool:
         """A webhook's run of `name` (okrsync.hooks.dispatch); False when another run held
         the connector, so the dispatcher tries again after it."""
-        structlog.contextvars.bind_contextvars(connector=name)
-        done = await self._guarded(self._locked_run(name, "webhook"), "sync", connector=name)
+        done = await self._run(name, "webhook")
         return done is None or not done.skipped
+
+    async def _run(self, name: str, trigger: str) -> Synced | None:
+        structlog.contextvars.bind_contextvars(connector=name)
+        return await self._guarded(self._locked_run(name, trigger), "sync", connector=name)
 
     async def _guarded(self, work: Awaitable[T], what: str, **ids: str) -> T | None:
         """Await a scheduled job's `work` as a running task (shutdown waits for it); never
@@ -492,17 +494,22 @@ class Service:
         self.metrics.declare(names)
         self.metrics.mapping_valid.set(1)
         for name in names:
-            rows = await asyncio.to_thread(self.store.runs, name, limit=100)
-            ok = next((r for r in rows if r.status == "ok" and r.ended_at is not None), None)
-            if ok is not None and ok.ended_at is not None:
-                self.metrics.last_success(name, ok.ended_at.timestamp())
+            ended = await asyncio.to_thread(last_ok_end, self.store, name)
+            if ended is not None:
+                self.metrics.last_success(name, ended.timestamp())
             newest = await asyncio.to_thread(newest_updated, self.store, name)
             self.metrics.newest_updated(name, newest)
         for kr in self.mapping.tree.key_results.values():
             if kr.metric_source is not None:
-                rows = await asyncio.to_thread(self.store.runs, run_name(kr.id), limit=100)
-                ok = next((r for r in rows if r.status == "ok" and r.ended_at), None)
-                self.metrics.declare_source(kr.id, ok.ended_at if ok else None)
+                ended = await asyncio.to_thread(last_ok_end, self.store, run_name(kr.id))
+                self.metrics.declare_source(kr.id, ended)
+
+
+def last_ok_end(store: Store, name: str) -> datetime | None:
+    """When the newest successful run of `name` (a connector, or `source:<kr>`) ended,
+    among its last 100 runs."""
+    rows = store.runs(name, limit=100)
+    return next((r.ended_at for r in rows if r.status == "ok" and r.ended_at is not None), None)
 
 
 def _first_run(cc: ConnectorConfig) -> datetime | None:
