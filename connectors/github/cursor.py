@@ -3,7 +3,7 @@
     {"v": 1, "scopes": {"owner/repo": {"since": str | None, "etag": str | None, "runs": int,
                                        "pass": {...}?}},
      "projects": {"project:acme/12": {"owner": "organization" | "user" | None, "seen": str |
-                  None, "since": str | None, "pass": {...}?}}?, "project_runs": int?,
+                  None, "pass": {...}?}}?, "project_runs": int?,
      "board_repos": [str]?}
 
 `since` is the raw `updated_at` string of the newest item seen (kept in GitHub's exact form so
@@ -13,8 +13,8 @@ run `start`, `hold`), so a killed run resumes with at most one page replayed. A 
 another version starts over (a full listing).
 
 Per project (GitHub Projects): the owner type found, `seen` (the board's `updatedAt` when its
-last listing started: the same value next run means nothing changed, one request), `since`
-(items changed at or after it are yielded) and, while a listing is under way, its `pass`
+last listing started: the same value next run means nothing changed, one request; the next
+listing yields the items changed at or after it) and, while a listing is under way, its `pass`
 (`after` cursor, the `start` board `updatedAt`, the `window`, whether it is a `census`
 listing), so a killed run resumes at the page it stopped. `project_runs` counts runs since the
 last census of the boards (every project listed whole, deletions of items gone from them);
@@ -113,7 +113,6 @@ class ProjectState:
 
     owner: str | None = None
     seen: str | None = None
-    since: str | None = None
     pending: ProjectPass | None = None  # "pass" in the JSON
 
     @classmethod
@@ -122,12 +121,11 @@ class ProjectState:
         return cls(
             owner=raw.get("owner"),
             seen=raw.get("seen"),
-            since=raw.get("since"),
             pending=ProjectPass(**pending) if isinstance(pending, dict) else None,
         )
 
     def dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"owner": self.owner, "seen": self.seen, "since": self.since}
+        out: dict[str, Any] = {"owner": self.owner, "seen": self.seen}
         if self.pending is not None:
             out["pass"] = asdict(self.pending)
         return out

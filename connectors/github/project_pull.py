@@ -83,7 +83,7 @@ class ProjectsPull:
             if census is None and board.updated == pst.seen:
                 yield Page(items=[], cursor=state.dump(), scope=board.scope)
                 return
-            pst.pending = ProjectPass(board.updated, pst.since, census is not None)
+            pst.pending = ProjectPass(board.updated, pst.seen, census is not None)
         prog = pst.pending
         whole = prog.after is None  # a listing from its first page: its ids are complete
         if census is not None and not (whole and prog.census):
@@ -122,7 +122,7 @@ class ProjectsPull:
     ) -> None:
         """Close a listing: move the watermark; a whole listing is the census of its drafts
         and names the unlisted repos on the board."""
-        pst.pending, pst.seen, pst.since = None, prog.start, prog.start
+        pst.pending, pst.seen = None, prog.start
         if not whole:
             return
         page.census = {board.scope: ids.pop(board.scope, IdList())}
