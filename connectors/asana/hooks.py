@@ -49,23 +49,21 @@ class AsanaWebhooks:
     async def register(
         self, config: ConnectorConfig, http: Http, url: str, secret: str | None
     ) -> list[HookTarget]:
-        done = []
-        workspace = await _workspace(config, http)
-        for project in config.scope:
-            where = resource_url(url, project)
-            hook = await _hook_for(config, http, workspace, project, where)
-            if hook is not None:
-                done.append(HookTarget(project, str(hook.get("gid", "?"))))
-                continue
-            body = {"data": {"resource": project, "target": where, "filters": FILTERS}}
-            _, created = await http.request("POST", _api(config, "/webhooks"), json_body=body)
-            data = created.get("data", {}) if isinstance(created, dict) else {}
-            done.append(HookTarget(project, str(data.get("gid", "?")), created=True))
-        return done
+        found = {hook.where: hook for hook in await self.existing(config, http, url)}
+        return [found.get(p) or await _create(config, http, p, url) for p in config.scope]
 
 
 def _api(config: ConnectorConfig, path: str) -> str:
     return config.base_url.rstrip("/") + path
+
+
+async def _create(config: ConnectorConfig, http: Http, project: str, url: str) -> HookTarget:
+    """A webhook on `project` (Asana answers once its handshake with the target succeeded)."""
+    where = resource_url(url, project)
+    body = {"data": {"resource": project, "target": where, "filters": FILTERS}}
+    _, created = await http.request("POST", _api(config, "/webhooks"), json_body=body)
+    data = created.get("data", {}) if isinstance(created, dict) else {}
+    return HookTarget(project, str(data.get("gid", "?")), created=True)
 
 
 async def _workspace(config: ConnectorConfig, http: Http) -> str:

@@ -46,15 +46,8 @@ class GitHubWebhooks:
     async def register(
         self, config: ConnectorConfig, http: Http, url: str, secret: str | None
     ) -> list[HookTarget]:
-        done = []
-        for repo in _repos(config):
-            hook = await _hook_for(config, http, repo, url)
-            if hook is None:
-                hook = await _create(config, http, repo, url, secret)
-                done.append(HookTarget(repo, str(hook["id"]), created=True))
-            else:
-                done.append(HookTarget(repo, str(hook["id"])))
-        return done
+        found = {hook.where: hook for hook in await self.existing(config, http, url)}
+        return [found.get(r) or await _create(config, http, r, url, secret) for r in _repos(config)]
 
 
 def _repos(config: ConnectorConfig) -> list[str]:
@@ -79,13 +72,14 @@ async def _hook_for(
 
 async def _create(
     config: ConnectorConfig, http: Http, repo: str, url: str, secret: str | None
-) -> dict[str, Any]:
+) -> HookTarget:
     hook_config = {"url": url, "content_type": "json", "insecure_ssl": "0"}
     if secret:
         hook_config["secret"] = secret
     body = {"name": "web", "active": True, "events": EVENTS, "config": hook_config}
     _, created = await http.request("POST", _hooks_url(config, repo), json_body=body)
-    return created if isinstance(created, dict) else {"id": "?"}
+    hook_id = created.get("id", "?") if isinstance(created, dict) else "?"
+    return HookTarget(repo, str(hook_id), created=True)
 
 
 webhooks = GitHubWebhooks()

@@ -40,21 +40,22 @@ class JiraWebhooks:
     async def register(
         self, config: ConnectorConfig, http: Http, url: str, secret: str | None
     ) -> list[HookTarget]:
-        hook = await _hook_for(config, http, url)
-        if hook is not None:
-            return [HookTarget(jql(config), _id_of(hook))]
-        body: dict[str, Any] = {
-            "name": f"okrsync {config.name}",
-            "url": url,
-            "events": EVENTS,
-            "filters": {"issue-related-events-section": jql(config)},
-            "excludeBody": False,
-        }
-        if secret:
-            body["secret"] = secret
-        _, created = await http.request("POST", _api(config), json_body=body)
-        made = created if isinstance(created, dict) else {}
-        return [HookTarget(jql(config), _id_of(made), created=True)]
+        return await self.existing(config, http, url) or [await _create(config, http, url, secret)]
+
+
+async def _create(config: ConnectorConfig, http: Http, url: str, secret: str | None) -> HookTarget:
+    body: dict[str, Any] = {
+        "name": f"okrsync {config.name}",
+        "url": url,
+        "events": EVENTS,
+        "filters": {"issue-related-events-section": jql(config)},
+        "excludeBody": False,
+    }
+    if secret:
+        body["secret"] = secret
+    _, created = await http.request("POST", _api(config), json_body=body)
+    made = created if isinstance(created, dict) else {}
+    return HookTarget(jql(config), _id_of(made), created=True)
 
 
 def jql(config: ConnectorConfig) -> str:
