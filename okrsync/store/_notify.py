@@ -129,22 +129,44 @@ def _newest_upto(
     return found
 
 
-def runs_after(conn: Connection, after_id: int, limit: int) -> list[SyncRunRow]:
-    """Sync runs with ids after `after_id`, oldest first (at most `limit`)."""
+FINISHED = ("ok", "failed")  # the run statuses a streak is counted from
+
+
+def runs_after(
+    conn: Connection, after_id: int, history: int, limit: int
+) -> list[tuple[SyncRunRow, list[str]]]:
+    """Sync runs with ids after `after_id`, oldest first (at most `limit`), each with up to
+    `history` statuses of its connector's earlier ok or failed runs, newest first."""
     q = sa.select(SYNC_RUN).where(SYNC_RUN.c.id > after_id).order_by(SYNC_RUN.c.id).limit(limit)
-    return [SyncRunRow.of(r) for r in conn.execute(q).mappings()]
+    runs = [SyncRunRow.of(r) for r in conn.execute(q).mappings()]
+    earlier = _statuses_upto(conn, {r.connector for r in runs}, after_id, history)
+    result: list[tuple[SyncRunRow, list[str]]] = []
+    for run in runs:
+        before = earlier.setdefault(run.connector, [])
+        result.append((run, before[:history]))
+        if run.status in FINISHED:
+            before.insert(0, run.status)
+    return result
 
 
-def statuses_before(conn: Connection, connector: str, run_id: int, limit: int) -> list[str]:
-    """The statuses of `connector`'s finished ok or failed runs before `run_id`, newest first."""
+def _statuses_upto(
+    conn: Connection, connectors: set[str], upto: int, limit: int
+) -> dict[str, list[str]]:
+    """The statuses of each connector's newest `limit` ok or failed runs with ids up to `upto`
+    (the runs before a batch of every id after it), newest first; one statement per chunk."""
     t = SYNC_RUN
-    q = (
-        sa.select(t.c.status)
-        .where(t.c.connector == connector, t.c.id < run_id, t.c.status.in_(("ok", "failed")))
-        .order_by(t.c.id.desc())
-        .limit(limit)
-    )
-    return [str(s) for s in conn.execute(q).scalars()]
+    found: dict[str, list[str]] = {}
+    for chunk in chunks(sorted(connectors), CHUNK):
+        n = sa.func.row_number().over(partition_by=t.c.connector, order_by=t.c.id.desc())
+        ranked = (
+            sa.select(t.c.connector, t.c.status, t.c.id, n.label("n"))
+            .where(t.c.connector.in_(chunk), t.c.id <= upto, t.c.status.in_(FINISHED))
+            .subquery()
+        )
+        q = sa.select(ranked.c.connector, ranked.c.status).where(ranked.c.n <= limit)
+        for connector, status in conn.execute(q.order_by(ranked.c.id.desc())):
+            found.setdefault(connector, []).append(str(status))
+    return found
 
 
 # -- the outbox ----------------------------------------------------------------------------

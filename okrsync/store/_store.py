@@ -772,8 +772,7 @@ class Store:
         from okrsync.store import _notify
 
         with self.engine.connect() as conn:
-            runs = _notify.runs_after(conn, after_id, limit)
-            return [(r, _notify.statuses_before(conn, r.connector, r.id, history)) for r in runs]
+            return _notify.runs_after(conn, after_id, history, limit)
 
     def notify_enqueue(self, rows: Sequence[dict[str, Any]]) -> int:
         """Queue (event_key, channel) rows not already queued; how many were new."""
