@@ -117,6 +117,7 @@ class Listed:
     items: list[WorkItem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
+    milestones: set[str] = field(default_factory=set)  # yielded once a page, as REST does
 
     def seen(self, container: str, external_id: str) -> None:
         self.ids.setdefault(container, []).append(external_id)
@@ -177,9 +178,16 @@ class BoardReader:
         entries = self.entries(content) if "projectItems" in content else [(board, node)]
         raw = rest_shape(content)
         ms = raw.get("milestone")
-        if isinstance(ms, dict) and ms.get("created_at") and ms.get("updated_at"):
-            out.items.append(milestone(self.connector, ms, repo))
-            out.seen(repo, milestone_id(repo, ms))
+        if (
+            isinstance(ms, dict)
+            and ms.get("created_at")
+            and ms.get("updated_at")
+            and milestone_id(repo, ms) not in out.milestones
+        ):
+            m = milestone(self.connector, ms, repo)
+            out.milestones.add(m.external_id)
+            out.items.append(m)
+            out.seen(repo, m.external_id)
         out.items.append(self.apply(self.norm.issue(raw, repo), entries))
 
     def repo_scope(self, name_with_owner: str) -> str:
