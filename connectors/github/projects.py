@@ -173,6 +173,8 @@ class BoardReader:
             return
         repo = self.repo_scope(content["repository"]["nameWithOwner"])
         out.seen(repo, str(content["databaseId"]))
+        if isinstance(content.get("milestone"), dict):  # present, changed or not (census)
+            out.seen(repo, milestone_id(repo, content["milestone"]))
         if since is not None and max(_stamp(node), _stamp(content)) < since:
             return
         entries = self.entries(content) if "projectItems" in content else [(board, node)]
@@ -187,7 +189,6 @@ class BoardReader:
             m = milestone(self.connector, ms, repo)
             out.milestones.add(m.external_id)
             out.items.append(m)
-            out.seen(repo, m.external_id)
         out.items.append(self.apply(self.norm.issue(raw, repo), entries))
 
     def repo_scope(self, name_with_owner: str) -> str:

@@ -796,3 +796,28 @@ def test_an_error_reading_a_rest_pages_boards_fails_the_run(
     with pytest.raises(ConnectorError, match="on the boards of acme/web's issues: SERVICE_"):
         pull(fake, config, rest=box.transport(), into=run)
     assert run.items == []
+
+
+def test_board_census_keeps_the_milestone_of_an_unchanged_issue() -> None:
+    """A census listing yields only changed items, but an unchanged issue's milestone is still
+    on the board: the census of its repo must count it present."""
+    board = acme_board()
+    stamp = iso(T0 - timedelta(days=40))
+    ms = {
+        "__typename": "Milestone",
+        "number": 4,
+        "title": "v1",
+        "state": "OPEN",
+        "dueOn": None,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "closedAt": None,
+        "url": "https://github.com/acme/web/milestone/4",
+    }
+    board.items[0]["content"]["milestone"] = ms
+    fake = org(board)
+    first = pull(fake, cfg(census_every=2))
+    assert "milestone:acme/web#4" in [i.external_id for p in first.pages for i in p.items]
+    board.updated = T0 + timedelta(hours=1)
+    second = pull(fake, cfg(census_every=2), first.cursor)
+    assert "milestone:acme/web#4" in list(second.pages[-1].census["acme/web"])
