@@ -57,7 +57,7 @@ from .config import PROJECT_SHAPE, SCOPE_SHAPE, GitHubConfig, project_of
 from .cursor import GitHubCursor, Pass, ScopeState
 from .graphql import GraphQL
 from .normalise import STATUS_VOCABULARY, Normaliser
-from .project_pull import Census, ProjectLost, ProjectsPull
+from .project_pull import Census, ProjectLost, ProjectsPull, find
 from .projects import Board, BoardReader
 
 log = structlog.get_logger("okrsync.github")
@@ -118,7 +118,7 @@ class GitHubConnector:
         boards: list[Board] = []
         for scope in self._boards_of:
             try:
-                boards.append(await self._projects_pull([]).find(scope, state.project(scope)))
+                boards.append(await find(self._gql, scope, state.project(scope)))
             except ProjectLost as lost:
                 state.project(scope).pending = None
                 yield lost_scope("github", self.config.name, scope, state.dump(), reason=str(lost))

@@ -45,6 +45,26 @@ class Census:
             self.ids.setdefault(container, IdList()).extend(found)
 
 
+async def find(gql: GraphQL, scope: str, pst: ProjectState) -> Board:
+    """The board of `scope` and its `updatedAt` (the owner type tried first is the one found
+    last time); `ProjectLost` when no owner has it."""
+    login, number = project_of(scope) or ("", 0)
+    for owner in sorted(OWNER_TYPES, key=lambda t: t != pst.owner):
+        try:
+            data = await gql.query(
+                f"the board {scope}", project_query(owner), {"login": login, "number": number}
+            )
+        except GraphQLNotFound:
+            continue
+        project = (data.get(owner) or {}).get("projectV2")
+        if isinstance(project, dict) and project.get("id"):
+            pst.owner = owner
+            return Board(
+                scope, project["id"], str(project.get("title") or ""), str(project["updatedAt"])
+            )
+    raise ProjectLost(f"no organisation or user {login!r} has project {number} in reach")
+
+
 class ProjectsPull:
     """The project side of one GitHub connector run."""
 
@@ -53,26 +73,6 @@ class ProjectsPull:
         self.gql = gql
         self.reader = reader
         self.all_boards = False
-
-    async def find(self, scope: str, pst: ProjectState) -> Board:
-        """The board of `scope` and its `updatedAt` (the owner type tried first is the one
-        found last time); `ProjectLost` when no owner has it."""
-        login, number = project_of(scope) or ("", 0)
-        order = sorted(OWNER_TYPES, key=lambda t: t != pst.owner)
-        for owner in order:
-            try:
-                data = await self.gql.query(
-                    f"the board {scope}", project_query(owner), {"login": login, "number": number}
-                )
-            except GraphQLNotFound:
-                continue
-            project = (data.get(owner) or {}).get("projectV2")
-            if isinstance(project, dict) and project.get("id"):
-                pst.owner = owner
-                return Board(
-                    scope, project["id"], str(project.get("title") or ""), str(project["updatedAt"])
-                )
-        raise ProjectLost(f"no organisation or user {login!r} has project {number} in reach")
 
     async def listing(
         self, board: Board, state: GitHubCursor, census: Census | None
