@@ -110,7 +110,7 @@ def scan(store: Store, settings: Settings, *, reminders: bool = True) -> int:
         return 0
     now = datetime.now(UTC)
     cutoff = now - timedelta(seconds=GRACE_S)
-    structure = store.current_inputs(now.date())[0]
+    structure = store.structure()
     d = settings.notify_defaults
     snap_events, snap_upto = _snapshot_pass(store, structure, cutoff)
     run_evts, run_upto = _run_pass(store, d.connector_failures, cutoff)

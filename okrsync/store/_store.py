@@ -298,6 +298,13 @@ class Store:
 
         return _signal_reads.signal_inputs(self.engine, as_of, cfg, tactic_ids)
 
+    def structure(self) -> Structure:
+        """The active tree alone (no check-ins, counts or snapshots)."""
+        from okrsync.store import _signal_reads
+
+        with self.engine.connect() as conn:
+            return _signal_reads.load_structure(conn)
+
     def linked_tactics(self, connector: str, external_ids: Iterable[str]) -> set[str]:
         """The tactics the given items are linked to."""
         from okrsync.store import _signal_reads
