@@ -53,7 +53,7 @@ from okrsync.models import Cursor, IdList, Page, StatusCategory, WorkItem
 
 from .._guard import PageGuard
 from .._scope import Restarts, census_due, lost_scope
-from .config import PROJECT_SHAPE, SCOPE_SHAPE, GitHubConfig, project_of
+from .config import GitHubConfig, project_of
 from .cursor import GitHubCursor, Pass, ScopeState
 from .graphql import GraphQL
 from .normalise import STATUS_VOCABULARY, Normaliser
@@ -367,11 +367,9 @@ def _check_scopes(config: ConnectorConfig) -> None:
     """Every scope is a plain `owner/repo` or `project:<owner>/<number>`: nothing else may
     reach a request path."""
     for scope in config.scope:
-        if not (SCOPE_SHAPE.fullmatch(scope) or PROJECT_SHAPE.fullmatch(scope)):
+        if problem := GitHubConfig.scope_problem(scope):
             raise ConfigError(
-                f"connector {config.name!r}: scope {scope!r} is not an `owner/repo` name "
-                "(letters, digits, '-', '_' and '.', e.g. \"octocat/Hello-World\") or a "
-                'project as "project:<owner>/<number>" (e.g. "project:acme/12"); '
+                f"connector {config.name!r}: {problem}; "
                 f"fix `scope` in the [[connectors]] entry named {config.name!r}"
             )
 
