@@ -32,6 +32,7 @@ from typing import Any
 from okrsync.models import ItemKind, StatusCategory, WorkItem
 from okrsync.statuses import fold
 
+from .graphql import RATE_LIMIT_SELECTION
 from .normalise import CLOSED, Normaliser, Skipped, milestone, milestone_id, parse_time
 
 Json = dict[str, Any]
@@ -62,14 +63,13 @@ _COMMON = (
     "assignees(first: 1) { nodes { login databaseId } } "
     f"labels(first: {LABELS_PER_ISSUE}) {{ nodes {{ name }} }} {_MILESTONE}"
 )
-RATE = "rateLimit { cost remaining resetAt }"
 
 
 def project_query(owner_type: str) -> str:
     """A project's id, title and `updatedAt`: the one request of an unchanged board."""
     return (
         f"query($login: String!, $number: Int!) {{ {owner_type}(login: $login) {{ "
-        f"projectV2(number: $number) {{ id title updatedAt }} }} {RATE} }}"
+        f"projectV2(number: $number) {{ id title updatedAt }} }} {RATE_LIMIT_SELECTION} }}"
     )
 
 
@@ -86,14 +86,14 @@ def items_query(all_boards: bool) -> str:
     return (
         "query($id: ID!, $after: String) { node(id: $id) { ... on ProjectV2 { updatedAt "
         f"items(first: {PAGE}, after: $after) {{ pageInfo {{ hasNextPage endCursor }} "
-        f"nodes {{ {_BOARD_ITEM} {content} }} }} }} }} {RATE} }}"
+        f"nodes {{ {_BOARD_ITEM} {content} }} }} }} }} {RATE_LIMIT_SELECTION} }}"
     )
 
 
 NODES_QUERY = (
     "query($ids: [ID!]!) { nodes(ids: $ids) { "
     f"... on Issue {{ id {_PROJECT_ITEMS} }} ... on PullRequest {{ id {_PROJECT_ITEMS} }} }} "
-    f"{RATE} }}"
+    f"{RATE_LIMIT_SELECTION} }}"
 )
 
 
