@@ -91,10 +91,7 @@ class ScopeState:
         )
 
     def dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"since": self.since, "etag": self.etag, "runs": self.runs}
-        if self.pending is not None:
-            out["pass"] = asdict(self.pending)
-        return out
+        return _dump(self)
 
 
 @dataclass
@@ -125,10 +122,7 @@ class ProjectState:
         )
 
     def dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"owner": self.owner, "seen": self.seen}
-        if self.pending is not None:
-            out["pass"] = asdict(self.pending)
-        return out
+        return _dump(self)
 
 
 @dataclass
@@ -173,3 +167,11 @@ class GitHubCursor:
             out["project_runs"] = self.project_runs
             out["board_repos"] = list(self.board_repos)
         return out
+
+
+def _dump(state: ScopeState | ProjectState) -> dict[str, Any]:
+    """A repo's or project's state as JSON: its fields, the pass under way as "pass"."""
+    out = asdict(state)
+    if (pending := out.pop("pending")) is not None:
+        out["pass"] = pending
+    return out
