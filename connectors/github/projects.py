@@ -33,7 +33,16 @@ from okrsync.models import ItemKind, StatusCategory, WorkItem
 from okrsync.statuses import fold
 
 from .graphql import RATE_LIMIT_SELECTION
-from .normalise import CLOSED, Normaliser, Skipped, milestone, milestone_id, parse_time
+from .normalise import (
+    CLOSED,
+    Normaliser,
+    Skipped,
+    _login,
+    _user_ids,
+    milestone,
+    milestone_id,
+    parse_time,
+)
 
 Json = dict[str, Any]
 PAGE = 100
@@ -209,8 +218,7 @@ class BoardReader:
     def draft(self, board: Board, node: Json, content: Json) -> WorkItem:
         """A draft issue of the board: a task whose container is the project."""
         key = f"{board.scope}#draft-{node['databaseId']}"
-        people = (content.get("assignees") or {}).get("nodes") or []
-        first = people[0] if people and isinstance(people[0], dict) else {}
+        assignee = _rest_assignee(content)
         item = WorkItem(
             connector=self.connector,
             external_id=key,
@@ -224,8 +232,8 @@ class BoardReader:
             item_type="draft_issue",
             container=board.scope,
             container_name=board.title,
-            assignee=first.get("login"),
-            assignee_ids=_ids(first),
+            assignee=_login(assignee),
+            assignee_ids=_user_ids(assignee),
             status_basis=StatusCategory.TODO,
         )
         return self.apply(item, [(board, node)])
@@ -279,8 +287,6 @@ def rest_shape(content: Json) -> Json:
     is_pr = "merged" in content
     state = str(content.get("prState") or content.get("state") or "OPEN").lower()
     reason = content.get("stateReason")
-    people = (content.get("assignees") or {}).get("nodes") or []
-    first = people[0] if people and isinstance(people[0], dict) else None
     labels = (content.get("labels") or {}).get("nodes") or []
     raw: Json = {
         "id": content["databaseId"],
@@ -293,13 +299,20 @@ def rest_shape(content: Json) -> Json:
         "closed_at": content.get("closedAt"),
         "html_url": content.get("url"),
         "labels": [{"name": lab["name"]} for lab in labels if isinstance(lab, dict)],
-        "assignee": {"login": first.get("login"), "id": first.get("databaseId")} if first else None,
+        "assignee": _rest_assignee(content),
         "user": content.get("author"),
         "milestone": _rest_milestone(content.get("milestone")),
     }
     if is_pr:
         raw["pull_request"] = {"merged_at": content.get("mergedAt")}
     return raw
+
+
+def _rest_assignee(content: Json) -> Json | None:
+    """The first assignee of GitHub's GraphQL as REST's `assignee` (`databaseId` is `id`)."""
+    people = (content.get("assignees") or {}).get("nodes") or []
+    first = people[0] if people and isinstance(people[0], dict) else None
+    return {"login": first.get("login"), "id": first.get("databaseId")} if first else None
 
 
 def _rest_milestone(ms: Any) -> Json | None:
@@ -340,8 +353,3 @@ def _text(value: Json) -> str | None:
 
 def _stamp(node: Json) -> datetime:
     return parse_time(node["updatedAt"])
-
-
-def _ids(user: Json) -> tuple[str, ...]:
-    uid = user.get("databaseId")
-    return (str(uid),) if isinstance(uid, int) and not isinstance(uid, bool) else ()
