@@ -190,29 +190,24 @@ def _claimable(now: datetime) -> Any:
 def claim(
     conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxRow]:
-    """Rows due (or whose sender's lease lapsed), each taken by one conditional UPDATE: a row
-    another sender took in between is left to it."""
-    ids = conn.execute(
-        sa.select(OB.c.id).where(_claimable(now)).order_by(OB.c.next_at, OB.c.id).limit(limit)
-    ).scalars()
-    taken: list[int] = []
-    for row_id in list(ids):
-        res = conn.execute(
-            sa.update(OB)
-            .where(OB.c.id == row_id, _claimable(now))
-            .values(
-                status="sending",
-                lease_owner=owner,
-                lease_until=now + lease,
-                attempts=OB.c.attempts + 1,
-            )
-        )
-        if res.rowcount == 1:
-            taken.append(row_id)
-    if not taken:
+    """Rows due (or whose sender's lease lapsed), taken by one conditional UPDATE: a row
+    another sender took in between no longer matches and is left to it."""
+    due = sa.select(OB.c.id).where(_claimable(now)).order_by(OB.c.next_at, OB.c.id).limit(limit)
+    ids = list(conn.execute(due).scalars())
+    if not ids:
         return []
-    rows = conn.execute(sa.select(OB).where(OB.c.id.in_(taken)).order_by(OB.c.id))
-    return [_row(r) for r in rows]
+    take = (
+        sa.update(OB)
+        .where(OB.c.id.in_(ids), _claimable(now))
+        .values(
+            status="sending",
+            lease_owner=owner,
+            lease_until=now + lease,
+            attempts=OB.c.attempts + 1,
+        )
+        .returning(*OB.c)
+    )
+    return sorted((_row(r) for r in conn.execute(take)), key=lambda r: r.id)
 
 
 def settle(
