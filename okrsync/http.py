@@ -64,6 +64,14 @@ class RetryPolicy:
     jitter_s: float = 0.25
     max_wait_s: float = 900.0
 
+    def wait_s(self, attempt: int, server: float | None) -> float:
+        """The wait before retry `attempt` (1 = the first): the server's stated wait or the
+        exponential backoff, whichever is longer, capped; plus positive jitter only, so
+        never earlier than the server asked."""
+        backoff: float = min(self.max_backoff_s, self.base_s * 2 ** (attempt - 1))
+        base = min(max(server or 0.0, backoff), self.max_wait_s)
+        return base + random.uniform(0, self.jitter_s)
+
 
 class Http:
     """An `httpx.AsyncClient` with the okrsync policies; one per connector run."""
@@ -273,15 +281,10 @@ class Http:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = min(
-            self.policy.max_backoff_s, self.policy.base_s * 2 ** (state.attempt_number - 1)
-        )
-        server = 0.0
+        server = None
         if isinstance(exc, TransientError) and exc.retry_after:
             server = float(exc.retry_after)
-        base: float = min(max(server, backoff), self.policy.max_wait_s)
-        # Positive jitter only: never earlier than the server asked.
-        return base + random.uniform(0, self.policy.jitter_s)
+        return self.policy.wait_s(state.attempt_number, server)
 
     async def _sleep(self, seconds: float) -> None:
         await self.sleep(seconds)

@@ -19,7 +19,6 @@ Vendor facts relied on (GitHub GraphQL API; GitHub Enterprise Server the same un
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,10 +135,7 @@ class GraphQL:
 
     async def _wait_out(self, server: float | None, attempt: int) -> None:
         """A `RATE_LIMITED` answer: wait the stated time (else back off), never less."""
-        policy = self.http.policy
-        backoff = min(policy.max_backoff_s, policy.base_s * 2 ** (attempt - 1))
-        wait = min(max(server or 0.0, backoff), policy.max_wait_s)
-        wait += random.uniform(0, policy.jitter_s)
+        wait = self.http.policy.wait_s(attempt, server)
         self.http.stats.retries += 1
         self.http.stats.rate_limit_wait_s += wait
         await self.http.sleep(wait)
