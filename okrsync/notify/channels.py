@@ -211,11 +211,11 @@ def recipients(channel: EmailChannel, event: Event) -> list[str]:
     return to
 
 
-def email_message(m: Message, channel: EmailChannel, to: list[str] | None = None) -> EmailMessage:
+def email_message(m: Message, channel: EmailChannel, to: list[str]) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = f"[okrsync] {m.headline}"[:200]
     msg["From"] = channel.sender
-    msg["To"] = ", ".join(to or channel.to)
+    msg["To"] = ", ".join(to)
     msg.set_content(m.text + "\n")
     return msg
 

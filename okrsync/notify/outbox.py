@@ -19,7 +19,7 @@ import httpx
 import structlog
 
 from okrsync.config import Settings
-from okrsync.config_notify import NotifyChannel, NotifyDefaults
+from okrsync.config_notify import NotifyDefaults
 from okrsync.notify.channels import SendFailed, send
 from okrsync.notify.events import Event
 from okrsync.store import OutboxRow, Store
@@ -81,13 +81,11 @@ class Sender:
                 transport=self.transport,
             )
         except SendFailed as exc:
-            await self._failed(row, channel, settings.notify_defaults, str(exc))
+            await self._failed(row, settings.notify_defaults, str(exc))
         else:
             await self._settle(row, "sent", None)
 
-    async def _failed(
-        self, row: OutboxRow, channel: NotifyChannel, defaults: NotifyDefaults, error: str
-    ) -> None:
+    async def _failed(self, row: OutboxRow, defaults: NotifyDefaults, error: str) -> None:
         if row.attempts >= defaults.max_attempts:
             await self._settle(row, "failed", error)
             return
