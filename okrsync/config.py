@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from okrsync.config_notify import NotifyChannel, NotifyDefaults, channel_model, unknown_kind
-from okrsync.config_sources import DEFAULT, EnvReader, Loc, Origin, raise_all
+from okrsync.config_sources import DEFAULT, EnvReader, Loc, Origin, raise_all, secret_from
 from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
 from okrsync.models import DEFAULT_DROPPED_NAMES, StatusCategory
@@ -288,34 +288,7 @@ class ConnectorConfig(_Strict):
 def _read_secret(name: str, key: str, env: str | None, file: str | None) -> str | None:
     """A connector's secret `key` from the variable `<key>_env` names, else the file
     `<key>_file` names (None: neither is set); registered for redaction."""
-    if env:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"connector {name!r}: environment variable {env} (named by {key}_env) is not "
-                "set; export it before starting okrsync"
-            )
-    elif file:
-        value = _read_token_file(name, file, f"{key}_file")
-    else:
-        return None
-    register_secret(value)
-    return value
-
-
-def _read_token_file(name: str, path: str, key: str = "token_file") -> str:
-    try:
-        value = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(
-            f"connector {name!r}: cannot read {key} {path}: {why}; check the path "
-            "(a relative one is read from the config file's folder) and that okrsync's user "
-            "can read it"
-        ) from None
-    if not value:
-        raise ConfigError(f"connector {name!r}: {key} {path} is empty; put the secret in it")
-    return value
+    return secret_from(f"connector {name!r}", f"{key}_env", env, f"{key}_file", file)
 
 
 def parse_schedule(text: str) -> tuple[str, Any]:

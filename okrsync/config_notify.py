@@ -10,15 +10,13 @@ that holds them, and each is registered for redaction the moment it is read.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from okrsync.config_sources import secret_from
 from okrsync.errors import ConfigError
-from okrsync.redaction import register_secret
 
 EventName = Literal[
     "status", "flag", "forecast", "checkin_reminder", "connector_failing", "connector_recovered"
@@ -187,24 +185,7 @@ def read_secret(
 ) -> str:
     """A channel's secret from the variable `env` or the file `file`, registered for
     redaction; a ConfigError naming the channel and key when it cannot be read."""
-    if env:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"notify channel {channel!r}: environment variable {env} (named by {env_key}) "
-                "is not set; export it before starting okrsync"
-            )
-    elif file:
-        try:
-            value = Path(file).expanduser().read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise ConfigError(
-                f"notify channel {channel!r}: cannot read {file_key} {file}; check the path and "
-                "that okrsync's user can read it"
-            ) from None
-        if not value:
-            raise ConfigError(f"notify channel {channel!r}: {file_key} {file} is empty")
-    else:
+    value = secret_from(f"notify channel {channel!r}", env_key, env, file_key, file)
+    if value is None:
         raise ConfigError(f"notify channel {channel!r}: set {env_key}")
-    register_secret(value)
     return value

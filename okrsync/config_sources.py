@@ -16,15 +16,18 @@ name) still sets `store.url`; `OKRSYNC_STORE__URL` wins when both are set.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from okrsync.errors import ConfigError
+from okrsync.redaction import register_secret
 
 ENV_PREFIX = "OKRSYNC_"
 SEP = "__"
@@ -200,3 +203,33 @@ def is_secret_key(key: str) -> bool:
     if key.endswith(("_env", "_file")):
         return False
     return any(word in key for word in ("token", "secret", "password", "api_key"))
+
+
+def secret_from(
+    who: str, env_key: str, env: str | None, file_key: str, file: str | None
+) -> str | None:
+    """A secret from the variable `env`, else the file `file` (None: neither is named),
+    registered for redaction; `who` ("connector 'gh'", "notify channel 'ops'") and the keys
+    naming them start each ConfigError."""
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"{who}: environment variable {env} (named by {env_key}) is not set; export it "
+                "before starting okrsync"
+            )
+    elif file:
+        try:
+            value = Path(file).expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                f"{who}: cannot read {file_key} {file}: {why}; check the path (a relative one "
+                "is read from the config file's folder) and that okrsync's user can read it"
+            ) from None
+        if not value:
+            raise ConfigError(f"{who}: {file_key} {file} is empty; put the secret in it")
+    else:
+        return None
+    register_secret(value)
+    return value
