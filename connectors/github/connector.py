@@ -59,6 +59,7 @@ from .graphql import GraphQL
 from .normalise import STATUS_VOCABULARY, Normaliser
 from .project_pull import Census, ProjectLost, ProjectsPull, find
 from .projects import Board, BoardReader
+from .shapes import decode_issues
 
 log = structlog.get_logger("okrsync.github")
 
@@ -316,7 +317,7 @@ class GitHubConnector:
         url = f"{self._base}/repos/{scope}/issues"
         try:
             resp, body = await self.http.get_json(
-                url, params=params, headers=headers, accept=REDIRECTS
+                url, params=params, headers=headers, accept=REDIRECTS, decode=decode_issues
             )
         except NotFound as exc:
             raise _ScopeLost(f"HTTP {exc.status}") from None
@@ -332,7 +333,7 @@ class GitHubConnector:
     async def _follow(self, url: str) -> tuple[httpx.Response, Any]:
         """GET a `Link` URL exactly as GitHub gave it."""
         try:
-            return await self.http.get_json(url)
+            return await self.http.get_json(url, decode=decode_issues)
         except NotFound as exc:
             raise _PageRejected(f"HTTP {exc.status} on a next link") from None
         except PayloadError as exc:

@@ -1,0 +1,1 @@
+from connectors.github.shapes import *  # noqa: F403
