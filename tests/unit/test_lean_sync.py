@@ -127,3 +127,28 @@ def test_a_client_without_tls_refuses_https_instead_of_skipping_verification(
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+ARENAS = """
+import ctypes, sys, threading
+if sys.argv[1] == "settle":
+    from okrsync.sync import settle_heap
+    settle_heap()
+def work():  # a thread that allocates, as the store's thread does during a sync
+    keep = [bytearray(200_000) for _ in range(20)] + [b"x" * 600 for _ in range(2000)]
+    del keep
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+ctypes.CDLL(None).malloc_stats()  # glibc: one "Arena N:" block per arena, on stderr
+"""
+
+
+@pytest.mark.parametrize(("how", "arenas"), [("settle", 1), ("plain", 2)])
+def test_after_settle_heap_the_threads_share_one_malloc_arena(how: str, arenas: int) -> None:
+    """The store's thread allocates from the event loop's arena, not one of its own (whose
+    free memory would add to the peak RSS); without `settle_heap` it gets its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS, how], capture_output=True, text=True, check=True
+    )
+    assert sum(line.startswith("Arena ") for line in out.stderr.splitlines()) == arenas
