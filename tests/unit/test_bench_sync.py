@@ -1,7 +1,9 @@
-"""`bench.bench_sync`'s arithmetic: the page count it compares requests with, and the median."""
+"""`bench.bench_sync`'s arithmetic: the page count it compares requests with, and the median;
+`bench.bench_singer`'s verdicts."""
 
 from __future__ import annotations
 
+from bench.bench_singer import Side, target_lines, targets
 from bench.bench_sync import listing_pages, table_rows
 
 
@@ -70,3 +72,17 @@ def test_the_throughput_target_applies_at_scale_only() -> None:
     assert {r["metric"]: r for r in table_rows("asana", 100_000, slower)}["full sync"][
         "ok"
     ] is False
+
+
+def test_singer_targets_are_three_times_the_speed_within_a_quarter_more_memory() -> None:
+    """bench_singer's verdicts: items/s at least 3x the tap's; peak RSS at most 1.25x."""
+
+    def side(name: str, wall_s: float, rss_mb: float) -> Side:
+        return Side(name, wall_s=wall_s, rss_mb=rss_mb, items=30_000)
+
+    tap = side("tap", 9.0, 64.0)
+    assert targets(side("okrsync", 3.0, 80.0), tap) == (True, True)
+    assert targets(side("okrsync", 3.1, 80.1), tap) == (False, False)
+    lines = target_lines(side("okrsync", 2.0, 70.0), tap)
+    assert lines[0] == "target items/s okrsync >= 3 x tap: 4.50 x, met"
+    assert lines[1] == "target peak RSS okrsync <= 1.25 x tap: 70.0 MB vs 64.0 MB (1.09 x), met"
