@@ -108,10 +108,12 @@ def test_the_documented_example_decodes_to_only_the_fields_read() -> None:
     ids=["example", "closed", "recorded"],
 )
 def test_the_connector_reads_the_same_from_both_decoders(page: list[dict[str, Any]]) -> None:
+    """Real shapes take the fast path (only the declared fields) and lose nothing read."""
     body = orjson.dumps(page)
-    assert what_the_connector_reads(decode_issues(body)) == what_the_connector_reads(
-        orjson.loads(body)
-    )
+    full = orjson.loads(body)
+    decoded = decode_issues(body)
+    assert decoded == [project(x, Issue) for x in full]
+    assert what_the_connector_reads(decoded) == what_the_connector_reads(full)
 
 
 def test_an_unforeseen_shape_falls_back_to_the_full_parse() -> None:
@@ -184,3 +186,26 @@ def test_whatever_the_fields_hold_the_connector_reads_the_same(page: list[dict[s
     # Either only the declared fields (the fast path) or the full parse (the fallback).
     projected = [project(x, Issue) for x in full]
     assert decoded in (projected, full)
+
+
+def test_the_sandbox_pages_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page the sandbox serves (what the benchmarks measure) decodes to the declared
+    fields only: no page falls back to the full parse."""
+    from okrsync_connectors.github import connector as module
+
+    from tests.unit.test_github import config, issues_of, pull, sandbox
+
+    sb = sandbox(monkeypatch)
+    declared = set(get_type_hints(Issue))
+    pages: list[Any] = []
+
+    def spy(body: bytes) -> Any:
+        pages.append(decode_issues(body))
+        return pages[-1]
+
+    monkeypatch.setattr(module, "decode_issues", spy)
+    run = pull(sb, config(sb))
+    assert issues_of(run.pages)
+    assert pages
+    assert all(isinstance(p, list) for p in pages)
+    assert all(set(issue) <= declared for p in pages for issue in p)
