@@ -12,8 +12,9 @@ A page whose shape differs from what these types allow (a label that is a number
 that is a string, an array element that is not an object, an error object instead of an
 array) is parsed again in full with `orjson`, so the normaliser's own checks apply exactly as
 before: a bad issue is logged and skipped, a body that is not an array fails the page. So is a
-body msgspec cannot read at all: `orjson` then raises ValueError on one that is not JSON
-(retried as a cut or garbled transfer), as it always did.
+body msgspec cannot read at all (not JSON, or nested deeper than its recursion limit):
+`orjson` then parses it, or raises ValueError on one that is not JSON (retried as a cut or
+garbled transfer), as it always did.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def decode_issues(body: bytes) -> Any:
     """A REST issues page as a list of dicts of the fields read; anything else, in full."""
     try:
         return _PAGE.decode(body)
-    except msgspec.DecodeError:  # a shape not foreseen here (ValidationError), or not JSON
-        # The tolerant path: the normaliser checks each issue; orjson raises ValueError on a
-        # body that is not JSON.
+    except (msgspec.DecodeError, RecursionError):
+        # A shape not foreseen here (ValidationError), a body that is not JSON, or one nested
+        # deeper than msgspec goes: the tolerant path, where the normaliser checks each issue
+        # and orjson raises ValueError on a body that is not JSON (or nests past its limit).
         return orjson.loads(body)

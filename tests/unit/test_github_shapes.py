@@ -137,6 +137,26 @@ def test_an_error_object_instead_of_a_page_comes_back_whole() -> None:
     }
 
 
+@pytest.mark.parametrize("depth", [1010, 1100])
+def test_deep_nesting_in_a_skipped_field_is_handled_as_the_full_parse_handles_it(
+    depth: int,
+) -> None:
+    """msgspec stops at a recursion limit below orjson's: past it, the full parse decides
+    (parsed at 1,010 levels; ValueError, so retried, at 1,100), never a crash."""
+    body = b'[{"id": 1, "body": ' + b"[" * depth + b"]" * depth + b"}]"
+    try:
+        expected: Any = orjson.loads(body)
+    except ValueError:
+        with pytest.raises(ValueError):  # noqa: PT011 - orjson's message; the type matters
+            decode_issues(body)
+        assert depth == 1100
+    else:
+        (issue,) = decode_issues(body)  # the full parse (too deep to compare with ==)
+        assert issue["id"] == expected[0]["id"] == 1
+        assert "body" in issue
+        assert depth == 1010
+
+
 @pytest.mark.parametrize("body", [b"[{", b"<html>502</html>", b'[{"id": 1,}]', b"\xff\xfe"])
 def test_a_body_that_is_not_json_raises_value_error(body: bytes) -> None:
     """As orjson did: `Http` retries it as a cut or garbled transfer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -148,7 +149,8 @@ ctypes.CDLL(None).malloc_stats()  # glibc: one "Arena N:" block per arena, on st
 def test_after_settle_heap_the_threads_share_one_malloc_arena(how: str, arenas: int) -> None:
     """The store's thread allocates from the event loop's arena, not one of its own (whose
     free memory would add to the peak RSS); without `settle_heap` it gets its own."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
     out = subprocess.run(
-        [sys.executable, "-c", ARENAS, how], capture_output=True, text=True, check=True
+        [sys.executable, "-c", ARENAS, how], capture_output=True, text=True, check=True, env=env
     )
     assert sum(line.startswith("Arena ") for line in out.stderr.splitlines()) == arenas
