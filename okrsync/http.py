@@ -170,7 +170,7 @@ class Http:
         headers: dict[str, str] | None,
         json_body: Any,
         accepted: frozenset[int],
-        decode: Decode = orjson.loads,
+        decode: Decode,
     ) -> tuple[httpx.Response, Any]:
         safe = redact_url(url)
         async with self.limiter:
@@ -277,7 +277,7 @@ class Http:
             url=safe_url,
         )
 
-    def _parse(self, resp: httpx.Response, safe_url: str, decode: Decode = orjson.loads) -> Any:
+    def _parse(self, resp: httpx.Response, safe_url: str, decode: Decode) -> Any:
         if not resp.content:
             return None
         try:
