@@ -6,3 +6,10 @@ measured child must carry what okrsync itself would, no more.
 """
 
 import okrsync  # noqa: F401
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of `samples`, nearest rank."""
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench import percentile
 from bench.bench_signals import AS_OF, Row, _count, populate
 from okrsync.config import Settings, SignalsConfig
 from okrsync.logging import configure
@@ -43,13 +44,6 @@ from okrsync.web.app import WebContext, create_app
 TARGET_SIZE = (1_000_000, 10_000)
 ITEMS_TARGET_MS = 50.0
 TREE_TARGET_MS = 150.0
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest rank."""
-    ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 async def timed_gets(

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import percentile
 from okrsync.sandbox import Sandbox  # imports okrsync first: its lean-import guard, then httpx
 
 Row = dict[str, object]
@@ -53,13 +54,6 @@ title = "Every GitHub issue"
 [[tactic.rule]]
 connector = "github"
 """
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest rank."""
-    ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def write_config(tmp: Path, sb: Sandbox, coalesce: float) -> Path:
