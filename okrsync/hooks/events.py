@@ -89,9 +89,10 @@ def jira(headers: Mapping[str, str], data: dict[str, Any], body: bytes) -> Deliv
     if event not in JIRA_SYNC:
         return Delivery("ignore", event, ident)
     issue = _obj(data, "issue")
-    if not _str(issue.get("id")) and not isinstance(issue.get("id"), int):
+    ids = _ids(issue.get("id"))
+    if not ids:
         raise BadPayload(f"a Jira {event} delivery without issue.id")
-    deleted = _ids(issue.get("id")) if event == "jira:issue_deleted" else ()
+    deleted = ids if event == "jira:issue_deleted" else ()
     return Delivery("sync", event, ident, _jira_project(issue), deleted)
 
 

@@ -146,3 +146,12 @@ def test_fields_of_the_wrong_type_never_crash() -> None:
     assert parse("jira", {}, json.dumps(body).encode()).deleted == ("9",)
     odd = {"action": "deleted", "issue": {"id": True}, "repository": {"full_name": "a/b"}}
     assert parse("github", {"x-github-event": "issues"}, json.dumps(odd).encode()).deleted == ()
+
+
+@pytest.mark.parametrize("event", ["jira:issue_updated", "jira:issue_deleted"])
+def test_a_jira_issue_id_that_is_a_boolean_is_a_bad_payload(event: str) -> None:
+    """`true` is no issue id (though Python counts a bool as an int): refused as a missing id is,
+    instead of a sync hint that deletes nothing."""
+    body = {"webhookEvent": event, "issue": {"id": True, "key": "WEB-1"}}
+    with pytest.raises(BadPayload, match=r"without issue\.id"):
+        parse("jira", {}, json.dumps(body).encode())
