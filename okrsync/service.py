@@ -108,7 +108,8 @@ class _ToStructlog(logging.Handler):
         log.warning("scheduler.notice", message=record.getMessage(), logger=record.name)
 
 
-NEW_DAY_JOB = "new_day"
+# Fixed jobs' ids hold a colon, which a connector name (its job's id) never does.
+NEW_DAY_JOB = "okrsync:new_day"
 
 
 class Service:
@@ -232,7 +233,7 @@ class Service:
     async def day_job(self) -> None:
         """Re-derive date-relative links once the day has changed (`pipeline.new_day`)."""
         work = asyncio.to_thread(new_day, self.store, self.settings, self.mapping)
-        await self._guarded(work, NEW_DAY_JOB)
+        await self._guarded(work, "new_day")
 
     async def _tracked(self, name: str) -> RunResult | None:
         return await asyncio.create_task(self.job(name, "manual"))
@@ -334,7 +335,8 @@ class Service:
         self.schedule(self.enabled())
         self.plan_sources()
         self.plan_new_day()
-        from okrsync.notify.daemon import plan as plan_notify  # lazy: only with [[notify]]
+        # Always planned: a pass without channels does nothing, and a reload may add some.
+        from okrsync.notify.daemon import plan as plan_notify
 
         plan_notify(self)
         await self.stopping.wait()
@@ -440,8 +442,7 @@ class Service:
         if self.scheduler is not None:
             keep = {c.name for c in self.enabled()}
             for job in self.scheduler.get_jobs():
-                fixed = ("notify", NEW_DAY_JOB)
-                if job.id not in keep and job.func != self.source_job and job.id not in fixed:
+                if job.func == self.job and job.id not in keep:  # connector jobs only
                     job.remove()
             self.schedule([c for c in changed if c.enabled])
         log.info("config.reloaded", changed=[c.name for c in changed])

@@ -45,7 +45,7 @@ log = structlog.get_logger("okrsync.notify")
 GRACE_S = 60.0  # how late a row with a lower id may still commit
 STUCK_RUN = timedelta(days=1)  # a run "running" this long no longer holds the run watermark
 REMINDER_EVERY_S = 3600.0
-JOB_ID = "notify"
+JOB_ID = "okrsync:notify"  # a colon: never a connector's job id (its name)
 
 
 def route(events: Iterable[Event], channels: Sequence[NotifyChannel]) -> list[dict[str, Any]]:

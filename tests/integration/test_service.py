@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -21,16 +22,19 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import sqlalchemy as sa
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.parser import text_string_to_metric_families
 
-from okrsync.config import ConnectorConfig
+from okrsync.config import ConnectorConfig, load_settings
 from okrsync.demo import sandbox_connectors, sandbox_env
 from okrsync.locks import LockHeld, StoreLock
+from okrsync.notify.daemon import JOB_ID as NOTIFY_JOB
+from okrsync.notify.daemon import plan as plan_notify
 from okrsync.okrfile import load_tree
 from okrsync.sandbox import Sandbox
-from okrsync.service import trigger_for
+from okrsync.service import NEW_DAY_JOB, Service, open_service, trigger_for
 from okrsync.store import Store
 from okrsync.store._okr import ApplyReport, apply_okr_tree
 from okrsync.store.tables import SyncRunRow
@@ -434,3 +438,59 @@ def test_cron_and_interval_schedules_become_triggers_with_jitter() -> None:
     assert isinstance(interval, IntervalTrigger)
     assert interval.interval.total_seconds() == 90
     assert interval.jitter is None
+
+
+FIXED_NAMES_CONFIG = """
+[store]
+url = {url}
+
+[mappings]
+paths = ["okrs"]
+
+[[connectors]]
+name = "notify"
+type = "jira"
+base_url = "https://example.atlassian.net"
+scope = ["ALPHA"]
+token_env = "OKRSYNC_TEST_UNSET_TOKEN"
+
+[[connectors]]
+name = "new_day"
+type = "jira"
+base_url = "https://example.atlassian.net"
+scope = ["BETA"]
+token_env = "OKRSYNC_TEST_UNSET_TOKEN"
+"""
+
+
+def test_connectors_named_like_the_fixed_jobs_keep_their_own_jobs(tmp_path: Path) -> None:
+    """A connector may be named `notify` or `new_day`: its sync job and the daemon's notify
+    and daily jobs all stay scheduled, at start and after a config reload."""
+    url = json.dumps(f"sqlite:///{tmp_path / 'okrsync.db'}")
+    cfg = write(tmp_path / "okrsync.toml", FIXED_NAMES_CONFIG.format(url=url))
+    write(tmp_path / "okrs" / "main.toml", TREE)
+    service = open_service(load_settings(cfg), cfg)
+    try:
+        at_start, reloaded = asyncio.run(fixed_and_connector_jobs(service, cfg))
+    finally:
+        service.locks.close()
+        service.store.close()
+    sync, notify, day = "Service.job", "plan.<locals>.job", "Service.day_job"
+    want = {"notify": sync, "new_day": sync, NOTIFY_JOB: notify, NEW_DAY_JOB: day}
+    assert len(want) == 4  # four ids, none shared
+    assert at_start == want
+    assert reloaded == want
+
+
+async def fixed_and_connector_jobs(service: Service, cfg: Path) -> tuple[dict[str, str], ...]:
+    """Each job's id → its function's qualified name, after start and after a config reload."""
+    service.scheduler = AsyncIOScheduler(timezone=UTC)
+    service.scheduler.start(paused=True)
+    service.schedule(service.enabled())
+    service.plan_new_day()
+    plan_notify(service)
+    at_start = {j.id: j.func.__qualname__ for j in service.scheduler.get_jobs()}
+    service._adopt(load_settings(cfg))  # the config reload prunes jobs here
+    reloaded = {j.id: j.func.__qualname__ for j in service.scheduler.get_jobs()}
+    service.scheduler.shutdown(wait=False)
+    return at_start, reloaded
