@@ -214,19 +214,23 @@ async def _verified(
         one = configs[0].name if len(configs) == 1 else NO_CONNECTOR
         raise Refused(404, "webhooks_off", _off_message(kind, resource), one)
     signature = signature_of(kind, request.headers)
-    verified = [c for c, secrets in keyed if _signs(kind, secrets, body, signature)]
+    refusals = [(c, _signs(kind, secrets, body, signature)) for c, secrets in keyed]
+    verified = [c for c, refused in refusals if refused is None]
     if not verified:
-        reason = MISSING if signature is None or not signature.strip() else BAD
+        reason = MISSING if any(refused == MISSING for _, refused in refusals) else BAD
         one = keyed[0][0].name if len(keyed) == 1 else NO_CONNECTOR
         raise Refused(401, reason, f"the {kind} webhook signature is missing or wrong", one)
     return verified
 
 
-def _signs(kind: str, secrets: list[str], body: bytes, signature: str | None) -> bool:
-    """Whether `signature` signs `body` with one of `secrets` (each compared in constant
-    time, and every one compared)."""
-    results = [check(kind, secret, body, signature) is None for secret in secrets]
-    return any(results)
+def _signs(kind: str, secrets: list[str], body: bytes, signature: str | None) -> str | None:
+    """None when `signature` signs `body` with one of `secrets` (each compared in constant
+    time, and every one compared), else why not: MISSING if a check found no signature,
+    else BAD."""
+    reasons = [check(kind, secret, body, signature) for secret in secrets]
+    if None in reasons:
+        return None
+    return MISSING if MISSING in reasons else BAD
 
 
 def _off_message(kind: str, resource: str | None) -> str:
