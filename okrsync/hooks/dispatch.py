@@ -1,9 +1,9 @@
 """The daemon's side of webhooks in (docs/webhooks.md): coalesced runs, deletions at once.
 
     hint(connector, deleted)   a verified delivery: delete `deleted` now, and ask for a run
-    lane (one per connector)   waits `webhook_coalesce_s`, then runs the connector once with
-                               trigger "webhook"; a hint that arrives meanwhile joins that
-                               run, one that arrives during it causes exactly one more
+    lane (one per connector)   waits `webhook_coalesce_s` (then, if held, for the connector),
+                               then runs it once with trigger "webhook"; a hint that arrives
+                               meanwhile joins that run, one during it causes exactly one more
     deletions                  held like a run (`pipeline.holding`): the items are marked
                                deleted and the signals of their tactics recomputed, before
                                the lane's run (both take the lane's gate, first come first)
@@ -132,8 +132,14 @@ class Dispatcher:
         while lane.wanted and not self._closed:
             await asyncio.sleep(self._window(connector))
             async with lane.gate:
-                lane.wanted = False
-                await self._until_free(connector, lambda: self.run(connector))
+                await self._until_free(connector, lambda: self._run_wanted(connector, lane))
+
+    async def _run_wanted(self, connector: str, lane: _Lane) -> bool:
+        """One attempt at the lane's run. `wanted` is cleared here, as the attempt starts,
+        not before the wait for the connector: hints that arrive while a scheduled run holds
+        it join this run (it has not pulled yet); only those during the run want another."""
+        lane.wanted = False
+        return await self.run(connector)
 
     async def _delete(self, connector: str, lane: _Lane, ids: tuple[str, ...]) -> None:
         async with lane.gate:
