@@ -59,10 +59,16 @@ def _row(r: Any) -> OutboxRow:
 
 
 # -- watermarks ------------------------------------------------------------------------
-def watermark(conn: Connection, name: str, start: int, now: datetime) -> int:
-    """The watermark `name`; first asked, it is set to `start` (insert-if-absent: the
-    replica that loses the race reads the winner's)."""
-    ins = upsert(conn.dialect.name, WM).values(name=name, value=start, updated_at=now)
+def watermark(conn: Connection, name: str, now: datetime) -> int:
+    """The watermark `name` ("snapshot" or "run"); first asked, it is set to the newest id of
+    its table (history is not announced; insert-if-absent: the replica that loses the race
+    reads the winner's). Only that first call reads the table's newest id."""
+    found = conn.execute(sa.select(WM.c.value).where(WM.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    ins = upsert(conn.dialect.name, WM).values(
+        name=name, value=_newest_id(conn, name), updated_at=now
+    )
     conn.execute(ins.on_conflict_do_nothing(index_elements=["name"]))
     return int(conn.execute(sa.select(WM.c.value).where(WM.c.name == name)).scalar_one())
 
@@ -76,11 +82,13 @@ def advance(conn: Connection, name: str, value: int, now: datetime) -> None:
     )
 
 
-def newest_ids(conn: Connection) -> tuple[int, int]:
-    """The newest snapshot id and sync run id (0: none yet)."""
-    snap = conn.execute(sa.select(sa.func.max(SNAPSHOT.c.id))).scalar()
-    run = conn.execute(sa.select(sa.func.max(SYNC_RUN.c.id))).scalar()
-    return int(snap or 0), int(run or 0)
+def _newest_id(conn: Connection, name: str) -> int:
+    """The newest id of the table the watermark `name` follows (0: none yet, or no such
+    table)."""
+    table = {"snapshot": SNAPSHOT, "run": SYNC_RUN}.get(name)
+    if table is None:
+        return 0
+    return int(conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
 
 
 # -- what the scan reads -----------------------------------------------------------------
@@ -172,12 +180,13 @@ def _statuses_upto(
 # -- the outbox ----------------------------------------------------------------------------
 def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> int:
     """Insert each (event_key, channel) row unless it is already there; the rows inserted."""
+    fresh = {"status": "pending", "attempts": 0, "next_at": now, "created_at": now}
     added = 0
-    for row in rows:
-        values = {**row, "status": "pending", "attempts": 0, "next_at": now, "created_at": now}
-        ins = upsert(conn.dialect.name, OB).values(**values)
-        res = conn.execute(ins.on_conflict_do_nothing(index_elements=["event_key", "channel"]))
-        added += max(res.rowcount, 0)
+    for chunk in chunks(rows, CHUNK):  # 8 binds a row: under SQLite's 32766 per statement
+        ins = upsert(conn.dialect.name, OB).values([{**row, **fresh} for row in chunk])
+        skip = ins.on_conflict_do_nothing(index_elements=["event_key", "channel"])
+        # RETURNING, not rowcount: PostgreSQL's driver reports no usable count for skipped rows.
+        added += len(conn.execute(skip.returning(OB.c.id)).all())
     return added
 
 

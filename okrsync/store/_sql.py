@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+T = TypeVar("T")
 
-def chunks(seq: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+
+def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """`seq` in slices of at most `size` (bound parameter lists stay under the backends' caps)."""
     for i in range(0, len(seq), size):
         yield seq[i : i + size]

@@ -752,8 +752,7 @@ class Store:
         from okrsync.store import _notify
 
         with self.tx() as conn:
-            newest = dict(zip(("snapshot", "run"), _notify.newest_ids(conn), strict=True))
-            return _notify.watermark(conn, name, newest.get(name, 0), now())
+            return _notify.watermark(conn, name, now())
 
     def notify_advance(self, name: str, value: int) -> None:
         """Move the watermark `name` forward to `value` (never back)."""

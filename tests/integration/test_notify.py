@@ -441,3 +441,18 @@ def test_a_checkin_reminder_reaches_the_key_result_owner_by_email(
         assert [(r.status, r.event["kind"]) for r in mails] == [("sent", "checkin_reminder")]
     finally:
         store.close()
+
+
+def test_enqueueing_the_same_events_again_adds_none(store: Store) -> None:
+    """The outbox is insert-if-absent on (event_key, channel), and its count is of the rows
+    really inserted, on SQLite and PostgreSQL (whose driver gives no usable rowcount for a
+    skipped row): a second scan of the same events queues nothing new."""
+    rows = [
+        {"event_key": f"kr:{i}:at_risk", "channel": ch, "kind": "at_risk", "event": {"i": i}}
+        for i in range(3)
+        for ch in ("slack", "mail")
+    ]
+    assert store.notify_enqueue(rows) == 6
+    assert store.notify_enqueue(rows) == 0
+    more = [*rows, {**rows[0], "channel": "teams"}]
+    assert store.notify_enqueue(more) == 1
