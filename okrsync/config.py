@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import structlog
 from pydantic import (
@@ -38,7 +38,13 @@ from pydantic import (
     model_validator,
 )
 
-from okrsync.config_notify import NotifyChannel, NotifyDefaults, channel_model, unknown_kind
+from okrsync.config_notify import (
+    CHANNEL_MODELS,
+    NotifyChannel,
+    NotifyDefaults,
+    channel_model,
+    unknown_kind,
+)
 from okrsync.config_sources import DEFAULT, EnvReader, Loc, Origin, raise_all, secret_from
 from okrsync.connector import config_model, installed_types, unknown_type
 from okrsync.errors import ConfigError
@@ -57,6 +63,10 @@ DEFAULT_JITTER_S = 10.0
 MAX_JITTER_S = 3600
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# The keys naming a file, which a relative path reads from the config file's folder.
+_CONNECTOR_FILES = ("token_file", "webhook_secret_file")
+_CHANNEL_FILES = ("url_file", "secret_file", "ca_file")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -265,8 +275,9 @@ class ConnectorConfig(_Strict):
 
     def credentials(self) -> list[tuple[str | None, Callable[[], object]]]:
         """Each credential as (the key naming it, its reader): checked by `check_credentials`."""
-        hook = _webhook_key(self)
-        return [(_token_key(self), self.secret), *([(hook, self.webhook_secret)] if hook else [])]
+        hook = secret_key(self, "webhook_secret")
+        token = secret_key(self, "token")
+        return [(token, self.secret), *([(hook, self.webhook_secret)] if hook else [])]
 
     def webhook_secret(self) -> str | None:
         """The webhook secret from `webhook_secret_env` / `_file` (None: neither is set);
@@ -496,7 +507,8 @@ class _Loader:
                 "base_dir": base,
             }
         )
-        settings = _resolve_token_files(settings)
+        resolved = [_resolve_files(cc, base, _CONNECTOR_FILES) for cc in settings.connectors]
+        settings = settings.model_copy(update={"connectors": resolved})
         settings._origins = self._origins(settings, connectors)
         settings._file = self.path
         return settings
@@ -580,7 +592,7 @@ class _Loader:
             if channel is not None and channel.name in {c.name for c in channels}:
                 self._problem(("notify", i, "name"), f"notify name {channel.name!r} is used twice")
             elif channel is not None:
-                channels.append(_resolve_files(channel, base))
+                channels.append(_resolve_files(channel, base, _CHANNEL_FILES))
         return channels
 
     def _notify_channel(self, i: int, raw: object) -> NotifyChannel | None:
@@ -704,39 +716,23 @@ def scope_problem(kind: str, scope: str) -> str | None:
     return config_model(kind).scope_problem(scope)
 
 
-def _resolve_token_files(settings: Settings) -> Settings:
-    """A relative `token_file` is read from the config file's folder, as the store is."""
-
-    def resolved(cc: ConnectorConfig) -> ConnectorConfig:
-        keys = ("token_file", "webhook_secret_file")
-        files = {k: getattr(cc, k) for k in keys if getattr(cc, k)}
-        update = {k: str(settings.base_dir / Path(v).expanduser()) for k, v in files.items()}
-        return cc.model_copy(update=update) if update else cc
-
-    connectors = [resolved(cc) for cc in settings.connectors]
-    return settings.model_copy(update={"connectors": connectors})
-
-
-def _resolve_files(channel: NotifyChannel, base: Path) -> NotifyChannel:
-    """A channel's relative `*_file` and `ca_file` are read from the config file's folder."""
+def _resolve_files(model: _M, base: Path, keys: tuple[str, ...]) -> _M:
+    """A relative file key (a token, a secret, a CA) is read from the config file's folder,
+    as the store is."""
     update = {
         key: str(base / Path(value).expanduser())
-        for key in ("url_file", "secret_file", "ca_file")
-        if isinstance(value := getattr(channel, key, None), str)
+        for key in keys
+        if isinstance(value := getattr(model, key, None), str) and value
     }
-    return channel.model_copy(update=update) if update else channel
+    return model.model_copy(update=update) if update else model
 
 
-def _webhook_key(cc: ConnectorConfig) -> str | None:
-    """The key `webhook_secret()` reads (None: webhooks off unless a tracker chose one)."""
-    if cc.webhook_secret_env:
-        return "webhook_secret_env"
-    return "webhook_secret_file" if cc.webhook_secret_file else None
-
-
-def _token_key(cc: ConnectorConfig) -> str | None:
-    """The key `secret()` reads (None: neither is set; the section itself is at fault)."""
-    return "token_env" if cc.token_env else "token_file" if cc.token_file else None
+def secret_key(cc: ConnectorConfig, secret: Literal["token", "webhook_secret"]) -> str | None:
+    """The key the connector reads `secret` from: `<secret>_env`, else `<secret>_file` (None:
+    neither is set: for a token the section is at fault, for a webhook secret webhooks are
+    off unless the tracker chooses one)."""
+    env, file = f"{secret}_env", f"{secret}_file"
+    return env if getattr(cc, env) else file if getattr(cc, file) else None
 
 
 def _warn_if_shared(cc: ConnectorConfig) -> None:
@@ -799,6 +795,6 @@ def _known_keys() -> list[str]:
         WebConfig,
         ConnectorConfig,
         NotifyDefaults,
-        *{m for m in (channel_model(k) for k in ("slack", "webhook", "email")) if m},
+        *CHANNEL_MODELS.values(),
     ]
     return sorted({name for m in models for name in m.model_fields})
