@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 
@@ -69,8 +69,9 @@ class Plan:
     @property
     def on(self) -> bool:
         """Webhooks on: a secret is configured, or the tracker chooses it (Asana)."""
-        cc = self.config
-        has_secret = bool(cc.webhook_secret_env or cc.webhook_secret_file)
+        from okrsync.config import secret_key
+
+        has_secret = secret_key(self.config, "webhook_secret") is not None
         return self.support is not None and (has_secret or self.support.handshake)
 
 
@@ -145,7 +146,11 @@ def plans_for(settings: Settings, name: str | None, base_url: str | None) -> lis
     else:
         chosen = [cc for cc in settings.connectors if cc.enabled]
     base = daemon_url(settings, base_url)
-    return [Plan(cc, webhooks(cc.type), hook_url(base, cc)) for cc in chosen]
+    plans = []
+    for cc in chosen:
+        support = webhooks(cc.type)
+        plans.append(Plan(cc, support, hook_url(base, cc, support)))
+    return plans
 
 
 def daemon_url(settings: Settings, base_url: str | None) -> str:
@@ -170,11 +175,9 @@ def daemon_url(settings: Settings, base_url: str | None) -> str:
     return f"http://{host}:{service.port}"
 
 
-def hook_url(base: str, cc: ConnectorConfig) -> str:
-    """The daemon's route for this one connector: `<base>/hooks/<type>/<name>`."""
-    from okrsync.connector import webhooks
-
-    support = webhooks(cc.type)
+def hook_url(base: str, cc: ConnectorConfig, support: Webhooks | None) -> str:
+    """The daemon's route for this one connector: `<base>/hooks/<route>/<name>` (the route
+    is the plug-in's, else its type)."""
     route = support.route if support is not None else cc.type
     return f"{base}/hooks/{route}/{urllib.parse.quote(cc.name, safe='')}"
 
@@ -212,13 +215,10 @@ def _handshake_windows(store: Store, plans: list[Plan], seconds: int) -> None:
 # --- talking to the tracker ------------------------------------------------------------------
 
 
-def _run(work: Awaitable[T]) -> T:
+def _run(work: Coroutine[object, object, T]) -> T:
     import asyncio
 
-    async def wrapped() -> T:
-        return await work
-
-    return asyncio.run(wrapped())
+    return asyncio.run(work)
 
 
 async def _with_http(cc: ConnectorConfig, work: Callable[[Http], Awaitable[T]]) -> T:
@@ -292,7 +292,8 @@ def _status_line(cc: ConnectorConfig, exc: ConnectorError, needs: str, plan: Pla
     status = exc.status
     handshake = plan.support is not None and plan.support.handshake
     if status == 401:
-        return f"the tracker refused the token (HTTP 401); check {_token_key(cc)}"
+        token = _source(cc, "token") or "token_env"
+        return f"the tracker refused the token (HTTP 401); check {token}"
     if status in (403, 404):
         return f"the tracker refused to manage webhooks (HTTP {status}); the token needs {needs}"
     if status == 400 and handshake:
@@ -308,10 +309,15 @@ def _status_line(cc: ConnectorConfig, exc: ConnectorError, needs: str, plan: Pla
     return f"{exc}"
 
 
-def _token_key(cc: ConnectorConfig) -> str:
-    if cc.token_env:
-        return f"the variable {cc.token_env} (token_env)"
-    return f"the file {cc.token_file} (token_file)" if cc.token_file else "token_env"
+def _source(cc: ConnectorConfig, secret: Literal["token", "webhook_secret"]) -> str | None:
+    """Where the connector reads `secret`: the variable or file and its key (None: unset)."""
+    from okrsync.config import secret_key
+
+    key = secret_key(cc, secret)
+    if key is None:
+        return None
+    what = "variable" if key.endswith("_env") else "file"
+    return f"the {what} {getattr(cc, key)} ({key})"
 
 
 # --- what is printed -------------------------------------------------------------------------
@@ -349,11 +355,9 @@ def _url_lines(plan: Plan) -> list[str]:
 
 
 def _secret_source(plan: Plan) -> str:
-    cc = plan.config
-    if cc.webhook_secret_env:
-        return f"the variable {safe(cc.webhook_secret_env)} (webhook_secret_env)"
-    if cc.webhook_secret_file:
-        return f"the file {safe(cc.webhook_secret_file)} (webhook_secret_file)"
+    source = _source(plan.config, "webhook_secret")
+    if source is not None:
+        return safe(source)
     if plan.support is not None and plan.support.handshake:
         return (
             "chosen by the tracker at each webhook's handshake with the daemon (register opens it)"
