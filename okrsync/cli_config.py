@@ -36,8 +36,8 @@ def show(
         doc = {
             "config_file": str(settings.config_file) if settings.config_file else None,
             **{name: _json_table(rows) for name, rows in tables.items() if name in SECTIONS},
-            "connectors": [_json_table(rows) for _, rows in _connector_tables(tables)],
-            "notify": [_json_table(rows) for _, rows in _channel_tables(tables)],
+            "connectors": [_json_table(rows) for rows in _prefixed(tables, "connectors.")],
+            "notify": [_json_table(rows) for rows in _prefixed(tables, "notify.")],
         }
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -72,12 +72,9 @@ def _rows(settings: Settings, model: BaseModel, loc: tuple[str, ...]) -> list[Ro
     return rows
 
 
-def _connector_tables(tables: dict[str, list[Row]]) -> list[tuple[str, list[Row]]]:
-    return [(n, rows) for n, rows in tables.items() if n.startswith("connectors.")]
-
-
-def _channel_tables(tables: dict[str, list[Row]]) -> list[tuple[str, list[Row]]]:
-    return [(n, rows) for n, rows in tables.items() if n.startswith("notify.")]
+def _prefixed(tables: dict[str, list[Row]], prefix: str) -> list[list[Row]]:
+    """The rows of each table named `<prefix><name>` (one per connector or channel)."""
+    return [rows for name, rows in tables.items() if name.startswith(prefix)]
 
 
 def _json_table(rows: list[Row]) -> dict[str, dict[str, object]]:
