@@ -23,10 +23,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from okrsync.errors import ConfigError
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 GROUP = "okrsync.connectors"
 DEFAULT_IN_FLIGHT = 4
 UNDECLARED_PAGE = 1000  # the largest `page_size` accepts
+D = TypeVar("D")
 
 
 @runtime_checkable
@@ -95,8 +96,15 @@ def config_model(kind: str) -> type[ConnectorConfig]:
         ok = isinstance(found, type) and issubclass(found, ConnectorConfig)
         return found if ok else None
 
+    return _find_in_plugin(kind, model) or ConnectorConfig
+
+
+def _find_in_plugin(kind: str, find: Callable[[object], D | None]) -> D | None:
+    """What plug-in `kind` declares: `find` on its package first, then on its class, which
+    is loaded only when the package has none (the class imports the whole connector, HTTP
+    and GraphQL included, too heavy for commands that only read the config)."""
     ep = _entry(kind)
-    return model(importlib.import_module(ep.module)) or model(ep.load()) or ConnectorConfig
+    return find(importlib.import_module(ep.module)) or find(ep.load())
 
 
 def status_names(config: ConnectorConfig) -> StatusNames:
@@ -164,12 +172,12 @@ def resource_url(url: str, resource: str) -> str:
 def webhooks(kind: str) -> Webhooks | None:
     """Plug-in `kind`'s webhook support: its package's `webhooks`, else its class's; None
     when it declares none."""
-    ep = _entry(kind)
-    for owner in (importlib.import_module(ep.module), ep.load()):
+
+    def support(owner: object) -> Webhooks | None:
         found = getattr(owner, "webhooks", None)
-        if isinstance(found, Webhooks):
-            return found
-    return None
+        return found if isinstance(found, Webhooks) else None
+
+    return _find_in_plugin(kind, support)
 
 
 def declared(plugin: object, name: str, default: int) -> int:
