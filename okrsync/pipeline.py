@@ -226,14 +226,19 @@ class MappingState:
 
     def _relink(self, store: Store, day: date, *, always: bool = False) -> RemapReport | None:
         """Every link re-derived as of `day` under the lock, unless (without `always`) another
-        caller got there first; the day's matcher then links the pages that follow."""
+        caller got there first. The day's matcher links pages from before the remap starts, so
+        a page linked during it is not committed with the previous day's links; a page linked
+        before the swap and committed after the remap still is, until the item changes."""
         with self._day.lock:
-            if not always and self._day.matcher.today == day:
+            previous = self._day.matcher
+            if not always and previous.today == day:
                 return None
-            matcher = self._day.matcher.on(day)
-            report = remap(store, matcher)
-            self._day.matcher = matcher
-        return report
+            self._day.matcher = matcher = previous.on(day)
+            try:
+                return remap(store, matcher)
+            except BaseException:
+                self._day.matcher = previous  # links not re-derived: the next caller retries
+                raise
 
     def linker(self, store: Store) -> Linker:
         """The per-page linker for sync runs under this mapping: each page is linked with

@@ -4,20 +4,22 @@ re-derived when the day changes, and kept by the upgrade from revision 0007."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
 from okrsync.cli_items import items_table
-from okrsync.mapping import Matcher
-from okrsync.models import ItemKind, Page, StatusCategory, WorkItem
+from okrsync.mapping import Link, Matcher
+from okrsync.models import ItemKind, Page, StatusCategory, StoredItem, WorkItem
 from okrsync.okrfile import load_tree
 from okrsync.pipeline import MappingState, remap
 from okrsync.report import _board_fields
-from okrsync.store import ListedItem, Store
+from okrsync.store import LinkRow, ListedItem, Relinked, Store
 from okrsync.store.migrate import current_revision, head_revision, upgrade
 from okrsync.store.tables import ITEM_LINK, WORK_ITEM
 from okrsync.textsafe import clean_item
@@ -125,6 +127,50 @@ def test_new_day_rederives_date_relative_links_once(store: Store, tmp_path: Path
     assert state.new_day(store, S14[1]) is None
     assert state.today_matcher.today == S14[1]
     assert state.linker(store)([item(1)]) == {"1": []}
+
+
+def test_new_day_links_pages_as_of_the_new_day_while_it_remaps(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page another connector links while the new day's remap runs gets the new day's
+    links: committed after the remap, yesterday's would stay until the item changed."""
+    okrs = tree(tmp_path)
+    store.apply_okr_tree(okrs)
+    state = MappingState(okrs, Matcher.from_tree(okrs, today=S14[1] - timedelta(days=1)), "", T0)
+    during: list[Mapping[str, Sequence[Link]]] = []
+    relink = store.relink
+
+    def linking_meanwhile(wanted_of: Callable[[list[StoredItem]], set[LinkRow]]) -> Relinked:
+        during.append(state.linker(store)([item(1)]))
+        return relink(wanted_of)
+
+    monkeypatch.setattr(store, "relink", linking_meanwhile)
+    assert state.new_day(store, S14[1]) is not None
+    assert during == [{"1": []}]  # Sprint 14 ended: no longer @current
+
+
+def test_new_day_whose_remap_fails_is_retried(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remap that fails leaves the previous day's matcher in place (the stored links are
+    still that day's), so the next caller re-derives them."""
+    okrs = tree(tmp_path)
+    store.apply_okr_tree(okrs)
+    state = MappingState(okrs, Matcher.from_tree(okrs, today=S14[1] - timedelta(days=1)), "", T0)
+    store.commit_pages("gh", [Page([item(1)], {})], state.linker(store)([item(1)]))
+    relink = store.relink
+
+    def failing(wanted_of: Callable[[list[StoredItem]], set[LinkRow]]) -> Relinked:
+        raise sa.exc.OperationalError("relink", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store, "relink", failing)
+    with pytest.raises(sa.exc.OperationalError):
+        state.new_day(store, S14[1])
+    assert state.today_matcher.today == S14[1] - timedelta(days=1)
+    monkeypatch.setattr(store, "relink", relink)
+    report = state.new_day(store, S14[1])
+    assert report is not None
+    assert (report.removed, links(store)) == (1, [])
 
 
 def test_new_day_costs_nothing_without_date_relative_rules(store: Store, tmp_path: Path) -> None:
