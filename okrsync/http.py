@@ -360,11 +360,9 @@ _RATE_LIMIT_WORDS = (b"secondary rate limit", b"rate limit exceeded", b"abuse de
 
 
 def _says_rate_limit(resp: httpx.Response) -> bool:
-    """A 403 whose (already read, capped) body says it is a rate limit, not a refusal."""
-    try:
-        head = resp.content[:2048].lower()
-    except httpx.ResponseNotRead:
-        return False
+    """A 403 whose body says it is a rate limit, not a refusal. The body is always read:
+    `translate` only sees responses of `Http`, which reads (and caps) every body first."""
+    head = resp.content[:2048].lower()
     return any(words in head for words in _RATE_LIMIT_WORDS)
 
 
@@ -374,13 +372,13 @@ def translate(resp: httpx.Response, connector: str) -> ConnectorError:
     url = redact_url(str(resp.request.url))
     wait = retry_after(resp.headers, use_reset=status in (403, 429))
     remaining = resp.headers.get("x-ratelimit-remaining")
-    if status == 403 and wait is None and _says_rate_limit(resp):
-        # GitHub's secondary limits may come with no header saying how long: "wait at least
-        # one minute" (docs.github.com, "Rate limits for the REST API").
+    # GitHub's secondary limits may come with no header saying how long: "wait at least one
+    # minute" (docs.github.com, "Rate limits for the REST API").
+    secondary = status == 403 and wait is None and _says_rate_limit(resp)
+    if secondary:
         wait = SECONDARY_LIMIT_WAIT_S
     if status == 429 or (
-        status == 403
-        and (remaining == "0" or "retry-after" in resp.headers or wait == SECONDARY_LIMIT_WAIT_S)
+        status == 403 and (remaining == "0" or "retry-after" in resp.headers or secondary)
     ):
         return TransientError(
             f"rate limited (HTTP {status})",

@@ -1,5 +1,6 @@
 """`Http` bounds every call: credentials only to base_url's origin, no redirect followed,
-bodies read as a stream up to `max_response_bytes`, at most `max_requests` calls a run."""
+bodies read as a stream up to `max_response_bytes`, at most `max_requests` calls a run; a 403
+is a rate limit only when it says so."""
 
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ import httpx
 import pytest
 import respx
 
-from okrsync.errors import NotFound, OffOriginError, PayloadError, RunLimitExceeded
-from okrsync.http import Http
+from okrsync.errors import (
+    AuthError,
+    NotFound,
+    OffOriginError,
+    PayloadError,
+    RunLimitExceeded,
+    TransientError,
+)
+from okrsync.http import SECONDARY_LIMIT_WAIT_S, Http, translate
 
 BASE = "https://api.github.com"
 TOKEN = "ghp_secret_token_value"
@@ -205,3 +213,30 @@ def test_a_response_is_freed_as_soon_as_the_caller_drops_it() -> None:
         finally:
             gc.enable()
     assert len(body) == 100
+
+
+# --- a 403 is a rate limit only when it says so ---------------------------------------------
+
+
+def forbidden(body: bytes, **headers: str) -> httpx.Response:
+    return httpx.Response(403, content=body, headers=headers, request=httpx.Request("GET", BASE))
+
+
+def test_a_403_saying_secondary_rate_limit_waits_a_minute() -> None:
+    """No header says how long: GitHub asks for at least a minute."""
+    err = translate(forbidden(b'{"message": "You have exceeded a secondary rate limit"}'), "gh")
+    assert isinstance(err, TransientError)
+    assert (err.rate_limited, err.retry_after) == (True, SECONDARY_LIMIT_WAIT_S)
+
+
+def test_a_403_whose_reset_is_a_minute_away_is_still_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refusal with points left and a reset exactly 60 s away is not a rate limit (the wait
+    equal to the secondary limit's minute is no sign of one)."""
+    monkeypatch.setattr("okrsync.http.time.time", lambda: 1_000_000.0)
+    resp = forbidden(
+        b'{"message": "Resource not accessible by integration"}',
+        **{"x-ratelimit-remaining": "41", "x-ratelimit-reset": "1000060"},
+    )
+    assert isinstance(translate(resp, "gh"), AuthError)
