@@ -43,6 +43,9 @@ Sleep = Callable[[float], Awaitable[None]]
 # (GitHub's decodes only the fields it reads: `connectors/github/shapes.py`). It raises
 # ValueError on a body that is not JSON, which is retried as a cut or garbled transfer.
 Decode = Callable[[bytes], Any]
+# A look at a 2xx answer and its parsed body before it is returned: raising TransientError
+# retries it like a 429 (GitHub's GraphQL says "RATE_LIMITED" in a 200's body).
+Check = Callable[[httpx.Response, Any], None]
 
 # The largest response body read (`max_response_mb` in a connector section): a page of 1,000
 # Jira DC issues is a few MB.
@@ -139,8 +142,10 @@ class Http:
         json_body: Any = None,
         accept: Iterable[int] = (),
         decode: Decode = orjson.loads,
+        check: Check | None = None,
     ) -> tuple[httpx.Response, Any]:
-        """Send with retries; returns the response and its parsed JSON body (None if empty)."""
+        """Send with retries; returns the response and its parsed JSON body (None if empty).
+        `check` sees each 2xx answer first; its TransientError is retried with the rest."""
         accepted = frozenset(accept)
         url = self.check_origin(url)
         self._count_call(url)
@@ -156,7 +161,7 @@ class Http:
             async for attempt in retrying:
                 with attempt:
                     return await self._once(
-                        method, url, params, headers, json_body, accepted, decode
+                        method, url, params, headers, json_body, accepted, decode, check
                     )
         except TransientError as exc:
             raise gave_up(exc, retrying.statistics.get("attempt_number", 1)) from None
@@ -171,6 +176,7 @@ class Http:
         json_body: Any,
         accepted: frozenset[int],
         decode: Decode,
+        check: Check | None,
     ) -> tuple[httpx.Response, Any]:
         safe = redact_url(url)
         async with self.limiter:
@@ -217,7 +223,10 @@ class Http:
             return resp, None
         if status >= 300:
             raise translate(resp, self.connector)
-        return resp, self._parse(resp, safe, decode)
+        body = self._parse(resp, safe, decode)
+        if check is not None:
+            check(resp, body)
+        return resp, body
 
     def check_origin(self, url: str) -> str:
         """`url` made absolute on the configured origin; OffOriginError when it points

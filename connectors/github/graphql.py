@@ -6,12 +6,14 @@ Vendor facts relied on (GitHub GraphQL API; GitHub Enterprise Server the same un
 - The endpoint is `POST <api>/graphql` with `{"query", "variables"}`; from a REST base_url
   `https://api.github.com` it is `https://api.github.com/graphql`, from an Enterprise
   `https://<host>/api/v3` it is `https://<host>/api/graphql` (`endpoint`).
-- Every query asks `rateLimit { cost remaining resetAt }`: when `remaining` falls below
+- Every query asks `rateLimit { remaining resetAt }`: when `remaining` falls below
   `LOW_REMAINING` points the next query waits until `resetAt` (counted as rate-limit wait).
 - A secondary limit answers 403 with `Retry-After` (or 429): the core `Http` waits and
   retries it like REST. A primary limit answers 200 (or 403) with an error of type
-  `RATE_LIMITED` and no data: retried after `Retry-After` / `x-ratelimit-reset` / `resetAt`,
-  at most `RetryPolicy.max_attempts` times.
+  `RATE_LIMITED` and no data: `_rate_limited` (the `check` given to `Http.request`) makes it a
+  rate-limited TransientError, which the core `Http` retries with the rest (after
+  `Retry-After` / `x-ratelimit-reset` / the last `resetAt`), at most `RetryPolicy.max_attempts`
+  requests in all, one call of the run's budget.
 - Any other entry in `errors`, even beside `data`, fails the page: `GraphQLFailed` names the
   query and the error (type, message, path); nothing is ever dropped silently. A `NOT_FOUND`
   error is `GraphQLNotFound`, so a caller can try another owner type or report a lost scope.
@@ -24,8 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from okrsync.errors import ConnectorError, TransientError
-from okrsync.http import Http, retry_after
+from okrsync.http import Check, Http, retry_after
 from okrsync.redaction import redact_url, scrub
 
 Json = dict[str, Any]
@@ -33,7 +37,7 @@ Json = dict[str, Any]
 # Below this many points left, wait for the reset before the next query (a page of project
 # items with field values costs a few points; the hourly budget is 5,000).
 LOW_REMAINING = 50
-RATE_LIMIT_SELECTION = "rateLimit { cost remaining resetAt }"
+RATE_LIMIT_SELECTION = "rateLimit { remaining resetAt }"
 
 
 class GraphQLFailed(ConnectorError):
@@ -93,52 +97,54 @@ class GraphQL:
 
     async def query(self, what: str, query: str, variables: Json) -> Json:
         """`data` of one query; `what` names it in errors ("the items of project:acme/12")."""
-        attempts = self.http.policy.max_attempts
-        for attempt in range(1, attempts + 1):
-            await self._pace()
-            resp, body = await self.http.request(
-                "POST", self.url, json_body={"query": query, "variables": variables}
-            )
-            if not isinstance(body, dict):
-                raise self._failed(what, f"HTTP {resp.status_code} without a GraphQL answer")
-            self.budget.read(body.get("data"))
-            errors = _errors(body)
-            if errors and all(e.get("type") == "RATE_LIMITED" for e in errors):
-                if attempt == attempts:
-                    break
-                await self._wait_out(retry_after(resp.headers) or self._reset_wait(), attempt)
-                continue
-            if errors:
-                raise self._error(what, errors)
-            data = body.get("data")
-            if not isinstance(data, dict):
-                raise self._failed(what, "an answer without data")
-            return data
-        raise TransientError(
-            f"GitHub GraphQL rate limit on {what} still exceeded after {attempts} attempts",
-            connector=self.http.connector,
-            url=self.url,
-            rate_limited=True,
+        await self._pace()
+        resp, body = await self.http.request(
+            "POST",
+            self.url,
+            json_body={"query": query, "variables": variables},
+            check=self._rate_limited(what),
         )
+        if not isinstance(body, dict):
+            raise self._failed(what, f"HTTP {resp.status_code} without a GraphQL answer")
+        self.budget.read(body.get("data"))
+        errors = _errors(body)
+        if errors:
+            raise self._error(what, errors)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise self._failed(what, "an answer without data")
+        return data
+
+    def _rate_limited(self, what: str) -> Check:
+        """A `RATE_LIMITED` answer (every error of that type) as a TransientError, so `Http`
+        waits and retries it like a 429: its own retries, log line and stats."""
+
+        def check(resp: httpx.Response, body: Any) -> None:
+            errors = _errors(body) if isinstance(body, dict) else []
+            if errors and all(e.get("type") == "RATE_LIMITED" for e in errors):
+                raise TransientError(
+                    f"GitHub GraphQL rate limit exceeded on {what}",
+                    connector=self.http.connector,
+                    url=self.url,
+                    status=resp.status_code,
+                    retry_after=retry_after(resp.headers) or self._reset_wait(),
+                    rate_limited=True,
+                )
+
+        return check
 
     async def _pace(self) -> None:
-        """Wait for the reset when the last answer left fewer than `LOW_REMAINING` points."""
-        wait = self.budget.wait_s(time.time())
+        """Wait for the reset when the last answer left fewer than `LOW_REMAINING` points
+        (at most `max_wait_s`, which is also all that is counted as waited)."""
+        wait = min(self.budget.wait_s(time.time()), self.http.policy.max_wait_s)
         if wait > 0:
             self.http.stats.rate_limit_wait_s += wait
-            await self.http.sleep(min(wait, self.http.policy.max_wait_s))
+            await self.http.sleep(wait)
             self.budget.remaining = None
 
     def _reset_wait(self) -> float | None:
         reset = self.budget.reset_at
         return None if reset is None else max(0.0, reset - time.time())
-
-    async def _wait_out(self, server: float | None, attempt: int) -> None:
-        """A `RATE_LIMITED` answer: wait the stated time (else back off), never less."""
-        wait = self.http.policy.wait_s(attempt, server)
-        self.http.stats.retries += 1
-        self.http.stats.rate_limit_wait_s += wait
-        await self.http.sleep(wait)
 
     def _error(self, what: str, errors: list[Json]) -> GraphQLFailed:
         kinds = tuple(str(e.get("type") or "ERROR") for e in errors)

@@ -353,7 +353,7 @@ def test_every_query_is_valid_against_githubs_schema() -> None:
     ):
         assert graphql.validate(schema(), graphql.parse(query)) == []
     assert "first: 100" in items_query(False)
-    assert "rateLimit { cost remaining resetAt }" in NODES_QUERY
+    assert "rateLimit { remaining resetAt }" in NODES_QUERY
 
 
 # --- normalisation --------------------------------------------------------------------
