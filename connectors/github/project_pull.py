@@ -9,7 +9,7 @@ more request (`nodes(ids:)`, the issues' boards). See `projects.py` for the vend
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -40,7 +40,7 @@ class Census:
     ids: dict[str, IdList] = field(default_factory=dict)
     complete: bool = True
 
-    def add(self, ids: dict[str, IdList]) -> None:
+    def add(self, ids: Mapping[str, Iterable[str]]) -> None:
         for container, found in ids.items():
             self.ids.setdefault(container, IdList()).extend(found)
 
@@ -89,20 +89,19 @@ class ProjectsPull:
         if census is not None and not (whole and prog.census):
             census.complete = False
         since = parse_time(prog.window) if prog.window else None
-        ids: dict[str, IdList] = {}
+        seen = Census()  # this listing's ids by container
         guard = PageGuard(self.connector, board.scope, "project items", prog.after, limit=PAGE)
         query = items_query(self.all_boards)
         while True:
             nodes, nxt = await self._items(board, prog.after, query)
             listed = self.reader.page(board, nodes, since)
             self._log_skipped(board.scope, listed.skipped)
-            for container, found in listed.ids.items():
-                ids.setdefault(container, IdList()).extend(found)
+            seen.add(listed.ids)
             guard.step(_node_ids(nodes), nxt)
             prog.after = nxt
             page = Page(items=listed.items, cursor={}, scope=board.scope)
             if nxt is None:
-                self._finish(board, pst, prog, state, ids, whole, page, census)
+                self._finish(board, pst, prog, state, seen.ids, whole, page, census)
             page.cursor = state.dump()
             for ready in guard.hold(page):
                 yield ready
@@ -165,7 +164,7 @@ class ProjectsPull:
             for raw in issues
             if isinstance(raw.get("node_id"), str) and "id" in raw
         }
-        if not node_of or not self.reader.boards:
+        if not node_of:
             return
         data = await self.gql.query(
             f"the boards of {scope}'s issues", NODES_QUERY, {"ids": list(node_of.values())}

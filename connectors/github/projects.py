@@ -93,7 +93,7 @@ def items_query(all_boards: bool) -> str:
         f"... on PullRequest {{ {_COMMON} prState: state merged mergedAt {extra} }} }}"
     )
     return (
-        "query($id: ID!, $after: String) { node(id: $id) { ... on ProjectV2 { updatedAt "
+        "query($id: ID!, $after: String) { node(id: $id) { ... on ProjectV2 { "
         f"items(first: {PAGE}, after: $after) {{ pageInfo {{ hasNextPage endCursor }} "
         f"nodes {{ {_BOARD_ITEM} {content} }} }} }} }} {RATE_LIMIT_SELECTION} }}"
     )
