@@ -221,6 +221,12 @@ def email_message(m: Message, channel: EmailChannel, to: list[str]) -> EmailMess
 
 
 # -- sending ---------------------------------------------------------------------------
+def http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client webhook posts go through (one per sender pass: its connections are reused
+    from one message to the next). Redirects are not followed: a webhook answers itself."""
+    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+
+
 async def send(
     channel: NotifyChannel,
     event: Event,
@@ -228,8 +234,10 @@ async def send(
     *,
     timeout_s: float,
     transport: httpx.AsyncBaseTransport | None = None,
+    client: httpx.AsyncClient | None = None,
 ) -> None:
-    """Deliver `event` on `channel`; SendFailed (one line, no URL or secret) when it fails."""
+    """Deliver `event` on `channel` (through `client`, else a client of its own on
+    `transport`); SendFailed (one line, no URL or secret) when it fails."""
     message = render(event, public_url)
     try:
         if isinstance(channel, EmailChannel):
@@ -242,7 +250,11 @@ async def send(
             return
         assert isinstance(channel, UrlChannel)  # noqa: S101 - every other kind posts to a URL
         body, headers = _body(channel, message, event)
-        await _post(channel, body, headers, timeout_s, transport)
+        if client is not None:
+            await _post(client, channel, body, headers, timeout_s)
+            return
+        async with http_client(transport) as own:
+            await _post(own, channel, body, headers, timeout_s)
     except ConfigError as exc:
         raise SendFailed(str(exc)) from None
     except TimeoutError:
@@ -268,24 +280,19 @@ def _body(channel: UrlChannel, m: Message, event: Event) -> tuple[bytes, dict[st
 
 
 async def _post(
+    client: httpx.AsyncClient,
     channel: UrlChannel,
     body: bytes,
     headers: dict[str, str],
     timeout_s: float,
-    transport: httpx.AsyncBaseTransport | None,
 ) -> None:
     url = channel.url()
-    async with httpx.AsyncClient(
-        transport=transport, timeout=timeout_s, follow_redirects=False
-    ) as client:
-        try:
-            response = await client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise SendFailed(f"no answer within {timeout_s:g} s") from None
-        except httpx.HTTPError as exc:
-            raise SendFailed(
-                f"cannot reach the {channel.kind} webhook: {type(exc).__name__}"
-            ) from None
+    try:
+        response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise SendFailed(f"no answer within {timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise SendFailed(f"cannot reach the {channel.kind} webhook: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
         raise SendFailed(f"the {channel.kind} webhook answered HTTP {response.status_code}")
 

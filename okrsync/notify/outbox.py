@@ -20,7 +20,7 @@ import structlog
 
 from okrsync.config import Settings
 from okrsync.config_notify import NotifyDefaults
-from okrsync.notify.channels import SendFailed, send
+from okrsync.notify.channels import SendFailed, http_client, send
 from okrsync.notify.events import Event
 from okrsync.store import OutboxRow, Store
 
@@ -56,17 +56,20 @@ class Sender:
         rows = await asyncio.to_thread(
             self.store.notify_claim, self.owner, lease_s(defaults), limit
         )
+        if not rows:
+            return 0
         by_channel: dict[str, list[OutboxRow]] = {}
         for row in rows:
             by_channel.setdefault(row.channel, []).append(row)
-        await asyncio.gather(*(self._channel(rs) for rs in by_channel.values()))
+        async with http_client(self.transport) as client:  # one pass, one connection pool
+            await asyncio.gather(*(self._channel(rs, client) for rs in by_channel.values()))
         return len(rows)
 
-    async def _channel(self, rows: list[OutboxRow]) -> None:
+    async def _channel(self, rows: list[OutboxRow], client: httpx.AsyncClient) -> None:
         for row in rows:
-            await self._deliver(row)
+            await self._deliver(row, client)
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _deliver(self, row: OutboxRow, client: httpx.AsyncClient) -> None:
         settings = self.settings()
         channel = next((c for c in settings.notify if c.name == row.channel), None)
         if channel is None or not channel.enabled:
@@ -78,7 +81,7 @@ class Sender:
                 Event.of(row.event),
                 settings.web.public_url,
                 timeout_s=settings.notify_defaults.timeout_s,
-                transport=self.transport,
+                client=client,
             )
         except SendFailed as exc:
             await self._failed(row, settings.notify_defaults, str(exc))
