@@ -678,10 +678,6 @@ class Store:
             register_secret(secret)
         return secrets
 
-    def webhook_secret(self, connector: str, *, resource: str = "") -> str | None:
-        """The secret a handshake stored for (`connector`, `resource`) (None: none yet)."""
-        return self.webhook_secrets(connector).get(resource)
-
     def delete_items(self, connector: str, external_ids: Collection[str]) -> int:
         """Mark these items of `connector` deleted, as the deletion census does; how many
         were live."""

@@ -333,7 +333,7 @@ def test_a_handshake_secret_is_taken_only_inside_its_window(store: Store) -> Non
     """The store's handshake (SQLite and PostgreSQL): no window, no secret; inside one the
     secret is stored and the window closes; an expired window takes nothing."""
     assert store.accept_webhook_handshake("asana", "first-secret-1234") is False
-    assert store.webhook_secret("asana") is None
+    assert store.webhook_secrets("asana") == {}
     store.expect_webhook_handshake("asana", datetime.now(UTC) + timedelta(minutes=2))
     assert store.webhook_handshake_open("asana") is True
     assert store.accept_webhook_handshake("asana", "second-secret-1234") is True
@@ -341,7 +341,7 @@ def test_a_handshake_secret_is_taken_only_inside_its_window(store: Store) -> Non
     assert store.accept_webhook_handshake("asana", "third-secret-12345") is False
     store.expect_webhook_handshake("asana", datetime.now(UTC) - timedelta(seconds=1))
     assert store.accept_webhook_handshake("asana", "fourth-secret-1234") is False
-    assert store.webhook_secret("asana") == "second-secret-1234"
+    assert store.webhook_secrets("asana") == {"": "second-secret-1234"}
 
 
 def test_handshake_windows_and_secrets_are_kept_per_resource(store: Store) -> None:
@@ -363,7 +363,7 @@ def test_handshake_windows_and_secrets_are_kept_per_resource(store: Store) -> No
         "111": "secret-a-12345678",
         "222": "secret-b-12345678",
     }
-    assert store.webhook_secret("asana", resource="222") == "secret-b-12345678"
+    assert store.webhook_secrets("asana").get("222") == "secret-b-12345678"
     assert store.webhook_secrets("asana-other") == {}
 
 
