@@ -8,6 +8,10 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from okrsync.config import Settings
 
 
 @dataclass
@@ -68,3 +72,22 @@ id = "checkout"
 key_result = "conv"
 title = "Checkout revamp"
 """
+
+
+def coalescing_github(store_url: str, coalesce_s: float = 0.05) -> Settings:
+    """One GitHub connector `gh` whose webhook hints coalesce within `coalesce_s` (the
+    dispatcher's tests)."""
+    from okrsync.config import Settings
+
+    return Settings(
+        store={"url": store_url},
+        connectors=[
+            {
+                "name": "gh",
+                "type": "github",
+                "base_url": "http://127.0.0.1:9",
+                "scope": ["o/r"],
+                "webhook_coalesce_s": coalesce_s,
+            }
+        ],
+    )

@@ -27,6 +27,7 @@ from okrsync.sandbox import Sandbox
 from okrsync.service import Service, open_service
 from okrsync.store import Store
 from okrsync.web.app import WebContext, create_app
+from tests.helpers import coalescing_github
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 SIZES = {"jira": 12, "jira_dc": 1, "asana": 12, "github": 12}
@@ -653,18 +654,7 @@ class _Runner:
 
 
 def _dispatcher(tmp_path: Path, runner: _Runner) -> tuple[Dispatcher, Store]:
-    settings = Settings(
-        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
-        connectors=[
-            {
-                "name": "gh",
-                "type": "github",
-                "base_url": "http://127.0.0.1:9",
-                "scope": ["o/r"],
-                "webhook_coalesce_s": 0.05,
-            }
-        ],
-    )
+    settings = coalescing_github(f"sqlite:///{tmp_path / 'okrsync.db'}")
     store = Store.open(settings.store_url())
     return Dispatcher(store, lambda: settings, runner, NoRunLocks()), store
 
@@ -705,18 +695,7 @@ def test_shutdown_stops_the_webhook_runs_and_takes_no_more_hints(tmp_path: Path)
             return True  # Service._guarded swallows the cancel and returns
         return True
 
-    settings = Settings(
-        store={"url": f"sqlite:///{tmp_path / 'okrsync.db'}"},
-        connectors=[
-            {
-                "name": "gh",
-                "type": "github",
-                "base_url": "http://127.0.0.1:9",
-                "scope": ["o/r"],
-                "webhook_coalesce_s": 0,
-            }
-        ],
-    )
+    settings = coalescing_github(f"sqlite:///{tmp_path / 'okrsync.db'}", coalesce_s=0)
     store = Store.open(settings.store_url())
     dispatcher = Dispatcher(store, lambda: settings, guarded, NoRunLocks())
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.config import Settings
 from okrsync.hooks.dispatch import Dispatcher
 from okrsync.locks import NoRunLocks
 from okrsync.store import Store
+from tests.helpers import coalescing_github
 
 HINTS = 4
 
@@ -49,18 +49,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _dispatcher(store: Store, runner: _Runner) -> Dispatcher:
-    settings = Settings(
-        store={"url": "sqlite://"},
-        connectors=[
-            {
-                "name": "gh",
-                "type": "github",
-                "base_url": "http://127.0.0.1:9",
-                "scope": ["o/r"],
-                "webhook_coalesce_s": 0.05,
-            }
-        ],
-    )
+    settings = coalescing_github("sqlite://")
     return Dispatcher(store, lambda: settings, runner, NoRunLocks())
 
 
